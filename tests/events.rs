@@ -1,0 +1,74 @@
+//! The `tracing` event of a report. Alone in its binary: `tracing` caches
+//! each callsite's interest process-wide, so a test with a scoped subscriber
+//! must not race with tests that have none.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use zen_runtime::{instrument, zen};
+
+#[zen(name = "report::over", max_queries = 1, timeout_ms = 5)]
+async fn over_budget() {
+    for _ in 0..3 {
+        instrument::query("test").unwrap().finish("SELECT 1", true);
+    }
+    tokio::time::sleep(Duration::from_millis(15)).await;
+}
+
+/// Records the `zen` events with every field as text.
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<(tracing::Level, Vec<(String, String)>)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Fields(Vec<(String, String)>);
+        impl Visit for Fields {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                self.0.push((field.name().to_owned(), format!("{value:?}")));
+            }
+        }
+        if event.metadata().target() == "zen" {
+            let mut fields = Fields(Vec::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push((*event.metadata().level(), fields.0));
+        }
+    }
+}
+
+#[zen(name = "report::fine", max_queries = 5)]
+async fn fine() {
+    instrument::query("test").unwrap().finish("SELECT 1", true);
+}
+
+#[test]
+fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry().with(events.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            fine().await;
+            over_budget().await;
+        });
+    });
+    let events = events.0.lock().unwrap();
+    let field = |i: usize, name: &str| {
+        events[i].1.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no field {name}"))
+    };
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].0, tracing::Level::DEBUG);
+    assert_eq!(field(0, "name"), "report::fine");
+    assert_eq!(field(0, "queries"), "1");
+    assert_eq!(field(0, "outcome"), "\"ok\"");
+    assert_eq!(events[1].0, tracing::Level::WARN);
+    assert_eq!(field(1, "outcome"), "\"exceeded\"");
+    assert_eq!(field(1, "queries"), "3");
+    assert!(field(1, "violations").contains("max_queries = 1: used 3 queries"));
+    for name in ["kind", "mode", "elapsed_ms", "db_ms", "http_calls", "http_ms", "failed_queries"] {
+        field(1, name);
+    }
+    // Memory is not measured here: the fields are absent, not zero.
+    assert!(!events[1].1.iter().any(|(n, _)| n == "mem_peak_bytes"));
+}

@@ -1,0 +1,160 @@
+//! What a blown budget does in each mode.
+
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use zen_runtime::{Budget, BudgetExceeded, Outcome, instrument, testing, zen};
+
+#[derive(Debug)]
+enum AppError {
+    Budget(BudgetExceeded),
+}
+
+impl From<BudgetExceeded> for AppError {
+    fn from(e: BudgetExceeded) -> Self {
+        AppError::Budget(e)
+    }
+}
+
+fn query() -> Result<(), BudgetExceeded> {
+    instrument::query("test")?.finish("SELECT 1", true);
+    Ok(())
+}
+
+#[zen(max_queries = 2, mode = "observe")]
+async fn observed() -> Result<u32, AppError> {
+    for _ in 0..4 {
+        query()?;
+    }
+    Ok(4)
+}
+
+#[tokio::test]
+async fn observe_changes_nothing() {
+    let (result, reports) = testing::collect(observed()).await;
+    assert_eq!(result.unwrap(), 4, "every query ran");
+    assert_eq!(reports[0].queries, 4);
+    assert_eq!(reports[0].outcome, Outcome::Exceeded);
+}
+
+#[zen(max_queries = 2, mode = "enforce")]
+async fn enforced_queries() -> Result<u32, AppError> {
+    let mut done = 0;
+    for _ in 0..4 {
+        query()?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+#[tokio::test]
+async fn enforce_refuses_the_query_past_the_limit() {
+    let (result, reports) = testing::collect(enforced_queries()).await;
+    let AppError::Budget(e) = result.unwrap_err();
+    assert_eq!((e.budget(), e.limit(), e.used()), (Budget::Queries, 2, 3));
+    assert_eq!(e.scope(), "modes::enforced_queries");
+    let r = &reports[0];
+    assert_eq!((r.queries, r.refused_queries), (2, 1), "the third never ran");
+    assert_eq!(r.outcome, Outcome::Exceeded);
+}
+
+#[zen(timeout_ms = 50, mode = "enforce")]
+async fn slow() -> Result<(), AppError> {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn enforce_cuts_a_result_fn_at_its_deadline() {
+    let start = Instant::now();
+    let (result, reports) = testing::collect(slow()).await;
+    let waited = start.elapsed();
+    let AppError::Budget(e) = result.unwrap_err();
+    assert_eq!(e.budget(), Budget::Timeout);
+    assert!(waited >= Duration::from_millis(50), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "cut near the deadline, not after the sleep: {waited:?}");
+    assert_eq!(reports[0].outcome, Outcome::Exceeded);
+}
+
+#[zen(max_db_ms = 10, timeout_ms = 5000, mode = "enforce")]
+async fn db_heavy() -> Result<u32, AppError> {
+    let mut done = 0;
+    loop {
+        let op = instrument::query("test")?;
+        let limit = op.time_limit().expect("an enforced bound");
+        assert!(limit <= Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(4).min(limit)).await;
+        op.finish("SELECT pg_sleep(0.004)", true);
+        done += 1;
+        if done > 100 {
+            return Ok(done);
+        }
+    }
+}
+
+#[tokio::test]
+async fn enforce_bounds_each_operation_by_the_db_time_left_and_then_refuses() {
+    let (result, reports) = testing::collect(db_heavy()).await;
+    let AppError::Budget(e) = result.unwrap_err();
+    assert_eq!(e.budget(), Budget::DbTime);
+    let r = &reports[0];
+    assert!(r.queries <= 4, "at most ~10 ms of 4 ms operations: {r}");
+    assert!(r.db_time <= Duration::from_millis(40), "{r}");
+}
+
+#[tokio::test]
+async fn enforce_on_a_fn_that_ends_in_time_changes_nothing() {
+    assert_eq!(slow_but_fine().await.unwrap(), 1);
+}
+
+#[zen(timeout_ms = 1000, max_queries = 3, mode = "enforce")]
+async fn slow_but_fine() -> Result<u32, AppError> {
+    query()?;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    Ok(1)
+}
+
+#[zen(max_queries = 1, mode = "strict")]
+async fn strict_over() -> u32 {
+    let _ = query();
+    let _ = query();
+    2
+}
+
+#[zen(max_queries = 1, mode = "strict")]
+async fn strict_within() -> u32 {
+    let _ = query();
+    1
+}
+
+#[tokio::test]
+async fn strict_panics_with_the_whole_report() {
+    assert_eq!(strict_within().await, 1);
+    let panic = std::panic::AssertUnwindSafe(strict_over()).catch_unwind().await.unwrap_err();
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(message.contains("budget exceeded in strict mode"), "{message}");
+    assert!(message.contains("`modes::strict_over`"), "{message}");
+    assert!(message.contains("max_queries = 1: used 2 queries"), "{message}");
+}
+
+#[zen(max_queries = 1, mode = "enforce")]
+async fn enforced_inner() -> Result<(), AppError> {
+    query()?;
+    Ok(())
+}
+
+#[zen(max_queries = 1, mode = "observe")]
+async fn observed_outer() -> Result<(), AppError> {
+    enforced_inner().await?;
+    query()?;
+    query()?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_scope_applies_its_own_mode() {
+    let (result, reports) = testing::collect(observed_outer()).await;
+    assert!(result.is_ok(), "the observing outer scope refuses nothing");
+    assert_eq!(reports[1].queries, 3);
+    assert_eq!(reports[1].outcome, Outcome::Exceeded);
+}

@@ -1,0 +1,6 @@
+use zen_runtime::zen;
+
+#[zen(crate = "my app")]
+async fn handler() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use zen_runtime::zen;
+
+#[zen(enforce)]
+async fn handler() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use zen_runtime::zen;
+
+#[zen(name = "")]
+async fn handler() {}
+
+fn main() {}

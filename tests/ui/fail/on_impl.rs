@@ -1,0 +1,10 @@
+use zen_runtime::zen;
+
+struct Handler;
+
+#[zen(max_queries = 5)]
+impl Handler {
+    async fn call(&self) {}
+}
+
+fn main() {}

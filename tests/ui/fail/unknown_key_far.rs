@@ -1,0 +1,6 @@
+use zen_runtime::zen;
+
+#[zen(budget = 5)]
+async fn handler() {}
+
+fn main() {}

@@ -1,0 +1,100 @@
+//! What `#[zen]` expands to. Not public API: nothing here is covered by
+//! semver, and code outside the expansion must not use it.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::marker::PhantomData;
+
+pub use crate::budget::{Kind, Limits, Mode};
+use crate::error::BudgetExceeded;
+use crate::future::Scoped;
+use crate::scope::{Scope, Spec};
+
+/// One annotated fn: built at compile time, in a static.
+#[derive(Debug)]
+pub struct Site {
+    name: &'static str,
+    limits: Limits,
+    mode: Option<Mode>,
+    kind: Option<Kind>,
+}
+
+impl Site {
+    #[must_use]
+    pub const fn new(name: &'static str, limits: Limits, mode: Option<Mode>, kind: Option<Kind>) -> Self {
+        Site { name, limits, mode, kind }
+    }
+}
+
+/// The body of an annotated fn, inside a new scope.
+pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Scoped<F> {
+    let scope = Scope::open(Spec {
+        name: Cow::Borrowed(site.name),
+        kind: site.kind,
+        mode: site.mode,
+        limits: site.limits,
+        collector: None,
+    });
+    Scoped::new(scope, cut, fut)
+}
+
+/// A return value that can stand for a blown budget.
+#[diagnostic::on_unimplemented(
+    message = "`#[zen(mode = \"enforce\")]` cannot cut this fn short: it returns `{Self}`",
+    label = "this return type cannot carry `zen_runtime::BudgetExceeded`",
+    note = "return `Result<T, E>` and add `impl From<zen_runtime::BudgetExceeded> for E`, or remove `mode = \"enforce\"` (wrappers still refuse work when the global mode is `enforce`)"
+)]
+pub trait Cut {
+    fn cut(exceeded: BudgetExceeded) -> Self;
+}
+
+impl<T, E: From<BudgetExceeded>> Cut for Result<T, E> {
+    fn cut(exceeded: BudgetExceeded) -> Self {
+        Err(E::from(exceeded))
+    }
+}
+
+/// `mode = "enforce"` written on the fn: its return type must be `Cut`.
+#[must_use]
+pub fn cut_required<R: Cut>() -> Option<fn(BudgetExceeded) -> R> {
+    Some(R::cut)
+}
+
+/// No mode written: cut when the return type allows it, found at compile
+/// time by method resolution (`CutProbe` applies by value, `NoCut` only
+/// through one more reference).
+#[derive(Debug)]
+pub struct Probe<R>(PhantomData<fn() -> R>);
+
+impl<R> Probe<R> {
+    #[must_use]
+    pub const fn new() -> Self {
+        Probe(PhantomData)
+    }
+}
+
+impl<R> Default for Probe<R> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub trait CutProbe<R> {
+    fn cut(&self) -> Option<fn(BudgetExceeded) -> R>;
+}
+
+impl<T, E: From<BudgetExceeded>> CutProbe<Result<T, E>> for Probe<Result<T, E>> {
+    fn cut(&self) -> Option<fn(BudgetExceeded) -> Result<T, E>> {
+        Some(<Result<T, E> as Cut>::cut)
+    }
+}
+
+pub trait NoCut<R> {
+    fn cut(&self) -> Option<fn(BudgetExceeded) -> R>;
+}
+
+impl<R> NoCut<R> for &Probe<R> {
+    fn cut(&self) -> Option<fn(BudgetExceeded) -> R> {
+        None
+    }
+}

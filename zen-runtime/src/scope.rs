@@ -1,0 +1,358 @@
+//! The tracker: one `Scope` per call of an annotated fn, made current on the
+//! polling thread for the duration of every poll of its future.
+//!
+//! Usage is recorded with relaxed atomics on the current scope and each of
+//! its parents, so a nested scope counts toward every enclosing one and tasks
+//! started with `zen_runtime::spawn` (which carry the scope along) can record
+//! from any thread.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::budget::{Budget, Kind, Limits, Mode};
+use crate::error::BudgetExceeded;
+use crate::report::{Memory, Outcome, Report, SlowQuery, Violation};
+
+thread_local! {
+    // Raw, not `Arc`: setting it costs no reference count, and the owner (the
+    // future being polled, or a guard) keeps the scope alive while it is set.
+    static CURRENT: Cell<*const Scope> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Reports of nested scopes, gathered for `zen_runtime::testing::collect`.
+pub(crate) type Collector = Arc<Mutex<Vec<Report>>>;
+
+pub(crate) struct Scope {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: Kind,
+    pub(crate) mode: Mode,
+    pub(crate) limits: Limits,
+    pub(crate) parent: Option<Arc<Scope>>,
+    start: Instant,
+    deadline: Option<Instant>,
+    collector: Option<Collector>,
+    pub(crate) panicked: AtomicBool,
+    usage: Usage,
+}
+
+#[derive(Default)]
+struct Usage {
+    queries: AtomicU64,
+    failed_queries: AtomicU64,
+    refused_queries: AtomicU64,
+    db_nanos: AtomicU64,
+    slowest_nanos: AtomicU64,
+    slowest: Mutex<Option<SlowQuery>>,
+    http_calls: AtomicU64,
+    failed_http: AtomicU64,
+    refused_http: AtomicU64,
+    http_nanos: AtomicU64,
+}
+
+/// What a new scope is: name, kind, limits and the mode written on it.
+pub(crate) struct Spec {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: Option<Kind>,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) limits: Limits,
+    pub(crate) collector: Option<Collector>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn ceil_ms(nanos: u64) -> u64 {
+    nanos.div_ceil(1_000_000)
+}
+
+/// Database operations or external calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resource {
+    Db,
+    Http,
+}
+
+impl Scope {
+    /// A scope nested in the current one, if any.
+    pub(crate) fn open(spec: Spec) -> Arc<Scope> {
+        let parent = current();
+        let kind = spec.kind.or_else(|| parent.as_ref().map(|p| p.kind)).unwrap_or(Kind::Other);
+        let mode = spec.mode.unwrap_or_else(crate::config::global_mode);
+        let start = Instant::now();
+        Arc::new(Scope {
+            name: spec.name,
+            kind,
+            mode,
+            deadline: spec.limits.timeout().map(|t| start + t),
+            limits: spec.limits,
+            parent,
+            start,
+            collector: spec.collector,
+            panicked: AtomicBool::new(false),
+            usage: Usage::default(),
+        })
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// This scope, then each enclosing one.
+    pub(crate) fn chain(&self) -> impl Iterator<Item = &Scope> {
+        std::iter::successors(Some(self), |s| s.parent.as_deref())
+    }
+
+    /// In `enforce`, refuses an operation that this scope or an enclosing
+    /// enforced one has no budget left for; counts the refusal.
+    pub(crate) fn admit(&self, resource: Resource) -> Result<(), BudgetExceeded> {
+        let now = Instant::now();
+        for scope in self.chain().filter(|s| s.mode == Mode::Enforce) {
+            if let Some(exceeded) = scope.refusal(resource, now) {
+                let refused = match resource {
+                    Resource::Db => &scope.usage.refused_queries,
+                    Resource::Http => &scope.usage.refused_http,
+                };
+                refused.fetch_add(1, Relaxed);
+                return Err(exceeded);
+            }
+        }
+        Ok(())
+    }
+
+    fn refusal(&self, resource: Resource, now: Instant) -> Option<BudgetExceeded> {
+        let u = &self.usage;
+        let (count, budget_count, time, budget_time) = match resource {
+            Resource::Db => (&u.queries, Budget::Queries, &u.db_nanos, Budget::DbTime),
+            Resource::Http => (&u.http_calls, Budget::HttpCalls, &u.http_nanos, Budget::HttpTime),
+        };
+        if let Some(max) = self.limits.get(budget_count) {
+            let used = count.load(Relaxed);
+            if used >= max {
+                return Some(self.exceeded(budget_count, max, used + 1));
+            }
+        }
+        if let Some(max) = self.limits.get(budget_time) {
+            let used = time.load(Relaxed);
+            if used >= max * 1_000_000 {
+                return Some(self.exceeded(budget_time, max, ceil_ms(used)));
+            }
+        }
+        self.past_deadline(now)
+    }
+
+    fn past_deadline(&self, now: Instant) -> Option<BudgetExceeded> {
+        let deadline = self.deadline?;
+        (now >= deadline).then(|| {
+            let limit = self.limits.get(Budget::Timeout).unwrap_or(0);
+            self.exceeded(Budget::Timeout, limit, ceil_ms(nanos(now - self.start)))
+        })
+    }
+
+    fn exceeded(&self, budget: Budget, limit: u64, used: u64) -> BudgetExceeded {
+        BudgetExceeded::new(self.name.clone(), budget, limit, used)
+    }
+
+    /// The most an operation may take: the smallest of the time left before
+    /// each enforced deadline and in each enforced time budget.
+    pub(crate) fn time_left(&self, resource: Resource) -> Option<Duration> {
+        let now = Instant::now();
+        let mut left: Option<Duration> = None;
+        for scope in self.chain().filter(|s| s.mode == Mode::Enforce) {
+            let (time, budget) = match resource {
+                Resource::Db => (&scope.usage.db_nanos, Budget::DbTime),
+                Resource::Http => (&scope.usage.http_nanos, Budget::HttpTime),
+            };
+            let budget_left = scope
+                .limits
+                .get(budget)
+                .map(|max| Duration::from_nanos((max * 1_000_000).saturating_sub(time.load(Relaxed))));
+            let deadline_left = scope.deadline.map(|d| d.saturating_duration_since(now));
+            for candidate in [budget_left, deadline_left].into_iter().flatten() {
+                left = Some(left.map_or(candidate, |l| l.min(candidate)));
+            }
+        }
+        left
+    }
+
+    /// Records a finished database operation on this scope and its parents.
+    pub(crate) fn record_query(&self, backend: &'static str, statement: &str, elapsed: Duration, ok: bool) {
+        let ns = nanos(elapsed);
+        for scope in self.chain() {
+            let u = &scope.usage;
+            u.queries.fetch_add(1, Relaxed);
+            u.db_nanos.fetch_add(ns, Relaxed);
+            if !ok {
+                u.failed_queries.fetch_add(1, Relaxed);
+            }
+            if ns > u.slowest_nanos.fetch_max(ns, Relaxed) {
+                let mut slowest = u.slowest.lock().unwrap_or_else(PoisonError::into_inner);
+                if slowest.as_ref().is_none_or(|s| s.elapsed < elapsed) {
+                    *slowest = Some(SlowQuery { backend, statement: statement.to_owned(), elapsed });
+                }
+            }
+        }
+    }
+
+    /// Records a finished external call on this scope and its parents.
+    pub(crate) fn record_call(&self, elapsed: Duration, ok: bool) {
+        let ns = nanos(elapsed);
+        for scope in self.chain() {
+            let u = &scope.usage;
+            u.http_calls.fetch_add(1, Relaxed);
+            u.http_nanos.fetch_add(ns, Relaxed);
+            if !ok {
+                u.failed_http.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// In `enforce`: the budget this scope has blown, if any, so that its
+    /// future can be cut.
+    pub(crate) fn blown(&self) -> Option<BudgetExceeded> {
+        let now = Instant::now();
+        if let Some(v) = self.violations(now - self.start).first() {
+            return Some(self.exceeded(v.budget, v.limit, v.used));
+        }
+        // A refusal at exactly the limit is not a violation of the figures,
+        // but the work it belongs to cannot go on.
+        let u = &self.usage;
+        let db = (u.refused_queries.load(Relaxed) > 0).then(|| self.refusal(Resource::Db, now)).flatten();
+        db.or_else(|| (u.refused_http.load(Relaxed) > 0).then(|| self.refusal(Resource::Http, now)).flatten())
+    }
+
+    fn violations(&self, elapsed: Duration) -> Vec<Violation> {
+        let u = &self.usage;
+        let used = |budget: Budget| match budget {
+            Budget::Queries => u.queries.load(Relaxed) + u.refused_queries.load(Relaxed),
+            Budget::DbTime => ceil_ms(u.db_nanos.load(Relaxed)),
+            Budget::Memory => 0,
+            Budget::Timeout => ceil_ms(nanos(elapsed)),
+            Budget::HttpCalls => u.http_calls.load(Relaxed) + u.refused_http.load(Relaxed),
+            Budget::HttpTime => ceil_ms(u.http_nanos.load(Relaxed)),
+        };
+        let mut violations = Vec::new();
+        for budget in Budget::ALL {
+            let Some(limit) = self.limits.get(budget) else { continue };
+            let over = match budget {
+                // Time budgets compare exact nanoseconds, so 200.4 ms breaks 200 ms.
+                Budget::DbTime => u.db_nanos.load(Relaxed) > limit * 1_000_000,
+                Budget::HttpTime => u.http_nanos.load(Relaxed) > limit * 1_000_000,
+                Budget::Timeout => nanos(elapsed) > limit * 1_000_000,
+                _ => used(budget) > limit,
+            };
+            if over {
+                violations.push(Violation { budget, limit, used: used(budget) });
+            }
+        }
+        violations
+    }
+
+    /// The scope's report, as it stands.
+    pub(crate) fn report(&self, outcome: Outcome) -> Report {
+        let elapsed = self.start.elapsed();
+        let u = &self.usage;
+        let violations = self.violations(elapsed);
+        let outcome = match outcome {
+            Outcome::Ok if !violations.is_empty() => Outcome::Exceeded,
+            other => other,
+        };
+        Report {
+            name: self.name.clone(),
+            kind: self.kind,
+            mode: self.mode,
+            outcome,
+            elapsed,
+            queries: u.queries.load(Relaxed),
+            failed_queries: u.failed_queries.load(Relaxed),
+            refused_queries: u.refused_queries.load(Relaxed),
+            db_time: Duration::from_nanos(u.db_nanos.load(Relaxed)),
+            slowest_query: u.slowest.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            http_calls: u.http_calls.load(Relaxed),
+            failed_http_calls: u.failed_http.load(Relaxed),
+            refused_http_calls: u.refused_http.load(Relaxed),
+            http_time: Duration::from_nanos(u.http_nanos.load(Relaxed)),
+            memory: None::<Memory>,
+            limits: self.limits,
+            violations,
+        }
+    }
+
+    /// Hands a finished report to every enclosing collector.
+    pub(crate) fn collect(&self, report: &Report) {
+        for scope in self.chain().skip(1) {
+            if let Some(collector) = &scope.collector {
+                collector.lock().unwrap_or_else(PoisonError::into_inner).push(report.clone());
+            }
+        }
+    }
+}
+
+/// The scope being polled on this thread, if any.
+pub(crate) fn current() -> Option<Arc<Scope>> {
+    let ptr = CURRENT.with(Cell::get);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `CURRENT` only holds a pointer obtained from an `Arc<Scope>`
+    // that the `Enter` guard's owner keeps alive until the guard restores the
+    // previous value, so the allocation is live and may gain a reference.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
+    }
+}
+
+/// Runs `f` with a borrow of the current scope, without touching its count.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Scope>) -> R) -> R {
+    let ptr = CURRENT.with(Cell::get);
+    // SAFETY: as in `current`: the pointee outlives this call, since the guard
+    // that set it is further up this thread's stack.
+    f(unsafe { ptr.as_ref() })
+}
+
+/// Makes a scope current until dropped. Dropped by unwinding, it marks the
+/// scope panicked (unless it only carries the scope into a spawned task);
+/// `exit` is the normal way out.
+pub(crate) struct Enter<'a> {
+    owner: Option<&'a Scope>,
+    prev: *const Scope,
+}
+
+impl<'a> Enter<'a> {
+    /// Entered by the scope's own future: a panic through it is the scope's.
+    pub(crate) fn new(scope: &'a Arc<Scope>) -> Self {
+        Enter { owner: Some(scope), prev: CURRENT.with(|c| c.replace(Arc::as_ptr(scope))) }
+    }
+
+    /// Entered by a task that carries the scope: its panic is its own.
+    pub(crate) fn carry(scope: Option<&'a Arc<Scope>>) -> Self {
+        let ptr = scope.map_or(std::ptr::null(), Arc::as_ptr);
+        Enter { owner: None, prev: CURRENT.with(|c| c.replace(ptr)) }
+    }
+
+    pub(crate) fn exit(self) {
+        CURRENT.with(|c| c.set(self.prev));
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Enter<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.prev));
+        if let Some(scope) = self.owner {
+            scope.panicked.store(true, Relaxed);
+        }
+    }
+}
+
+impl Scope {
+    /// The deadline has passed: the `timeout_ms` error, as the timer saw it.
+    pub(crate) fn timed_out(&self) -> BudgetExceeded {
+        let limit = self.limits.get(Budget::Timeout).unwrap_or(0);
+        self.exceeded(Budget::Timeout, limit, ceil_ms(nanos(self.start.elapsed())).max(limit))
+    }
+}
