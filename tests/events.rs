@@ -17,9 +17,12 @@ async fn over_budget() {
     tokio::time::sleep(Duration::from_millis(15)).await;
 }
 
-/// Records the `zen` events with every field as text.
+/// One event: its level and each field's name and value, as text.
+type Recorded = (tracing::Level, Vec<(String, String)>);
+
+/// Records the `zen` events.
 #[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<(tracing::Level, Vec<(String, String)>)>>>);
+struct Events(Arc<Mutex<Vec<Recorded>>>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
@@ -32,7 +35,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
         if event.metadata().target() == "zen" {
             let mut fields = Fields(Vec::new());
             event.record(&mut fields);
-            self.0.lock().unwrap().push((*event.metadata().level(), fields.0));
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), fields.0));
         }
     }
 }
@@ -47,7 +53,10 @@ fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
     let events = Events::default();
     let subscriber = tracing_subscriber::registry().with(events.clone());
     tracing::subscriber::with_default(subscriber, || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             fine().await;
             over_budget().await;
@@ -55,7 +64,12 @@ fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
     });
     let events = events.0.lock().unwrap();
     let field = |i: usize, name: &str| {
-        events[i].1.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no field {name}"))
+        events[i]
+            .1
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no field {name}"))
     };
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].0, tracing::Level::DEBUG);
@@ -66,7 +80,15 @@ fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
     assert_eq!(field(1, "outcome"), "\"exceeded\"");
     assert_eq!(field(1, "queries"), "3");
     assert!(field(1, "violations").contains("max_queries = 1: used 3 queries"));
-    for name in ["kind", "mode", "elapsed_ms", "db_ms", "http_calls", "http_ms", "failed_queries"] {
+    for name in [
+        "kind",
+        "mode",
+        "elapsed_ms",
+        "db_ms",
+        "http_calls",
+        "http_ms",
+        "failed_queries",
+    ] {
         field(1, name);
     }
     // Memory is not measured here: the fields are absent, not zero.

@@ -54,7 +54,11 @@ async fn enforce_refuses_the_query_past_the_limit() {
     assert_eq!((e.budget(), e.limit(), e.used()), (Budget::Queries, 2, 3));
     assert_eq!(e.scope(), "modes::enforced_queries");
     let r = &reports[0];
-    assert_eq!((r.queries, r.refused_queries), (2, 1), "the third never ran");
+    assert_eq!(
+        (r.queries, r.refused_queries),
+        (2, 1),
+        "the third never ran"
+    );
     assert_eq!(r.outcome, Outcome::Exceeded);
 }
 
@@ -72,7 +76,10 @@ async fn enforce_cuts_a_result_fn_at_its_deadline() {
     let AppError::Budget(e) = result.unwrap_err();
     assert_eq!(e.budget(), Budget::Timeout);
     assert!(waited >= Duration::from_millis(50), "{waited:?}");
-    assert!(waited < Duration::from_secs(5), "cut near the deadline, not after the sleep: {waited:?}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "cut near the deadline, not after the sleep: {waited:?}"
+    );
     assert_eq!(reports[0].outcome, Outcome::Exceeded);
 }
 
@@ -130,11 +137,20 @@ async fn strict_within() -> u32 {
 #[tokio::test]
 async fn strict_panics_with_the_whole_report() {
     assert_eq!(strict_within().await, 1);
-    let panic = std::panic::AssertUnwindSafe(strict_over()).catch_unwind().await.unwrap_err();
+    let panic = std::panic::AssertUnwindSafe(strict_over())
+        .catch_unwind()
+        .await
+        .unwrap_err();
     let message = panic.downcast_ref::<String>().expect("a formatted message");
-    assert!(message.contains("budget exceeded in strict mode"), "{message}");
+    assert!(
+        message.contains("budget exceeded in strict mode"),
+        "{message}"
+    );
     assert!(message.contains("`modes::strict_over`"), "{message}");
-    assert!(message.contains("max_queries = 1: used 2 queries"), "{message}");
+    assert!(
+        message.contains("max_queries = 1: used 2 queries"),
+        "{message}"
+    );
 }
 
 #[zen(max_queries = 1, mode = "enforce")]

@@ -16,7 +16,8 @@ async fn panics() {
 
 #[tokio::test]
 async fn a_panic_reports_panicked_once() {
-    let (result, reports) = testing::collect(std::panic::AssertUnwindSafe(panics()).catch_unwind()).await;
+    let (result, reports) =
+        testing::collect(std::panic::AssertUnwindSafe(panics()).catch_unwind()).await;
     assert!(result.is_err(), "the panic is passed on");
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Panicked);
@@ -27,7 +28,10 @@ async fn a_panic_reports_panicked_once() {
 async fn a_panic_in_a_spawned_task_reports_panicked() {
     let (join, reports) = testing::collect(async { zen_runtime::spawn(panics()).await }).await;
     assert!(join.unwrap_err().is_panic());
-    assert_eq!(reports.iter().map(|r| r.outcome).collect::<Vec<_>>(), [Outcome::Panicked]);
+    assert_eq!(
+        reports.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+        [Outcome::Panicked]
+    );
 }
 
 #[zen(name = "report::sleeps")]
@@ -38,7 +42,8 @@ async fn sleeps() {
 
 #[tokio::test]
 async fn a_dropped_future_reports_cancelled_once() {
-    let (timed_out, reports) = testing::collect(tokio::time::timeout(Duration::from_millis(20), sleeps())).await;
+    let (timed_out, reports) =
+        testing::collect(tokio::time::timeout(Duration::from_millis(20), sleeps())).await;
     assert!(timed_out.is_err());
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Cancelled);

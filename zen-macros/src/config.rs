@@ -101,18 +101,44 @@ impl Config {
         let key_span = ident.span();
         let value = &nv.value;
         match key.as_str() {
-            "max_queries" => put(&mut self.max_queries, &key, key_span, int(&key, value, false)?),
-            "max_http_calls" => {
-                put(&mut self.max_http_calls, &key, key_span, int(&key, value, false)?)
-            }
+            "max_queries" => put(
+                &mut self.max_queries,
+                &key,
+                key_span,
+                int(&key, value, false)?,
+            ),
+            "max_http_calls" => put(
+                &mut self.max_http_calls,
+                &key,
+                key_span,
+                int(&key, value, false)?,
+            ),
             "max_db_ms" => put(&mut self.max_db_ms, &key, key_span, int(&key, value, true)?),
-            "max_mem_kb" => put(&mut self.max_mem_kb, &key, key_span, int(&key, value, true)?),
-            "timeout_ms" => put(&mut self.timeout_ms, &key, key_span, int(&key, value, true)?),
-            "max_http_ms" => put(&mut self.max_http_ms, &key, key_span, int(&key, value, true)?),
+            "max_mem_kb" => put(
+                &mut self.max_mem_kb,
+                &key,
+                key_span,
+                int(&key, value, true)?,
+            ),
+            "timeout_ms" => put(
+                &mut self.timeout_ms,
+                &key,
+                key_span,
+                int(&key, value, true)?,
+            ),
+            "max_http_ms" => put(
+                &mut self.max_http_ms,
+                &key,
+                key_span,
+                int(&key, value, true)?,
+            ),
             "name" => {
                 let (name, span) = string(&key, value, "\"billing::charge\"")?;
                 if name.trim().is_empty() {
-                    return err(span, "`name` cannot be empty; remove it to use the function's path");
+                    return err(
+                        span,
+                        "`name` cannot be empty; remove it to use the function's path",
+                    );
                 }
                 put(&mut self.name, &key, key_span, (name, span))
             }
@@ -131,15 +157,17 @@ impl Config {
                 let Ok(path) = syn::parse_str::<syn::Path>(&path) else {
                     return err(
                         span,
-                        format!("`crate` must be a path to the runtime crate, such as \"my_app::zen\"; `{path}` is not a path"),
+                        format!(
+                            "`crate` must be a path to the runtime crate, such as \"my_app::zen\"; `{path}` is not a path"
+                        ),
                     );
                 };
                 put(&mut self.krate, &key, key_span, (path, span))
             }
             "static_check" => match value {
-                Expr::Lit(syn::ExprLit { lit: Lit::Bool(b), .. }) => {
-                    put(&mut self.static_check, &key, key_span, (b.value, b.span()))
-                }
+                Expr::Lit(syn::ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => put(&mut self.static_check, &key, key_span, (b.value, b.span())),
                 other => err(other.span(), "`static_check` takes `true` or `false`"),
             },
             _ => err(key_span, unknown_key_message(&key)),
@@ -150,7 +178,10 @@ impl Config {
     fn build(&self) -> syn::Result<()> {
         let mut errors = Errors::default();
         if let Some(timeout) = &self.timeout_ms {
-            for (key, setting) in [("max_db_ms", &self.max_db_ms), ("max_http_ms", &self.max_http_ms)] {
+            for (key, setting) in [
+                ("max_db_ms", &self.max_db_ms),
+                ("max_http_ms", &self.max_http_ms),
+            ] {
                 if let Some(s) = setting.as_ref().filter(|s| s.value > timeout.value) {
                     errors.push(Some(syn::Error::new(
                         s.span,
@@ -166,16 +197,26 @@ impl Config {
     }
 }
 
-fn put<T>(slot: &mut Option<Setting<T>>, key: &str, key_span: Span, (value, span): (T, Span)) -> syn::Result<()> {
+fn put<T>(
+    slot: &mut Option<Setting<T>>,
+    key: &str,
+    key_span: Span,
+    (value, span): (T, Span),
+) -> syn::Result<()> {
     if slot.is_some() {
-        return err(key_span, format!("duplicate key `{key}`; keep only one `{key} = ...`"));
+        return err(
+            key_span,
+            format!("duplicate key `{key}`; keep only one `{key} = ...`"),
+        );
     }
     *slot = Some(Setting { value, span });
     Ok(())
 }
 
 fn path_key(path: &syn::Path) -> String {
-    quote::ToTokens::to_token_stream(path).to_string().replace(' ', "")
+    quote::ToTokens::to_token_stream(path)
+        .to_string()
+        .replace(' ', "")
 }
 
 fn bare_key(path: &syn::Path) -> syn::Result<()> {
@@ -191,9 +232,15 @@ fn bare_key(path: &syn::Path) -> syn::Result<()> {
 }
 
 fn unknown_key_message(key: &str) -> String {
-    let valid = KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    let valid = KEYS
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     match closest(key, KEYS) {
-        Some(guess) => format!("unknown key `{key}`; did you mean `{guess}`? valid keys are {valid}"),
+        Some(guess) => {
+            format!("unknown key `{key}`; did you mean `{guess}`? valid keys are {valid}")
+        }
         None => format!("unknown key `{key}`; valid keys are {valid}"),
     }
 }
@@ -202,10 +249,20 @@ fn one_of(key: &str, value: &str, span: Span, valid: &[&str]) -> syn::Result<()>
     if valid.contains(&value) {
         return Ok(());
     }
-    let list = valid.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
+    let list = valid
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     match closest(value, valid) {
-        Some(guess) => err(span, format!("unknown {key} \"{value}\"; did you mean \"{guess}\"? expected one of {list}")),
-        None => err(span, format!("unknown {key} \"{value}\"; expected one of {list}")),
+        Some(guess) => err(
+            span,
+            format!("unknown {key} \"{value}\"; did you mean \"{guess}\"? expected one of {list}"),
+        ),
+        None => err(
+            span,
+            format!("unknown {key} \"{value}\"; expected one of {list}"),
+        ),
     }
 }
 
@@ -218,33 +275,79 @@ where
 {
     let example = if key.ends_with("_ms") { "200" } else { "5" };
     let lit = match value {
-        Expr::Lit(syn::ExprLit { lit: Lit::Int(lit), .. }) => lit,
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => lit,
         Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
-            return err(value.span(), format!("`{key}` cannot be negative; write a number of 0 or more, such as `{key} = {example}`"));
+            return err(
+                value.span(),
+                format!(
+                    "`{key}` cannot be negative; write a number of 0 or more, such as `{key} = {example}`"
+                ),
+            );
         }
-        Expr::Lit(syn::ExprLit { lit: Lit::Float(f), .. }) => {
-            return err(f.span(), format!("`{key}` takes a whole number, found `{}`; write `{key} = {example}`", f.base10_digits()));
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Float(f), ..
+        }) => {
+            return err(
+                f.span(),
+                format!(
+                    "`{key}` takes a whole number, found `{}`; write `{key} = {example}`",
+                    f.base10_digits()
+                ),
+            );
         }
-        Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => {
-            return err(s.span(), format!("`{key}` takes an integer, not a string; remove the quotes: `{key} = {}`", s.value()));
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
+            return err(
+                s.span(),
+                format!(
+                    "`{key}` takes an integer, not a string; remove the quotes: `{key} = {}`",
+                    s.value()
+                ),
+            );
         }
         other => {
-            return err(other.span(), format!("`{key}` takes an integer literal, such as `{key} = {example}`"));
+            return err(
+                other.span(),
+                format!("`{key}` takes an integer literal, such as `{key} = {example}`"),
+            );
         }
     };
     if lit.base10_digits().starts_with('-') {
-        return err(lit.span(), format!("`{key}` cannot be negative; write a number of 0 or more, such as `{key} = {example}`"));
+        return err(
+            lit.span(),
+            format!(
+                "`{key}` cannot be negative; write a number of 0 or more, such as `{key} = {example}`"
+            ),
+        );
     }
     if !lit.suffix().is_empty() {
-        return err(lit.span(), format!("remove the suffix `{}`: `{key}` takes a plain integer and its unit is in its name", lit.suffix()));
+        return err(
+            lit.span(),
+            format!(
+                "remove the suffix `{}`: `{key}` takes a plain integer and its unit is in its name",
+                lit.suffix()
+            ),
+        );
     }
     let Ok(n) = lit.base10_parse::<T>() else {
-        return err(lit.span(), format!("`{key} = {}` is too large; the largest accepted value is {}", lit.base10_digits(), T::MAX));
+        return err(
+            lit.span(),
+            format!(
+                "`{key} = {}` is too large; the largest accepted value is {}",
+                lit.base10_digits(),
+                T::MAX
+            ),
+        );
     };
     if positive && n == T::default() {
         return err(
             lit.span(),
-            format!("`{key} = 0` would fail every call at once; use a positive value, or remove `{key}` for no limit"),
+            format!(
+                "`{key} = 0` would fail every call at once; use a positive value, or remove `{key}` for no limit"
+            ),
         );
     }
     Ok((n, lit.span()))
@@ -262,12 +365,20 @@ impl Bounded for u64 {
 
 fn string(key: &str, value: &Expr, example: &str) -> syn::Result<(String, Span)> {
     match value {
-        Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => Ok((s.value(), s.span())),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok((s.value(), s.span())),
         Expr::Path(p) => {
             let word = path_key(&p.path);
-            err(p.span(), format!("`{key}` takes a string; add quotes: `{key} = \"{word}\"`"))
+            err(
+                p.span(),
+                format!("`{key}` takes a string; add quotes: `{key} = \"{word}\"`"),
+            )
         }
-        other => err(other.span(), format!("`{key}` takes a string, such as `{key} = {example}`")),
+        other => err(
+            other.span(),
+            format!("`{key}` takes a string, such as `{key} = {example}`"),
+        ),
     }
 }
 
@@ -289,7 +400,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
             diagonal = above;
         }
     }

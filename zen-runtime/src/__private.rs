@@ -21,13 +21,27 @@ pub struct Site {
 
 impl Site {
     #[must_use]
-    pub const fn new(name: &'static str, limits: Limits, mode: Option<Mode>, kind: Option<Kind>) -> Self {
-        Site { name, limits, mode, kind }
+    pub const fn new(
+        name: &'static str,
+        limits: Limits,
+        mode: Option<Mode>,
+        kind: Option<Kind>,
+    ) -> Self {
+        Site {
+            name,
+            limits,
+            mode,
+            kind,
+        }
     }
 }
 
 /// The body of an annotated fn, inside a new scope.
-pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Scoped<F> {
+pub fn run<F: Future>(
+    site: &'static Site,
+    cut: Option<fn(BudgetExceeded) -> F::Output>,
+    fut: F,
+) -> Scoped<F> {
     let scope = Scope::open(Spec {
         name: Cow::Borrowed(site.name),
         kind: site.kind,

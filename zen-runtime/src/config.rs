@@ -30,7 +30,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {}={:?}: expected one of ", self.variable, self.value)?;
+        write!(
+            f,
+            "invalid {}={:?}: expected one of ",
+            self.variable, self.value
+        )?;
         for (i, v) in self.expected.iter().enumerate() {
             let sep = if i == 0 { "" } else { ", " };
             write!(f, "{sep}{v:?}")?;
@@ -47,12 +51,18 @@ impl std::error::Error for ConfigError {}
 /// A value other than `observe`, `enforce` or `strict` (surrounding space
 /// and case are ignored; an empty value counts as unset).
 pub fn parse_mode(value: Option<&str>) -> Result<Mode, ConfigError> {
-    let Some(raw) = value else { return Ok(Mode::Observe) };
+    let Some(raw) = value else {
+        return Ok(Mode::Observe);
+    };
     match raw.trim().to_ascii_lowercase().as_str() {
         "" | "observe" => Ok(Mode::Observe),
         "enforce" => Ok(Mode::Enforce),
         "strict" => Ok(Mode::Strict),
-        _ => Err(ConfigError { variable: MODE_VAR, value: raw.to_owned(), expected: &["observe", "enforce", "strict"] }),
+        _ => Err(ConfigError {
+            variable: MODE_VAR,
+            value: raw.to_owned(),
+            expected: &["observe", "enforce", "strict"],
+        }),
     }
 }
 
@@ -124,6 +134,9 @@ mod tests {
         assert_eq!(err.variable, "ZEN_MODE");
         let text = err.to_string();
         assert!(text.contains("ZEN_MODE=\"enforcing\""), "{text}");
-        assert!(text.contains("\"observe\", \"enforce\", \"strict\""), "{text}");
+        assert!(
+            text.contains("\"observe\", \"enforce\", \"strict\""),
+            "{text}"
+        );
     }
 }

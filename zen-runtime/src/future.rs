@@ -35,13 +35,25 @@ pub struct Scoped<F: Future> {
 
 impl<F: Future> std::fmt::Debug for Scoped<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scoped").field("name", &self.scope.name).finish_non_exhaustive()
+        f.debug_struct("Scoped")
+            .field("name", &self.scope.name)
+            .finish_non_exhaustive()
     }
 }
 
 impl<F: Future> Scoped<F> {
-    pub(crate) fn new(scope: Arc<Scope>, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Self {
-        Scoped { fut: Some(fut), scope, cut, timer: None, finish: Finish::Deliver }
+    pub(crate) fn new(
+        scope: Arc<Scope>,
+        cut: Option<fn(BudgetExceeded) -> F::Output>,
+        fut: F,
+    ) -> Self {
+        Scoped {
+            fut: Some(fut),
+            scope,
+            cut,
+            timer: None,
+            finish: Finish::Deliver,
+        }
     }
 
     pub(crate) fn keep(mut self, slot: Arc<Mutex<Option<Report>>>) -> Self {
@@ -55,12 +67,28 @@ impl<F: Future> Scoped<F> {
         let enter = Enter::new(&self.scope);
         self.fut = None;
         enter.exit();
-        let outcome = if self.scope.panicked.load(std::sync::atomic::Ordering::Relaxed) {
+        let elapsed = self.scope.elapsed();
+        let outcome = if self
+            .scope
+            .panicked
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             Outcome::Panicked
         } else {
             outcome
         };
-        let report = self.scope.report(outcome);
+        // The common case, a scope within budget that nobody listens to,
+        // builds no report at all.
+        let quiet = matches!(self.finish, Finish::Deliver)
+            && outcome == Outcome::Ok
+            && !report::wanted()
+            && !self.scope.collected()
+            && !self.scope.exceeded_any(elapsed);
+        if quiet {
+            self.finish = Finish::Done;
+            return;
+        }
+        let report = self.scope.report(outcome, elapsed);
         self.scope.collect(&report);
         match mem::replace(&mut self.finish, Finish::Done) {
             Finish::Deliver => report::deliver(&report),
@@ -89,9 +117,11 @@ impl<F: Future> Scoped<F> {
                 if tokio::runtime::Handle::try_current().is_err() {
                     return None;
                 }
-                let timer = self
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))));
+                let timer = self.timer.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                        deadline,
+                    )))
+                });
                 if timer.as_mut().poll(cx).is_pending() {
                     return None;
                 }
@@ -147,13 +177,18 @@ pub struct Attached<F> {
 
 impl<F> std::fmt::Debug for Attached<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Attached").field("scope", &self.scope.as_ref().map(|s| &s.name)).finish_non_exhaustive()
+        f.debug_struct("Attached")
+            .field("scope", &self.scope.as_ref().map(|s| &s.name))
+            .finish_non_exhaustive()
     }
 }
 
 impl<F> Attached<F> {
     pub(crate) fn new(fut: F) -> Self {
-        Attached { fut, scope: crate::scope::current() }
+        Attached {
+            fut,
+            scope: crate::scope::current(),
+        }
     }
 }
 

@@ -40,12 +40,15 @@ pub struct Operation {
     scope: Option<Arc<Scope>>,
     resource: Resource,
     backend: &'static str,
-    start: Instant,
+    start: Option<Instant>,
 }
 
 impl std::fmt::Debug for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("name", &self.name).field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("Scope")
+            .field("name", &self.name)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,10 +73,20 @@ pub fn call() -> Result<Operation, BudgetExceeded> {
 
 fn start(resource: Resource, backend: &'static str) -> Result<Operation, BudgetExceeded> {
     let scope = scope::current();
-    if let Some(scope) = &scope {
-        scope.admit(resource)?;
-    }
-    Ok(Operation { scope, resource, backend, start: Instant::now() })
+    let start = match &scope {
+        Some(scope) => {
+            scope.admit(resource)?;
+            Some(Instant::now())
+        }
+        // Outside a scope nothing is recorded, so nothing needs the clock.
+        None => None,
+    };
+    Ok(Operation {
+        scope,
+        resource,
+        backend,
+        start,
+    })
 }
 
 impl Operation {
@@ -93,9 +106,21 @@ impl Operation {
         self.record(statement, ok);
     }
 
+    /// Records the operation as failed because [`time_limit`](Self::time_limit)
+    /// ran out, and returns the error that says which budget it hit, for the
+    /// caller to return.
+    pub fn expire(mut self, statement: &str) -> BudgetExceeded {
+        let scope = self.scope.clone();
+        self.record(statement, false);
+        match scope {
+            Some(scope) => scope.expired(),
+            None => unreachable!("an operation outside a scope has no time limit to run out"),
+        }
+    }
+
     fn record(&mut self, statement: &str, ok: bool) {
-        if let Some(scope) = self.scope.take() {
-            let elapsed = self.start.elapsed();
+        if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
+            let elapsed = start.elapsed();
             match self.resource {
                 Resource::Db => scope.record_query(self.backend, statement, elapsed, ok),
                 Resource::Http => scope.record_call(elapsed, ok),

@@ -56,7 +56,14 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} = {}: used {} {}", self.budget.key(), self.limit, self.used, self.budget.unit())
+        write!(
+            f,
+            "{} = {}: used {} {}",
+            self.budget.key(),
+            self.limit,
+            self.used,
+            self.budget.unit()
+        )
     }
 }
 
@@ -142,9 +149,22 @@ fn ms(d: Duration) -> f64 {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let limit = |b: Budget| self.limits.get(b).map_or_else(String::new, |l| format!(" (limit {l})"));
-        writeln!(f, "{} `{}`: {} in {} mode", self.kind, self.name, self.outcome, self.mode)?;
-        writeln!(f, "  elapsed    {:>10.3} ms{}", ms(self.elapsed), limit(Budget::Timeout))?;
+        let limit = |b: Budget| {
+            self.limits
+                .get(b)
+                .map_or_else(String::new, |l| format!(" (limit {l})"))
+        };
+        writeln!(
+            f,
+            "{} `{}`: {} in {} mode",
+            self.kind, self.name, self.outcome, self.mode
+        )?;
+        writeln!(
+            f,
+            "  elapsed    {:>10.3} ms{}",
+            ms(self.elapsed),
+            limit(Budget::Timeout)
+        )?;
         writeln!(
             f,
             "  queries    {:>10}{} ({} failed, {} refused)",
@@ -153,12 +173,33 @@ impl fmt::Display for Report {
             self.failed_queries,
             self.refused_queries
         )?;
-        writeln!(f, "  db time    {:>10.3} ms{}", ms(self.db_time), limit(Budget::DbTime))?;
+        writeln!(
+            f,
+            "  db time    {:>10.3} ms{}",
+            ms(self.db_time),
+            limit(Budget::DbTime)
+        )?;
         if let Some(q) = &self.slowest_query {
-            writeln!(f, "  slowest    {:>10.3} ms {}: {}", ms(q.elapsed), q.backend, q.statement)?;
+            writeln!(
+                f,
+                "  slowest    {:>10.3} ms {}: {}",
+                ms(q.elapsed),
+                q.backend,
+                q.statement
+            )?;
         }
-        writeln!(f, "  http calls {:>10}{}", self.http_calls, limit(Budget::HttpCalls))?;
-        writeln!(f, "  http time  {:>10.3} ms{}", ms(self.http_time), limit(Budget::HttpTime))?;
+        writeln!(
+            f,
+            "  http calls {:>10}{}",
+            self.http_calls,
+            limit(Budget::HttpCalls)
+        )?;
+        writeln!(
+            f,
+            "  http time  {:>10.3} ms{}",
+            ms(self.http_time),
+            limit(Budget::HttpTime)
+        )?;
         match &self.memory {
             Some(m) => writeln!(
                 f,
@@ -168,7 +209,10 @@ impl fmt::Display for Report {
                 m.allocated.div_ceil(1024),
                 m.retained.div_ceil(1024)
             )?,
-            None => writeln!(f, "  memory     not measured (install zen_runtime::alloc::ZenAlloc)")?,
+            None => writeln!(
+                f,
+                "  memory     not measured (install zen_runtime::alloc::ZenAlloc)"
+            )?,
         }
         if self.violations.is_empty() {
             write!(f, "  within budget")
@@ -253,18 +297,33 @@ macro_rules! report_event {
     }};
 }
 
+/// `true` when a report within budget would reach anyone: a sink, or a
+/// `tracing` subscriber that wants `zen` at DEBUG. A violation always does.
+pub(crate) fn wanted() -> bool {
+    SINK_COUNT.load(Ordering::Acquire) > 0
+        || tracing::enabled!(target: "zen", tracing::Level::DEBUG)
+}
+
 /// Sends a finished report to `tracing` and to every sink.
 pub(crate) fn deliver(report: &Report) {
     if report.violations.is_empty() {
-        report_event!(tracing::Level::DEBUG, report, "zen scope ended within budget");
+        report_event!(
+            tracing::Level::DEBUG,
+            report,
+            "zen scope ended within budget"
+        );
     } else {
         report_event!(tracing::Level::WARN, report, "zen budget exceeded");
     }
     if SINK_COUNT.load(Ordering::Acquire) == 0 {
         return;
     }
-    let sinks: Vec<Sink> =
-        SINKS.read().unwrap_or_else(PoisonError::into_inner).iter().map(|(_, s)| Arc::clone(s)).collect();
+    let sinks: Vec<Sink> = SINKS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|(_, s)| Arc::clone(s))
+        .collect();
     for sink in sinks {
         if catch_unwind(AssertUnwindSafe(|| sink(report))).is_err() {
             tracing::error!(target: "zen", name = %report.name, "a zen report sink panicked; the report was not delivered to it");

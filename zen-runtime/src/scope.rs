@@ -80,7 +80,10 @@ impl Scope {
     /// A scope nested in the current one, if any.
     pub(crate) fn open(spec: Spec) -> Arc<Scope> {
         let parent = current();
-        let kind = spec.kind.or_else(|| parent.as_ref().map(|p| p.kind)).unwrap_or(Kind::Other);
+        let kind = spec
+            .kind
+            .or_else(|| parent.as_ref().map(|p| p.kind))
+            .unwrap_or(Kind::Other);
         let mode = spec.mode.unwrap_or_else(crate::config::global_mode);
         let start = Instant::now();
         Arc::new(Scope {
@@ -127,7 +130,12 @@ impl Scope {
         let u = &self.usage;
         let (count, budget_count, time, budget_time) = match resource {
             Resource::Db => (&u.queries, Budget::Queries, &u.db_nanos, Budget::DbTime),
-            Resource::Http => (&u.http_calls, Budget::HttpCalls, &u.http_nanos, Budget::HttpTime),
+            Resource::Http => (
+                &u.http_calls,
+                Budget::HttpCalls,
+                &u.http_nanos,
+                Budget::HttpTime,
+            ),
         };
         if let Some(max) = self.limits.get(budget_count) {
             let used = count.load(Relaxed);
@@ -166,10 +174,9 @@ impl Scope {
                 Resource::Db => (&scope.usage.db_nanos, Budget::DbTime),
                 Resource::Http => (&scope.usage.http_nanos, Budget::HttpTime),
             };
-            let budget_left = scope
-                .limits
-                .get(budget)
-                .map(|max| Duration::from_nanos((max * 1_000_000).saturating_sub(time.load(Relaxed))));
+            let budget_left = scope.limits.get(budget).map(|max| {
+                Duration::from_nanos((max * 1_000_000).saturating_sub(time.load(Relaxed)))
+            });
             let deadline_left = scope.deadline.map(|d| d.saturating_duration_since(now));
             for candidate in [budget_left, deadline_left].into_iter().flatten() {
                 left = Some(left.map_or(candidate, |l| l.min(candidate)));
@@ -179,7 +186,13 @@ impl Scope {
     }
 
     /// Records a finished database operation on this scope and its parents.
-    pub(crate) fn record_query(&self, backend: &'static str, statement: &str, elapsed: Duration, ok: bool) {
+    pub(crate) fn record_query(
+        &self,
+        backend: &'static str,
+        statement: &str,
+        elapsed: Duration,
+        ok: bool,
+    ) {
         let ns = nanos(elapsed);
         for scope in self.chain() {
             let u = &scope.usage;
@@ -191,7 +204,11 @@ impl Scope {
             if ns > u.slowest_nanos.fetch_max(ns, Relaxed) {
                 let mut slowest = u.slowest.lock().unwrap_or_else(PoisonError::into_inner);
                 if slowest.as_ref().is_none_or(|s| s.elapsed < elapsed) {
-                    *slowest = Some(SlowQuery { backend, statement: statement.to_owned(), elapsed });
+                    *slowest = Some(SlowQuery {
+                        backend,
+                        statement: statement.to_owned(),
+                        elapsed,
+                    });
                 }
             }
         }
@@ -220,8 +237,14 @@ impl Scope {
         // A refusal at exactly the limit is not a violation of the figures,
         // but the work it belongs to cannot go on.
         let u = &self.usage;
-        let db = (u.refused_queries.load(Relaxed) > 0).then(|| self.refusal(Resource::Db, now)).flatten();
-        db.or_else(|| (u.refused_http.load(Relaxed) > 0).then(|| self.refusal(Resource::Http, now)).flatten())
+        let db = (u.refused_queries.load(Relaxed) > 0)
+            .then(|| self.refusal(Resource::Db, now))
+            .flatten();
+        db.or_else(|| {
+            (u.refused_http.load(Relaxed) > 0)
+                .then(|| self.refusal(Resource::Http, now))
+                .flatten()
+        })
     }
 
     fn violations(&self, elapsed: Duration) -> Vec<Violation> {
@@ -236,7 +259,9 @@ impl Scope {
         };
         let mut violations = Vec::new();
         for budget in Budget::ALL {
-            let Some(limit) = self.limits.get(budget) else { continue };
+            let Some(limit) = self.limits.get(budget) else {
+                continue;
+            };
             let over = match budget {
                 // Time budgets compare exact nanoseconds, so 200.4 ms breaks 200 ms.
                 Budget::DbTime => u.db_nanos.load(Relaxed) > limit * 1_000_000,
@@ -245,15 +270,18 @@ impl Scope {
                 _ => used(budget) > limit,
             };
             if over {
-                violations.push(Violation { budget, limit, used: used(budget) });
+                violations.push(Violation {
+                    budget,
+                    limit,
+                    used: used(budget),
+                });
             }
         }
         violations
     }
 
-    /// The scope's report, as it stands.
-    pub(crate) fn report(&self, outcome: Outcome) -> Report {
-        let elapsed = self.start.elapsed();
+    /// The scope's report, `elapsed` after its start.
+    pub(crate) fn report(&self, outcome: Outcome, elapsed: Duration) -> Report {
         let u = &self.usage;
         let violations = self.violations(elapsed);
         let outcome = match outcome {
@@ -270,7 +298,14 @@ impl Scope {
             failed_queries: u.failed_queries.load(Relaxed),
             refused_queries: u.refused_queries.load(Relaxed),
             db_time: Duration::from_nanos(u.db_nanos.load(Relaxed)),
-            slowest_query: u.slowest.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            slowest_query: if u.slowest_nanos.load(Relaxed) == 0 && u.queries.load(Relaxed) == 0 {
+                None
+            } else {
+                u.slowest
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            },
             http_calls: u.http_calls.load(Relaxed),
             failed_http_calls: u.failed_http.load(Relaxed),
             refused_http_calls: u.refused_http.load(Relaxed),
@@ -281,11 +316,28 @@ impl Scope {
         }
     }
 
+    /// `true` when an enclosing scope collects reports.
+    pub(crate) fn collected(&self) -> bool {
+        self.chain().skip(1).any(|s| s.collector.is_some())
+    }
+
+    /// `true` when this scope, `elapsed` after its start, has exceeded a budget.
+    pub(crate) fn exceeded_any(&self, elapsed: Duration) -> bool {
+        !self.violations(elapsed).is_empty()
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     /// Hands a finished report to every enclosing collector.
     pub(crate) fn collect(&self, report: &Report) {
         for scope in self.chain().skip(1) {
             if let Some(collector) = &scope.collector {
-                collector.lock().unwrap_or_else(PoisonError::into_inner).push(report.clone());
+                collector
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(report.clone());
             }
         }
     }
@@ -325,13 +377,19 @@ pub(crate) struct Enter<'a> {
 impl<'a> Enter<'a> {
     /// Entered by the scope's own future: a panic through it is the scope's.
     pub(crate) fn new(scope: &'a Arc<Scope>) -> Self {
-        Enter { owner: Some(scope), prev: CURRENT.with(|c| c.replace(Arc::as_ptr(scope))) }
+        Enter {
+            owner: Some(scope),
+            prev: CURRENT.with(|c| c.replace(Arc::as_ptr(scope))),
+        }
     }
 
     /// Entered by a task that carries the scope: its panic is its own.
     pub(crate) fn carry(scope: Option<&'a Arc<Scope>>) -> Self {
         let ptr = scope.map_or(std::ptr::null(), Arc::as_ptr);
-        Enter { owner: None, prev: CURRENT.with(|c| c.replace(ptr)) }
+        Enter {
+            owner: None,
+            prev: CURRENT.with(|c| c.replace(ptr)),
+        }
     }
 
     pub(crate) fn exit(self) {
@@ -350,9 +408,22 @@ impl Drop for Enter<'_> {
 }
 
 impl Scope {
+    /// The enforced budget an operation ran out of: the first blown one in
+    /// the chain, else the innermost enforced deadline.
+    pub(crate) fn expired(&self) -> BudgetExceeded {
+        let enforced = || self.chain().filter(|s| s.mode == Mode::Enforce);
+        enforced()
+            .find_map(Scope::blown)
+            .unwrap_or_else(|| enforced().next().unwrap_or(self).timed_out())
+    }
+
     /// The deadline has passed: the `timeout_ms` error, as the timer saw it.
     pub(crate) fn timed_out(&self) -> BudgetExceeded {
         let limit = self.limits.get(Budget::Timeout).unwrap_or(0);
-        self.exceeded(Budget::Timeout, limit, ceil_ms(nanos(self.start.elapsed())).max(limit))
+        self.exceeded(
+            Budget::Timeout,
+            limit,
+            ceil_ms(nanos(self.start.elapsed())).max(limit),
+        )
     }
 }

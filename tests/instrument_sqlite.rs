@@ -1,0 +1,100 @@
+//! The public reporting API around a client zen has no wrapper for, here
+//! sqlx on a real in-memory SQLite database.
+
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{Row, SqlitePool};
+use zen_runtime::{Budget, BudgetExceeded, instrument, testing, zen};
+
+#[derive(Debug)]
+enum AppError {
+    Db(#[allow(dead_code)] sqlx::Error),
+    Budget(BudgetExceeded),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Db(e)
+    }
+}
+
+impl From<BudgetExceeded> for AppError {
+    fn from(e: BudgetExceeded) -> Self {
+        AppError::Budget(e)
+    }
+}
+
+/// What an application writes to count a client's operations itself.
+async fn execute(pool: &SqlitePool, sql: &'static str) -> Result<u64, AppError> {
+    let op = instrument::query("sqlite")?;
+    let result = sqlx::query(sql).execute(pool).await;
+    op.finish(sql, result.is_ok());
+    Ok(result?.rows_affected())
+}
+
+async fn pool() -> SqlitePool {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+async fn count(pool: &SqlitePool) -> i64 {
+    sqlx::query("SELECT count(*) AS n FROM items")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get("n")
+}
+
+#[zen(max_queries = 3)]
+async fn fill(pool: &SqlitePool) -> Result<(), AppError> {
+    execute(pool, "INSERT INTO items (name) VALUES ('a')").await?;
+    execute(pool, "INSERT INTO items (name) VALUES ('b')").await?;
+    let broken = execute(pool, "INSERT INTO nowhere VALUES (1)").await;
+    assert!(matches!(broken, Err(AppError::Db(_))));
+    Ok(())
+}
+
+#[tokio::test]
+async fn counts_real_queries_and_failures() {
+    let pool = pool().await;
+    let (result, report) = testing::measure(fill(&pool)).await;
+    result.unwrap();
+    assert_eq!(report.queries, 3);
+    assert_eq!(report.failed_queries, 1);
+    assert!(report.db_time > std::time::Duration::ZERO);
+    assert!(
+        report
+            .slowest_query
+            .as_ref()
+            .is_some_and(|q| q.backend == "sqlite")
+    );
+    assert_eq!(count(&pool).await, 2, "the database saw the two inserts");
+}
+
+#[zen(max_queries = 2, mode = "enforce")]
+async fn overfill(pool: &SqlitePool) -> Result<(), AppError> {
+    for _ in 0..5 {
+        execute(pool, "INSERT INTO items (name) VALUES ('x')").await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn enforce_keeps_the_refused_query_away_from_the_database() {
+    let pool = pool().await;
+    let (result, reports) = testing::collect(overfill(&pool)).await;
+    assert!(matches!(result, Err(AppError::Budget(e)) if e.budget() == Budget::Queries));
+    assert_eq!(
+        count(&pool).await,
+        2,
+        "the third insert never reached SQLite"
+    );
+    assert_eq!((reports[0].queries, reports[0].refused_queries), (2, 1));
+}
