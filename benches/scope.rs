@@ -32,12 +32,12 @@ async fn annotated_with_limits(x: u64) -> u64 {
 }
 
 async fn one_operation() {
-    instrument::query("bench").unwrap().finish("SELECT 1", true);
+    instrument::query("bench", "SELECT 1").unwrap().finish(true);
 }
 
 #[zen(max_queries = 5)]
 async fn annotated_one_operation() {
-    instrument::query("bench").unwrap().finish("SELECT 1", true);
+    instrument::query("bench", "SELECT 1").unwrap().finish(true);
 }
 
 fn poll_once<F: Future>(fut: F) -> F::Output {
@@ -75,18 +75,12 @@ fn zen_fn_with_one_operation() {
 
 #[divan::bench]
 fn tokio_plain_fn(bencher: divan::Bencher<'_, '_>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     bencher.bench_local(|| rt.block_on(plain(divan::black_box(1))));
 }
 
 #[divan::bench]
 fn tokio_zen_fn(bencher: divan::Bencher<'_, '_>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     bencher.bench_local(|| rt.block_on(annotated(divan::black_box(1))));
 }

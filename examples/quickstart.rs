@@ -10,9 +10,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::SqlitePoolOptions;
-use zen_runtime::{BudgetExceeded, Report, instrument, report, zen};
+use zen_runtime::db::SqlitePool;
+use zen_runtime::{BudgetExceeded, Report, report, zen};
 
 #[derive(Debug)]
 enum AppError {
@@ -23,7 +23,10 @@ enum AppError {
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AppError::Db(e) => write!(f, "database: {e}"),
+            AppError::Db(e) => match zen_runtime::db::as_budget_exceeded(e) {
+                Some(budget) => write!(f, "{budget}"),
+                None => write!(f, "database: {e}"),
+            },
             AppError::Budget(e) => write!(f, "{e}"),
         }
     }
@@ -41,44 +44,26 @@ impl From<BudgetExceeded> for AppError {
     }
 }
 
-/// Counts one query into the current budget and bounds it by the time left.
-/// (The sqlx pool wrapper does this for every query without a helper.)
-async fn fetch_all(
-    pool: &SqlitePool,
-    sql: &'static str,
-    arg: i64,
-) -> Result<Vec<(i64, String)>, AppError> {
-    let op = instrument::query("sqlite")?;
-    let query = sqlx::query_as(sql).bind(arg).fetch_all(pool);
-    let result = match op.time_limit() {
-        Some(limit) => match tokio::time::timeout(limit, query).await {
-            Ok(result) => result,
-            Err(_elapsed) => return Err(op.expire(sql).into()),
-        },
-        None => query.await,
-    };
-    op.finish(sql, result.is_ok());
-    Ok(result?)
-}
-
 /// Within budget: one query for the whole page.
 #[zen(max_queries = 2, max_db_ms = 50, timeout_ms = 200)]
 async fn list_articles(pool: &SqlitePool) -> Result<usize, AppError> {
-    let rows = fetch_all(pool, "SELECT a.id, a.title || ' by ' || u.name FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id > ?", 0).await?;
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT a.id, a.title || ' by ' || u.name FROM articles a JOIN users u ON u.id = a.author_id")
+            .fetch_all(pool)
+            .await?;
     Ok(rows.len())
 }
 
 /// N+1: one query for the list, then one per article.
 #[zen(max_queries = 5, max_db_ms = 50, timeout_ms = 200)]
 async fn list_articles_n_plus_one(pool: &SqlitePool) -> Result<usize, AppError> {
-    let articles = fetch_all(pool, "SELECT id, title FROM articles WHERE id > ?", 0).await?;
+    let articles: Vec<(i64, String)> = sqlx::query_as("SELECT id, title FROM articles").fetch_all(pool).await?;
     for (id, _) in &articles {
-        fetch_all(
-            pool,
-            "SELECT u.id, u.name FROM users u JOIN articles a ON a.author_id = u.id WHERE a.id = ?",
-            *id,
-        )
-        .await?;
+        let _author: String =
+            sqlx::query_scalar("SELECT u.name FROM users u JOIN articles a ON a.author_id = u.id WHERE a.id = ?")
+                .bind(id)
+                .fetch_one(pool)
+                .await?;
     }
     Ok(articles.len())
 }
@@ -86,13 +71,13 @@ async fn list_articles_n_plus_one(pool: &SqlitePool) -> Result<usize, AppError> 
 /// A slow query: a recursive count that takes far longer than `max_db_ms`.
 #[zen(max_queries = 3, max_db_ms = 20, timeout_ms = 1000)]
 async fn slow_report(pool: &SqlitePool) -> Result<usize, AppError> {
-    let rows = fetch_all(
-        pool,
-        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT count(*), 'rows' FROM c",
-        3_000_000,
+    let n: i64 = sqlx::query_scalar(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) SELECT count(*) FROM c",
     )
+    .bind(3_000_000)
+    .fetch_one(pool)
     .await?;
-    Ok(rows.len())
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// Sleeps past its deadline while holding no query at all.
@@ -103,13 +88,12 @@ async fn slow_handler() -> Result<usize, AppError> {
 }
 
 async fn setup() -> Result<SqlitePool, sqlx::Error> {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect("sqlite::memory:")
-        .await?;
-    sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-        .execute(&pool)
-        .await?;
+    let pool = SqlitePool::connect_with_pool_options(
+        SqlitePoolOptions::new().max_connections(2),
+        "sqlite:file:quickstart?mode=memory&cache=shared".parse()?,
+    )
+    .await?;
+    sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").execute(&pool).await?;
     sqlx::query("CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT NOT NULL, author_id INTEGER NOT NULL)")
         .execute(&pool)
         .await?;
@@ -129,38 +113,30 @@ async fn setup() -> Result<SqlitePool, sqlx::Error> {
 }
 
 fn print_table(reports: &[Report]) {
-    println!(
-        "{:<42} {:>9} {:>9} {:>15} {:>15}  violations",
-        "scope", "outcome", "queries", "db ms", "elapsed ms"
-    );
+    println!("{:<42} {:>9} {:>9} {:>15} {:>15}  violations", "scope", "outcome", "queries", "db ms", "elapsed ms");
     for r in reports {
-        let limit = |b| {
-            r.limits
-                .get(b)
-                .map_or_else(|| "-".to_owned(), |l: u64| l.to_string())
-        };
+        let limit = |b| r.limits.get(b).map_or_else(|| "-".to_owned(), |l: u64| l.to_string());
         let violations: Vec<String> = r.violations.iter().map(ToString::to_string).collect();
         println!(
             "{:<42} {:>9} {:>9} {:>15} {:>15}  {}",
             r.name,
             r.outcome.as_str(),
             format!("{}/{}", r.queries, limit(zen_runtime::Budget::Queries)),
-            format!(
-                "{:.1}/{}",
-                r.db_time.as_secs_f64() * 1e3,
-                limit(zen_runtime::Budget::DbTime)
-            ),
-            format!(
-                "{:.1}/{}",
-                r.elapsed.as_secs_f64() * 1e3,
-                limit(zen_runtime::Budget::Timeout)
-            ),
-            if violations.is_empty() {
-                "-".to_owned()
-            } else {
-                violations.join("; ")
-            }
+            format!("{:.1}/{}", r.db_time.as_secs_f64() * 1e3, limit(zen_runtime::Budget::DbTime)),
+            format!("{:.1}/{}", r.elapsed.as_secs_f64() * 1e3, limit(zen_runtime::Budget::Timeout)),
+            if violations.is_empty() { "-".to_owned() } else { violations.join("; ") }
         );
+    }
+    for r in reports {
+        for suspect in &r.n_plus_one {
+            println!(
+                "N+1 in {}: {}x `{}` from {}",
+                r.name,
+                suspect.count,
+                suspect.fingerprint,
+                suspect.call_site.as_deref().unwrap_or("an unknown call site")
+            );
+        }
     }
 }
 
@@ -176,22 +152,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&reports);
-    report::add_sink(move |r| {
-        sink.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(r.clone())
-    });
+    report::add_sink(move |r| sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(r.clone()));
 
     let pool = setup().await?;
-    println!(
-        "zen quickstart, global mode: {mode} (set ZEN_MODE=enforce to see budgets cut work short)\n"
-    );
+    println!("zen quickstart, global mode: {mode} (set ZEN_MODE=enforce to see budgets cut work short)\n");
     let results = [
         ("list_articles", list_articles(&pool).await),
-        (
-            "list_articles_n_plus_one",
-            list_articles_n_plus_one(&pool).await,
-        ),
+        ("list_articles_n_plus_one", list_articles_n_plus_one(&pool).await),
         ("slow_report", slow_report(&pool).await),
         ("slow_handler", slow_handler().await),
     ];
@@ -202,10 +169,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!();
-    print_table(
-        &reports
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    print_table(&reports.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     Ok(())
 }

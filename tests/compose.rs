@@ -13,47 +13,36 @@ use zen_runtime::{Kind, Report, instrument, report, testing, zen};
 #[tokio::test]
 #[zen(max_queries = 1, mode = "strict")]
 async fn tokio_test_then_zen() {
-    assert!(
-        instrument::in_scope(),
-        "the test body runs inside the scope"
-    );
-    instrument::query("test").unwrap().finish("SELECT 1", true);
+    assert!(instrument::in_scope(), "the test body runs inside the scope");
+    instrument::query("test", "SELECT 1").unwrap().finish(true);
 }
 
 #[zen(max_queries = 1, mode = "strict")]
 #[tokio::test]
 async fn zen_then_tokio_test() {
-    assert!(
-        instrument::in_scope(),
-        "the test body runs inside the scope"
-    );
-    instrument::query("test").unwrap().finish("SELECT 1", true);
+    assert!(instrument::in_scope(), "the test body runs inside the scope");
+    instrument::query("test", "SELECT 1").unwrap().finish(true);
 }
 
 #[tracing::instrument]
 #[zen(max_queries = 2)]
 async fn instrument_first(id: u32) -> u32 {
-    assert!(
-        tracing::Span::current()
-            .metadata()
-            .is_some_and(|m| m.name() == "instrument_first")
-    );
-    instrument::query("test").unwrap().finish("SELECT 1", true);
+    assert!(tracing::Span::current().metadata().is_some_and(|m| m.name() == "instrument_first"));
+    instrument::query("test", "SELECT 1").unwrap().finish(true);
     id
 }
 
 #[zen(max_queries = 2)]
 #[tracing::instrument(ret)]
 async fn zen_first(id: u32) -> u32 {
-    instrument::query("test").unwrap().finish("SELECT 1", true);
+    instrument::query("test", "SELECT 1").unwrap().finish(true);
     id
 }
 
 #[tokio::test]
 async fn tracing_instrument_in_either_order() {
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry());
-    let (n, reports) =
-        testing::collect(async { instrument_first(1).await + zen_first(2).await }).await;
+    let (n, reports) = testing::collect(async { instrument_first(1).await + zen_first(2).await }).await;
     assert_eq!(n, 3);
     let names: Vec<&str> = reports.iter().map(|r| r.name.as_ref()).collect();
     assert_eq!(names, ["compose::instrument_first", "compose::zen_first"]);
@@ -66,16 +55,9 @@ struct AppState {
 }
 
 #[debug_handler]
-#[zen(
-    name = "compose::greet",
-    kind = "handler",
-    max_queries = 3,
-    timeout_ms = 1000
-)]
+#[zen(name = "compose::greet", kind = "handler", max_queries = 3, timeout_ms = 1000)]
 async fn greet(State(state): State<AppState>, Path(name): Path<String>) -> String {
-    instrument::query("test")
-        .unwrap()
-        .finish("SELECT name FROM users WHERE slug = ?", true);
+    instrument::query("test", "SELECT name FROM users WHERE slug = ?").unwrap().finish(true);
     format!("{} {name}", state.greeting)
 }
 
@@ -120,15 +102,9 @@ async fn annotated_handlers_serve_real_requests() {
     server.abort();
     report::remove_sink(id);
     let seen = seen.lock().unwrap();
-    let greet = seen
-        .iter()
-        .find(|r| r.name == "compose::greet")
-        .expect("a report for /hello");
+    let greet = seen.iter().find(|r| r.name == "compose::greet").expect("a report for /hello");
     assert_eq!(greet.queries, 1);
     assert!(greet.within_budget());
-    let index = seen
-        .iter()
-        .find(|r| r.name == "compose::index")
-        .expect("a report for /");
+    let index = seen.iter().find(|r| r.name == "compose::index").expect("a report for /");
     assert_eq!(index.queries, 0);
 }

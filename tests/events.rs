@@ -12,7 +12,7 @@ use zen_runtime::{instrument, zen};
 #[zen(name = "report::over", max_queries = 1, timeout_ms = 5)]
 async fn over_budget() {
     for _ in 0..3 {
-        instrument::query("test").unwrap().finish("SELECT 1", true);
+        instrument::query("test", "SELECT 1").unwrap().finish(true);
     }
     tokio::time::sleep(Duration::from_millis(15)).await;
 }
@@ -35,17 +35,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
         if event.metadata().target() == "zen" {
             let mut fields = Fields(Vec::new());
             event.record(&mut fields);
-            self.0
-                .lock()
-                .unwrap()
-                .push((*event.metadata().level(), fields.0));
+            self.0.lock().unwrap().push((*event.metadata().level(), fields.0));
         }
     }
 }
 
 #[zen(name = "report::fine", max_queries = 5)]
 async fn fine() {
-    instrument::query("test").unwrap().finish("SELECT 1", true);
+    instrument::query("test", "SELECT 1").unwrap().finish(true);
 }
 
 #[test]
@@ -53,10 +50,7 @@ fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
     let events = Events::default();
     let subscriber = tracing_subscriber::registry().with(events.clone());
     tracing::subscriber::with_default(subscriber, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             fine().await;
             over_budget().await;
@@ -64,12 +58,7 @@ fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
     });
     let events = events.0.lock().unwrap();
     let field = |i: usize, name: &str| {
-        events[i]
-            .1
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("no field {name}"))
+        events[i].1.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no field {name}"))
     };
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].0, tracing::Level::DEBUG);
@@ -80,15 +69,7 @@ fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
     assert_eq!(field(1, "outcome"), "\"exceeded\"");
     assert_eq!(field(1, "queries"), "3");
     assert!(field(1, "violations").contains("max_queries = 1: used 3 queries"));
-    for name in [
-        "kind",
-        "mode",
-        "elapsed_ms",
-        "db_ms",
-        "http_calls",
-        "http_ms",
-        "failed_queries",
-    ] {
+    for name in ["kind", "mode", "elapsed_ms", "db_ms", "http_calls", "http_ms", "failed_queries"] {
         field(1, name);
     }
     // Memory is not measured here: the fields are absent, not zero.

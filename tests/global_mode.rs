@@ -23,23 +23,15 @@ async fn slow_result() -> Result<(), AppError> {
 
 #[zen(max_queries = 1)]
 async fn two_queries_unit() -> (bool, bool) {
-    let first = instrument::query("test")
-        .map(|op| op.finish("SELECT 1", true))
-        .is_ok();
-    let second = instrument::query("test")
-        .map(|op| op.finish("SELECT 1", true))
-        .is_ok();
+    let first = instrument::query("test", "SELECT 1").map(|op| op.finish(true)).is_ok();
+    let second = instrument::query("test", "SELECT 1").map(|op| op.finish(true)).is_ok();
     (first, second)
 }
 
 #[zen(max_queries = 1, mode = "observe")]
 async fn observed_despite_global() -> bool {
-    instrument::query("test")
-        .map(|op| op.finish("SELECT 1", true))
-        .is_ok()
-        && instrument::query("test")
-            .map(|op| op.finish("SELECT 1", true))
-            .is_ok()
+    instrument::query("test", "SELECT 1").map(|op| op.finish(true)).is_ok()
+        && instrument::query("test", "SELECT 1").map(|op| op.finish(true)).is_ok()
 }
 
 #[tokio::test]
@@ -48,11 +40,7 @@ async fn zen_mode_sets_the_global_mode_and_rejects_bad_values() {
     unsafe { std::env::set_var("ZEN_MODE", "enforced") };
     let err = zen_runtime::init().unwrap_err();
     assert_eq!(err.variable, "ZEN_MODE");
-    assert!(
-        err.to_string()
-            .contains("\"observe\", \"enforce\", \"strict\""),
-        "{err}"
-    );
+    assert!(err.to_string().contains("\"observe\", \"enforce\", \"strict\""), "{err}");
 
     // SAFETY: as above.
     unsafe { std::env::set_var("ZEN_MODE", "enforce") };
@@ -64,10 +52,7 @@ async fn zen_mode_sets_the_global_mode_and_rejects_bad_values() {
     let (result, reports) = testing::collect(slow_result()).await;
     assert!(result.is_err());
     assert!(start.elapsed() < Duration::from_secs(5));
-    assert_eq!(
-        (reports[0].mode, reports[0].outcome),
-        (Mode::Enforce, Outcome::Exceeded)
-    );
+    assert_eq!((reports[0].mode, reports[0].outcome), (Mode::Enforce, Outcome::Exceeded));
 
     // A fn that cannot return the error is not cut, but its second query is refused.
     let ((first, second), reports) = testing::collect(two_queries_unit()).await;

@@ -25,31 +25,20 @@ impl From<BudgetExceeded> for AppError {
 
 /// What an application writes to count a client's operations itself.
 async fn execute(pool: &SqlitePool, sql: &'static str) -> Result<u64, AppError> {
-    let op = instrument::query("sqlite")?;
+    let op = instrument::query("sqlite", sql)?;
     let result = sqlx::query(sql).execute(pool).await;
-    op.finish(sql, result.is_ok());
+    op.finish(result.is_ok());
     Ok(result?.rows_affected())
 }
 
 async fn pool() -> SqlitePool {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect("sqlite::memory:")
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let pool = SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
+    sqlx::query("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").execute(&pool).await.unwrap();
     pool
 }
 
 async fn count(pool: &SqlitePool) -> i64 {
-    sqlx::query("SELECT count(*) AS n FROM items")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-        .get("n")
+    sqlx::query("SELECT count(*) AS n FROM items").fetch_one(pool).await.unwrap().get("n")
 }
 
 #[zen(max_queries = 3)]
@@ -69,12 +58,7 @@ async fn counts_real_queries_and_failures() {
     assert_eq!(report.queries, 3);
     assert_eq!(report.failed_queries, 1);
     assert!(report.db_time > std::time::Duration::ZERO);
-    assert!(
-        report
-            .slowest_query
-            .as_ref()
-            .is_some_and(|q| q.backend == "sqlite")
-    );
+    assert!(report.slowest_query.as_ref().is_some_and(|q| q.backend == "sqlite"));
     assert_eq!(count(&pool).await, 2, "the database saw the two inserts");
 }
 
@@ -91,10 +75,6 @@ async fn enforce_keeps_the_refused_query_away_from_the_database() {
     let pool = pool().await;
     let (result, reports) = testing::collect(overfill(&pool)).await;
     assert!(matches!(result, Err(AppError::Budget(e)) if e.budget() == Budget::Queries));
-    assert_eq!(
-        count(&pool).await,
-        2,
-        "the third insert never reached SQLite"
-    );
+    assert_eq!(count(&pool).await, 2, "the third insert never reached SQLite");
     assert_eq!((reports[0].queries, reports[0].refused_queries), (2, 1));
 }

@@ -17,7 +17,7 @@ impl From<BudgetExceeded> for AppError {
 }
 
 fn query() -> Result<(), BudgetExceeded> {
-    instrument::query("test")?.finish("SELECT 1", true);
+    instrument::query("test", "SELECT 1")?.finish(true);
     Ok(())
 }
 
@@ -54,11 +54,7 @@ async fn enforce_refuses_the_query_past_the_limit() {
     assert_eq!((e.budget(), e.limit(), e.used()), (Budget::Queries, 2, 3));
     assert_eq!(e.scope(), "modes::enforced_queries");
     let r = &reports[0];
-    assert_eq!(
-        (r.queries, r.refused_queries),
-        (2, 1),
-        "the third never ran"
-    );
+    assert_eq!((r.queries, r.refused_queries), (2, 1), "the third never ran");
     assert_eq!(r.outcome, Outcome::Exceeded);
 }
 
@@ -76,10 +72,7 @@ async fn enforce_cuts_a_result_fn_at_its_deadline() {
     let AppError::Budget(e) = result.unwrap_err();
     assert_eq!(e.budget(), Budget::Timeout);
     assert!(waited >= Duration::from_millis(50), "{waited:?}");
-    assert!(
-        waited < Duration::from_secs(5),
-        "cut near the deadline, not after the sleep: {waited:?}"
-    );
+    assert!(waited < Duration::from_secs(5), "cut near the deadline, not after the sleep: {waited:?}");
     assert_eq!(reports[0].outcome, Outcome::Exceeded);
 }
 
@@ -87,11 +80,11 @@ async fn enforce_cuts_a_result_fn_at_its_deadline() {
 async fn db_heavy() -> Result<u32, AppError> {
     let mut done = 0;
     loop {
-        let op = instrument::query("test")?;
+        let op = instrument::query("test", "SELECT pg_sleep(0.004)")?;
         let limit = op.time_limit().expect("an enforced bound");
         assert!(limit <= Duration::from_millis(10));
         tokio::time::sleep(Duration::from_millis(4).min(limit)).await;
-        op.finish("SELECT pg_sleep(0.004)", true);
+        op.finish(true);
         done += 1;
         if done > 100 {
             return Ok(done);
@@ -137,20 +130,11 @@ async fn strict_within() -> u32 {
 #[tokio::test]
 async fn strict_panics_with_the_whole_report() {
     assert_eq!(strict_within().await, 1);
-    let panic = std::panic::AssertUnwindSafe(strict_over())
-        .catch_unwind()
-        .await
-        .unwrap_err();
+    let panic = std::panic::AssertUnwindSafe(strict_over()).catch_unwind().await.unwrap_err();
     let message = panic.downcast_ref::<String>().expect("a formatted message");
-    assert!(
-        message.contains("budget exceeded in strict mode"),
-        "{message}"
-    );
+    assert!(message.contains("budget exceeded in strict mode"), "{message}");
     assert!(message.contains("`modes::strict_over`"), "{message}");
-    assert!(
-        message.contains("max_queries = 1: used 2 queries"),
-        "{message}"
-    );
+    assert!(message.contains("max_queries = 1: used 2 queries"), "{message}");
 }
 
 #[zen(max_queries = 1, mode = "enforce")]

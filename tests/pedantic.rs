@@ -19,14 +19,7 @@ impl From<BudgetExceeded> for AppError {
 ///
 /// # Errors
 /// When a budget is exceeded.
-#[zen(
-    max_queries = 5,
-    max_db_ms = 50,
-    max_mem_kb = 512,
-    timeout_ms = 200,
-    max_http_calls = 1,
-    max_http_ms = 100
-)]
+#[zen(max_queries = 5, max_db_ms = 50, max_mem_kb = 512, timeout_ms = 200, max_http_calls = 1, max_http_ms = 100)]
 pub async fn handler(id: u32) -> Result<u32, AppError> {
     Ok(id)
 }

@@ -9,15 +9,14 @@ use zen_runtime::{Budget, Outcome, Report, instrument, report, testing, zen};
 
 #[zen(name = "report::panics", max_queries = 1)]
 async fn panics() {
-    instrument::query("test").unwrap().finish("SELECT 1", true);
+    instrument::query("test", "SELECT 1").unwrap().finish(true);
     tokio::task::yield_now().await;
     panic!("boom");
 }
 
 #[tokio::test]
 async fn a_panic_reports_panicked_once() {
-    let (result, reports) =
-        testing::collect(std::panic::AssertUnwindSafe(panics()).catch_unwind()).await;
+    let (result, reports) = testing::collect(std::panic::AssertUnwindSafe(panics()).catch_unwind()).await;
     assert!(result.is_err(), "the panic is passed on");
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Panicked);
@@ -28,22 +27,18 @@ async fn a_panic_reports_panicked_once() {
 async fn a_panic_in_a_spawned_task_reports_panicked() {
     let (join, reports) = testing::collect(async { zen_runtime::spawn(panics()).await }).await;
     assert!(join.unwrap_err().is_panic());
-    assert_eq!(
-        reports.iter().map(|r| r.outcome).collect::<Vec<_>>(),
-        [Outcome::Panicked]
-    );
+    assert_eq!(reports.iter().map(|r| r.outcome).collect::<Vec<_>>(), [Outcome::Panicked]);
 }
 
 #[zen(name = "report::sleeps")]
 async fn sleeps() {
-    instrument::query("test").unwrap().finish("SELECT 1", true);
+    instrument::query("test", "SELECT 1").unwrap().finish(true);
     tokio::time::sleep(Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
 async fn a_dropped_future_reports_cancelled_once() {
-    let (timed_out, reports) =
-        testing::collect(tokio::time::timeout(Duration::from_millis(20), sleeps())).await;
+    let (timed_out, reports) = testing::collect(tokio::time::timeout(Duration::from_millis(20), sleeps())).await;
     assert!(timed_out.is_err());
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Cancelled);
@@ -61,7 +56,7 @@ async fn a_future_dropped_before_its_first_poll_reports_nothing() {
 #[zen(name = "report::over", max_queries = 1, timeout_ms = 5)]
 async fn over_budget() {
     for _ in 0..3 {
-        instrument::query("test").unwrap().finish("SELECT 1", true);
+        instrument::query("test", "SELECT 1").unwrap().finish(true);
     }
     tokio::time::sleep(Duration::from_millis(15)).await;
 }
@@ -85,7 +80,7 @@ async fn violations_say_which_budget_its_limit_and_what_was_used() {
 #[zen(name = "report::for_sink", max_queries = 1)]
 async fn for_sink() {
     for _ in 0..3 {
-        instrument::query("test").unwrap().finish("SELECT 1", true);
+        instrument::query("test", "SELECT 1").unwrap().finish(true);
     }
 }
 

@@ -8,9 +8,9 @@ use zen_runtime::{Kind, Outcome, instrument, testing, zen};
 /// across an await so polls interleave with other tasks.
 async fn queries(n: u64) {
     for _ in 0..n {
-        let op = instrument::query("test").unwrap();
+        let op = instrument::query("test", "SELECT 1").unwrap();
         tokio::task::yield_now().await;
-        op.finish("SELECT 1", true);
+        op.finish(true);
     }
 }
 
@@ -29,11 +29,9 @@ async fn outer() {
 async fn measure_counts_every_operation_and_call() {
     let ((), report) = testing::measure(async {
         queries(4).await;
-        instrument::query("test")
-            .unwrap()
-            .finish("SELECT broken", false);
+        instrument::query("test", "SELECT broken").unwrap().finish(false);
         instrument::record_query("test", "SELECT slow", Duration::from_millis(30), true);
-        instrument::call().unwrap().finish("GET /", true);
+        instrument::call().unwrap().finish(true);
         instrument::record_call(Duration::from_millis(7), false);
     })
     .await;
@@ -47,10 +45,7 @@ async fn measure_counts_every_operation_and_call() {
     assert_eq!(report.failed_http_calls, 1);
     assert!(report.http_time >= Duration::from_millis(7));
     assert_eq!(report.outcome, Outcome::Ok);
-    assert!(
-        report.memory.is_none(),
-        "memory is absent, not zero, without ZenAlloc"
-    );
+    assert!(report.memory.is_none(), "memory is absent, not zero, without ZenAlloc");
 }
 
 #[tokio::test]
@@ -79,10 +74,7 @@ async fn spawns() {
 async fn zen_spawn_carries_the_budget_and_tokio_spawn_does_not() {
     let ((), reports) = testing::collect(spawns()).await;
     assert_eq!(reports.len(), 1);
-    assert_eq!(
-        reports[0].queries, 4,
-        "3 from spawn, 1 from spawn_blocking, 0 from tokio::spawn"
-    );
+    assert_eq!(reports[0].queries, 4, "3 from spawn, 1 from spawn_blocking, 0 from tokio::spawn");
 }
 
 #[zen]
@@ -109,9 +101,7 @@ async fn numbered(n: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_scopes_each_report_exactly_their_own() {
     let ((), reports) = testing::collect(async {
-        let tasks: Vec<_> = (0..200u64)
-            .map(|i| zen_runtime::spawn(numbered(i % 17)))
-            .collect();
+        let tasks: Vec<_> = (0..200u64).map(|i| zen_runtime::spawn(numbered(i % 17))).collect();
         for task in tasks {
             task.await.unwrap();
         }
@@ -154,11 +144,7 @@ async fn inherits_kind() {}
 #[tokio::test]
 async fn kind_is_written_or_inherited() {
     let ((), reports) = testing::collect(handler_kind()).await;
-    assert_eq!(
-        reports[0].kind,
-        Kind::Handler,
-        "inner inherits the enclosing kind"
-    );
+    assert_eq!(reports[0].kind, Kind::Handler, "inner inherits the enclosing kind");
     assert_eq!(reports[1].kind, Kind::Handler);
     let ((), reports) = testing::collect(inherits_kind()).await;
     assert_eq!(reports[0].kind, Kind::Other);
@@ -167,7 +153,7 @@ async fn kind_is_written_or_inherited() {
 #[tokio::test]
 async fn outside_a_scope_nothing_is_recorded_or_refused() {
     assert!(!instrument::in_scope());
-    let op = instrument::query("test").expect("never refused outside a scope");
+    let op = instrument::query("test", "SELECT 1").expect("never refused outside a scope");
     assert_eq!(op.time_limit(), None);
-    op.finish("SELECT 1", true);
+    op.finish(true);
 }

@@ -14,6 +14,7 @@ pub(crate) const KEYS: &[&str] = &[
     "timeout_ms",
     "max_http_calls",
     "max_http_ms",
+    "n_plus_one",
     "name",
     "mode",
     "kind",
@@ -38,6 +39,7 @@ pub(crate) struct Config {
     pub(crate) timeout_ms: Option<Setting<u64>>,
     pub(crate) max_http_calls: Option<Setting<u32>>,
     pub(crate) max_http_ms: Option<Setting<u64>>,
+    pub(crate) n_plus_one: Option<Setting<u32>>,
     pub(crate) name: Option<Setting<String>>,
     pub(crate) mode: Option<Setting<String>>,
     pub(crate) kind: Option<Setting<String>>,
@@ -88,10 +90,7 @@ impl Config {
             Meta::Path(path) => return bare_key(&path),
             Meta::List(list) => {
                 let key = path_key(&list.path);
-                return err(
-                    list.span(),
-                    format!("expected `{key} = value`, found `{key}(...)`; write `key = value`"),
-                );
+                return err(list.span(), format!("expected `{key} = value`, found `{key}(...)`; write `key = value`"));
             }
         };
         let Some(ident) = nv.path.get_ident() else {
@@ -101,44 +100,17 @@ impl Config {
         let key_span = ident.span();
         let value = &nv.value;
         match key.as_str() {
-            "max_queries" => put(
-                &mut self.max_queries,
-                &key,
-                key_span,
-                int(&key, value, false)?,
-            ),
-            "max_http_calls" => put(
-                &mut self.max_http_calls,
-                &key,
-                key_span,
-                int(&key, value, false)?,
-            ),
+            "max_queries" => put(&mut self.max_queries, &key, key_span, int(&key, value, false)?),
+            "max_http_calls" => put(&mut self.max_http_calls, &key, key_span, int(&key, value, false)?),
             "max_db_ms" => put(&mut self.max_db_ms, &key, key_span, int(&key, value, true)?),
-            "max_mem_kb" => put(
-                &mut self.max_mem_kb,
-                &key,
-                key_span,
-                int(&key, value, true)?,
-            ),
-            "timeout_ms" => put(
-                &mut self.timeout_ms,
-                &key,
-                key_span,
-                int(&key, value, true)?,
-            ),
-            "max_http_ms" => put(
-                &mut self.max_http_ms,
-                &key,
-                key_span,
-                int(&key, value, true)?,
-            ),
+            "max_mem_kb" => put(&mut self.max_mem_kb, &key, key_span, int(&key, value, true)?),
+            "timeout_ms" => put(&mut self.timeout_ms, &key, key_span, int(&key, value, true)?),
+            "max_http_ms" => put(&mut self.max_http_ms, &key, key_span, int(&key, value, true)?),
+            "n_plus_one" => put(&mut self.n_plus_one, &key, key_span, int(&key, value, false)?),
             "name" => {
                 let (name, span) = string(&key, value, "\"billing::charge\"")?;
                 if name.trim().is_empty() {
-                    return err(
-                        span,
-                        "`name` cannot be empty; remove it to use the function's path",
-                    );
+                    return err(span, "`name` cannot be empty; remove it to use the function's path");
                 }
                 put(&mut self.name, &key, key_span, (name, span))
             }
@@ -165,9 +137,9 @@ impl Config {
                 put(&mut self.krate, &key, key_span, (path, span))
             }
             "static_check" => match value {
-                Expr::Lit(syn::ExprLit {
-                    lit: Lit::Bool(b), ..
-                }) => put(&mut self.static_check, &key, key_span, (b.value, b.span())),
+                Expr::Lit(syn::ExprLit { lit: Lit::Bool(b), .. }) => {
+                    put(&mut self.static_check, &key, key_span, (b.value, b.span()))
+                }
                 other => err(other.span(), "`static_check` takes `true` or `false`"),
             },
             _ => err(key_span, unknown_key_message(&key)),
@@ -178,10 +150,7 @@ impl Config {
     fn build(&self) -> syn::Result<()> {
         let mut errors = Errors::default();
         if let Some(timeout) = &self.timeout_ms {
-            for (key, setting) in [
-                ("max_db_ms", &self.max_db_ms),
-                ("max_http_ms", &self.max_http_ms),
-            ] {
+            for (key, setting) in [("max_db_ms", &self.max_db_ms), ("max_http_ms", &self.max_http_ms)] {
                 if let Some(s) = setting.as_ref().filter(|s| s.value > timeout.value) {
                     errors.push(Some(syn::Error::new(
                         s.span,
@@ -197,26 +166,16 @@ impl Config {
     }
 }
 
-fn put<T>(
-    slot: &mut Option<Setting<T>>,
-    key: &str,
-    key_span: Span,
-    (value, span): (T, Span),
-) -> syn::Result<()> {
+fn put<T>(slot: &mut Option<Setting<T>>, key: &str, key_span: Span, (value, span): (T, Span)) -> syn::Result<()> {
     if slot.is_some() {
-        return err(
-            key_span,
-            format!("duplicate key `{key}`; keep only one `{key} = ...`"),
-        );
+        return err(key_span, format!("duplicate key `{key}`; keep only one `{key} = ...`"));
     }
     *slot = Some(Setting { value, span });
     Ok(())
 }
 
 fn path_key(path: &syn::Path) -> String {
-    quote::ToTokens::to_token_stream(path)
-        .to_string()
-        .replace(' ', "")
+    quote::ToTokens::to_token_stream(path).to_string().replace(' ', "")
 }
 
 fn bare_key(path: &syn::Path) -> syn::Result<()> {
@@ -232,11 +191,7 @@ fn bare_key(path: &syn::Path) -> syn::Result<()> {
 }
 
 fn unknown_key_message(key: &str) -> String {
-    let valid = KEYS
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let valid = KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
     match closest(key, KEYS) {
         Some(guess) => {
             format!("unknown key `{key}`; did you mean `{guess}`? valid keys are {valid}")
@@ -249,20 +204,12 @@ fn one_of(key: &str, value: &str, span: Span, valid: &[&str]) -> syn::Result<()>
     if valid.contains(&value) {
         return Ok(());
     }
-    let list = valid
-        .iter()
-        .map(|v| format!("\"{v}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = valid.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
     match closest(value, valid) {
-        Some(guess) => err(
-            span,
-            format!("unknown {key} \"{value}\"; did you mean \"{guess}\"? expected one of {list}"),
-        ),
-        None => err(
-            span,
-            format!("unknown {key} \"{value}\"; expected one of {list}"),
-        ),
+        Some(guess) => {
+            err(span, format!("unknown {key} \"{value}\"; did you mean \"{guess}\"? expected one of {list}"))
+        }
+        None => err(span, format!("unknown {key} \"{value}\"; expected one of {list}")),
     }
 }
 
@@ -275,79 +222,51 @@ where
 {
     let example = if key.ends_with("_ms") { "200" } else { "5" };
     let lit = match value {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Int(lit), ..
-        }) => lit,
+        Expr::Lit(syn::ExprLit { lit: Lit::Int(lit), .. }) => lit,
         Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => {
             return err(
                 value.span(),
-                format!(
-                    "`{key}` cannot be negative; write a number of 0 or more, such as `{key} = {example}`"
-                ),
+                format!("`{key}` cannot be negative; write a number of 0 or more, such as `{key} = {example}`"),
             );
         }
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Float(f), ..
-        }) => {
+        Expr::Lit(syn::ExprLit { lit: Lit::Float(f), .. }) => {
             return err(
                 f.span(),
-                format!(
-                    "`{key}` takes a whole number, found `{}`; write `{key} = {example}`",
-                    f.base10_digits()
-                ),
+                format!("`{key}` takes a whole number, found `{}`; write `{key} = {example}`", f.base10_digits()),
             );
         }
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(s), ..
-        }) => {
+        Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => {
             return err(
                 s.span(),
-                format!(
-                    "`{key}` takes an integer, not a string; remove the quotes: `{key} = {}`",
-                    s.value()
-                ),
+                format!("`{key}` takes an integer, not a string; remove the quotes: `{key} = {}`", s.value()),
             );
         }
         other => {
-            return err(
-                other.span(),
-                format!("`{key}` takes an integer literal, such as `{key} = {example}`"),
-            );
+            return err(other.span(), format!("`{key}` takes an integer literal, such as `{key} = {example}`"));
         }
     };
     if lit.base10_digits().starts_with('-') {
         return err(
             lit.span(),
-            format!(
-                "`{key}` cannot be negative; write a number of 0 or more, such as `{key} = {example}`"
-            ),
+            format!("`{key}` cannot be negative; write a number of 0 or more, such as `{key} = {example}`"),
         );
     }
     if !lit.suffix().is_empty() {
         return err(
             lit.span(),
-            format!(
-                "remove the suffix `{}`: `{key}` takes a plain integer and its unit is in its name",
-                lit.suffix()
-            ),
+            format!("remove the suffix `{}`: `{key}` takes a plain integer and its unit is in its name", lit.suffix()),
         );
     }
     let Ok(n) = lit.base10_parse::<T>() else {
         return err(
             lit.span(),
-            format!(
-                "`{key} = {}` is too large; the largest accepted value is {}",
-                lit.base10_digits(),
-                T::MAX
-            ),
+            format!("`{key} = {}` is too large; the largest accepted value is {}", lit.base10_digits(), T::MAX),
         );
     };
     if positive && n == T::default() {
         return err(
             lit.span(),
-            format!(
-                "`{key} = 0` would fail every call at once; use a positive value, or remove `{key}` for no limit"
-            ),
+            format!("`{key} = 0` would fail every call at once; use a positive value, or remove `{key}` for no limit"),
         );
     }
     Ok((n, lit.span()))
@@ -365,20 +284,12 @@ impl Bounded for u64 {
 
 fn string(key: &str, value: &Expr, example: &str) -> syn::Result<(String, Span)> {
     match value {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(s), ..
-        }) => Ok((s.value(), s.span())),
+        Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => Ok((s.value(), s.span())),
         Expr::Path(p) => {
             let word = path_key(&p.path);
-            err(
-                p.span(),
-                format!("`{key}` takes a string; add quotes: `{key} = \"{word}\"`"),
-            )
+            err(p.span(), format!("`{key}` takes a string; add quotes: `{key} = \"{word}\"`"))
         }
-        other => err(
-            other.span(),
-            format!("`{key}` takes a string, such as `{key} = {example}`"),
-        ),
+        other => err(other.span(), format!("`{key}` takes a string, such as `{key} = {example}`")),
     }
 }
 
@@ -400,9 +311,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
             diagonal = above;
         }
     }

@@ -62,38 +62,15 @@ fn not_a_function(item: TokenStream, parse_error: syn::Error) -> syn::Error {
         );
     }
     let (span, what, fix) = match syn::parse2::<syn::Item>(item) {
-        Ok(syn::Item::Struct(s)) => (
-            s.struct_token.span,
-            "a struct",
-            "put it on an `async fn` handler or job",
-        ),
-        Ok(syn::Item::Enum(e)) => (
-            e.enum_token.span,
-            "an enum",
-            "put it on an `async fn` handler or job",
-        ),
-        Ok(syn::Item::Impl(i)) => (
-            i.impl_token.span,
-            "an impl block",
-            "put it on each `async fn` inside the impl",
-        ),
-        Ok(syn::Item::Trait(t)) => (
-            t.trait_token.span,
-            "a trait",
-            "put it on the `async fn` in each impl",
-        ),
-        Ok(syn::Item::Mod(m)) => (
-            m.mod_token.span,
-            "a module",
-            "put it on each `async fn` inside the module",
-        ),
+        Ok(syn::Item::Struct(s)) => (s.struct_token.span, "a struct", "put it on an `async fn` handler or job"),
+        Ok(syn::Item::Enum(e)) => (e.enum_token.span, "an enum", "put it on an `async fn` handler or job"),
+        Ok(syn::Item::Impl(i)) => (i.impl_token.span, "an impl block", "put it on each `async fn` inside the impl"),
+        Ok(syn::Item::Trait(t)) => (t.trait_token.span, "a trait", "put it on the `async fn` in each impl"),
+        Ok(syn::Item::Mod(m)) => (m.mod_token.span, "a module", "put it on each `async fn` inside the module"),
         Ok(other) => (other.span(), "this item", "put it on an `async fn`"),
         Err(_) => return parse_error,
     };
-    syn::Error::new(
-        span,
-        format!("`#[zen]` applies to an `async fn`, not to {what}; {fix}"),
-    )
+    syn::Error::new(span, format!("`#[zen]` applies to an `async fn`, not to {what}; {fix}"))
 }
 
 /// Where the body to wrap lives: the fn's own body, or the async block that
@@ -126,17 +103,8 @@ fn target(function: &syn::ItemFn) -> syn::Result<Target> {
     if sig.asyncness.is_some() {
         return Ok(Target::Async);
     }
-    let is_test = function
-        .attrs
-        .iter()
-        .any(|a| a.path().segments.last().is_some_and(|s| s.ident == "test"));
-    if is_test
-        && let Some(stmt) = function
-            .block
-            .stmts
-            .iter()
-            .position(|s| tokio_test_body(s).is_some())
-    {
+    let is_test = function.attrs.iter().any(|a| a.path().segments.last().is_some_and(|s| s.ident == "test"));
+    if is_test && let Some(stmt) = function.block.stmts.iter().position(|s| tokio_test_body(s).is_some()) {
         return Ok(Target::TokioTest { stmt });
     }
     Err(syn::Error::new(
@@ -148,9 +116,7 @@ fn target(function: &syn::ItemFn) -> syn::Result<Target> {
 /// `let body = async { ... };`, the statement `#[tokio::test]` writes.
 fn tokio_test_body(stmt: &syn::Stmt) -> Option<&syn::ExprAsync> {
     match stmt {
-        syn::Stmt::Local(syn::Local {
-            init: Some(init), ..
-        }) => match &*init.expr {
+        syn::Stmt::Local(syn::Local { init: Some(init), .. }) => match &*init.expr {
             syn::Expr::Async(block) if init.diverge.is_none() => Some(block),
             _ => None,
         },
@@ -160,10 +126,7 @@ fn tokio_test_body(stmt: &syn::Stmt) -> Option<&syn::ExprAsync> {
 
 fn rewrite(mut function: syn::ItemFn, config: &Config, target: &Target) -> TokenStream {
     let mixed = Span::mixed_site();
-    let krate = config
-        .krate
-        .as_ref()
-        .map_or_else(|| quote!(::zen_runtime), |k| k.value.to_token_stream());
+    let krate = config.krate.as_ref().map_or_else(|| quote!(::zen_runtime), |k| k.value.to_token_stream());
     let private = quote_spanned!(mixed=> #krate::__private);
     let site = site(&function, config, &private);
     let output = match &function.sig.output {
@@ -185,10 +148,7 @@ fn rewrite(mut function: syn::ItemFn, config: &Config, target: &Target) -> Token
             function.block = Box::new(syn::parse_quote!(#body));
         }
         Target::TokioTest { stmt } => {
-            if let syn::Stmt::Local(syn::Local {
-                init: Some(init), ..
-            }) = &mut function.block.stmts[*stmt]
-            {
+            if let syn::Stmt::Local(syn::Local { init: Some(init), .. }) = &mut function.block.stmts[*stmt] {
                 let inner = &init.expr;
                 *init.expr = syn::parse_quote_spanned! {mixed=>
                     #private::run(#site, #cut, #inner)
@@ -215,14 +175,8 @@ fn site(function: &syn::ItemFn, config: &Config, private: &TokenStream) -> Token
     };
     let mut limits = quote!(#private::Limits::NONE);
     let ints = [
-        (
-            "max_queries",
-            config.max_queries.as_ref().map(|s| u64::from(s.value)),
-        ),
-        (
-            "max_http_calls",
-            config.max_http_calls.as_ref().map(|s| u64::from(s.value)),
-        ),
+        ("max_queries", config.max_queries.as_ref().map(|s| u64::from(s.value))),
+        ("max_http_calls", config.max_http_calls.as_ref().map(|s| u64::from(s.value))),
         ("max_db_ms", config.max_db_ms.as_ref().map(|s| s.value)),
         ("max_mem_kb", config.max_mem_kb.as_ref().map(|s| s.value)),
         ("timeout_ms", config.timeout_ms.as_ref().map(|s| s.value)),
@@ -235,17 +189,15 @@ fn site(function: &syn::ItemFn, config: &Config, private: &TokenStream) -> Token
             limits = quote!(#limits.#setter(#value));
         }
     }
-    let mode = variant(
-        config.mode.as_ref().map(|s| s.value.as_str()),
-        &quote!(#private::Mode),
-    );
-    let kind = variant(
-        config.kind.as_ref().map(|s| s.value.as_str()),
-        &quote!(#private::Kind),
-    );
+    let mode = variant(config.mode.as_ref().map(|s| s.value.as_str()), &quote!(#private::Mode));
+    let kind = variant(config.kind.as_ref().map(|s| s.value.as_str()), &quote!(#private::Kind));
+    let n_plus_one = config.n_plus_one.as_ref().map(|s| {
+        let n = proc_macro2::Literal::u32_unsuffixed(s.value);
+        quote!(.n_plus_one(#n))
+    });
     quote_spanned! {mixed=>
         {
-            static __ZEN_SITE: #private::Site = #private::Site::new(#name, #limits, #mode, #kind);
+            static __ZEN_SITE: #private::Site = #private::Site::new(#name, #limits, #mode, #kind)#n_plus_one;
             &__ZEN_SITE
         }
     }
@@ -272,12 +224,7 @@ fn variant(value: Option<&str>, ty: &TokenStream) -> TokenStream {
 ///   time whether the return type can carry `BudgetExceeded`, and cut only if
 ///   it can.
 /// - `observe` or `strict`: never cut.
-fn cut(
-    config: &Config,
-    output: Option<&syn::Type>,
-    nameable: bool,
-    private: &TokenStream,
-) -> TokenStream {
+fn cut(config: &Config, output: Option<&syn::Type>, nameable: bool, private: &TokenStream) -> TokenStream {
     let mixed = Span::mixed_site();
     match config.mode.as_ref().map(|m| m.value.as_str()) {
         Some("enforce") => {
@@ -340,8 +287,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .into_iter()
         .map(|mut token| {
             if let proc_macro2::TokenTree::Group(group) = &token {
-                let mut inner =
-                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
                 inner.set_span(span);
                 token = inner.into();
             }

@@ -11,22 +11,11 @@
 use proc_macro2::Span;
 use syn::visit::{self, Visit};
 
-const QUERY_METHODS: &[&str] = &[
-    "fetch_one",
-    "fetch_all",
-    "fetch_optional",
-    "fetch",
-    "fetch_many",
-    "execute",
-];
+const QUERY_METHODS: &[&str] = &["fetch_one", "fetch_all", "fetch_optional", "fetch", "fetch_many", "execute"];
 
 /// Returns an error on the first call that takes the count past `max`.
 pub(crate) fn check(block: &syn::Block, max: u32) -> syn::Result<()> {
-    let mut counter = Counter {
-        max,
-        count: 0,
-        over: None,
-    };
+    let mut counter = Counter { max, count: 0, over: None };
     counter.visit_block(block);
     match counter.over {
         None => Ok(()),

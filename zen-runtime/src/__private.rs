@@ -17,36 +17,31 @@ pub struct Site {
     limits: Limits,
     mode: Option<Mode>,
     kind: Option<Kind>,
+    n_plus_one: Option<u32>,
 }
 
 impl Site {
     #[must_use]
-    pub const fn new(
-        name: &'static str,
-        limits: Limits,
-        mode: Option<Mode>,
-        kind: Option<Kind>,
-    ) -> Self {
-        Site {
-            name,
-            limits,
-            mode,
-            kind,
-        }
+    pub const fn new(name: &'static str, limits: Limits, mode: Option<Mode>, kind: Option<Kind>) -> Self {
+        Site { name, limits, mode, kind, n_plus_one: None }
+    }
+
+    /// `n_plus_one = N` on the attribute.
+    #[must_use]
+    pub const fn n_plus_one(mut self, threshold: u32) -> Self {
+        self.n_plus_one = Some(threshold);
+        self
     }
 }
 
 /// The body of an annotated fn, inside a new scope.
-pub fn run<F: Future>(
-    site: &'static Site,
-    cut: Option<fn(BudgetExceeded) -> F::Output>,
-    fut: F,
-) -> Scoped<F> {
+pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Scoped<F> {
     let scope = Scope::open(Spec {
         name: Cow::Borrowed(site.name),
         kind: site.kind,
         mode: site.mode,
         limits: site.limits,
+        n_plus_one: site.n_plus_one,
         collector: None,
     });
     Scoped::new(scope, cut, fut)

@@ -112,14 +112,8 @@ pub enum Budget {
 
 impl Budget {
     /// Every budget, in report order.
-    pub const ALL: [Budget; 6] = [
-        Budget::Queries,
-        Budget::DbTime,
-        Budget::Memory,
-        Budget::Timeout,
-        Budget::HttpCalls,
-        Budget::HttpTime,
-    ];
+    pub const ALL: [Budget; 6] =
+        [Budget::Queries, Budget::DbTime, Budget::Memory, Budget::Timeout, Budget::HttpCalls, Budget::HttpTime];
 
     /// The `#[zen]` key that sets this budget.
     #[must_use]

@@ -7,12 +7,20 @@
 //! mode that changes nothing.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use crate::budget::Mode;
 
 /// The variable that sets the global mode.
 pub const MODE_VAR: &str = "ZEN_MODE";
+/// The variable that sets how many times one statement may run in a scope
+/// before it is flagged as N+1 (`0`: never flag).
+pub const N_PLUS_ONE_VAR: &str = "ZEN_N_PLUS_ONE";
+/// The N+1 threshold when neither the attribute nor `ZEN_N_PLUS_ONE` sets one.
+pub const DEFAULT_N_PLUS_ONE: u32 = 5;
+
+const N_UNSET: u32 = u32::MAX;
+static N_PLUS_ONE: AtomicU32 = AtomicU32::new(N_UNSET);
 
 const UNSET: u8 = 0;
 static GLOBAL_MODE: AtomicU8 = AtomicU8::new(UNSET);
@@ -25,21 +33,12 @@ pub struct ConfigError {
     /// What it held.
     pub value: String,
     /// What it may hold.
-    pub expected: &'static [&'static str],
+    pub expected: &'static str,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid {}={:?}: expected one of ",
-            self.variable, self.value
-        )?;
-        for (i, v) in self.expected.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            write!(f, "{sep}{v:?}")?;
-        }
-        write!(f, ", or unset for \"observe\"")
+        write!(f, "invalid {}={:?}: expected {}", self.variable, self.value, self.expected)
     }
 }
 
@@ -61,21 +60,60 @@ pub fn parse_mode(value: Option<&str>) -> Result<Mode, ConfigError> {
         _ => Err(ConfigError {
             variable: MODE_VAR,
             value: raw.to_owned(),
-            expected: &["observe", "enforce", "strict"],
+            expected: r#"one of "observe", "enforce", "strict" (unset means "observe")"#,
         }),
     }
 }
 
-/// Reads `ZEN_MODE` and makes it the global mode. Call it at start-up, before
-/// serving, so a bad value stops the process with a clear error.
+/// Parses an N+1 threshold as written in `ZEN_N_PLUS_ONE` (`None`: unset).
 ///
 /// # Errors
-/// `ZEN_MODE` holds something other than a mode name.
+/// A value that is not a whole number.
+pub fn parse_n_plus_one(value: Option<&str>) -> Result<u32, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_N_PLUS_ONE),
+        Some(raw) => raw.parse().map_err(|_| ConfigError {
+            variable: N_PLUS_ONE_VAR,
+            value: raw.to_owned(),
+            expected: "a whole number of repetitions, such as 5 (0 turns N+1 detection off)",
+        }),
+    }
+}
+
+/// Reads `ZEN_MODE` and `ZEN_N_PLUS_ONE` and makes them global. Call it at
+/// start-up, before serving, so a bad value stops the process with a clear
+/// error naming the variable. Returns the global mode.
+///
+/// # Errors
+/// `ZEN_MODE` holds something other than a mode name, or `ZEN_N_PLUS_ONE`
+/// something other than a whole number.
 pub fn init() -> Result<Mode, ConfigError> {
-    let value = std::env::var(MODE_VAR).ok();
-    let mode = parse_mode(value.as_deref())?;
+    let mode = parse_mode(std::env::var(MODE_VAR).ok().as_deref())?;
+    let n_plus_one = parse_n_plus_one(std::env::var(N_PLUS_ONE_VAR).ok().as_deref())?;
     set_global_mode(mode);
+    set_n_plus_one(n_plus_one);
     Ok(mode)
+}
+
+/// Sets how many times one statement may run in a scope before it is
+/// flagged as N+1 (`0`: never), for scopes whose attribute sets none.
+pub fn set_n_plus_one(threshold: u32) {
+    N_PLUS_ONE.store(threshold.min(N_UNSET - 1), Ordering::Relaxed);
+}
+
+/// The global N+1 threshold.
+pub fn n_plus_one() -> u32 {
+    match N_PLUS_ONE.load(Ordering::Relaxed) {
+        N_UNSET => {
+            let threshold = parse_n_plus_one(std::env::var(N_PLUS_ONE_VAR).ok().as_deref()).unwrap_or_else(|e| {
+                tracing::error!(target: "zen", "{e}; using {DEFAULT_N_PLUS_ONE}");
+                DEFAULT_N_PLUS_ONE
+            });
+            let _ = N_PLUS_ONE.compare_exchange(N_UNSET, threshold, Ordering::Relaxed, Ordering::Relaxed);
+            N_PLUS_ONE.load(Ordering::Relaxed)
+        }
+        n => n,
+    }
 }
 
 /// Sets the mode of every scope whose attribute does not write one.
@@ -93,7 +131,7 @@ pub fn global_mode() -> Mode {
 
 #[cold]
 fn lazy_init() -> Mode {
-    let mode = init().unwrap_or_else(|e| {
+    let mode = parse_mode(std::env::var(MODE_VAR).ok().as_deref()).unwrap_or_else(|e| {
         tracing::error!(target: "zen", "{e}; using \"observe\" (call zen_runtime::init() at start-up to fail instead)");
         Mode::Observe
     });
@@ -134,9 +172,6 @@ mod tests {
         assert_eq!(err.variable, "ZEN_MODE");
         let text = err.to_string();
         assert!(text.contains("ZEN_MODE=\"enforcing\""), "{text}");
-        assert!(
-            text.contains("\"observe\", \"enforce\", \"strict\""),
-            "{text}"
-        );
+        assert!(text.contains("\"observe\", \"enforce\", \"strict\""), "{text}");
     }
 }

@@ -22,12 +22,7 @@ pub struct BudgetExceeded {
 
 impl BudgetExceeded {
     pub(crate) fn new(scope: Cow<'static, str>, budget: Budget, limit: u64, used: u64) -> Self {
-        BudgetExceeded {
-            scope,
-            budget,
-            limit,
-            used,
-        }
+        BudgetExceeded { scope, budget, limit, used }
     }
 
     /// The name of the scope whose budget was exceeded.

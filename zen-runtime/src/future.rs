@@ -35,25 +35,13 @@ pub struct Scoped<F: Future> {
 
 impl<F: Future> std::fmt::Debug for Scoped<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scoped")
-            .field("name", &self.scope.name)
-            .finish_non_exhaustive()
+        f.debug_struct("Scoped").field("name", &self.scope.name).finish_non_exhaustive()
     }
 }
 
 impl<F: Future> Scoped<F> {
-    pub(crate) fn new(
-        scope: Arc<Scope>,
-        cut: Option<fn(BudgetExceeded) -> F::Output>,
-        fut: F,
-    ) -> Self {
-        Scoped {
-            fut: Some(fut),
-            scope,
-            cut,
-            timer: None,
-            finish: Finish::Deliver,
-        }
+    pub(crate) fn new(scope: Arc<Scope>, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Self {
+        Scoped { fut: Some(fut), scope, cut, timer: None, finish: Finish::Deliver }
     }
 
     pub(crate) fn keep(mut self, slot: Arc<Mutex<Option<Report>>>) -> Self {
@@ -68,15 +56,8 @@ impl<F: Future> Scoped<F> {
         self.fut = None;
         enter.exit();
         let elapsed = self.scope.elapsed();
-        let outcome = if self
-            .scope
-            .panicked
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            Outcome::Panicked
-        } else {
-            outcome
-        };
+        let outcome =
+            if self.scope.panicked.load(std::sync::atomic::Ordering::Relaxed) { Outcome::Panicked } else { outcome };
         // The common case, a scope within budget that nobody listens to,
         // builds no report at all.
         let quiet = matches!(self.finish, Finish::Deliver)
@@ -118,9 +99,7 @@ impl<F: Future> Scoped<F> {
                     return None;
                 }
                 let timer = self.timer.get_or_insert_with(|| {
-                    Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-                        deadline,
-                    )))
+                    Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)))
                 });
                 if timer.as_mut().poll(cx).is_pending() {
                     return None;
@@ -177,18 +156,13 @@ pub struct Attached<F> {
 
 impl<F> std::fmt::Debug for Attached<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Attached")
-            .field("scope", &self.scope.as_ref().map(|s| &s.name))
-            .finish_non_exhaustive()
+        f.debug_struct("Attached").field("scope", &self.scope.as_ref().map(|s| &s.name)).finish_non_exhaustive()
     }
 }
 
 impl<F> Attached<F> {
     pub(crate) fn new(fut: F) -> Self {
-        Attached {
-            fut,
-            scope: crate::scope::current(),
-        }
+        Attached { fut, scope: crate::scope::current() }
     }
 }
 

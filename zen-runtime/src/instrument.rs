@@ -3,22 +3,24 @@
 //! zen's own wrappers use this module; so can an application that talks to a
 //! system zen has no wrapper for. Ask before the operation (in `enforce` a
 //! blown budget refuses it), bound it by [`Operation::time_limit`], and
-//! finish it with what it was:
+//! finish it:
 //!
 //! ```
-//! use std::time::Duration;
 //! use zen_runtime::instrument;
 //!
 //! # struct Cache; impl Cache { async fn get(&self, _: &str) -> Result<String, std::io::Error> { Ok(String::new()) } }
 //! async fn cached_user(cache: &Cache, id: u64) -> Result<String, Box<dyn std::error::Error>> {
-//!     let op = instrument::query("memcached")?; // Err(BudgetExceeded) when refused
+//!     // Counted when issued; Err(BudgetExceeded) when refused.
+//!     let op = instrument::query("memcached", "GET user:?")?;
 //!     let key = format!("user:{id}");
-//!     let fetch = cache.get(&key);
 //!     let result = match op.time_limit() {
-//!         Some(limit) => tokio::time::timeout(limit, fetch).await.map_err(|_| "cache timed out")?,
-//!         None => fetch.await,
+//!         Some(limit) => match tokio::time::timeout(limit, cache.get(&key)).await {
+//!             Ok(result) => result,
+//!             Err(_) => return Err(op.expire().into()), // says which budget ran out
+//!         },
+//!         None => cache.get(&key).await,
 //!     };
-//!     op.finish("GET user:?", result.is_ok());
+//!     op.finish(result.is_ok());
 //!     Ok(result?)
 //! }
 //! ```
@@ -29,37 +31,60 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::BudgetExceeded;
+use crate::fingerprint::fingerprint;
 use crate::scope::{self, Resource, Scope};
 
 /// One database operation or external call in progress, started by [`query`]
-/// or [`call`]. Recorded when finished, or when dropped (as a success with no
-/// statement).
+/// or [`call`]. Its time runs until [`finish`](Operation::finish), or until
+/// it is dropped (a stream dropped halfway: recorded as a success).
 #[derive(Debug)]
-#[must_use = "an operation is recorded when finished or dropped; dropping it at once records nothing useful"]
+#[must_use = "an operation's time runs until it is finished or dropped"]
 pub struct Operation {
     scope: Option<Arc<Scope>>,
     resource: Resource,
     backend: &'static str,
+    fingerprint: Option<Arc<str>>,
     start: Option<Instant>,
 }
 
 impl std::fmt::Debug for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope")
-            .field("name", &self.name)
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
+        f.debug_struct("Scope").field("name", &self.name).field("mode", &self.mode).finish_non_exhaustive()
     }
 }
 
-/// Starts a database operation on `backend` (`"postgres"`, `"redis"`, ...).
+/// Issues a database operation on `backend` (`"PostgreSQL"`, `"redis"`,
+/// ...): counts it now, under the fingerprint of `statement` (a SQL text or
+/// a command name; values in it are normalised away, but prefer placeholders).
 ///
 /// # Errors
 /// In `enforce` mode, when the current scope or an enclosing enforced one has
 /// used its `max_queries` or `max_db_ms`, or is past its deadline. The refusal
-/// is counted in the report.
-pub fn query(backend: &'static str) -> Result<Operation, BudgetExceeded> {
-    start(Resource::Db, backend)
+/// is counted in the report and the operation is not.
+pub fn query(backend: &'static str, statement: &str) -> Result<Operation, BudgetExceeded> {
+    let Some(scope) = scope::current() else {
+        return Ok(Operation::outside(Resource::Db, backend));
+    };
+    scope.admit(Resource::Db)?;
+    let fingerprint: Arc<str> = Arc::from(fingerprint(statement));
+    scope.issue_query(backend, &fingerprint);
+    Ok(Operation {
+        scope: Some(scope),
+        resource: Resource::Db,
+        backend,
+        fingerprint: Some(fingerprint),
+        start: Some(Instant::now()),
+    })
+}
+
+/// Checks, without issuing anything, that a database operation would be
+/// admitted now: for clients that must refuse before taking a resource (a
+/// pooled connection) and issue the operation later.
+///
+/// # Errors
+/// As [`query`]; the refusal is counted.
+pub fn admit_query() -> Result<(), BudgetExceeded> {
+    scope::with_current(|s| s.map_or(Ok(()), |s| s.admit(Resource::Db)))
 }
 
 /// Starts a call to an external system.
@@ -68,28 +93,25 @@ pub fn query(backend: &'static str) -> Result<Operation, BudgetExceeded> {
 /// In `enforce` mode, when the current scope or an enclosing enforced one has
 /// used its `max_http_calls` or `max_http_ms`, or is past its deadline.
 pub fn call() -> Result<Operation, BudgetExceeded> {
-    start(Resource::Http, "http")
-}
-
-fn start(resource: Resource, backend: &'static str) -> Result<Operation, BudgetExceeded> {
-    let scope = scope::current();
-    let start = match &scope {
-        Some(scope) => {
-            scope.admit(resource)?;
-            Some(Instant::now())
-        }
-        // Outside a scope nothing is recorded, so nothing needs the clock.
-        None => None,
+    let Some(scope) = scope::current() else {
+        return Ok(Operation::outside(Resource::Http, "http"));
     };
+    scope.admit(Resource::Http)?;
     Ok(Operation {
-        scope,
-        resource,
-        backend,
-        start,
+        scope: Some(scope),
+        resource: Resource::Http,
+        backend: "http",
+        fingerprint: None,
+        start: Some(Instant::now()),
     })
 }
 
 impl Operation {
+    // Outside a scope nothing is recorded, so nothing needs the clock.
+    fn outside(resource: Resource, backend: &'static str) -> Self {
+        Operation { scope: None, resource, backend, fingerprint: None, start: None }
+    }
+
     /// The longest this operation may take before a budget in `enforce` mode
     /// is blown: the least of the time left before each enforced deadline and
     /// in each enforced time budget. `None`: no enforced bound applies (your
@@ -99,31 +121,28 @@ impl Operation {
         self.scope.as_ref().and_then(|s| s.time_left(self.resource))
     }
 
-    /// Records the operation: what it was (a SQL statement, a command, a URL
-    /// without its query string: never values that may hold personal data)
-    /// and whether it succeeded.
-    pub fn finish(mut self, statement: &str, ok: bool) {
-        self.record(statement, ok);
+    /// Records how the operation ended.
+    pub fn finish(mut self, ok: bool) {
+        self.record(ok);
     }
 
     /// Records the operation as failed because [`time_limit`](Self::time_limit)
-    /// ran out, and returns the error that says which budget it hit, for the
-    /// caller to return.
-    pub fn expire(mut self, statement: &str) -> BudgetExceeded {
+    /// ran out, and returns the error that says which budget it hit.
+    pub fn expire(mut self) -> BudgetExceeded {
         let scope = self.scope.clone();
-        self.record(statement, false);
+        self.record(false);
         match scope {
             Some(scope) => scope.expired(),
             None => unreachable!("an operation outside a scope has no time limit to run out"),
         }
     }
 
-    fn record(&mut self, statement: &str, ok: bool) {
+    fn record(&mut self, ok: bool) {
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = start.elapsed();
-            match self.resource {
-                Resource::Db => scope.record_query(self.backend, statement, elapsed, ok),
-                Resource::Http => scope.record_call(elapsed, ok),
+            match (&self.resource, &self.fingerprint) {
+                (Resource::Db, Some(fingerprint)) => scope.finish_query(self.backend, fingerprint, elapsed, ok),
+                _ => scope.record_call(elapsed, ok),
             }
         }
     }
@@ -131,16 +150,26 @@ impl Operation {
 
 impl Drop for Operation {
     fn drop(&mut self) {
-        self.record("", true);
+        self.record(true);
     }
 }
 
 /// Records a database operation that already happened and was timed by the
 /// caller. Never refuses; use [`query`] to be refused in `enforce`.
 pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, ok: bool) {
+    if let Some(scope) = scope::current() {
+        let fingerprint: Arc<str> = Arc::from(fingerprint(statement));
+        scope.issue_query(backend, &fingerprint);
+        scope.finish_query(backend, &fingerprint, elapsed, ok);
+    }
+}
+
+/// Records time spent waiting for a pooled connection: reported as
+/// `db_wait`, apart from query time.
+pub fn record_wait(elapsed: Duration) {
     scope::with_current(|s| {
         if let Some(s) = s {
-            s.record_query(backend, statement, elapsed, ok);
+            s.record_wait(elapsed);
         }
     });
 }

@@ -23,12 +23,16 @@
 
 pub mod budget;
 pub mod config;
+#[cfg(feature = "sqlx")]
+pub mod db;
 mod error;
+pub mod fingerprint;
 mod future;
 pub mod instrument;
 pub mod report;
 mod scope;
 mod spawn;
+mod stats;
 pub mod testing;
 
 #[doc(hidden)]
@@ -38,7 +42,7 @@ pub use budget::{Budget, Kind, Limits, Mode};
 pub use config::{ConfigError, init};
 pub use error::BudgetExceeded;
 pub use future::{Attached, Scoped};
-pub use report::{Outcome, Report, Violation};
+pub use report::{BackendSummary, NPlusOne, Outcome, Report, SlowQuery, StatementSummary, Violation};
 pub use spawn::{attach, spawn, spawn_blocking};
 
 /// Puts an `async fn` under a budget.

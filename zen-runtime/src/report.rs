@@ -56,14 +56,7 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} = {}: used {} {}",
-            self.budget.key(),
-            self.limit,
-            self.used,
-            self.budget.unit()
-        )
+        write!(f, "{} = {}: used {} {}", self.budget.key(), self.limit, self.used, self.budget.unit())
     }
 }
 
@@ -89,6 +82,51 @@ pub struct SlowQuery {
     pub elapsed: Duration,
 }
 
+/// One statement fingerprint and what its executions took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementSummary {
+    /// The SQL with values and spacing normalised (never bound values).
+    pub fingerprint: String,
+    /// The backend that ran it.
+    pub backend: &'static str,
+    /// Times issued.
+    pub count: u64,
+    /// Times it failed.
+    pub failed: u64,
+    /// Total time.
+    pub total: Duration,
+    /// Longest single execution.
+    pub max: Duration,
+}
+
+/// A statement issued again and again in one scope: the N+1 pattern, a
+/// query per item of a list where one query for the list would do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NPlusOne {
+    /// The repeated statement.
+    pub fingerprint: String,
+    /// The backend that ran it.
+    pub backend: &'static str,
+    /// Times issued.
+    pub count: u64,
+    /// Where user code issued it: function, and file and line when debug
+    /// information is present.
+    pub call_site: Option<String>,
+}
+
+/// Figures for one backend (`"PostgreSQL"`, `"SQLite"`, `"redis"`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendSummary {
+    /// The backend.
+    pub backend: &'static str,
+    /// Operations issued.
+    pub queries: u64,
+    /// Operations that failed.
+    pub failed: u64,
+    /// Time spent.
+    pub time: Duration,
+}
+
 /// Everything one scope used, against its limits. Exactly one per scope.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -111,8 +149,19 @@ pub struct Report {
     pub refused_queries: u64,
     /// Time spent in database operations.
     pub db_time: Duration,
+    /// Time spent waiting for a pooled connection (not part of `db_time`).
+    pub db_wait: Duration,
     /// The slowest database operation.
     pub slowest_query: Option<SlowQuery>,
+    /// Statements grouped by fingerprint, most total time first.
+    pub statements: Vec<StatementSummary>,
+    /// Statements not grouped because the scope already had the maximum
+    /// number of distinct fingerprints (they still count everywhere else).
+    pub untracked_statements: u64,
+    /// Statements repeated at least the N+1 threshold of times.
+    pub n_plus_one: Vec<NPlusOne>,
+    /// Database figures per backend.
+    pub backends: Vec<BackendSummary>,
     /// Calls to external systems made.
     pub http_calls: u64,
     /// Calls that returned an error.
@@ -136,6 +185,13 @@ impl Report {
         self.violations.is_empty()
     }
 
+    /// `true` when a budget was exceeded or an N+1 pattern was seen: what
+    /// makes the `tracing` event a WARN.
+    #[must_use]
+    pub fn needs_attention(&self) -> bool {
+        !self.violations.is_empty() || !self.n_plus_one.is_empty()
+    }
+
     /// The violation of one budget, if it was exceeded.
     #[must_use]
     pub fn violation(&self, budget: Budget) -> Option<&Violation> {
@@ -149,22 +205,9 @@ fn ms(d: Duration) -> f64 {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let limit = |b: Budget| {
-            self.limits
-                .get(b)
-                .map_or_else(String::new, |l| format!(" (limit {l})"))
-        };
-        writeln!(
-            f,
-            "{} `{}`: {} in {} mode",
-            self.kind, self.name, self.outcome, self.mode
-        )?;
-        writeln!(
-            f,
-            "  elapsed    {:>10.3} ms{}",
-            ms(self.elapsed),
-            limit(Budget::Timeout)
-        )?;
+        let limit = |b: Budget| self.limits.get(b).map_or_else(String::new, |l| format!(" (limit {l})"));
+        writeln!(f, "{} `{}`: {} in {} mode", self.kind, self.name, self.outcome, self.mode)?;
+        writeln!(f, "  elapsed    {:>10.3} ms{}", ms(self.elapsed), limit(Budget::Timeout))?;
         writeln!(
             f,
             "  queries    {:>10}{} ({} failed, {} refused)",
@@ -173,33 +216,12 @@ impl fmt::Display for Report {
             self.failed_queries,
             self.refused_queries
         )?;
-        writeln!(
-            f,
-            "  db time    {:>10.3} ms{}",
-            ms(self.db_time),
-            limit(Budget::DbTime)
-        )?;
+        writeln!(f, "  db time    {:>10.3} ms{}", ms(self.db_time), limit(Budget::DbTime))?;
         if let Some(q) = &self.slowest_query {
-            writeln!(
-                f,
-                "  slowest    {:>10.3} ms {}: {}",
-                ms(q.elapsed),
-                q.backend,
-                q.statement
-            )?;
+            writeln!(f, "  slowest    {:>10.3} ms {}: {}", ms(q.elapsed), q.backend, q.statement)?;
         }
-        writeln!(
-            f,
-            "  http calls {:>10}{}",
-            self.http_calls,
-            limit(Budget::HttpCalls)
-        )?;
-        writeln!(
-            f,
-            "  http time  {:>10.3} ms{}",
-            ms(self.http_time),
-            limit(Budget::HttpTime)
-        )?;
+        writeln!(f, "  http calls {:>10}{}", self.http_calls, limit(Budget::HttpCalls))?;
+        writeln!(f, "  http time  {:>10.3} ms{}", ms(self.http_time), limit(Budget::HttpTime))?;
         match &self.memory {
             Some(m) => writeln!(
                 f,
@@ -209,10 +231,7 @@ impl fmt::Display for Report {
                 m.allocated.div_ceil(1024),
                 m.retained.div_ceil(1024)
             )?,
-            None => writeln!(
-                f,
-                "  memory     not measured (install zen_runtime::alloc::ZenAlloc)"
-            )?,
+            None => writeln!(f, "  memory     not measured (install zen_runtime::alloc::ZenAlloc)")?,
         }
         if self.violations.is_empty() {
             write!(f, "  within budget")
@@ -223,6 +242,18 @@ impl fmt::Display for Report {
             }
             Ok(())
         }
+    }
+}
+
+struct Suspects<'a>(&'a [NPlusOne]);
+
+impl fmt::Display for Suspects<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, n) in self.0.iter().enumerate() {
+            let site = n.call_site.as_deref().unwrap_or("unknown call site");
+            write!(f, "{}{}x `{}` at {site}", if i == 0 { "" } else { "; " }, n.count, n.fingerprint)?;
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +315,7 @@ macro_rules! report_event {
             failed_queries = r.failed_queries,
             refused_queries = r.refused_queries,
             db_ms = ms(r.db_time),
+            db_wait_ms = ms(r.db_wait),
             slowest_query = r.slowest_query.as_ref().map(|q| tracing::field::display(&q.statement)),
             slowest_query_ms = r.slowest_query.as_ref().map(|q| ms(q.elapsed)),
             http_calls = r.http_calls,
@@ -292,6 +324,7 @@ macro_rules! report_event {
             mem_peak_bytes = mem.map(|m| m.peak),
             mem_retained_bytes = mem.map(|m| m.retained),
             violations = %Violations(&r.violations),
+            n_plus_one = %Suspects(&r.n_plus_one),
             $message
         );
     }};
@@ -300,30 +333,21 @@ macro_rules! report_event {
 /// `true` when a report within budget would reach anyone: a sink, or a
 /// `tracing` subscriber that wants `zen` at DEBUG. A violation always does.
 pub(crate) fn wanted() -> bool {
-    SINK_COUNT.load(Ordering::Acquire) > 0
-        || tracing::enabled!(target: "zen", tracing::Level::DEBUG)
+    SINK_COUNT.load(Ordering::Acquire) > 0 || tracing::enabled!(target: "zen", tracing::Level::DEBUG)
 }
 
 /// Sends a finished report to `tracing` and to every sink.
 pub(crate) fn deliver(report: &Report) {
     if report.violations.is_empty() {
-        report_event!(
-            tracing::Level::DEBUG,
-            report,
-            "zen scope ended within budget"
-        );
+        report_event!(tracing::Level::DEBUG, report, "zen scope ended within budget");
     } else {
         report_event!(tracing::Level::WARN, report, "zen budget exceeded");
     }
     if SINK_COUNT.load(Ordering::Acquire) == 0 {
         return;
     }
-    let sinks: Vec<Sink> = SINKS
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .map(|(_, s)| Arc::clone(s))
-        .collect();
+    let sinks: Vec<Sink> =
+        SINKS.read().unwrap_or_else(PoisonError::into_inner).iter().map(|(_, s)| Arc::clone(s)).collect();
     for sink in sinks {
         if catch_unwind(AssertUnwindSafe(|| sink(report))).is_err() {
             tracing::error!(target: "zen", name = %report.name, "a zen report sink panicked; the report was not delivered to it");

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::budget::{Budget, Kind, Limits, Mode};
 use crate::error::BudgetExceeded;
-use crate::report::{Memory, Outcome, Report, SlowQuery, Violation};
+use crate::report::{Memory, Outcome, Report, Violation};
+use crate::stats::{self, DbStats};
 
 thread_local! {
     // Raw, not `Arc`: setting it costs no reference count, and the owner (the
@@ -31,6 +32,7 @@ pub(crate) struct Scope {
     pub(crate) mode: Mode,
     pub(crate) limits: Limits,
     pub(crate) parent: Option<Arc<Scope>>,
+    n_plus_one: u32,
     start: Instant,
     deadline: Option<Instant>,
     collector: Option<Collector>,
@@ -44,8 +46,8 @@ struct Usage {
     failed_queries: AtomicU64,
     refused_queries: AtomicU64,
     db_nanos: AtomicU64,
-    slowest_nanos: AtomicU64,
-    slowest: Mutex<Option<SlowQuery>>,
+    wait_nanos: AtomicU64,
+    db: Mutex<DbStats>,
     http_calls: AtomicU64,
     failed_http: AtomicU64,
     refused_http: AtomicU64,
@@ -58,6 +60,7 @@ pub(crate) struct Spec {
     pub(crate) kind: Option<Kind>,
     pub(crate) mode: Option<Mode>,
     pub(crate) limits: Limits,
+    pub(crate) n_plus_one: Option<u32>,
     pub(crate) collector: Option<Collector>,
 }
 
@@ -80,10 +83,7 @@ impl Scope {
     /// A scope nested in the current one, if any.
     pub(crate) fn open(spec: Spec) -> Arc<Scope> {
         let parent = current();
-        let kind = spec
-            .kind
-            .or_else(|| parent.as_ref().map(|p| p.kind))
-            .unwrap_or(Kind::Other);
+        let kind = spec.kind.or_else(|| parent.as_ref().map(|p| p.kind)).unwrap_or(Kind::Other);
         let mode = spec.mode.unwrap_or_else(crate::config::global_mode);
         let start = Instant::now();
         Arc::new(Scope {
@@ -93,6 +93,7 @@ impl Scope {
             deadline: spec.limits.timeout().map(|t| start + t),
             limits: spec.limits,
             parent,
+            n_plus_one: spec.n_plus_one.unwrap_or_else(crate::config::n_plus_one),
             start,
             collector: spec.collector,
             panicked: AtomicBool::new(false),
@@ -130,12 +131,7 @@ impl Scope {
         let u = &self.usage;
         let (count, budget_count, time, budget_time) = match resource {
             Resource::Db => (&u.queries, Budget::Queries, &u.db_nanos, Budget::DbTime),
-            Resource::Http => (
-                &u.http_calls,
-                Budget::HttpCalls,
-                &u.http_nanos,
-                Budget::HttpTime,
-            ),
+            Resource::Http => (&u.http_calls, Budget::HttpCalls, &u.http_nanos, Budget::HttpTime),
         };
         if let Some(max) = self.limits.get(budget_count) {
             let used = count.load(Relaxed);
@@ -174,9 +170,10 @@ impl Scope {
                 Resource::Db => (&scope.usage.db_nanos, Budget::DbTime),
                 Resource::Http => (&scope.usage.http_nanos, Budget::HttpTime),
             };
-            let budget_left = scope.limits.get(budget).map(|max| {
-                Duration::from_nanos((max * 1_000_000).saturating_sub(time.load(Relaxed)))
-            });
+            let budget_left = scope
+                .limits
+                .get(budget)
+                .map(|max| Duration::from_nanos((max * 1_000_000).saturating_sub(time.load(Relaxed))));
             let deadline_left = scope.deadline.map(|d| d.saturating_duration_since(now));
             for candidate in [budget_left, deadline_left].into_iter().flatten() {
                 left = Some(left.map_or(candidate, |l| l.min(candidate)));
@@ -185,32 +182,42 @@ impl Scope {
         left
     }
 
-    /// Records a finished database operation on this scope and its parents.
-    pub(crate) fn record_query(
-        &self,
-        backend: &'static str,
-        statement: &str,
-        elapsed: Duration,
-        ok: bool,
-    ) {
+    /// Counts an issued database operation on this scope and its parents,
+    /// and notes where user code issued it once it looks like N+1.
+    pub(crate) fn issue_query(&self, backend: &'static str, fingerprint: &Arc<str>) {
+        let mut suspect = false;
+        for scope in self.chain() {
+            scope.usage.queries.fetch_add(1, Relaxed);
+            let mut db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = db.issue(fingerprint, backend);
+            suspect |= scope.n_plus_one > 0 && count >= u64::from(scope.n_plus_one) && !db.has_call_site(fingerprint);
+        }
+        if suspect {
+            let site = stats::CallSite::of(&self.name, fingerprint);
+            for scope in self.chain() {
+                scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
+            }
+        }
+    }
+
+    /// Records how an issued database operation ended.
+    pub(crate) fn finish_query(&self, backend: &'static str, fingerprint: &Arc<str>, elapsed: Duration, ok: bool) {
         let ns = nanos(elapsed);
         for scope in self.chain() {
             let u = &scope.usage;
-            u.queries.fetch_add(1, Relaxed);
             u.db_nanos.fetch_add(ns, Relaxed);
             if !ok {
                 u.failed_queries.fetch_add(1, Relaxed);
             }
-            if ns > u.slowest_nanos.fetch_max(ns, Relaxed) {
-                let mut slowest = u.slowest.lock().unwrap_or_else(PoisonError::into_inner);
-                if slowest.as_ref().is_none_or(|s| s.elapsed < elapsed) {
-                    *slowest = Some(SlowQuery {
-                        backend,
-                        statement: statement.to_owned(),
-                        elapsed,
-                    });
-                }
-            }
+            u.db.lock().unwrap_or_else(PoisonError::into_inner).finish(fingerprint, backend, ns, ok);
+        }
+    }
+
+    /// Records time spent waiting for a pooled connection.
+    pub(crate) fn record_wait(&self, elapsed: Duration) {
+        let ns = nanos(elapsed);
+        for scope in self.chain() {
+            scope.usage.wait_nanos.fetch_add(ns, Relaxed);
         }
     }
 
@@ -237,14 +244,8 @@ impl Scope {
         // A refusal at exactly the limit is not a violation of the figures,
         // but the work it belongs to cannot go on.
         let u = &self.usage;
-        let db = (u.refused_queries.load(Relaxed) > 0)
-            .then(|| self.refusal(Resource::Db, now))
-            .flatten();
-        db.or_else(|| {
-            (u.refused_http.load(Relaxed) > 0)
-                .then(|| self.refusal(Resource::Http, now))
-                .flatten()
-        })
+        let db = (u.refused_queries.load(Relaxed) > 0).then(|| self.refusal(Resource::Db, now)).flatten();
+        db.or_else(|| (u.refused_http.load(Relaxed) > 0).then(|| self.refusal(Resource::Http, now)).flatten())
     }
 
     fn violations(&self, elapsed: Duration) -> Vec<Violation> {
@@ -270,11 +271,7 @@ impl Scope {
                 _ => used(budget) > limit,
             };
             if over {
-                violations.push(Violation {
-                    budget,
-                    limit,
-                    used: used(budget),
-                });
+                violations.push(Violation { budget, limit, used: used(budget) });
             }
         }
         violations
@@ -284,6 +281,7 @@ impl Scope {
     pub(crate) fn report(&self, outcome: Outcome, elapsed: Duration) -> Report {
         let u = &self.usage;
         let violations = self.violations(elapsed);
+        let db = u.db.lock().unwrap_or_else(PoisonError::into_inner).summary(self.n_plus_one);
         let outcome = match outcome {
             Outcome::Ok if !violations.is_empty() => Outcome::Exceeded,
             other => other,
@@ -298,14 +296,12 @@ impl Scope {
             failed_queries: u.failed_queries.load(Relaxed),
             refused_queries: u.refused_queries.load(Relaxed),
             db_time: Duration::from_nanos(u.db_nanos.load(Relaxed)),
-            slowest_query: if u.slowest_nanos.load(Relaxed) == 0 && u.queries.load(Relaxed) == 0 {
-                None
-            } else {
-                u.slowest
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone()
-            },
+            db_wait: Duration::from_nanos(u.wait_nanos.load(Relaxed)),
+            slowest_query: db.slowest,
+            statements: db.statements,
+            untracked_statements: db.untracked,
+            n_plus_one: db.n_plus_one,
+            backends: db.backends,
             http_calls: u.http_calls.load(Relaxed),
             failed_http_calls: u.failed_http.load(Relaxed),
             refused_http_calls: u.refused_http.load(Relaxed),
@@ -334,10 +330,7 @@ impl Scope {
     pub(crate) fn collect(&self, report: &Report) {
         for scope in self.chain().skip(1) {
             if let Some(collector) = &scope.collector {
-                collector
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(report.clone());
+                collector.lock().unwrap_or_else(PoisonError::into_inner).push(report.clone());
             }
         }
     }
@@ -377,19 +370,13 @@ pub(crate) struct Enter<'a> {
 impl<'a> Enter<'a> {
     /// Entered by the scope's own future: a panic through it is the scope's.
     pub(crate) fn new(scope: &'a Arc<Scope>) -> Self {
-        Enter {
-            owner: Some(scope),
-            prev: CURRENT.with(|c| c.replace(Arc::as_ptr(scope))),
-        }
+        Enter { owner: Some(scope), prev: CURRENT.with(|c| c.replace(Arc::as_ptr(scope))) }
     }
 
     /// Entered by a task that carries the scope: its panic is its own.
     pub(crate) fn carry(scope: Option<&'a Arc<Scope>>) -> Self {
         let ptr = scope.map_or(std::ptr::null(), Arc::as_ptr);
-        Enter {
-            owner: None,
-            prev: CURRENT.with(|c| c.replace(ptr)),
-        }
+        Enter { owner: None, prev: CURRENT.with(|c| c.replace(ptr)) }
     }
 
     pub(crate) fn exit(self) {
@@ -412,18 +399,12 @@ impl Scope {
     /// the chain, else the innermost enforced deadline.
     pub(crate) fn expired(&self) -> BudgetExceeded {
         let enforced = || self.chain().filter(|s| s.mode == Mode::Enforce);
-        enforced()
-            .find_map(Scope::blown)
-            .unwrap_or_else(|| enforced().next().unwrap_or(self).timed_out())
+        enforced().find_map(Scope::blown).unwrap_or_else(|| enforced().next().unwrap_or(self).timed_out())
     }
 
     /// The deadline has passed: the `timeout_ms` error, as the timer saw it.
     pub(crate) fn timed_out(&self) -> BudgetExceeded {
         let limit = self.limits.get(Budget::Timeout).unwrap_or(0);
-        self.exceeded(
-            Budget::Timeout,
-            limit,
-            ceil_ms(nanos(self.start.elapsed())).max(limit),
-        )
+        self.exceeded(Budget::Timeout, limit, ceil_ms(nanos(self.start.elapsed())).max(limit))
     }
 }

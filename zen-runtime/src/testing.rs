@@ -36,10 +36,7 @@ pub async fn measure<F: Future>(fut: F) -> (F::Output, Report) {
     let scope = Scope::open(spec("zen::testing::measure", None));
     let output = Scoped::new(scope, None, fut).keep(Arc::clone(&slot)).await;
     let report = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-    (
-        output,
-        report.expect("a finished scope always leaves its report"),
-    )
+    (output, report.expect("a finished scope always leaves its report"))
 }
 
 /// Runs `fut` and returns the reports of every scope that ended inside it
@@ -49,9 +46,7 @@ pub async fn measure<F: Future>(fut: F) -> (F::Output, Report) {
 pub async fn collect<F: Future>(fut: F) -> (F::Output, Vec<Report>) {
     let collector = Arc::new(Mutex::new(Vec::new()));
     let scope = Scope::open(spec("zen::testing::collect", Some(Arc::clone(&collector))));
-    let output = Scoped::new(scope, None, fut)
-        .keep(Arc::new(Mutex::new(None)))
-        .await;
+    let output = Scoped::new(scope, None, fut).keep(Arc::new(Mutex::new(None))).await;
     let reports = std::mem::take(&mut *collector.lock().unwrap_or_else(PoisonError::into_inner));
     (output, reports)
 }
@@ -62,6 +57,7 @@ fn spec(name: &'static str, collector: Option<crate::scope::Collector>) -> Spec 
         kind: Some(Kind::Other),
         mode: Some(Mode::Observe),
         limits: Limits::NONE,
+        n_plus_one: None,
         collector,
     }
 }

@@ -1,0 +1,98 @@
+//! sqlx wrappers that count, time and cut every query.
+//!
+//! Adoption is one line: change the pool's type from `sqlx::PgPool` to
+//! `zen_runtime::db::PgPool` (or `SqlitePool`, `MySqlPool`). Query call sites
+//! stay as they are: `sqlx::query(..).fetch_one(&pool)`, `query_as`,
+//! `query_scalar`, the `query!` macros, `.execute(&mut *tx)` on a
+//! transaction from `pool.begin()`, `&mut *conn` from `pool.acquire()`,
+//! streaming `.fetch(..)`, and `sqlx::migrate!().run(&pool)`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sqlx::Error> {
+//! use zen_runtime::db::SqlitePool;
+//!
+//! let pool = SqlitePool::connect("sqlite::memory:").await?;
+//! let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await?;
+//! let mut tx = pool.begin().await?;
+//! sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut *tx).await?;
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Each query is counted once when issued, under its statement fingerprint
+//! and the call site of user code when it repeats like N+1, and timed from
+//! issue until its result stream ends or is dropped. Time waiting for a
+//! pooled connection is reported apart, as `db_wait`. `BEGIN`, `COMMIT` and
+//! `ROLLBACK` are round trips too, and count as queries.
+//!
+//! In `enforce` mode a query past `max_queries` or `max_db_ms` is refused
+//! before it reaches the database with a `sqlx::Error` whose `source()`
+//! is [`BudgetExceeded`]; a query is given at most the time left
+//! in the DB budget and before the deadline, and one that runs out is cut:
+//! its connection is closed rather than returned to the pool, so the
+//! server stops it too (PostgreSQL notices the closed connection within
+//! `client_connection_check_interval`, which [`Pool::connect_with`] sets
+//! to 100 ms) and no half-read connection is ever reused.
+
+mod connection;
+mod measure;
+mod pool;
+
+pub use connection::{Connection, PoolConnection, Transaction};
+pub use pool::Pool;
+
+use crate::error::BudgetExceeded;
+
+/// A database zen can wrap: sqlx's `Database`, with what zen needs to tune
+/// its connections.
+pub trait Backend: sqlx::Database {
+    /// Adjusts connection options so that a cut query stops on the server.
+    fn tune(
+        options: <Self::Connection as sqlx::Connection>::Options,
+    ) -> <Self::Connection as sqlx::Connection>::Options {
+        options
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Backend for sqlx::Postgres {
+    fn tune(options: sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnectOptions {
+        // The server checks the client is still there while a statement runs,
+        // so closing the connection of a cut query ends the query too.
+        options.options([("client_connection_check_interval", "100ms")])
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Backend for sqlx::Sqlite {}
+
+#[cfg(feature = "mysql")]
+impl Backend for sqlx::MySql {}
+
+/// A PostgreSQL pool whose queries report into the current budget.
+#[cfg(feature = "postgres")]
+pub type PgPool = Pool<sqlx::Postgres>;
+/// A SQLite pool whose queries report into the current budget.
+#[cfg(feature = "sqlite")]
+pub type SqlitePool = Pool<sqlx::Sqlite>;
+/// A MySQL pool whose queries report into the current budget.
+#[cfg(feature = "mysql")]
+pub type MySqlPool = Pool<sqlx::MySql>;
+
+/// The `sqlx::Error` of a refused or cut query, whose `source()` is the
+/// [`BudgetExceeded`]. sqlx has no variant for it; `Configuration` is the
+/// one whose source is the error itself (`Database`'s is a box around it)
+/// and that nothing retries: a budget is configuration.
+#[must_use]
+pub fn budget_error(exceeded: BudgetExceeded) -> sqlx::Error {
+    sqlx::Error::Configuration(Box::new(exceeded))
+}
+
+/// The [`BudgetExceeded`] inside a `sqlx::Error`, if a budget caused it.
+#[must_use]
+pub fn as_budget_exceeded(error: &sqlx::Error) -> Option<&BudgetExceeded> {
+    match error {
+        sqlx::Error::Configuration(e) => e.downcast_ref::<BudgetExceeded>(),
+        _ => None,
+    }
+}

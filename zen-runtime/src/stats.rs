@@ -1,0 +1,267 @@
+//! Per-scope database statistics: statements grouped by fingerprint, figures
+//! per backend, the slowest statement and N+1 suspects with their call site.
+//! Bounded: a scope that runs 100 000 distinct statements keeps the first
+//! `MAX_STATEMENTS` and counts the rest.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use crate::report::{BackendSummary, NPlusOne, SlowQuery, StatementSummary};
+
+/// Distinct fingerprints kept per scope.
+pub(crate) const MAX_STATEMENTS: usize = 64;
+
+#[derive(Default)]
+pub(crate) struct DbStats {
+    statements: HashMap<Arc<str>, Stat>,
+    untracked: u64,
+    backends: Vec<(&'static str, BackendStat)>,
+    slowest: Option<(Arc<str>, &'static str, u64)>,
+}
+
+struct Stat {
+    backend: &'static str,
+    count: u64,
+    failed: u64,
+    total_ns: u64,
+    max_ns: u64,
+    call_site: Option<Arc<CallSite>>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct BackendStat {
+    queries: u64,
+    failed: u64,
+    nanos: u64,
+}
+
+impl DbStats {
+    /// Counts an issued statement; returns its count in this scope.
+    pub(crate) fn issue(&mut self, fingerprint: &Arc<str>, backend: &'static str) -> u64 {
+        self.backend(backend).queries += 1;
+        if let Some(stat) = self.statements.get_mut(fingerprint) {
+            stat.count += 1;
+            return stat.count;
+        }
+        if self.statements.len() >= MAX_STATEMENTS {
+            self.untracked += 1;
+            return 1;
+        }
+        let stat = Stat { backend, count: 1, failed: 0, total_ns: 0, max_ns: 0, call_site: None };
+        self.statements.insert(Arc::clone(fingerprint), stat);
+        1
+    }
+
+    /// Records how a statement ended.
+    pub(crate) fn finish(&mut self, fingerprint: &Arc<str>, backend: &'static str, nanos: u64, ok: bool) {
+        let b = self.backend(backend);
+        b.nanos += nanos;
+        b.failed += u64::from(!ok);
+        if let Some(stat) = self.statements.get_mut(fingerprint) {
+            stat.total_ns += nanos;
+            stat.max_ns = stat.max_ns.max(nanos);
+            stat.failed += u64::from(!ok);
+        }
+        if self.slowest.as_ref().is_none_or(|(_, _, ns)| nanos > *ns) {
+            self.slowest = Some((Arc::clone(fingerprint), backend, nanos));
+        }
+    }
+
+    /// Keeps where a suspected N+1 statement is issued from (first one wins).
+    pub(crate) fn set_call_site(&mut self, fingerprint: &Arc<str>, call_site: &Arc<CallSite>) {
+        if let Some(stat) = self.statements.get_mut(fingerprint) {
+            stat.call_site.get_or_insert_with(|| Arc::clone(call_site));
+        }
+    }
+
+    pub(crate) fn has_call_site(&self, fingerprint: &Arc<str>) -> bool {
+        self.statements.get(fingerprint).is_some_and(|s| s.call_site.is_some())
+    }
+
+    fn backend(&mut self, backend: &'static str) -> &mut BackendStat {
+        let index = match self.backends.iter().position(|(name, _)| *name == backend) {
+            Some(index) => index,
+            None => {
+                self.backends.push((backend, BackendStat::default()));
+                self.backends.len() - 1
+            }
+        };
+        &mut self.backends[index].1
+    }
+
+    /// The report's view: statements by total time, suspects, backends.
+    pub(crate) fn summary(&self, n_plus_one: u32) -> Summary {
+        let mut statements: Vec<StatementSummary> = self
+            .statements
+            .iter()
+            .map(|(fingerprint, s)| StatementSummary {
+                fingerprint: fingerprint.to_string(),
+                backend: s.backend,
+                count: s.count,
+                failed: s.failed,
+                total: Duration::from_nanos(s.total_ns),
+                max: Duration::from_nanos(s.max_ns),
+            })
+            .collect();
+        statements.sort_by(|a, b| b.total.cmp(&a.total).then(b.count.cmp(&a.count)));
+        let mut suspects: Vec<NPlusOne> = self
+            .statements
+            .iter()
+            .filter(|(_, s)| n_plus_one > 0 && s.count >= u64::from(n_plus_one))
+            .map(|(fingerprint, s)| NPlusOne {
+                fingerprint: fingerprint.to_string(),
+                backend: s.backend,
+                count: s.count,
+                call_site: s.call_site.as_deref().map(CallSite::resolve),
+            })
+            .collect();
+        suspects.sort_by_key(|s| std::cmp::Reverse(s.count));
+        Summary {
+            statements,
+            untracked: self.untracked,
+            n_plus_one: suspects,
+            backends: self
+                .backends
+                .iter()
+                .map(|(backend, b)| BackendSummary {
+                    backend,
+                    queries: b.queries,
+                    failed: b.failed,
+                    time: Duration::from_nanos(b.nanos),
+                })
+                .collect(),
+            slowest: self.slowest.as_ref().map(|(fingerprint, backend, ns)| SlowQuery {
+                backend,
+                statement: fingerprint.to_string(),
+                elapsed: Duration::from_nanos(*ns),
+            }),
+        }
+    }
+}
+
+pub(crate) struct Summary {
+    pub(crate) statements: Vec<StatementSummary>,
+    pub(crate) untracked: u64,
+    pub(crate) n_plus_one: Vec<NPlusOne>,
+    pub(crate) backends: Vec<BackendSummary>,
+    pub(crate) slowest: Option<SlowQuery>,
+}
+
+/// Where user code issued a statement. Captured when a statement becomes
+/// an N+1 suspect (once per statement and scope), without symbols, which
+/// are looked up only when the report is built: the lookup can take
+/// milliseconds the first time, and should not count in the scope's time.
+pub(crate) struct CallSite {
+    frames: Mutex<Option<backtrace::Backtrace>>,
+    resolved: OnceLock<String>,
+}
+
+/// Call sites already found, by scope name and fingerprint: a handler with
+/// an N+1 pattern pays for the backtrace once per process, not per request.
+type SiteKey = (String, Arc<str>);
+static KNOWN_SITES: Mutex<Option<HashMap<SiteKey, Arc<CallSite>>>> = Mutex::new(None);
+const MAX_KNOWN_SITES: usize = 4096;
+
+impl CallSite {
+    /// The call site of `fingerprint` in the scope named `scope`, captured
+    /// now unless a call of the same scope already found it.
+    pub(crate) fn of(scope: &str, fingerprint: &Arc<str>) -> Arc<CallSite> {
+        let key = (scope.to_owned(), Arc::clone(fingerprint));
+        if let Some(site) = KNOWN_SITES.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_default().get(&key)
+        {
+            return Arc::clone(site);
+        }
+        let site = Arc::new(CallSite {
+            frames: Mutex::new(Some(backtrace::Backtrace::new_unresolved())),
+            resolved: OnceLock::new(),
+        });
+        let mut known = KNOWN_SITES.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = known.get_or_insert_default();
+        if known.len() < MAX_KNOWN_SITES {
+            known.insert(key, Arc::clone(&site));
+        }
+        site
+    }
+
+    /// The first frame outside zen, the database clients, the async runtime
+    /// and the standard library: function, and file and line when known.
+    pub(crate) fn resolve(&self) -> String {
+        self.resolved
+            .get_or_init(|| {
+                let Some(mut frames) = self.frames.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+                    return String::new();
+                };
+                frames.resolve();
+                frames
+                    .frames()
+                    .iter()
+                    .flat_map(backtrace::BacktraceFrame::symbols)
+                    .find_map(|symbol| {
+                        let name = format!("{:#}", symbol.name()?);
+                        is_user_code(&name).then(|| {
+                            let function = name.replace("::{{closure}}", "");
+                            match (symbol.filename(), symbol.lineno()) {
+                                (Some(file), Some(line)) => format!("{function} ({}:{line})", file.display()),
+                                _ => function,
+                            }
+                        })
+                    })
+                    .unwrap_or_else(|| "unknown (no symbols)".to_owned())
+            })
+            .clone()
+    }
+}
+
+/// `false` for frames of zen, the clients, the runtime and the standard
+/// library, including their trait impls (`<F as futures::Future>::poll`).
+fn is_user_code(symbol: &str) -> bool {
+    const LIBRARIES: &[&str] = &[
+        "backtrace",
+        "zen_runtime",
+        "sqlx",
+        "core",
+        "std",
+        "alloc",
+        "futures",
+        "tokio",
+        "async_stream",
+        "either",
+        "redis",
+        "tracing",
+        "__rust",
+        "rust_begin",
+        "hyper",
+        "tower",
+        "axum",
+    ];
+    let library = |path: &str| {
+        let path = path.trim_start_matches(['<', '&']).trim_start_matches("mut ").trim_start_matches("dyn ");
+        let root = path.split("::").next().unwrap_or("");
+        // `sqlx` also covers `sqlx_core`, `sqlx_postgres`, ...
+        root.is_empty()
+            || root.starts_with("_Z")
+            || LIBRARIES.iter().any(|l| root == *l || root.strip_prefix(l).is_some_and(|r| r.starts_with('_')))
+    };
+    match symbol.strip_prefix('<').and_then(|s| s.split_once(" as ")) {
+        // `<Type as Trait>::method`: a generic `Type` is the library's own.
+        Some((ty, tr)) => !(library(ty) || library(tr) || !ty.contains("::")),
+        None => !library(symbol),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_user_code;
+
+    #[test]
+    fn library_frames_are_skipped() {
+        assert!(is_user_code("my_app::handlers::list::{{closure}}"));
+        assert!(is_user_code("<my_app::Repo as my_app::Store>::load::{{closure}}"));
+        assert!(!is_user_code("<F as futures_core::future::TryFuture>::try_poll"));
+        assert!(!is_user_code("<&zen_runtime::db::pool::Pool<DB> as sqlx_core::executor::Executor>::fetch_optional"));
+        assert!(!is_user_code("sqlx_core::query_as::QueryAs<DB,O,A>::fetch_optional"));
+        assert!(!is_user_code("tokio::runtime::task::harness::poll"));
+        assert!(!is_user_code("<core::pin::Pin<P> as core::future::future::Future>::poll"));
+    }
+}
