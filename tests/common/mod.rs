@@ -1,7 +1,7 @@
 //! Servers the tests talk to. PostgreSQL and Redis tests skip, saying why,
 //! when the server does not answer, unless `ZEN_TEST_REQUIRE_SERVICES=1`
 //! (CI) makes them mandatory.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 fn required() -> bool {
     std::env::var("ZEN_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
@@ -15,7 +15,8 @@ fn unavailable(what: &str, url: &str, error: &dyn std::fmt::Display) -> Option<S
 
 /// The PostgreSQL URL, if the server answers.
 pub async fn postgres_url() -> Option<String> {
-    let url = std::env::var("ZEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url =
+        std::env::var("ZEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a valid PostgreSQL URL");
     match sqlx::ConnectOptions::connect(&options).await {
         Ok(conn) => {

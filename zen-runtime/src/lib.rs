@@ -29,6 +29,8 @@ mod error;
 pub mod fingerprint;
 mod future;
 pub mod instrument;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod report;
 mod scope;
 mod spawn;

@@ -57,6 +57,11 @@ impl<DB: Backend> Pool<DB> {
         Ok(Pool { inner: pool.connect_with(DB::tune(options)).await? })
     }
 
+    /// Creates the pool without connecting: connections open on first use.
+    pub fn connect_lazy_with(pool: PoolOptions<DB>, options: Options<DB>) -> Self {
+        Pool { inner: pool.connect_lazy_with(DB::tune(options)) }
+    }
+
     /// Wraps a pool you built. Its connect options are not tuned: on
     /// PostgreSQL, set `client_connection_check_interval` in them for cut
     /// queries to stop on the server promptly.

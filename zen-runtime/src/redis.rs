@@ -1,0 +1,122 @@
+//! A Redis connection whose commands report into the current budget, as
+//! their own backend (`"redis"`) beside the SQL ones.
+//!
+//! Wrap any `redis::aio::ConnectionLike` (a `MultiplexedConnection`, a
+//! `ConnectionManager`) and use it as before: every command and pipeline is
+//! counted as one operation, under its command name (never its keys or
+//! values), timed, refused in `enforce` once the budget is spent, and given
+//! at most the time left.
+//!
+//! ```no_run
+//! # async fn demo() -> redis::RedisResult<()> {
+//! use redis::AsyncCommands;
+//!
+//! let client = redis::Client::open("redis://127.0.0.1:6379")?;
+//! let mut redis = zen_runtime::redis::Connection::new(client.get_multiplexed_async_connection().await?);
+//! let _: () = redis.set("greeting", "hello").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A command cut by its time limit is abandoned by the client; Redis still
+//! runs it (commands are short, and blocking ones end at their own timeout).
+
+use std::io;
+
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+use crate::error::BudgetExceeded;
+use crate::instrument::{self, Operation};
+
+/// The backend name in reports.
+pub const BACKEND: &str = "redis";
+
+/// A Redis connection that reports into the current budget.
+#[derive(Debug, Clone)]
+pub struct Connection<C> {
+    inner: C,
+}
+
+impl<C> Connection<C> {
+    /// Wraps a connection.
+    pub fn new(inner: C) -> Self {
+        Connection { inner }
+    }
+
+    /// The connection underneath; commands sent on it are not counted.
+    pub fn into_inner(self) -> C {
+        self.inner
+    }
+}
+
+/// The error of a refused or cut command: an I/O error of kind `TimedOut`
+/// (so redis' own `is_timeout` says true) carrying the [`BudgetExceeded`];
+/// [`as_budget_exceeded`] finds it.
+#[must_use]
+pub fn budget_error(exceeded: BudgetExceeded) -> RedisError {
+    RedisError::from(io::Error::new(io::ErrorKind::TimedOut, exceeded))
+}
+
+/// The [`BudgetExceeded`] inside a `RedisError`, if a budget caused it.
+#[must_use]
+pub fn as_budget_exceeded(error: &RedisError) -> Option<&BudgetExceeded> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    // redis keeps the I/O error behind an `Arc<dyn Error>`.
+    let mut layer: &(dyn std::error::Error + 'static) = std::error::Error::source(error)?;
+    loop {
+        if let Some(shared) = layer.downcast_ref::<Shared>() {
+            layer = &**shared;
+        } else if let Some(io) = layer.downcast_ref::<io::Error>() {
+            return io.get_ref()?.downcast_ref::<BudgetExceeded>();
+        } else {
+            return layer.downcast_ref::<BudgetExceeded>();
+        }
+    }
+}
+
+fn name(cmd: &Cmd) -> String {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
+        _ => "?".to_owned(),
+    }
+}
+
+async fn run<T>(statement: &str, request: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisError> {
+    let op: Operation = instrument::query(BACKEND, statement).map_err(budget_error)?;
+    let result = match op.time_limit() {
+        Some(limit) => match tokio::time::timeout(limit, request).await {
+            Ok(result) => result,
+            Err(_elapsed) => return Err(budget_error(op.expire())),
+        },
+        None => request.await,
+    };
+    op.finish(result.is_ok());
+    result
+}
+
+impl<C: ConnectionLike + Send> ConnectionLike for Connection<C> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let statement = name(cmd);
+            run(&statement, self.inner.req_packed_command(cmd)).await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            // One round trip, one operation: named by its commands.
+            let names: Vec<String> = pipeline.cmd_iter().map(name).collect();
+            let statement = format!("PIPELINE {}", names.join(" "));
+            run(&statement, self.inner.req_packed_commands(pipeline, offset, count)).await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}
