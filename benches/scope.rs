@@ -40,6 +40,13 @@ async fn annotated_one_operation() {
     instrument::query("bench", "SELECT 1").unwrap().finish(true);
 }
 
+#[zen]
+async fn annotated_ten_operations() {
+    for _ in 0..10 {
+        instrument::query("bench", "SELECT * FROM articles WHERE id = $1").unwrap().finish(true);
+    }
+}
+
 fn poll_once<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
@@ -71,6 +78,11 @@ fn operation_outside_scope() {
 #[divan::bench]
 fn zen_fn_with_one_operation() {
     poll_once(annotated_one_operation());
+}
+
+#[divan::bench]
+fn zen_fn_with_ten_operations() {
+    poll_once(annotated_ten_operations());
 }
 
 #[divan::bench]

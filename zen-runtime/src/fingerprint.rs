@@ -7,6 +7,31 @@
 /// report's memory bounded whatever the SQL.
 pub(crate) const MAX_LEN: usize = 300;
 
+thread_local! {
+    // The statements a thread runs repeat: fingerprint each once.
+    static CACHE: std::cell::RefCell<crate::hash::FxHashMap<Box<str>, std::sync::Arc<str>>> =
+        std::cell::RefCell::new(crate::hash::FxHashMap::default());
+}
+
+const CACHE_SIZE: usize = 512;
+
+/// The fingerprint of `sql`, shared: computed once per thread and statement.
+pub(crate) fn shared(sql: &str) -> std::sync::Arc<str> {
+    let cached = CACHE.try_with(|cache| {
+        let mut cache = cache.try_borrow_mut().ok()?;
+        if let Some(fingerprint) = cache.get(sql) {
+            return Some(std::sync::Arc::clone(fingerprint));
+        }
+        let fingerprint: std::sync::Arc<str> = fingerprint(sql).into();
+        if cache.len() >= CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(sql.into(), std::sync::Arc::clone(&fingerprint));
+        Some(fingerprint)
+    });
+    cached.ok().flatten().unwrap_or_else(|| fingerprint(sql).into())
+}
+
 /// `SELECT * FROM users WHERE id = 42 AND name = 'ann'` and
 /// `select *  from users where id=$1 and name=$2` both become
 /// `SELECT * FROM users WHERE id = ? AND name = ?` (keywords are left as
@@ -100,18 +125,30 @@ fn needs_space(out: &str, token: &str) -> bool {
 }
 
 /// `IN (?, ?, ?)` and `VALUES (?, ?), (?, ?)` become `IN (...)` and
-/// `VALUES (...)`: the length of a list is a value too.
+/// `VALUES (...)`: the length of a list is a value too. Other parentheses
+/// (`pg_sleep(?)`, `coalesce(?, ?)`) stay as they are.
 fn collapse_lists(s: &str) -> String {
-    let mut out = s.replace("(?)", "(...)");
-    while let Some(start) = out.find("(?, ?") {
-        let Some(len) = out[start..].find(')') else { break };
-        let inner = &out[start + 1..start + len];
-        if inner.split(", ").all(|p| p == "?") {
-            out.replace_range(start..=start + len, "(...)");
-        } else {
-            break;
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(open) = rest.find('(') {
+        let (before, from) = rest.split_at(open);
+        out.push_str(before);
+        let close = from.find(')');
+        let list = close.map(|c| &from[1..c]).filter(|inner| inner.split(", ").all(|p| p == "?"));
+        let upper = out.to_ascii_uppercase();
+        let after_keyword = upper.ends_with(" IN ") || upper.ends_with(" VALUES ") || out.ends_with("(...), ");
+        match (list, close) {
+            (Some(_), Some(close)) if after_keyword => {
+                out.push_str("(...)");
+                rest = &from[close + 1..];
+            }
+            _ => {
+                out.push('(');
+                rest = &from[1..];
+            }
         }
     }
+    out.push_str(rest);
     while out.contains("(...), (...)") {
         out = out.replace("(...), (...)", "(...)");
     }

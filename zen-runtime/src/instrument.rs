@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::BudgetExceeded;
-use crate::fingerprint::fingerprint;
+use crate::fingerprint;
 use crate::scope::{self, Resource, Scope};
 
 /// One database operation or external call in progress, started by [`query`]
@@ -66,7 +66,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         return Ok(Operation::outside(Resource::Db, backend));
     };
     scope.admit(Resource::Db)?;
-    let fingerprint: Arc<str> = Arc::from(fingerprint(statement));
+    let fingerprint = fingerprint::shared(statement);
     scope.issue_query(backend, &fingerprint);
     Ok(Operation {
         scope: Some(scope),
@@ -158,7 +158,7 @@ impl Drop for Operation {
 /// caller. Never refuses; use [`query`] to be refused in `enforce`.
 pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, ok: bool) {
     if let Some(scope) = scope::current() {
-        let fingerprint: Arc<str> = Arc::from(fingerprint(statement));
+        let fingerprint = fingerprint::shared(statement);
         scope.issue_query(backend, &fingerprint);
         scope.finish_query(backend, &fingerprint, elapsed, ok);
     }

@@ -28,6 +28,7 @@ pub mod db;
 mod error;
 pub mod fingerprint;
 mod future;
+mod hash;
 pub mod instrument;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -71,6 +72,7 @@ pub use spawn::{attach, spawn, spawn_blocking};
 /// | `timeout_ms` | ms | none | wall-clock time of the call |
 /// | `max_http_calls` | calls | none | calls to external systems; `0` means none |
 /// | `max_http_ms` | ms | none | time in external calls; at most `timeout_ms` |
+/// | `n_plus_one` | repetitions | `ZEN_N_PLUS_ONE`, else 5 | flag a statement run this often in one call as N+1; `0`: off |
 /// | `name` | string | module path and fn name | the name in reports |
 /// | `mode` | `"observe"`, `"enforce"`, `"strict"` | `ZEN_MODE`, else `"observe"` | what a blown budget does |
 /// | `kind` | `"handler"`, `"job"`, `"other"` | the enclosing scope's, else `"other"` | the kind in reports |

@@ -113,8 +113,12 @@ impl Scope {
     /// In `enforce`, refuses an operation that this scope or an enclosing
     /// enforced one has no budget left for; counts the refusal.
     pub(crate) fn admit(&self, resource: Resource) -> Result<(), BudgetExceeded> {
+        let mut enforced = self.chain().filter(|s| s.mode == Mode::Enforce).peekable();
+        if enforced.peek().is_none() {
+            return Ok(());
+        }
         let now = Instant::now();
-        for scope in self.chain().filter(|s| s.mode == Mode::Enforce) {
+        for scope in enforced {
             if let Some(exceeded) = scope.refusal(resource, now) {
                 let refused = match resource {
                     Resource::Db => &scope.usage.refused_queries,
@@ -163,9 +167,11 @@ impl Scope {
     /// The most an operation may take: the smallest of the time left before
     /// each enforced deadline and in each enforced time budget.
     pub(crate) fn time_left(&self, resource: Resource) -> Option<Duration> {
+        let mut enforced = self.chain().filter(|s| s.mode == Mode::Enforce).peekable();
+        enforced.peek()?;
         let now = Instant::now();
         let mut left: Option<Duration> = None;
-        for scope in self.chain().filter(|s| s.mode == Mode::Enforce) {
+        for scope in enforced {
             let (time, budget) = match resource {
                 Resource::Db => (&scope.usage.db_nanos, Budget::DbTime),
                 Resource::Http => (&scope.usage.http_nanos, Budget::HttpTime),

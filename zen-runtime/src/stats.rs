@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use crate::hash::FxHashMap;
 use crate::report::{BackendSummary, NPlusOne, SlowQuery, StatementSummary};
 
 /// Distinct fingerprints kept per scope.
@@ -14,7 +15,7 @@ pub(crate) const MAX_STATEMENTS: usize = 64;
 
 #[derive(Default)]
 pub(crate) struct DbStats {
-    statements: HashMap<Arc<str>, Stat>,
+    statements: FxHashMap<Arc<str>, Stat>,
     untracked: u64,
     backends: Vec<(&'static str, BackendStat)>,
     slowest: Option<(Arc<str>, &'static str, u64)>,

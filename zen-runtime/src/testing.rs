@@ -7,7 +7,7 @@
 //!
 //! let ((), report) = testing::measure(async {
 //!     for _ in 0..3 {
-//!         instrument::query("sqlite").unwrap().finish("SELECT 1", true);
+//!         instrument::query("sqlite", "SELECT 1").unwrap().finish(true);
 //!     }
 //! })
 //! .await;
