@@ -45,7 +45,7 @@ async fn tracing_instrument_in_either_order() {
     let (n, reports) = testing::collect(async { instrument_first(1).await + zen_first(2).await }).await;
     assert_eq!(n, 3);
     let names: Vec<&str> = reports.iter().map(|r| r.name.as_ref()).collect();
-    assert_eq!(names, ["compose::instrument_first", "compose::zen_first"]);
+    assert_eq!(names, [concat!(module_path!(), "::instrument_first"), concat!(module_path!(), "::zen_first")]);
     assert!(reports.iter().all(|r| r.queries == 1));
 }
 

@@ -2,6 +2,7 @@
 //! match what the server logged, a cut query that stops on the server, and
 //! a server that is not there.
 
+#[path = "common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

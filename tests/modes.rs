@@ -52,7 +52,7 @@ async fn enforce_refuses_the_query_past_the_limit() {
     let (result, reports) = testing::collect(enforced_queries()).await;
     let AppError::Budget(e) = result.unwrap_err();
     assert_eq!((e.budget(), e.limit(), e.used()), (Budget::Queries, 2, 3));
-    assert_eq!(e.scope(), "modes::enforced_queries");
+    assert_eq!(e.scope(), concat!(module_path!(), "::enforced_queries"));
     let r = &reports[0];
     assert_eq!((r.queries, r.refused_queries), (2, 1), "the third never ran");
     assert_eq!(r.outcome, Outcome::Exceeded);
@@ -133,7 +133,7 @@ async fn strict_panics_with_the_whole_report() {
     let panic = std::panic::AssertUnwindSafe(strict_over()).catch_unwind().await.unwrap_err();
     let message = panic.downcast_ref::<String>().expect("a formatted message");
     assert!(message.contains("budget exceeded in strict mode"), "{message}");
-    assert!(message.contains("`modes::strict_over`"), "{message}");
+    assert!(message.contains(concat!("`", module_path!(), "::strict_over`")), "{message}");
     assert!(message.contains("max_queries = 1: used 2 queries"), "{message}");
 }
 

@@ -1,6 +1,7 @@
 //! The Redis wrapper against the Redis on this machine: commands count into
 //! the same budget as SQL, as their own backend.
 
+#[path = "common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! Put `#[zen(...)]` on an async handler or job function and every call runs
 //! in a budget scope that counts its database queries and their time, its
 //! calls to external systems, its wall-clock time and (with
-//! [`alloc::ZenAlloc`](crate) installed) its memory, checks them against the
+//! [`alloc::ZenAlloc`] installed) its memory, checks them against the
 //! limits you set, and reports: a `tracing` event with target `zen`, every
 //! [`report::add_sink`] sink, and [`testing::measure`] in tests.
 //!
@@ -21,6 +21,7 @@
 //! (the default) reports and warns; `enforce` refuses further work and cuts
 //! the scope short; `strict` panics with the report, for tests and CI.
 
+pub mod alloc;
 pub mod budget;
 pub mod config;
 #[cfg(feature = "sqlx")]

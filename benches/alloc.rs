@@ -1,0 +1,143 @@
+//! The allocator: `ZenAlloc` against `System` and `stats_alloc`, and a
+//! realistic handler with and without `ZenAlloc` installed.
+//!
+//! `cargo bench --bench alloc`
+//!
+//! - `pairs_*`: one allocation and its free, of 16 B, 256 B and 64 KiB,
+//!   calling each allocator directly, 1000 pairs per iteration, on 1 and 2
+//!   threads; `zen_in_scope` runs the 1000 pairs inside a budget scope, so
+//!   every pair is attributed (the scope's own cost, about 150 ns, is spread
+//!   over the 1000).
+//! - `handler_*`: an annotated handler that builds 100 items and serialises
+//!   them to JSON, with the global allocator switched between `System` and
+//!   `ZenAlloc` (both variants pay the same switch).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use divan::black_box;
+use stats_alloc::StatsAlloc;
+use zen_runtime::alloc::ZenAlloc;
+use zen_runtime::{testing, zen};
+
+fn main() {
+    divan::main();
+}
+
+/// The global allocator of this binary: `System` or `ZenAlloc`, switched by
+/// each `handler_*` benchmark. Both forward to `System`, so memory from one
+/// may be freed by the other.
+struct Switch;
+
+static USE_ZEN: AtomicBool = AtomicBool::new(false);
+static ZEN: ZenAlloc = ZenAlloc::system();
+static STATS: StatsAlloc<System> = StatsAlloc::system();
+
+// SAFETY: forwards to `ZenAlloc<System>` or `System`, which share the
+// system heap, so either may free or grow what the other allocated.
+unsafe impl GlobalAlloc for Switch {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe { if USE_ZEN.load(Ordering::Relaxed) { ZEN.alloc(layout) } else { System.alloc(layout) } }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { if USE_ZEN.load(Ordering::Relaxed) { ZEN.dealloc(ptr, layout) } else { System.dealloc(ptr, layout) } }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe {
+            if USE_ZEN.load(Ordering::Relaxed) {
+                ZEN.realloc(ptr, layout, new_size)
+            } else {
+                System.realloc(ptr, layout, new_size)
+            }
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Switch = Switch;
+
+fn poll_once<F: Future>(fut: F) -> F::Output {
+    match pin!(fut).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("the benchmarked futures never wait"),
+    }
+}
+
+const PAIRS: usize = 1000;
+
+fn pairs<A: GlobalAlloc>(allocator: &A, size: usize) {
+    let layout = Layout::from_size_align(size, 8).unwrap();
+    for _ in 0..PAIRS {
+        // SAFETY: a non-zero layout, freed with the same layout.
+        unsafe {
+            let ptr = allocator.alloc(layout);
+            black_box(ptr);
+            allocator.dealloc(ptr, layout);
+        }
+    }
+}
+
+const SIZES: [usize; 3] = [16, 256, 65536];
+
+#[divan::bench(args = SIZES, threads = [1, 2])]
+fn pairs_system(size: usize) {
+    pairs(&System, size);
+}
+
+#[divan::bench(args = SIZES, threads = [1, 2])]
+fn pairs_stats_alloc(size: usize) {
+    pairs(&STATS, size);
+}
+
+#[divan::bench(args = SIZES, threads = [1, 2])]
+fn pairs_zen_outside_scope(size: usize) {
+    pairs(&ZEN, size);
+}
+
+#[divan::bench(args = SIZES, threads = [1, 2])]
+fn pairs_zen_in_scope(size: usize) {
+    poll_once(testing::measure(async { pairs(&ZEN, size) }));
+}
+
+#[derive(serde::Serialize)]
+struct Item {
+    id: u64,
+    title: String,
+    author: String,
+    tags: Vec<String>,
+    score: f64,
+}
+
+#[zen(max_mem_kb = 1024)]
+async fn list_items() -> String {
+    let items: Vec<Item> = (0..100u64)
+        .map(|id| Item {
+            id,
+            title: format!("Article number {id}"),
+            author: format!("author-{}", id % 7),
+            tags: vec!["rust".into(), format!("tag{}", id % 5)],
+            score: id as f64 / 3.0,
+        })
+        .collect();
+    serde_json::to_string(&items).unwrap()
+}
+
+#[divan::bench(sample_count = 500)]
+fn handler_system() -> usize {
+    USE_ZEN.store(false, Ordering::Relaxed);
+    poll_once(list_items()).len()
+}
+
+#[divan::bench(sample_count = 500)]
+fn handler_zen_alloc() -> usize {
+    USE_ZEN.store(true, Ordering::Relaxed);
+    poll_once(list_items()).len()
+}

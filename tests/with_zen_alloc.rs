@@ -1,0 +1,36 @@
+//! The behaviour suites of the other capabilities, run again with `ZenAlloc`
+//! as the global allocator: every allocation and free of the runtime, the
+//! database clients and the tests goes through zen's accounting, and
+//! nothing may change, crash, deadlock or recurse.
+//!
+//! (`global_mode.rs` and `events.rs` stay alone in their binaries: they
+//! change process-wide state.)
+
+// Each suite declares the shared helpers itself, so they load once per suite.
+#![allow(clippy::duplicate_mod)]
+
+#[global_allocator]
+static ALLOC: zen_runtime::alloc::ZenAlloc = zen_runtime::alloc::ZenAlloc::system();
+
+#[path = "compose.rs"]
+mod compose;
+#[path = "db_postgres.rs"]
+mod db_postgres;
+#[path = "db_sqlite.rs"]
+mod db_sqlite;
+#[path = "instrument_sqlite.rs"]
+mod instrument_sqlite;
+#[path = "modes.rs"]
+mod modes;
+#[path = "redis.rs"]
+mod redis_suite;
+#[path = "report.rs"]
+mod report;
+#[path = "scope.rs"]
+mod scope;
+
+#[tokio::test]
+async fn memory_is_measured_in_this_binary() {
+    let (_, report) = zen_runtime::testing::measure(async { std::hint::black_box(vec![0u8; 4096]) }).await;
+    assert!(report.memory.is_some_and(|m| m.allocated >= 4096));
+}
