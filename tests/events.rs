@@ -45,8 +45,41 @@ async fn fine() {
     instrument::query("test", "SELECT 1").unwrap().finish(true);
 }
 
+#[zen(name = "report::n_plus_one")]
+async fn n_plus_one() {
+    for id in 0..6 {
+        let _ = id;
+        instrument::query("test", "SELECT name FROM users WHERE id = $1").unwrap().finish(true);
+    }
+}
+
+/// One scoped subscriber at a time: callsite interest is process-wide.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+#[test]
+fn an_n_plus_one_within_budget_is_a_warning_even_when_only_warnings_are_on() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::Layer::with_filter(events.clone(), tracing::level_filters::LevelFilter::WARN));
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            fine().await;
+            n_plus_one().await;
+        });
+    });
+    let events = events.0.lock().unwrap();
+    assert_eq!(events.len(), 1, "only the N+1 scope warns");
+    let (level, fields) = &events[0];
+    assert_eq!(*level, tracing::Level::WARN);
+    let suspects = fields.iter().find(|(n, _)| n == "n_plus_one").map(|(_, v)| v.as_str()).unwrap();
+    assert!(suspects.contains("6x `SELECT name FROM users WHERE id = ?`"), "{suspects}");
+}
+
 #[test]
 fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let events = Events::default();
     let subscriber = tracing_subscriber::registry().with(events.clone());
     tracing::subscriber::with_default(subscriber, || {

@@ -58,12 +58,13 @@ impl<F: Future> Scoped<F> {
         let elapsed = self.scope.elapsed();
         let outcome =
             if self.scope.panicked.load(std::sync::atomic::Ordering::Relaxed) { Outcome::Panicked } else { outcome };
-        // The common case, a scope within budget that nobody listens to,
-        // builds no report at all.
+        // The common case, a scope within budget and without N+1 that nobody
+        // listens to below WARN, builds no report at all.
         let quiet = matches!(self.finish, Finish::Deliver)
             && outcome == Outcome::Ok
             && !report::wanted()
             && !self.scope.collected()
+            && !self.scope.suspected.load(std::sync::atomic::Ordering::Relaxed)
             && !self.scope.exceeded_any(elapsed);
         if quiet {
             self.finish = Finish::Done;

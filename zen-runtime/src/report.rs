@@ -217,8 +217,18 @@ impl fmt::Display for Report {
             self.refused_queries
         )?;
         writeln!(f, "  db time    {:>10.3} ms{}", ms(self.db_time), limit(Budget::DbTime))?;
+        if !self.db_wait.is_zero() {
+            writeln!(f, "  pool wait  {:>10.3} ms", ms(self.db_wait))?;
+        }
         if let Some(q) = &self.slowest_query {
             writeln!(f, "  slowest    {:>10.3} ms {}: {}", ms(q.elapsed), q.backend, q.statement)?;
+        }
+        for s in self.statements.iter().take(5) {
+            writeln!(f, "  {:>8}x   {:>10.3} ms {}: {}", s.count, ms(s.total), s.backend, s.fingerprint)?;
+        }
+        for n in &self.n_plus_one {
+            let site = n.call_site.as_deref().unwrap_or("an unknown call site");
+            writeln!(f, "  N+1        {}x `{}` from {site}", n.count, n.fingerprint)?;
         }
         writeln!(f, "  http calls {:>10}{}", self.http_calls, limit(Budget::HttpCalls))?;
         writeln!(f, "  http time  {:>10.3} ms{}", ms(self.http_time), limit(Budget::HttpTime))?;
@@ -338,10 +348,12 @@ pub(crate) fn wanted() -> bool {
 
 /// Sends a finished report to `tracing` and to every sink.
 pub(crate) fn deliver(report: &Report) {
-    if report.violations.is_empty() {
-        report_event!(tracing::Level::DEBUG, report, "zen scope ended within budget");
-    } else {
+    if !report.violations.is_empty() {
         report_event!(tracing::Level::WARN, report, "zen budget exceeded");
+    } else if !report.n_plus_one.is_empty() {
+        report_event!(tracing::Level::WARN, report, "zen N+1 queries suspected");
+    } else {
+        report_event!(tracing::Level::DEBUG, report, "zen scope ended within budget");
     }
     if SINK_COUNT.load(Ordering::Acquire) == 0 {
         return;

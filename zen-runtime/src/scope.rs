@@ -81,6 +81,9 @@ pub(crate) struct Scope {
     deadline: Option<Instant>,
     collector: Option<Collector>,
     pub(crate) panicked: AtomicBool,
+    /// A statement reached the N+1 threshold: the report must be built and
+    /// warned about even within budget.
+    pub(crate) suspected: AtomicBool,
     usage: Usage,
 }
 
@@ -144,6 +147,7 @@ impl Scope {
             start,
             collector: spec.collector,
             panicked: AtomicBool::new(false),
+            suspected: AtomicBool::new(false),
             usage: Usage::default(),
         })
     }
@@ -248,7 +252,10 @@ impl Scope {
             scope.usage.queries.fetch_add(1, Relaxed);
             let mut db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
             let count = db.issue(fingerprint, backend);
-            suspect |= scope.n_plus_one > 0 && count >= u64::from(scope.n_plus_one) && !db.has_call_site(fingerprint);
+            if scope.n_plus_one > 0 && count >= u64::from(scope.n_plus_one) {
+                scope.suspected.store(true, Relaxed);
+                suspect |= !db.has_call_site(fingerprint);
+            }
         }
         if suspect {
             let site = stats::CallSite::of(&self.name, fingerprint);
