@@ -13,23 +13,7 @@ use sqlx::{Connection, PgConnection};
 use zen_runtime::db::{self, PgPool};
 use zen_runtime::{Budget, BudgetExceeded, Outcome, testing, zen};
 
-#[derive(Debug)]
-enum AppError {
-    Db(sqlx::Error),
-    Budget(#[allow(dead_code)] BudgetExceeded),
-}
-
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::Db(e)
-    }
-}
-
-impl From<BudgetExceeded> for AppError {
-    fn from(e: BudgetExceeded) -> Self {
-        AppError::Budget(e)
-    }
-}
+use common::AppError;
 
 /// Connect options naming the test, so server-side checks find only its own
 /// sessions.
@@ -234,10 +218,6 @@ async fn two_hundred_concurrent_scopes_on_postgresql_each_exact() {
         }
     })
     .await;
-    let mut counts: Vec<u64> = reports.iter().map(|r| r.queries).collect();
-    counts.sort_unstable();
-    let mut expected: Vec<u64> = (0..200).map(|i| i % 9).collect();
-    expected.sort_unstable();
-    assert_eq!(counts, expected);
+    common::assert_counts(&reports, (0..200).map(|i| i % 9));
     assert!(reports.iter().any(|r| r.db_wait > Duration::ZERO), "200 tasks on 5 connections wait for some");
 }

@@ -1,6 +1,9 @@
 //! The sqlx wrapper on a real SQLite database in memory: adoption by
 //! swapping the pool type, exact counts, N+1, enforcement, failures.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
@@ -9,23 +12,7 @@ use sqlx::sqlite::SqlitePoolOptions;
 use zen_runtime::db::{self, SqlitePool};
 use zen_runtime::{Budget, BudgetExceeded, Outcome, testing, zen};
 
-#[derive(Debug)]
-enum AppError {
-    Db(sqlx::Error),
-    Budget(#[allow(dead_code)] BudgetExceeded),
-}
-
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::Db(e)
-    }
-}
-
-impl From<BudgetExceeded> for AppError {
-    fn from(e: BudgetExceeded) -> Self {
-        AppError::Budget(e)
-    }
-}
+use common::AppError;
 
 /// One shared in-memory database per pool, migrated with sqlx's own macro.
 async fn pool(max_connections: u32) -> SqlitePool {
@@ -235,11 +222,7 @@ async fn two_hundred_concurrent_scopes_each_count_their_own_queries() {
     })
     .await;
     assert_eq!(reports.len(), 200);
-    let mut counts: Vec<u64> = reports.iter().map(|r| r.queries).collect();
-    counts.sort_unstable();
-    let mut expected: Vec<u64> = (0..200).map(|i| i % 7).collect();
-    expected.sort_unstable();
-    assert_eq!(counts, expected);
+    common::assert_counts(&reports, (0..200).map(|i| i % 7));
 }
 
 #[zen]

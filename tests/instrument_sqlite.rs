@@ -1,27 +1,14 @@
 //! The public reporting API around a client zen has no wrapper for, here
 //! sqlx on a real in-memory SQLite database.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Row, SqlitePool};
-use zen_runtime::{Budget, BudgetExceeded, instrument, testing, zen};
+use zen_runtime::{Budget, instrument, testing, zen};
 
-#[derive(Debug)]
-enum AppError {
-    Db(#[allow(dead_code)] sqlx::Error),
-    Budget(BudgetExceeded),
-}
-
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::Db(e)
-    }
-}
-
-impl From<BudgetExceeded> for AppError {
-    fn from(e: BudgetExceeded) -> Self {
-        AppError::Budget(e)
-    }
-}
+use common::AppError;
 
 /// What an application writes to count a client's operations itself.
 async fn execute(pool: &SqlitePool, sql: &'static str) -> Result<u64, AppError> {

@@ -3,6 +3,8 @@
 //! (CI) makes them mandatory.
 #![allow(dead_code, unreachable_pub)]
 
+use zen_runtime::{BudgetExceeded, Report};
+
 fn required() -> bool {
     std::env::var("ZEN_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
@@ -35,4 +37,34 @@ pub async fn redis_url() -> Option<String> {
         Ok(_) => Some(url),
         Err(e) => unavailable("Redis", &url, &e),
     }
+}
+
+/// A handler's error type: what a real application would write, so that
+/// `?` works on sqlx errors and `mode = "enforce"` can return a blown budget.
+#[derive(Debug)]
+pub enum AppError {
+    Db(sqlx::Error),
+    Budget(BudgetExceeded),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Db(e)
+    }
+}
+
+impl From<BudgetExceeded> for AppError {
+    fn from(e: BudgetExceeded) -> Self {
+        AppError::Budget(e)
+    }
+}
+
+/// Asserts that the reports' query counts are exactly `expected`, in any
+/// order (concurrent scopes end in any order).
+pub fn assert_counts(reports: &[Report], expected: impl IntoIterator<Item = u64>) {
+    let mut counts: Vec<u64> = reports.iter().map(|r| r.queries).collect();
+    counts.sort_unstable();
+    let mut expected: Vec<u64> = expected.into_iter().collect();
+    expected.sort_unstable();
+    assert_eq!(counts, expected);
 }
