@@ -251,3 +251,29 @@ async fn outside_a_scope_the_pool_is_plain_sqlx() {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
     assert_eq!(n, 10);
 }
+
+#[zen(max_queries = 2, mode = "enforce")]
+async fn refused_savepoint(pool: &SqlitePool) -> Result<(), AppError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO users (id, name) VALUES (500, 'in tx')").execute(&mut *tx).await?;
+    let savepoint = tx.begin().await;
+    assert!(savepoint.is_err(), "the third statement, SAVEPOINT, is refused");
+    drop(savepoint);
+    // Dropping the refused savepoint must not touch the outer transaction,
+    // whose own drop then rolls back once.
+    assert!(sqlx::query("SELECT 1").execute(&mut *tx).await.is_err(), "still over budget");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_savepoint_leaves_its_transaction_alone() {
+    let pool = pool(1).await;
+    let (result, reports) = testing::collect(refused_savepoint(&pool)).await;
+    result.unwrap();
+    let r = &reports[0];
+    // BEGIN, INSERT, then one ROLLBACK when the transaction drops.
+    assert_eq!((r.queries, r.refused_queries), (3, 2), "{r}");
+    let rolled_back: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE id = 500").fetch_one(&pool).await.unwrap();
+    assert_eq!(rolled_back, 0);
+}

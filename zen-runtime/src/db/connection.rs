@@ -166,6 +166,9 @@ enum Slot<'c, DB: Database> {
 pub struct Transaction<'c, DB: Database> {
     conn: Slot<'c, DB>,
     open: bool,
+    /// The connection's transaction depth once this one has begun: a
+    /// savepoint refused before it was sent must not roll its parent back.
+    level: usize,
 }
 
 impl<DB: Database> fmt::Debug for Transaction<'_, DB> {
@@ -176,12 +179,13 @@ impl<DB: Database> fmt::Debug for Transaction<'_, DB> {
 
 impl<'c, DB: Backend> Transaction<'c, DB> {
     async fn begin(conn: Slot<'c, DB>) -> Result<Self, sqlx::Error> {
-        let mut tx = Transaction { conn, open: false };
+        let mut tx = Transaction { conn, open: false, level: 0 };
         let depth = DB::TransactionManager::get_transaction_depth(tx.raw_ref());
         let statement = if depth == 0 { "BEGIN" } else { "SAVEPOINT" };
         // Open before the statement completes, as sqlx does: a `BEGIN` that
-        // fails halfway is still rolled back.
+        // fails halfway is still rolled back (if it took effect).
         tx.open = true;
+        tx.level = depth + 1;
         tx.control(statement, |c| DB::TransactionManager::begin(c, None)).await?;
         Ok(tx)
     }
@@ -250,9 +254,14 @@ impl<DB: Database> Drop for Transaction<'_, DB> {
         if !self.open {
             return;
         }
+        let level = self.level;
         let conn: &mut Connection<DB> = self;
         if conn.cut.is_some() {
             // The connection is closed on drop: the server rolls back.
+            return;
+        }
+        if DB::TransactionManager::get_transaction_depth(&conn.raw) < level {
+            // It never began (refused, or cut before the server answered).
             return;
         }
         // Queued: sqlx sends it before the connection's next use.

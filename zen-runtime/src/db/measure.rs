@@ -75,17 +75,17 @@ where
         Err(e) => return futures_util::stream::once(async move { Err(e) }).boxed(),
     };
     Box::pin(async_stream::stream! {
-        let deadline = op.time_limit().map(|limit| tokio::time::Instant::now() + limit);
+        let mut timer = op.time_limit().map(|limit| Box::pin(tokio::time::sleep(limit)));
         let mut op = Some(op);
         let mut expired = false;
         {
             let mut steps = conn.raw().fetch_many(query);
             loop {
-                let next = match deadline {
-                    Some(deadline) => tokio::select! {
+                let next = match timer.as_mut() {
+                    Some(timer) => tokio::select! {
                         biased;
                         next = steps.next() => next,
-                        () = tokio::time::sleep_until(deadline) => { expired = true; break; }
+                        () = timer.as_mut() => { expired = true; break; }
                     },
                     None => steps.next().await,
                 };
