@@ -31,8 +31,8 @@ async fn measure_counts_every_operation_and_call() {
         queries(4).await;
         instrument::query("test", "SELECT broken").unwrap().finish(false);
         instrument::record_query("test", "SELECT slow", Duration::from_millis(30), true);
-        instrument::call().unwrap().finish(true);
-        instrument::record_call(Duration::from_millis(7), false);
+        instrument::call("api.example.com").unwrap().finish(true);
+        instrument::record_call("api.example.com", Duration::from_millis(7), false);
     })
     .await;
     assert_eq!(report.queries, 6);
@@ -43,6 +43,7 @@ async fn measure_counts_every_operation_and_call() {
     assert_eq!(slowest.backend, "test");
     assert_eq!(report.http_calls, 2);
     assert_eq!(report.failed_http_calls, 1);
+    assert_eq!((report.http_hosts[0].host.as_str(), report.http_hosts[0].calls), ("api.example.com", 2));
     assert!(report.http_time >= Duration::from_millis(7));
     assert_eq!(report.outcome, Outcome::Ok);
     // Absent, not zero, without ZenAlloc (this file also runs with it installed).

@@ -18,6 +18,8 @@ mod compose;
 mod db_postgres;
 #[path = "db_sqlite.rs"]
 mod db_sqlite;
+#[path = "http_client.rs"]
+mod http_client;
 #[path = "instrument_sqlite.rs"]
 mod instrument_sqlite;
 #[path = "modes.rs"]

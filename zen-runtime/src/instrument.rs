@@ -43,7 +43,8 @@ pub struct Operation {
     scope: Option<Arc<Scope>>,
     resource: Resource,
     backend: &'static str,
-    fingerprint: Option<Arc<str>>,
+    /// The statement's fingerprint, or the host called.
+    label: Option<Arc<str>>,
     start: Option<Instant>,
 }
 
@@ -72,7 +73,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         scope: Some(scope),
         resource: Resource::Db,
         backend,
-        fingerprint: Some(fingerprint),
+        label: Some(fingerprint),
         start: Some(Instant::now()),
     })
 }
@@ -87,12 +88,12 @@ pub fn admit_query() -> Result<(), BudgetExceeded> {
     scope::with_current(|s| s.map_or(Ok(()), |s| s.admit(Resource::Db)))
 }
 
-/// Starts a call to an external system.
+/// Starts a call to an external system on `host` (reported per host).
 ///
 /// # Errors
 /// In `enforce` mode, when the current scope or an enclosing enforced one has
 /// used its `max_http_calls` or `max_http_ms`, or is past its deadline.
-pub fn call() -> Result<Operation, BudgetExceeded> {
+pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
     let Some(scope) = scope::current() else {
         return Ok(Operation::outside(Resource::Http, "http"));
     };
@@ -101,7 +102,7 @@ pub fn call() -> Result<Operation, BudgetExceeded> {
         scope: Some(scope),
         resource: Resource::Http,
         backend: "http",
-        fingerprint: None,
+        label: Some(Arc::from(host)),
         start: Some(Instant::now()),
     })
 }
@@ -109,7 +110,7 @@ pub fn call() -> Result<Operation, BudgetExceeded> {
 impl Operation {
     // Outside a scope nothing is recorded, so nothing needs the clock.
     fn outside(resource: Resource, backend: &'static str) -> Self {
-        Operation { scope: None, resource, backend, fingerprint: None, start: None }
+        Operation { scope: None, resource, backend, label: None, start: None }
     }
 
     /// The longest this operation may take before a budget in `enforce` mode
@@ -140,9 +141,10 @@ impl Operation {
     fn record(&mut self, ok: bool) {
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = start.elapsed();
-            match (&self.resource, &self.fingerprint) {
+            let label = self.label.as_deref().unwrap_or("");
+            match (&self.resource, &self.label) {
                 (Resource::Db, Some(fingerprint)) => scope.finish_query(self.backend, fingerprint, elapsed, ok),
-                _ => scope.record_call(elapsed, ok),
+                _ => scope.record_call(label, elapsed, ok),
             }
         }
     }
@@ -174,12 +176,12 @@ pub fn record_wait(elapsed: Duration) {
     });
 }
 
-/// Records an external call that already happened and was timed by the
-/// caller.
-pub fn record_call(elapsed: Duration, ok: bool) {
+/// Records an external call to `host` that already happened and was timed
+/// by the caller.
+pub fn record_call(host: &str, elapsed: Duration, ok: bool) {
     scope::with_current(|s| {
         if let Some(s) = s {
-            s.record_call(elapsed, ok);
+            s.record_call(host, elapsed, ok);
         }
     });
 }

@@ -30,6 +30,8 @@ mod error;
 pub mod fingerprint;
 mod future;
 mod hash;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod instrument;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -46,7 +48,7 @@ pub use budget::{Budget, Kind, Limits, Mode};
 pub use config::{ConfigError, init};
 pub use error::BudgetExceeded;
 pub use future::{Attached, Scoped};
-pub use report::{BackendSummary, NPlusOne, Outcome, Report, SlowQuery, StatementSummary, Violation};
+pub use report::{BackendSummary, HostSummary, NPlusOne, Outcome, Report, SlowQuery, StatementSummary, Violation};
 pub use spawn::{attach, spawn, spawn_blocking};
 
 /// Puts an `async fn` under a budget.

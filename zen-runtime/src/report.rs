@@ -127,6 +127,19 @@ pub struct BackendSummary {
     pub time: Duration,
 }
 
+/// External calls to one host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSummary {
+    /// The host called.
+    pub host: String,
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that failed (including those cut by a budget).
+    pub failed: u64,
+    /// Time spent.
+    pub time: Duration,
+}
+
 /// Everything one scope used, against its limits. Exactly one per scope.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -170,6 +183,8 @@ pub struct Report {
     pub refused_http_calls: u64,
     /// Time spent in calls to external systems.
     pub http_time: Duration,
+    /// External calls per host (at most 32 hosts per scope).
+    pub http_hosts: Vec<HostSummary>,
     /// Heap figures; `None` when memory is not measured.
     pub memory: Option<Memory>,
     /// The limits the scope ran under.
@@ -183,6 +198,13 @@ impl Report {
     #[must_use]
     pub fn within_budget(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// `true` when a request handler called an external system itself: the
+    /// rule is to push such calls to a background job.
+    #[must_use]
+    pub fn http_in_handler(&self) -> bool {
+        self.kind == Kind::Handler && self.http_calls > 0
     }
 
     /// `true` when a budget was exceeded or an N+1 pattern was seen: what
@@ -330,6 +352,7 @@ macro_rules! report_event {
             slowest_query_ms = r.slowest_query.as_ref().map(|q| ms(q.elapsed)),
             http_calls = r.http_calls,
             http_ms = ms(r.http_time),
+            http_in_handler = r.http_in_handler(),
             mem_allocated_bytes = mem.map(|m| m.allocated),
             mem_peak_bytes = mem.map(|m| m.peak),
             mem_retained_bytes = mem.map(|m| m.retained),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::budget::{Budget, Kind, Limits, Mode};
 use crate::error::BudgetExceeded;
 use crate::report::{Memory, Outcome, Report, Violation};
-use crate::stats::{self, DbStats};
+use crate::stats::{self, DbStats, HttpStats};
 
 /// What a thread knows of the scope it is polling: the scope, and the heap
 /// its allocations added since the scope was entered (flushed into the
@@ -95,6 +95,7 @@ struct Usage {
     db_nanos: AtomicU64,
     wait_nanos: AtomicU64,
     db: Mutex<DbStats>,
+    hosts: Mutex<HttpStats>,
     mem_allocated: AtomicU64,
     mem_live: AtomicI64,
     mem_peak: AtomicI64,
@@ -315,7 +316,7 @@ impl Scope {
     }
 
     /// Records a finished external call on this scope and its parents.
-    pub(crate) fn record_call(&self, elapsed: Duration, ok: bool) {
+    pub(crate) fn record_call(&self, host: &str, elapsed: Duration, ok: bool) {
         let ns = nanos(elapsed);
         for scope in self.chain() {
             let u = &scope.usage;
@@ -324,6 +325,7 @@ impl Scope {
             if !ok {
                 u.failed_http.fetch_add(1, Relaxed);
             }
+            u.hosts.lock().unwrap_or_else(PoisonError::into_inner).record(host, ns, ok);
         }
     }
 
@@ -399,6 +401,7 @@ impl Scope {
             failed_http_calls: u.failed_http.load(Relaxed),
             refused_http_calls: u.refused_http.load(Relaxed),
             http_time: Duration::from_nanos(u.http_nanos.load(Relaxed)),
+            http_hosts: u.hosts.lock().unwrap_or_else(PoisonError::into_inner).summary(),
             memory: self.memory(),
             limits: self.limits,
             violations,

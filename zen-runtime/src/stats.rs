@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::hash::FxHashMap;
-use crate::report::{BackendSummary, NPlusOne, SlowQuery, StatementSummary};
+use crate::report::{BackendSummary, HostSummary, NPlusOne, SlowQuery, StatementSummary};
 
 /// Distinct fingerprints kept per scope.
 pub(crate) const MAX_STATEMENTS: usize = 64;
@@ -138,6 +138,44 @@ impl DbStats {
                 elapsed: Duration::from_nanos(*ns),
             }),
         }
+    }
+}
+
+/// Distinct hosts kept per scope.
+pub(crate) const MAX_HOSTS: usize = 32;
+
+/// External calls per host, bounded like statements.
+#[derive(Default)]
+pub(crate) struct HttpStats {
+    hosts: Vec<(Arc<str>, u64, u64, u64)>,
+}
+
+impl HttpStats {
+    pub(crate) fn record(&mut self, host: &str, nanos: u64, ok: bool) {
+        let index = match self.hosts.iter().position(|(h, ..)| &**h == host) {
+            Some(index) => index,
+            None if self.hosts.len() < MAX_HOSTS => {
+                self.hosts.push((Arc::from(host), 0, 0, 0));
+                self.hosts.len() - 1
+            }
+            None => return,
+        };
+        let (_, calls, failed, time) = &mut self.hosts[index];
+        *calls += 1;
+        *failed += u64::from(!ok);
+        *time += nanos;
+    }
+
+    pub(crate) fn summary(&self) -> Vec<HostSummary> {
+        self.hosts
+            .iter()
+            .map(|(host, calls, failed, nanos)| HostSummary {
+                host: host.to_string(),
+                calls: *calls,
+                failed: *failed,
+                time: Duration::from_nanos(*nanos),
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,135 @@
+//! The outgoing HTTP client against real local HTTP peers: an axum server,
+//! and a socket that accepts and never answers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use zen_runtime::http::{Client, Error};
+use zen_runtime::{Budget, BudgetExceeded, Kind, testing, zen};
+
+/// A server with a fast, a failing and a slow route, counting every hit.
+async fn server() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let app = Router::new()
+        .route("/fast", get(|| async { "ok" }))
+        .route("/fail", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move { next.run(req).await }
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+fn client(timeout: Duration) -> Client {
+    Client::builder().timeout(timeout).build().unwrap()
+}
+
+#[derive(Debug)]
+enum AppError {
+    Http(Error),
+    Budget(#[allow(dead_code)] BudgetExceeded),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError::Http(e)
+    }
+}
+
+impl From<BudgetExceeded> for AppError {
+    fn from(e: BudgetExceeded) -> Self {
+        AppError::Budget(e)
+    }
+}
+
+fn http_error(result: Result<(), AppError>) -> Error {
+    match result {
+        Err(AppError::Http(e)) => e,
+        other => panic!("expected the client's error, got {other:?}"),
+    }
+}
+
+#[zen(kind = "handler")]
+async fn three_calls(client: &Client, url: &str) -> Result<u16, AppError> {
+    let mut statuses = 0;
+    for path in ["/fast", "/fast", "/fail"] {
+        statuses += client.get(format!("{url}{path}")).send().await?.status().as_u16();
+    }
+    Ok(statuses)
+}
+
+#[tokio::test]
+async fn calls_are_counted_timed_and_grouped_by_host() {
+    let (url, hits) = server().await;
+    let (statuses, reports) = testing::collect(three_calls(&client(Duration::from_secs(5)), &url)).await;
+    assert_eq!(statuses.unwrap(), 200 + 200 + 500);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    let r = &reports[0];
+    assert_eq!((r.http_calls, r.failed_http_calls), (3, 1), "{r}");
+    assert!(r.http_time > Duration::ZERO);
+    assert_eq!(r.http_hosts.len(), 1);
+    assert_eq!((r.http_hosts[0].host.as_str(), r.http_hosts[0].calls), ("127.0.0.1", 3));
+    assert_eq!(r.kind, Kind::Handler);
+    assert!(r.http_in_handler(), "a handler called out itself: flagged");
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_is_cut_by_the_client_timeout() {
+    // Accepted by the kernel, never read or answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let start = Instant::now();
+    let (result, report) = testing::measure(client(Duration::from_millis(200)).get(url).send()).await;
+    let Err(Error::Request(e)) = result else { panic!("expected a timeout") };
+    assert!(e.is_timeout(), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert_eq!((report.http_calls, report.failed_http_calls), (1, 1));
+}
+
+#[zen(max_http_calls = 1, mode = "enforce")]
+async fn two_calls(client: &Client, url: &str) -> Result<(), AppError> {
+    client.get(format!("{url}/fast")).send().await?;
+    client.get(format!("{url}/fast")).send().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn enforce_refuses_the_call_past_max_http_calls_before_it_is_made() {
+    let (url, hits) = server().await;
+    let error = http_error(two_calls(&client(Duration::from_secs(5)), &url).await);
+    let exceeded = std::error::Error::source(&error)
+        .and_then(|s| s.downcast_ref::<BudgetExceeded>())
+        .expect("source() is BudgetExceeded");
+    assert_eq!(exceeded.budget(), Budget::HttpCalls);
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the second call never left");
+}
+
+#[zen(max_http_ms = 150, timeout_ms = 3000, mode = "enforce")]
+async fn slow_call(client: &Client, url: &str) -> Result<(), AppError> {
+    client.get(format!("{url}/slow")).send().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn enforce_gives_a_call_at_most_the_budget_left() {
+    let (url, _) = server().await;
+    let start = Instant::now();
+    let error = http_error(slow_call(&client(Duration::from_secs(10)), &url).await);
+    let Error::Budget(exceeded) = error else { panic!("expected the budget to cut it: {error}") };
+    assert_eq!(exceeded.budget(), Budget::HttpTime);
+    assert!(start.elapsed() < Duration::from_secs(2), "cut at ~150 ms: {:?}", start.elapsed());
+}

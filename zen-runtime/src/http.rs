@@ -1,0 +1,218 @@
+//! An outgoing HTTP client that cannot be built without a timeout.
+//!
+//! Every call to an external system needs a timeout: better to amputate an
+//! arm than to die of gangrene. [`Client::builder`] has no `build` until
+//! `timeout` is called, so forgetting it is a compile error, not a runtime
+//! default:
+//!
+//! ```
+//! # async fn demo() -> Result<(), zen_runtime::http::Error> {
+//! use std::time::Duration;
+//!
+//! let client = zen_runtime::http::Client::builder().timeout(Duration::from_secs(2)).build()?;
+//! let response = client.get("http://127.0.0.1:9/health").send().await;
+//! # let _ = response; Ok(()) }
+//! ```
+//!
+//! ```compile_fail
+//! let client = zen_runtime::http::Client::builder().build();
+//! // error[E0277]: an HTTP client needs a timeout: call `.timeout(Duration)` before `.build()`
+//! ```
+//!
+//! Each call's timeout is the least of the client's, the request's own and,
+//! in `enforce` mode, the time left in the budget (`max_http_ms`, the
+//! deadline). Calls are counted into the current scope (`http_calls`,
+//! `http_time`, per host), `max_http_calls` and `max_http_ms` apply, and in
+//! `enforce` a blown budget refuses the next call. TLS is whatever your own
+//! `reqwest` dependency enables (zen's asks for none).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::BudgetExceeded;
+use crate::instrument;
+
+/// A reqwest client with a mandatory timeout, whose calls report into the
+/// current budget.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: reqwest::Client,
+    timeout: Duration,
+}
+
+/// Builds a [`Client`]; `build` exists once [`timeout`](Self::timeout) is set.
+#[derive(Debug)]
+#[must_use]
+pub struct ClientBuilder<T> {
+    inner: reqwest::ClientBuilder,
+    timeout: T,
+}
+
+/// A builder state: no timeout yet.
+#[derive(Debug, Clone, Copy)]
+pub struct NoTimeout;
+
+/// A builder state: the timeout is set.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeout(Duration);
+
+/// What `build` needs: a builder whose timeout is set.
+#[diagnostic::on_unimplemented(
+    message = "an HTTP client needs a timeout: call `.timeout(Duration)` before `.build()`",
+    label = "this builder has no timeout yet",
+    note = "every call to an external system has a timeout in zen; there is no default to fall back on"
+)]
+pub trait HasTimeout {
+    /// The timeout.
+    fn duration(&self) -> Duration;
+}
+
+impl HasTimeout for Timeout {
+    fn duration(&self) -> Duration {
+        self.0
+    }
+}
+
+impl Client {
+    /// A builder; call [`timeout`](ClientBuilder::timeout), then `build`.
+    pub fn builder() -> ClientBuilder<NoTimeout> {
+        ClientBuilder { inner: reqwest::Client::builder(), timeout: NoTimeout }
+    }
+
+    /// The timeout every call gets at most.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A GET request.
+    pub fn get(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.request(reqwest::Method::GET, url)
+    }
+
+    /// A POST request.
+    pub fn post(&self, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        self.request(reqwest::Method::POST, url)
+    }
+
+    /// A request with any method.
+    pub fn request(&self, method: reqwest::Method, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        RequestBuilder { inner: self.inner.request(method, url), timeout: self.timeout }
+    }
+}
+
+impl<T> ClientBuilder<T> {
+    /// The longest any call may take, connection included.
+    pub fn timeout(self, timeout: Duration) -> ClientBuilder<Timeout> {
+        ClientBuilder { inner: self.inner, timeout: Timeout(timeout) }
+    }
+
+    /// Any other reqwest setting: `.with(|b| b.user_agent("app/1.0"))`.
+    pub fn with(self, configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder) -> Self {
+        ClientBuilder { inner: configure(self.inner), timeout: self.timeout }
+    }
+
+    /// The client. Exists for every builder so that, without a timeout, the
+    /// compiler says which call is missing rather than that `build` is.
+    ///
+    /// # Errors
+    /// As reqwest's `build` (a TLS backend that cannot start, ...).
+    pub fn build(self) -> Result<Client, Error>
+    where
+        T: HasTimeout,
+    {
+        let timeout = self.timeout.duration();
+        Ok(Client { inner: self.inner.timeout(timeout).build().map_err(Error::Request)?, timeout })
+    }
+}
+
+/// A request being built; [`send`](Self::send) makes the call.
+#[derive(Debug)]
+#[must_use = "a request does nothing until sent"]
+pub struct RequestBuilder {
+    inner: reqwest::RequestBuilder,
+    timeout: Duration,
+}
+
+impl RequestBuilder {
+    /// A shorter timeout for this call (never longer than the client's).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = self.timeout.min(timeout);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+        self.with(|r| r.header(name.as_ref(), value.as_ref()))
+    }
+
+    /// Sets the body.
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        self.with(|r| r.body(body))
+    }
+
+    /// Any other reqwest setting: `.with(|r| r.bearer_auth(token))`.
+    pub fn with(mut self, configure: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+        self.inner = configure(self.inner);
+        self
+    }
+
+    /// Makes the call under the current budget.
+    ///
+    /// # Errors
+    /// [`Error::Budget`] when `enforce` refuses the call or its time limit
+    /// runs out because of the budget; [`Error::Request`] for everything
+    /// reqwest reports, the client's own timeout included.
+    pub async fn send(self) -> Result<reqwest::Response, Error> {
+        let (client, request) = self.inner.build_split();
+        let mut request = request.map_err(Error::Request)?;
+        let host = request.url().host_str().unwrap_or("").to_owned();
+        let op = instrument::call(&host).map_err(Error::Budget)?;
+        let budget_left = op.time_limit();
+        let limit = budget_left.map_or(self.timeout, |left| left.min(self.timeout));
+        *request.timeout_mut() = Some(limit);
+        let result = client.execute(request).await;
+        match result {
+            Err(e) if e.is_timeout() && budget_left.is_some_and(|left| left < self.timeout) => {
+                Err(Error::Budget(op.expire()))
+            }
+            result => {
+                op.finish(result.as_ref().is_ok_and(|r| !r.status().is_server_error()));
+                result.map_err(Error::Request)
+            }
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum Error {
+    /// A budget refused or cut it.
+    Budget(BudgetExceeded),
+    /// reqwest failed it (connection, timeout, invalid URL, ...).
+    Request(reqwest::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Budget(e) => write!(f, "external call stopped: {e}"),
+            Error::Request(e) => write!(f, "external call failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Budget(e) => Some(e),
+            Error::Request(e) => Some(e),
+        }
+    }
+}
+
+impl From<BudgetExceeded> for Error {
+    fn from(e: BudgetExceeded) -> Self {
+        Error::Budget(e)
+    }
+}
