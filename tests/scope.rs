@@ -158,4 +158,7 @@ async fn outside_a_scope_nothing_is_recorded_or_refused() {
     let op = instrument::query("test", "SELECT 1").expect("never refused outside a scope");
     assert_eq!(op.time_limit(), None);
     op.finish(true);
+    // Misused outside a scope, `expire` says so instead of panicking.
+    let expired = instrument::query("test", "SELECT 1").unwrap().expire();
+    assert_eq!(expired.scope(), "(outside any scope)");
 }

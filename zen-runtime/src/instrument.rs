@@ -129,12 +129,14 @@ impl Operation {
 
     /// Records the operation as failed because [`time_limit`](Self::time_limit)
     /// ran out, and returns the error that says which budget it hit.
+    /// (Outside a scope there is no time limit to run out; called there
+    /// anyway, it says so rather than panic.)
     pub fn expire(mut self) -> BudgetExceeded {
         let scope = self.scope.clone();
         self.record(false);
         match scope {
             Some(scope) => scope.expired(),
-            None => unreachable!("an operation outside a scope has no time limit to run out"),
+            None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Timeout, 0, 0),
         }
     }
 
