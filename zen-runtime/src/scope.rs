@@ -56,7 +56,6 @@ impl ThreadState {
         self.current.replace(next)
     }
 
-    #[cold]
     fn flush(&self) {
         let (allocated, live, peak) = (self.allocated.replace(0), self.live.replace(0), self.peak.replace(0));
         crate::alloc::mark_installed();

@@ -14,6 +14,7 @@ use sqlx_core::transaction::TransactionManager;
 use super::Backend;
 use super::measure::{self, Rebuilt};
 use crate::error::BudgetExceeded;
+use crate::instrument::Operation;
 
 /// A database connection checked out of a zen [`Pool`](super::Pool): the
 /// target of `&mut *conn` and `&mut *tx`.
@@ -39,9 +40,13 @@ impl<DB: Backend> Connection<DB> {
         &mut self.raw
     }
 
-    pub(crate) fn cut(&mut self, exceeded: BudgetExceeded) {
-        self.cut = Some(exceeded);
+    /// Ends `op` because its time limit ran out: records it as failed, marks
+    /// this connection cut (closed, not reused) and returns the query's error.
+    pub(crate) fn cut(&mut self, op: Operation) -> sqlx::Error {
+        let exceeded = op.expire();
+        self.cut = Some(exceeded.clone());
         self.raw.close_on_drop();
+        super::budget_error(exceeded)
     }
 
     /// The sqlx connection underneath, for what zen does not wrap. Queries

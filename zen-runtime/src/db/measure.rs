@@ -101,11 +101,7 @@ where
             }
         }
         match op.take() {
-            Some(op) if expired => {
-                let exceeded = op.expire();
-                conn.cut(exceeded.clone());
-                yield Err(budget_error(exceeded));
-            }
+            Some(op) if expired => yield Err(conn.cut(op)),
             Some(op) => op.finish(true),
             None => {}
         }
@@ -125,11 +121,7 @@ where
         let result = match op.time_limit() {
             Some(limit) => match tokio::time::timeout(limit, conn.raw().fetch_optional(query)).await {
                 Ok(result) => result,
-                Err(_elapsed) => {
-                    let exceeded = op.expire();
-                    conn.cut(exceeded.clone());
-                    return Err(budget_error(exceeded));
-                }
+                Err(_elapsed) => return Err(conn.cut(op)),
             },
             None => conn.raw().fetch_optional(query).await,
         };
