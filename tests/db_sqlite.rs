@@ -8,42 +8,13 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use sqlx::Row;
-use sqlx::sqlite::SqlitePoolOptions;
 use zen_runtime::db::{self, SqlitePool};
 use zen_runtime::{Budget, BudgetExceeded, Outcome, testing, zen};
 
 use common::AppError;
 
-/// One shared in-memory database per pool, migrated with sqlx's own macro.
 async fn pool(max_connections: u32) -> SqlitePool {
-    let name = format!("sqlite:file:zen{}?mode=memory&cache=shared", rand_suffix());
-    let options = name.parse().unwrap();
-    let pool =
-        SqlitePool::connect_with_pool_options(SqlitePoolOptions::new().max_connections(max_connections), options)
-            .await
-            .unwrap();
-    sqlx::migrate!("tests/migrations").run(&pool).await.unwrap();
-    for i in 1..=10 {
-        sqlx::query("INSERT INTO users (id, name) VALUES (?, ?)")
-            .bind(i)
-            .bind(format!("user{i}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO articles (title, author_id) VALUES (?, ?)")
-            .bind(format!("a{i}"))
-            .bind(i)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    pool
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    u64::from(std::process::id()) * 1_000_000 + NEXT.fetch_add(1, Ordering::Relaxed)
+    common::sqlite_pool_at(&common::sqlite_url(), max_connections).await
 }
 
 #[derive(sqlx::FromRow)]

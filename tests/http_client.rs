@@ -133,3 +133,84 @@ async fn enforce_gives_a_call_at_most_the_budget_left() {
     assert_eq!(exceeded.budget(), Budget::HttpTime);
     assert!(start.elapsed() < Duration::from_secs(2), "cut at ~150 ms: {:?}", start.elapsed());
 }
+
+fn middleware_client(timeout: Duration) -> reqwest_middleware::ClientWithMiddleware {
+    // A plain reqwest client with no timeout of its own: the middleware's holds.
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(zen_runtime::http::Middleware::new(timeout))
+        .build()
+}
+
+/// The budget error inside what a middleware call returned.
+fn budget_of<'a>(error: &'a (dyn std::error::Error + Send + Sync + 'static)) -> Option<&'a BudgetExceeded> {
+    match error.downcast_ref::<reqwest_middleware::Error>()? {
+        reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<BudgetExceeded>(),
+        reqwest_middleware::Error::Reqwest(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn the_middleware_counts_calls_per_host_like_the_client() {
+    let (url, hits) = server().await;
+    let client = middleware_client(Duration::from_secs(5));
+    let (statuses, report) = testing::measure(async {
+        let mut statuses = Vec::new();
+        for path in ["/fast", "/fail"] {
+            statuses.push(client.get(format!("{url}{path}")).send().await.unwrap().status().as_u16());
+        }
+        statuses
+    })
+    .await;
+    assert_eq!(statuses, [200, 500]);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!((report.http_calls, report.failed_http_calls), (2, 1));
+    assert_eq!((report.http_hosts[0].host.as_str(), report.http_hosts[0].calls), ("127.0.0.1", 2));
+}
+
+#[tokio::test]
+async fn the_middleware_cuts_a_silent_peer_at_its_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let start = Instant::now();
+    let (result, report) = testing::measure(middleware_client(Duration::from_millis(200)).get(url).send()).await;
+    let Err(reqwest_middleware::Error::Reqwest(e)) = result else { panic!("expected a timeout: {result:?}") };
+    assert!(e.is_timeout(), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert_eq!((report.http_calls, report.failed_http_calls), (1, 1));
+}
+
+#[zen(max_http_calls = 1, mode = "enforce")]
+async fn two_middleware_calls(
+    client: &reqwest_middleware::ClientWithMiddleware,
+    url: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    client.get(format!("{url}/fast")).send().await?;
+    client.get(format!("{url}/fast")).send().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_middleware_refuses_a_call_past_the_budget() {
+    let (url, hits) = server().await;
+    let error = two_middleware_calls(&middleware_client(Duration::from_secs(5)), &url).await.unwrap_err();
+    assert_eq!(budget_of(&*error).expect("a budget error").budget(), Budget::HttpCalls);
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "the second call never left");
+}
+
+#[zen(max_http_ms = 150, timeout_ms = 3000, mode = "enforce")]
+async fn slow_middleware_call(
+    client: &reqwest_middleware::ClientWithMiddleware,
+    url: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    client.get(format!("{url}/slow")).send().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_middleware_gives_a_call_at_most_the_budget_left() {
+    let (url, _) = server().await;
+    let start = Instant::now();
+    let error = slow_middleware_call(&middleware_client(Duration::from_secs(10)), &url).await.unwrap_err();
+    assert_eq!(budget_of(&*error).expect("the budget cut it").budget(), Budget::HttpTime);
+    assert!(start.elapsed() < Duration::from_secs(2), "cut at ~150 ms: {:?}", start.elapsed());
+}

@@ -15,27 +15,78 @@ fn quickstart() -> Command {
     command
 }
 
+/// The table row of one route: `GET /articles   200   ok ...`.
+fn row<'a>(stdout: &'a str, route: &str) -> Vec<&'a str> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("GET {route} ")) && !l.contains("Server-Timing"))
+        .unwrap_or_else(|| panic!("no row for {route}:\n{stdout}"));
+    line.split_whitespace().collect()
+}
+
 #[test]
 fn the_demo_prints_each_budget_against_its_use() {
     let out = quickstart().env_remove("ZEN_MODE").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let line =
-        |name: &str| stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no row {name}:\n{stdout}"));
-    assert!(line("quickstart::list_articles ").contains(" ok "), "{stdout}");
-    assert!(line("quickstart::list_articles_n_plus_one").contains("max_queries = 5: used 9 queries"), "{stdout}");
-    assert!(line("quickstart::slow_report").contains("max_db_ms = 20"), "{stdout}");
-    assert!(line("quickstart::slow_handler").contains("timeout_ms = 50"), "{stdout}");
+    // route, status, outcome, queries, db ms, peak KiB, http, elapsed ms, violations
+    let ok = row(&stdout, "/articles");
+    assert_eq!(ok[2..5], ["200", "ok", "1/2"], "{stdout}");
+    let n_plus_one = row(&stdout, "/articles/n-plus-one");
+    assert_eq!(n_plus_one[2..5], ["200", "exceeded", "9/5"], "{stdout}");
+    assert!(n_plus_one.join(" ").ends_with("max_queries = 5: used 9 queries"), "{stdout}");
+    assert!(stdout.contains("N+1 in GET /articles/n-plus-one: 8x"), "{stdout}");
+    assert!(stdout.contains("from quickstart::articles_n_plus_one"), "the call site is named: {stdout}");
+    assert!(row(&stdout, "/reports/slow").join(" ").contains("max_db_ms = 20: used"), "{stdout}");
+    let export = row(&stdout, "/export.csv");
+    assert!(export.join(" ").contains("max_mem_kb = 512: used"), "{stdout}");
+    let weather = row(&stdout, "/weather");
+    assert_eq!(weather[2..4], ["200", "ok"], "the client's timeout saved it: {stdout}");
+    assert_eq!(weather[7], "1/1", "{stdout}");
+    let elapsed: u64 = weather[8].split('/').next().unwrap().parse().unwrap();
+    assert!((290..1000).contains(&elapsed), "cut at the 300 ms client timeout, not the 2 s service: {stdout}");
+    assert!(stdout.contains("GET /weather called an external service from the handler"), "{stdout}");
+    assert!(stdout.contains("Server-Timing: db;dur="), "{stdout}");
 }
 
 #[test]
-fn in_enforce_the_demo_cuts_the_blown_budgets() {
+fn in_enforce_the_demo_answers_503_for_the_blown_budgets() {
     let out = quickstart().env("ZEN_MODE", "enforce").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("list_articles_n_plus_one   -> error: budget exceeded"), "{stdout}");
-    assert!(stdout.contains("slow_report                -> error: budget exceeded"), "{stdout}");
-    assert!(stdout.contains("slow_handler               -> error: budget exceeded"), "{stdout}");
+    assert_eq!(row(&stdout, "/articles")[2], "200", "{stdout}");
+    for route in ["/articles/n-plus-one", "/reports/slow", "/export.csv"] {
+        assert_eq!(row(&stdout, route)[2..4], ["503", "exceeded"], "{route}: {stdout}");
+    }
+    assert_eq!(row(&stdout, "/weather")[2], "200", "{stdout}");
+}
+
+#[test]
+fn with_serve_the_demo_keeps_serving() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let mut child = quickstart()
+        .args(["--serve", "127.0.0.1:0"])
+        .env_remove("ZEN_MODE")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let address =
+        first.split("listening on http://").nth(1).and_then(|r| r.split(';').next()).expect(&first).to_owned();
+    for _ in 0..2 {
+        let mut socket = std::net::TcpStream::connect(&address).unwrap();
+        write!(socket, "GET /articles HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.to_lowercase().contains("server-timing: db;dur="), "{answer}");
+    }
+    let logged = lines.map_while(Result::ok).find(|l| l.starts_with("GET /articles ")).unwrap_or_default();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(logged.contains(" ok "), "each request is printed as it ends: {logged}");
 }
 
 #[test]

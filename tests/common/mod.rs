@@ -3,6 +3,7 @@
 //! (CI) makes them mandatory.
 #![allow(dead_code, unreachable_pub)]
 
+use zen_runtime::db::SqlitePool;
 use zen_runtime::{BudgetExceeded, Report};
 
 fn required() -> bool {
@@ -67,4 +68,39 @@ pub fn assert_counts(reports: &[Report], expected: impl IntoIterator<Item = u64>
     let mut expected: Vec<u64> = expected.into_iter().collect();
     expected.sort_unstable();
     assert_eq!(counts, expected);
+}
+
+/// A new shared in-memory SQLite database's URL, unique in the process.
+pub fn sqlite_url() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("sqlite:file:zen{}x{}?mode=memory&cache=shared", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A pool on the database at `url`, migrated with sqlx's own macro, with
+/// ten users and an article by each.
+pub async fn sqlite_pool_at(url: &str, max_connections: u32) -> SqlitePool {
+    let options = url.parse().unwrap();
+    let pool = SqlitePool::connect_with_pool_options(
+        sqlx::sqlite::SqlitePoolOptions::new().max_connections(max_connections),
+        options,
+    )
+    .await
+    .unwrap();
+    sqlx::migrate!("tests/migrations").run(&pool).await.unwrap();
+    for i in 1..=10 {
+        sqlx::query("INSERT INTO users (id, name) VALUES (?, ?)")
+            .bind(i)
+            .bind(format!("user{i}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO articles (title, author_id) VALUES (?, ?)")
+            .bind(format!("a{i}"))
+            .bind(i)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool
 }

@@ -35,7 +35,16 @@ impl Site {
 }
 
 /// The body of an annotated fn, inside a new scope.
+///
+/// Run directly inside a request scope of the layer, the fn is the route's
+/// handler: it tightens that scope rather than opening one, and the layer
+/// reports and cuts (`kind = "job"` or `"other"` opts a helper out).
 pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Scoped<F> {
+    if matches!(site.kind, None | Some(Kind::Handler))
+        && let Some(scope) = Scope::adopt(site.name, site.limits, site.mode, site.n_plus_one)
+    {
+        return Scoped::joined(scope, fut);
+    }
     let scope = Scope::open(Spec {
         name: Cow::Borrowed(site.name),
         kind: site.kind,
@@ -43,6 +52,7 @@ pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::
         limits: site.limits,
         n_plus_one: site.n_plus_one,
         collector: None,
+        adoptable: false,
     });
     Scoped::new(scope, cut, fut)
 }

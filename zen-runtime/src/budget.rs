@@ -85,6 +85,26 @@ impl Limits {
         self.timeout_ms.map(Duration::from_millis)
     }
 
+    /// Each limit the lower of the two; a limit set on one side only holds.
+    #[must_use]
+    pub const fn tighter(self, other: Limits) -> Limits {
+        const fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(if a < b { a } else { b }),
+                (Some(x), None) | (None, Some(x)) => Some(x),
+                (None, None) => None,
+            }
+        }
+        Limits {
+            max_queries: min(self.max_queries, other.max_queries),
+            max_db_ms: min(self.max_db_ms, other.max_db_ms),
+            max_mem_kb: min(self.max_mem_kb, other.max_mem_kb),
+            timeout_ms: min(self.timeout_ms, other.timeout_ms),
+            max_http_calls: min(self.max_http_calls, other.max_http_calls),
+            max_http_ms: min(self.max_http_ms, other.max_http_ms),
+        }
+    }
+
     /// `true` when no limit is set.
     #[must_use]
     pub fn is_none(&self) -> bool {

@@ -16,6 +16,9 @@ use crate::scope::{Enter, Scope};
 enum Finish {
     Deliver,
     Keep(Arc<Mutex<Option<Report>>>),
+    /// The scope belongs to an enclosing future (the layer's request), which
+    /// reports it.
+    Joined,
     Done,
 }
 
@@ -44,6 +47,10 @@ impl<F: Future> Scoped<F> {
         Scoped { fut: Some(fut), scope, cut, timer: None, finish: Finish::Deliver }
     }
 
+    pub(crate) fn joined(scope: Arc<Scope>, fut: F) -> Self {
+        Scoped { fut: Some(fut), scope, cut: None, timer: None, finish: Finish::Joined }
+    }
+
     pub(crate) fn keep(mut self, slot: Arc<Mutex<Option<Report>>>) -> Self {
         self.finish = Finish::Keep(slot);
         self
@@ -55,6 +62,10 @@ impl<F: Future> Scoped<F> {
         let enter = Enter::new(&self.scope);
         self.fut = None;
         enter.exit();
+        if matches!(self.finish, Finish::Joined) {
+            self.finish = Finish::Done;
+            return;
+        }
         let elapsed = self.scope.elapsed();
         let outcome =
             if self.scope.panicked.load(std::sync::atomic::Ordering::Relaxed) { Outcome::Panicked } else { outcome };
@@ -78,9 +89,9 @@ impl<F: Future> Scoped<F> {
                 *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
                 return;
             }
-            Finish::Done => return,
+            Finish::Joined | Finish::Done => return,
         }
-        if may_panic && self.scope.mode == Mode::Strict && !report.violations.is_empty() {
+        if may_panic && self.scope.mode() == Mode::Strict && !report.violations.is_empty() {
             panic!("zen: budget exceeded in strict mode\n{report}");
         }
     }
@@ -89,28 +100,43 @@ impl<F: Future> Scoped<F> {
     /// first poll that finds a budget blown, and wake at the deadline.
     fn cut(&mut self, cx: &mut Context<'_>) -> Option<F::Output> {
         let cut = self.cut?;
-        if self.scope.mode != Mode::Enforce {
-            return None;
-        }
-        let exceeded = match self.scope.blown() {
-            Some(exceeded) => exceeded,
-            None => {
-                let deadline = self.scope.deadline()?;
-                if tokio::runtime::Handle::try_current().is_err() {
-                    return None;
-                }
-                let timer = self.timer.get_or_insert_with(|| {
-                    Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)))
-                });
-                if timer.as_mut().poll(cx).is_pending() {
-                    return None;
-                }
-                self.scope.blown().unwrap_or_else(|| self.scope.timed_out())
-            }
-        };
+        let exceeded = poll_cut(&self.scope, &mut self.timer, cx)?;
         self.end(Outcome::Exceeded, false);
         Some(cut(exceeded))
     }
+}
+
+/// In `enforce`: the budget that stops the scope's work now, if any, one
+/// already blown or the deadline; until then `timer` wakes the task at the
+/// deadline (moved if the handler's `#[zen]` brought it closer).
+pub(crate) fn poll_cut(
+    scope: &Scope,
+    timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    cx: &mut Context<'_>,
+) -> Option<BudgetExceeded> {
+    if scope.mode() != Mode::Enforce {
+        return None;
+    }
+    if let Some(exceeded) = scope.blown() {
+        return Some(exceeded);
+    }
+    let deadline = tokio::time::Instant::from_std(scope.deadline()?);
+    let sleep = match timer {
+        Some(sleep) => {
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            sleep
+        }
+        None => {
+            tokio::runtime::Handle::try_current().ok()?;
+            timer.insert(Box::pin(tokio::time::sleep_until(deadline)))
+        }
+    };
+    if sleep.as_mut().poll(cx).is_pending() {
+        return None;
+    }
+    Some(scope.blown().unwrap_or_else(|| scope.timed_out()))
 }
 
 impl<F: Future> Future for Scoped<F> {

@@ -50,7 +50,7 @@ pub struct Operation {
 
 impl std::fmt::Debug for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("name", &self.name).field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("Scope").field("name", &self.name).field("mode", &self.mode()).finish_non_exhaustive()
     }
 }
 

@@ -33,6 +33,8 @@ mod hash;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod instrument;
+#[cfg(feature = "tower")]
+pub mod layer;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod report;

@@ -148,6 +148,9 @@ pub struct Report {
     pub name: Cow<'static, str>,
     /// Handler, job or other.
     pub kind: Kind,
+    /// For a request scope opened by the layer: the `#[zen]` handler that
+    /// served it, whose limits were applied.
+    pub handler: Option<&'static str>,
     /// The mode the scope ran in.
     pub mode: Mode,
     /// How it ended.
@@ -228,7 +231,11 @@ fn ms(d: Duration) -> f64 {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let limit = |b: Budget| self.limits.get(b).map_or_else(String::new, |l| format!(" (limit {l})"));
-        writeln!(f, "{} `{}`: {} in {} mode", self.kind, self.name, self.outcome, self.mode)?;
+        write!(f, "{} `{}`", self.kind, self.name)?;
+        if let Some(handler) = self.handler {
+            write!(f, " ({handler})")?;
+        }
+        writeln!(f, ": {} in {} mode", self.outcome, self.mode)?;
         writeln!(f, "  elapsed    {:>10.3} ms{}", ms(self.elapsed), limit(Budget::Timeout))?;
         writeln!(
             f,
@@ -340,6 +347,7 @@ macro_rules! report_event {
             $level,
             name = %r.name,
             kind = r.kind.as_str(),
+            handler = r.handler,
             mode = r.mode.as_str(),
             outcome = r.outcome.as_str(),
             elapsed_ms = ms(r.elapsed),

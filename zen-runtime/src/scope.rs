@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::budget::{Budget, Kind, Limits, Mode};
@@ -72,18 +72,31 @@ pub(crate) type Collector = Arc<Mutex<Vec<Report>>>;
 pub(crate) struct Scope {
     pub(crate) name: Cow<'static, str>,
     pub(crate) kind: Kind,
-    pub(crate) mode: Mode,
-    pub(crate) limits: Limits,
     pub(crate) parent: Option<Arc<Scope>>,
-    n_plus_one: u32,
     start: Instant,
-    deadline: Option<Instant>,
+    terms: Terms,
+    /// A request scope opened by the layer: the first `#[zen]` fn run
+    /// directly inside it (the handler) tightens its terms instead of opening
+    /// a scope of its own.
+    adoptable: AtomicBool,
+    adopted: OnceLock<Box<Terms>>,
     collector: Option<Collector>,
     pub(crate) panicked: AtomicBool,
     /// A statement reached the N+1 threshold: the report must be built and
     /// warned about even within budget.
     pub(crate) suspected: AtomicBool,
     usage: Usage,
+}
+
+/// What a scope is held to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Terms {
+    pub(crate) limits: Limits,
+    pub(crate) mode: Mode,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) n_plus_one: u32,
+    /// The annotated handler adopted by a request scope.
+    pub(crate) handler: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -112,6 +125,8 @@ pub(crate) struct Spec {
     pub(crate) limits: Limits,
     pub(crate) n_plus_one: Option<u32>,
     pub(crate) collector: Option<Collector>,
+    /// Opened by the layer: may adopt the handler's `#[zen]`.
+    pub(crate) adoptable: bool,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -139,11 +154,16 @@ impl Scope {
         Arc::new(Scope {
             name: spec.name,
             kind,
-            mode,
-            deadline: spec.limits.timeout().map(|t| start + t),
-            limits: spec.limits,
+            terms: Terms {
+                limits: spec.limits,
+                mode,
+                deadline: spec.limits.timeout().map(|t| start + t),
+                n_plus_one: spec.n_plus_one.unwrap_or_else(crate::config::n_plus_one),
+                handler: None,
+            },
+            adoptable: AtomicBool::new(spec.adoptable),
+            adopted: OnceLock::new(),
             parent,
-            n_plus_one: spec.n_plus_one.unwrap_or_else(crate::config::n_plus_one),
             start,
             collector: spec.collector,
             panicked: AtomicBool::new(false),
@@ -152,8 +172,48 @@ impl Scope {
         })
     }
 
+    /// What the scope is held to: as opened, or as tightened by the handler.
+    pub(crate) fn terms(&self) -> &Terms {
+        self.adopted.get().map_or(&self.terms, |t| t)
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.terms().mode
+    }
+
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.terms().deadline
+    }
+
+    /// Called by a `#[zen]` fn about to open its scope: when the current
+    /// scope is a request scope that has no handler yet, the fn is its
+    /// handler. The scope then holds the tighter of each pair of limits, the
+    /// deadline counted from the request's start, and the fn's mode and N+1
+    /// threshold where it sets them; the fn reports nothing of its own.
+    pub(crate) fn adopt(
+        name: &'static str,
+        limits: Limits,
+        mode: Option<Mode>,
+        n_plus_one: Option<u32>,
+    ) -> Option<Arc<Scope>> {
+        let ptr = THREAD.with(|t| t.current.get());
+        // SAFETY: as in `current`.
+        let scope = unsafe { ptr.as_ref() }?;
+        if !scope.adoptable.load(Relaxed) || !scope.adoptable.swap(false, Relaxed) {
+            return None;
+        }
+        let before = scope.terms;
+        let limits = before.limits.tighter(limits);
+        let terms = Terms {
+            limits,
+            mode: mode.unwrap_or(before.mode),
+            deadline: limits.timeout().map(|t| scope.start + t),
+            n_plus_one: n_plus_one.unwrap_or(before.n_plus_one),
+            handler: Some(name),
+        };
+        // Only the swap above gets here, once per scope.
+        let _ = scope.adopted.set(Box::new(terms));
+        current()
     }
 
     /// This scope, then each enclosing one.
@@ -164,7 +224,7 @@ impl Scope {
     /// In `enforce`, refuses an operation that this scope or an enclosing
     /// enforced one has no budget left for; counts the refusal.
     pub(crate) fn admit(&self, resource: Resource) -> Result<(), BudgetExceeded> {
-        let mut enforced = self.chain().filter(|s| s.mode == Mode::Enforce).peekable();
+        let mut enforced = self.chain().filter(|s| s.mode() == Mode::Enforce).peekable();
         if enforced.peek().is_none() {
             return Ok(());
         }
@@ -188,19 +248,19 @@ impl Scope {
             Resource::Db => (&u.queries, Budget::Queries, &u.db_nanos, Budget::DbTime),
             Resource::Http => (&u.http_calls, Budget::HttpCalls, &u.http_nanos, Budget::HttpTime),
         };
-        if let Some(max) = self.limits.get(budget_count) {
+        if let Some(max) = self.terms().limits.get(budget_count) {
             let used = count.load(Relaxed);
             if used >= max {
                 return Some(self.exceeded(budget_count, max, used + 1));
             }
         }
-        if let Some(max) = self.limits.get(budget_time) {
+        if let Some(max) = self.terms().limits.get(budget_time) {
             let used = time.load(Relaxed);
             if used >= max * 1_000_000 {
                 return Some(self.exceeded(budget_time, max, ceil_ms(used)));
             }
         }
-        if let Some(max) = self.limits.get(Budget::Memory)
+        if let Some(max) = self.terms().limits.get(Budget::Memory)
             && self.peak_kib() > max
         {
             return Some(self.exceeded(Budget::Memory, max, self.peak_kib()));
@@ -209,9 +269,9 @@ impl Scope {
     }
 
     fn past_deadline(&self, now: Instant) -> Option<BudgetExceeded> {
-        let deadline = self.deadline?;
+        let deadline = self.deadline()?;
         (now >= deadline).then(|| {
-            let limit = self.limits.get(Budget::Timeout).unwrap_or(0);
+            let limit = self.terms().limits.get(Budget::Timeout).unwrap_or(0);
             self.exceeded(Budget::Timeout, limit, ceil_ms(nanos(now - self.start)))
         })
     }
@@ -223,7 +283,7 @@ impl Scope {
     /// The most an operation may take: the smallest of the time left before
     /// each enforced deadline and in each enforced time budget.
     pub(crate) fn time_left(&self, resource: Resource) -> Option<Duration> {
-        let mut enforced = self.chain().filter(|s| s.mode == Mode::Enforce).peekable();
+        let mut enforced = self.chain().filter(|s| s.mode() == Mode::Enforce).peekable();
         enforced.peek()?;
         let now = Instant::now();
         let mut left: Option<Duration> = None;
@@ -233,10 +293,11 @@ impl Scope {
                 Resource::Http => (&scope.usage.http_nanos, Budget::HttpTime),
             };
             let budget_left = scope
+                .terms()
                 .limits
                 .get(budget)
                 .map(|max| Duration::from_nanos((max * 1_000_000).saturating_sub(time.load(Relaxed))));
-            let deadline_left = scope.deadline.map(|d| d.saturating_duration_since(now));
+            let deadline_left = scope.deadline().map(|d| d.saturating_duration_since(now));
             for candidate in [budget_left, deadline_left].into_iter().flatten() {
                 left = Some(left.map_or(candidate, |l| l.min(candidate)));
             }
@@ -252,7 +313,8 @@ impl Scope {
             scope.usage.queries.fetch_add(1, Relaxed);
             let mut db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
             let count = db.issue(fingerprint, backend);
-            if scope.n_plus_one > 0 && count >= u64::from(scope.n_plus_one) {
+            let threshold = scope.terms().n_plus_one;
+            if threshold > 0 && count >= u64::from(threshold) {
                 scope.suspected.store(true, Relaxed);
                 suspect |= !db.has_call_site(fingerprint);
             }
@@ -291,7 +353,7 @@ impl Scope {
 
     fn memory(&self) -> Option<Memory> {
         let u = &self.usage;
-        if !crate::alloc::installed() && self.limits.get(Budget::Memory).is_some() {
+        if !crate::alloc::installed() && self.terms().limits.get(Budget::Memory).is_some() {
             crate::alloc::warn_if_not_installed();
         }
         crate::alloc::installed().then(|| Memory {
@@ -354,7 +416,7 @@ impl Scope {
         };
         let mut violations = Vec::new();
         for budget in Budget::ALL {
-            let Some(limit) = self.limits.get(budget) else {
+            let Some(limit) = self.terms().limits.get(budget) else {
                 continue;
             };
             let over = match budget {
@@ -374,8 +436,9 @@ impl Scope {
     /// The scope's report, `elapsed` after its start.
     pub(crate) fn report(&self, outcome: Outcome, elapsed: Duration) -> Report {
         let u = &self.usage;
+        let terms = *self.terms();
         let violations = self.violations(elapsed);
-        let db = u.db.lock().unwrap_or_else(PoisonError::into_inner).summary(self.n_plus_one);
+        let db = u.db.lock().unwrap_or_else(PoisonError::into_inner).summary(terms.n_plus_one);
         let outcome = match outcome {
             Outcome::Ok if !violations.is_empty() => Outcome::Exceeded,
             other => other,
@@ -383,7 +446,8 @@ impl Scope {
         Report {
             name: self.name.clone(),
             kind: self.kind,
-            mode: self.mode,
+            handler: terms.handler,
+            mode: terms.mode,
             outcome,
             elapsed,
             queries: u.queries.load(Relaxed),
@@ -402,7 +466,7 @@ impl Scope {
             http_time: Duration::from_nanos(u.http_nanos.load(Relaxed)),
             http_hosts: u.hosts.lock().unwrap_or_else(PoisonError::into_inner).summary(),
             memory: self.memory(),
-            limits: self.limits,
+            limits: terms.limits,
             violations,
         }
     }
@@ -493,13 +557,13 @@ impl Scope {
     /// The enforced budget an operation ran out of: the first blown one in
     /// the chain, else the innermost enforced deadline.
     pub(crate) fn expired(&self) -> BudgetExceeded {
-        let enforced = || self.chain().filter(|s| s.mode == Mode::Enforce);
+        let enforced = || self.chain().filter(|s| s.mode() == Mode::Enforce);
         enforced().find_map(Scope::blown).unwrap_or_else(|| enforced().next().unwrap_or(self).timed_out())
     }
 
     /// The deadline has passed: the `timeout_ms` error, as the timer saw it.
     pub(crate) fn timed_out(&self) -> BudgetExceeded {
-        let limit = self.limits.get(Budget::Timeout).unwrap_or(0);
+        let limit = self.terms().limits.get(Budget::Timeout).unwrap_or(0);
         self.exceeded(Budget::Timeout, limit, ceil_ms(nanos(self.start.elapsed())).max(limit))
     }
 }

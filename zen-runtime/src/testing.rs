@@ -59,5 +59,6 @@ fn spec(name: &'static str, collector: Option<crate::scope::Collector>) -> Spec 
         limits: Limits::NONE,
         n_plus_one: None,
         collector,
+        adoptable: false,
     }
 }

@@ -26,11 +26,17 @@
 //! `enforce` a blown budget refuses the next call. TLS is whatever your own
 //! `reqwest` dependency enables (zen's asks for none).
 
+#[cfg(feature = "reqwest-middleware")]
+mod middleware;
+
 use std::fmt;
 use std::time::Duration;
 
 use crate::error::BudgetExceeded;
 use crate::instrument;
+
+#[cfg(feature = "reqwest-middleware")]
+pub use middleware::Middleware;
 
 /// A reqwest client with a mandatory timeout, whose calls report into the
 /// current budget.

@@ -1,0 +1,533 @@
+//! The tower/axum layer against a real axum server on 127.0.0.1, called
+//! with real HTTP clients, on SQLite in memory (PostgreSQL where the
+//! server's side of a cut matters).
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tokio::io::AsyncWriteExt;
+use zen_runtime::alloc::ZenAlloc;
+use zen_runtime::db::{PgPool, SqlitePool};
+use zen_runtime::layer::ZenLayer;
+use zen_runtime::{Budget, Limits, Mode, Outcome, Report, zen};
+
+#[global_allocator]
+static ALLOC: ZenAlloc = ZenAlloc::system();
+
+/// Every report of the process, for the requests that leave no response to
+/// read one from (a client that went away).
+static REPORTS: Mutex<Vec<Report>> = Mutex::new(Vec::new());
+
+fn reports() -> std::sync::MutexGuard<'static, Vec<Report>> {
+    static SINK: std::sync::Once = std::sync::Once::new();
+    SINK.call_once(|| {
+        zen_runtime::report::add_sink(|r| REPORTS.lock().unwrap().push(r.clone()));
+    });
+    REPORTS.lock().unwrap()
+}
+
+async fn report_named(name: &str) -> Report {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(r) = reports().iter().find(|r| r.name == name) {
+            return r.clone();
+        }
+        assert!(Instant::now() < deadline, "no report named `{name}`");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Serves `app` on an ephemeral port; an outer middleware copies a few
+/// figures of the report it finds in the response's extensions to headers,
+/// as any middleware further out could.
+async fn serve(app: Router) -> String {
+    drop(reports());
+    let app = app.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+        if let Some(report) = response.extensions().get::<Report>() {
+            let queries = report.queries.to_string();
+            let outcome = report.outcome.as_str();
+            let headers = response.headers_mut();
+            headers.insert("x-zen-queries", queries.parse().unwrap());
+            headers.insert("x-zen-outcome", outcome.parse().unwrap());
+        }
+        response
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+async fn sqlite(max_connections: u32) -> SqlitePool {
+    common::sqlite_pool_at(&common::sqlite_url(), max_connections).await
+}
+
+/// One `Server-Timing` metric: its `dur` and `desc`.
+fn metric(header: &str, name: &str) -> Option<(Option<f64>, Option<String>)> {
+    header.split(", ").find(|m| m.split(';').next() == Some(name)).map(|m| {
+        let mut dur = None;
+        let mut desc = None;
+        for param in m.split(';').skip(1) {
+            if let Some(d) = param.strip_prefix("dur=") {
+                dur = Some(d.parse().unwrap());
+            } else if let Some(d) = param.strip_prefix("desc=") {
+                desc = Some(d.trim_matches('"').to_owned());
+            }
+        }
+        (dur, desc)
+    })
+}
+
+#[derive(Debug)]
+struct AppError(String);
+
+impl<E: std::fmt::Display> From<E> for AppError {
+    fn from(e: E) -> Self {
+        AppError(e.to_string())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.0).into_response()
+    }
+}
+
+#[zen(max_queries = 5, timeout_ms = 2_000)]
+async fn article(
+    State(pool): State<SqlitePool>,
+    axum::extract::Path(slug): axum::extract::Path<String>,
+) -> Result<String, AppError> {
+    let mut names = Vec::new();
+    for id in 1..=3 {
+        let name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = ?").bind(id).fetch_one(&pool).await?;
+        names.push(name);
+    }
+    Ok(format!("{slug}: {}", names.join(",")))
+}
+
+#[tokio::test]
+async fn server_timing_names_the_route_and_gives_each_figure_against_its_limit() {
+    let pool = sqlite(2).await;
+    let app = Router::new()
+        .route("/timing/articles/{slug}", get(article))
+        .layer(ZenLayer::new().limits(Limits::NONE.max_queries(50).timeout_ms(10_000)))
+        .with_state(pool);
+    let url = serve(app).await;
+
+    let response = client().get(format!("{url}/timing/articles/hello-world")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let header = response.headers()["server-timing"].to_str().unwrap().to_owned();
+    assert_eq!(response.headers()["x-zen-queries"], "3", "the report reached the outer middleware");
+    assert_eq!(response.text().await.unwrap(), "hello-world: user1,user2,user3", "the body is the handler's");
+
+    let report = report_named("GET /timing/articles/{slug}").await;
+    assert!(report.handler.is_some_and(|h| h.ends_with("article")), "{:?}", report.handler);
+    assert_eq!(report.queries, 3);
+    // The handler's limits tightened the layer's default.
+    assert_eq!(report.limits.get(Budget::Queries), Some(5));
+    assert_eq!(report.limits.get(Budget::Timeout), Some(2_000));
+    assert_eq!(report.outcome, Outcome::Ok);
+
+    let (db_dur, db_desc) = metric(&header, "db").expect(&header);
+    assert_eq!(db_desc.as_deref(), Some("3/5 queries"), "{header}");
+    let db_ms = report.db_time.as_secs_f64() * 1000.0;
+    assert!((db_dur.unwrap() - db_ms).abs() <= 0.051, "{header} vs {db_ms}");
+    let (total, total_desc) = metric(&header, "total").expect(&header);
+    assert_eq!(total_desc.as_deref(), Some("budget 2000ms"));
+    assert!((total.unwrap() - report.elapsed.as_secs_f64() * 1000.0).abs() <= 0.051, "{header}");
+    assert!(total.unwrap() >= db_dur.unwrap());
+    let memory = report.memory.expect("ZenAlloc is installed");
+    let (_, mem) = metric(&header, "mem").expect(&header);
+    assert_eq!(mem, Some(format!("peak {} KiB", memory.peak.div_ceil(1024))));
+    assert!(metric(&header, "http").is_none(), "no call, no limit: no http metric");
+}
+
+async fn three_queries(State(pool): State<SqlitePool>) -> Result<&'static str, AppError> {
+    for id in 1..=3 {
+        sqlx::query("SELECT name FROM users WHERE id = ?").bind(id).fetch_one(&pool).await?;
+    }
+    Ok("done")
+}
+
+#[zen(max_queries = 100)]
+async fn loose(state: State<SqlitePool>) -> Result<&'static str, AppError> {
+    three_queries(state).await
+}
+
+#[tokio::test]
+async fn the_layer_default_holds_every_route_and_a_handler_can_only_tighten_it() {
+    let pool = sqlite(2).await;
+    let app = Router::new()
+        .route("/default/plain", get(three_queries))
+        .route("/default/loose", get(loose))
+        .layer(ZenLayer::new().limits(Limits::NONE.max_queries(2)).mode(Mode::Observe))
+        .with_state(pool);
+    let url = serve(app).await;
+
+    for route in ["plain", "loose"] {
+        let response = client().get(format!("{url}/default/{route}")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "observe leaves the response alone");
+        let header = response.headers()["server-timing"].to_str().unwrap().to_owned();
+        assert_eq!(response.headers()["x-zen-outcome"], "exceeded");
+        assert_eq!(response.text().await.unwrap(), "done");
+        assert_eq!(metric(&header, "db").unwrap().1.as_deref(), Some("3/2 queries"), "{header}");
+        let report = report_named(&format!("GET /default/{route}")).await;
+        let v = report.violation(Budget::Queries).expect("max_queries = 2 was exceeded");
+        assert_eq!((v.limit, v.used), (2, 3));
+        assert_eq!(report.handler.is_some(), route == "loose");
+    }
+}
+
+#[tokio::test]
+async fn unmatched_requests_are_named_without_their_uri() {
+    let app = Router::new().route("/known", get(|| async { "ok" })).layer(ZenLayer::new());
+    let url = serve(app).await;
+    let response = client().get(format!("{url}/secret/token-123")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().contains_key("server-timing"));
+    let report = report_named("GET (unmatched)").await;
+    assert!(!report.name.contains("token-123"));
+}
+
+#[tokio::test]
+async fn server_timing_can_be_turned_off() {
+    let app = Router::new().route("/quiet", get(|| async { "ok" })).layer(ZenLayer::new().server_timing(false));
+    let url = serve(app).await;
+    let response = client().get(format!("{url}/quiet")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!response.headers().contains_key("server-timing"));
+    assert_eq!(response.headers()["x-zen-outcome"], "ok", "the report is still in the extensions");
+}
+
+#[zen(timeout_ms = 300)]
+async fn sleepy() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    "late"
+}
+
+async fn problem(response: reqwest::Response) -> serde_json::Value {
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert!(response.headers().contains_key("server-timing"));
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn enforce_answers_503_problem_json_at_the_handlers_deadline() {
+    let app = Router::new()
+        .route("/enforce/sleepy", get(sleepy))
+        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(10_000)));
+    let url = serve(app).await;
+    let start = Instant::now();
+    let response = client().get(format!("{url}/enforce/sleepy")).send().await.unwrap();
+    let took = start.elapsed();
+    let body = problem(response).await;
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1_300), "{took:?}");
+    assert_eq!(body["status"], 503);
+    assert_eq!(body["title"], "Budget exceeded");
+    assert_eq!(body["budget"], "timeout_ms");
+    assert_eq!(body["limit"], 300);
+    assert!(body["used"].as_u64().unwrap() >= 300, "{body}");
+    assert_eq!(body["route"], "GET /enforce/sleepy");
+    let report = report_named("GET /enforce/sleepy").await;
+    assert_eq!(report.outcome, Outcome::Exceeded);
+    assert!(report.violation(Budget::Timeout).is_some());
+}
+
+#[tokio::test]
+async fn enforce_answers_503_when_a_refused_query_ends_the_handler() {
+    let pool = sqlite(2).await;
+    let app = Router::new()
+        .route("/enforce/queries", get(three_queries))
+        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.max_queries(2)))
+        .with_state(pool);
+    let url = serve(app).await;
+    let body = problem(client().get(format!("{url}/enforce/queries")).send().await.unwrap()).await;
+    assert_eq!(
+        (body["budget"].as_str(), body["limit"].as_u64(), body["used"].as_u64()),
+        (Some("max_queries"), Some(2), Some(3))
+    );
+    let report = report_named("GET /enforce/queries").await;
+    assert_eq!((report.queries, report.refused_queries), (2, 1), "the third query never reached SQLite");
+}
+
+const SLOW: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT count(*) FROM c";
+
+async fn slow_sqlite(State(pool): State<SqlitePool>) -> Result<String, AppError> {
+    let n: i64 = sqlx::query_scalar(SLOW).fetch_one(&pool).await?;
+    Ok(n.to_string())
+}
+
+async fn one_query(State(pool): State<SqlitePool>) -> Result<String, AppError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await?;
+    Ok(n.to_string())
+}
+
+#[tokio::test]
+async fn a_cut_leaks_no_connection_from_the_pool() {
+    let name = common::sqlite_url();
+    // An in-memory database lives as long as one connection to it: cut
+    // connections are closed, so one is kept outside the pool.
+    let _keeper = <sqlx::SqliteConnection as sqlx::Connection>::connect(&name).await.unwrap();
+    let pool = common::sqlite_pool_at(&name, 2).await;
+    let app = Router::new()
+        .route("/cut/slow", get(slow_sqlite))
+        .route("/cut/one", get(one_query))
+        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(200)))
+        .with_state(pool.clone());
+    let url = serve(app).await;
+    for _ in 0..3 {
+        let body = problem(client().get(format!("{url}/cut/slow")).send().await.unwrap()).await;
+        assert_eq!(body["budget"], "timeout_ms");
+    }
+    // Every connection the cut requests held is back in the pool or closed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pool.num_idle() != pool.size() as usize {
+        assert!(Instant::now() < deadline, "{} idle of {}", pool.num_idle(), pool.size());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..4 {
+        let response = client().get(format!("{url}/cut/one")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        assert_eq!(response.text().await.unwrap(), "10");
+    }
+}
+
+async fn pg_sleep(State(pool): State<PgPool>) -> Result<&'static str, AppError> {
+    sqlx::query("SELECT pg_sleep(5), 'zen-layer-cut'").execute(&pool).await?;
+    Ok("slept")
+}
+
+#[tokio::test]
+async fn a_cut_on_postgres_frees_the_pool_and_the_server() {
+    let Some(url) = common::postgres_url().await else { return };
+    let pool = PgPool::connect_with_pool_options(
+        sqlx::postgres::PgPoolOptions::new().max_connections(2),
+        url.parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let app = Router::new()
+        .route("/pg/sleep", get(pg_sleep))
+        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(300)))
+        .with_state(pool.clone());
+    let base = serve(app).await;
+    let start = Instant::now();
+    let body = problem(client().get(format!("{base}/pg/sleep")).send().await.unwrap()).await;
+    assert!(start.elapsed() < Duration::from_millis(1_500));
+    assert_eq!(body["budget"], "timeout_ms");
+    assert_eq!(pool.num_idle(), pool.size() as usize, "no connection is held after the 503");
+    // The statement is gone from the server too, not left running.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%zen-layer-cut%' AND query NOT LIKE '%pg_stat_activity%'",
+        )
+        .fetch_one(pool.as_sqlx())
+        .await
+        .unwrap();
+        if running == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cut statement still runs on the server");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_leaves_a_cancelled_report() {
+    let app = Router::new()
+        .route(
+            "/gone",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "nobody is listening"
+            }),
+        )
+        .layer(ZenLayer::new());
+    let url = serve(app).await;
+    let address = url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket.write_all(format!("GET /gone HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    drop(socket);
+    let report = report_named("GET /gone").await;
+    assert_eq!(report.outcome, Outcome::Cancelled);
+    assert!(start.elapsed() < Duration::from_secs(5), "the handler was dropped when the client left");
+    assert!(report.elapsed >= Duration::from_millis(200) && report.elapsed < Duration::from_secs(10));
+}
+
+async fn explode() -> &'static str {
+    panic!("the handler failed");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_gets_500_and_the_connection_keeps_serving() {
+    let app = Router::new()
+        .route("/panic/explode", get(explode))
+        .route("/panic/fine", get(|| async { "fine" }))
+        .layer(ZenLayer::new());
+    let url = serve(app).await;
+    // One client, one keep-alive connection for all three requests.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(1).build().unwrap();
+    let response = client.get(format!("{url}/panic/explode")).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(response.headers()["x-zen-outcome"], "panicked");
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["status"], 500);
+    assert!(!body.to_string().contains("the handler failed"), "the panic message stays in the logs");
+    for _ in 0..2 {
+        let response = client.get(format!("{url}/panic/fine")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), "fine");
+    }
+    assert_eq!(report_named("GET /panic/explode").await.outcome, Outcome::Panicked);
+}
+
+#[derive(serde::Deserialize)]
+struct Batch {
+    items: Vec<u64>,
+}
+
+async fn batch(axum::Json(batch): axum::Json<Batch>) -> String {
+    batch.items.len().to_string()
+}
+
+#[tokio::test]
+async fn reading_and_parsing_the_body_count_toward_the_request() {
+    let app = Router::new().route("/body/batch", post(batch)).layer(ZenLayer::new());
+    let url = serve(app).await;
+    let items: Vec<String> = (0..100_000u64).map(|i| (i * 7919).to_string()).collect();
+    let json = format!("{{\"items\":[{}]}}", items.join(","));
+    // The headers arrive, then the body 300 ms later: a scope opened after
+    // extraction would not see that wait.
+    let address = url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /body/batch HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        json.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    socket.write_all(json.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut socket, &mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("100000"), "{answer}");
+    let report = report_named("POST /body/batch").await;
+    assert!(report.elapsed >= Duration::from_millis(290), "{:?}", report.elapsed);
+    // Parsing allocated the 800 KB of `Vec<u64>` inside the scope.
+    assert!(report.memory.unwrap().allocated >= 800_000, "{:?}", report.memory);
+}
+
+#[zen(timeout_ms = 300)]
+async fn calls_silent_peer(State(peer): State<String>) -> Result<String, AppError> {
+    let client = zen_runtime::http::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    Ok(client.get(format!("http://{peer}/")).send().await?.status().to_string())
+}
+
+/// A socket that accepts connections and never answers.
+async fn silent_peer() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (address, task)
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_is_cut_by_the_budget_not_awaited() {
+    let (peer, _task) = silent_peer().await;
+    let app = Router::new()
+        .route("/call/silent", get(calls_silent_peer))
+        .layer(ZenLayer::new().mode(Mode::Enforce))
+        .with_state(peer);
+    let url = serve(app).await;
+    let start = Instant::now();
+    let body = problem(client().get(format!("{url}/call/silent")).send().await.unwrap()).await;
+    assert!(start.elapsed() < Duration::from_millis(1_300), "{:?}", start.elapsed());
+    assert_eq!(body["budget"], "timeout_ms");
+    let report = report_named("GET /call/silent").await;
+    assert_eq!((report.http_calls, report.failed_http_calls), (1, 1));
+    assert!(report.http_in_handler(), "an external call from a handler is flagged");
+}
+
+#[tokio::test]
+async fn any_tower_service_can_carry_the_layer() {
+    use tower::{Layer, ServiceExt};
+    use zen_runtime::layer::RouteName;
+
+    let service = ZenLayer::new().limits(Limits::NONE.max_queries(1)).layer(tower::service_fn(
+        |_request: axum::http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(axum::http::Response::new(http_body_util::Full::new(bytes_of(
+                "plain tower",
+            ))))
+        },
+    ));
+    let mut request = axum::http::Request::post("/things/42").body(String::new()).unwrap();
+    request.extensions_mut().insert(RouteName("/things/{id}".into()));
+    let (response, reports) = zen_runtime::testing::collect(service.clone().oneshot(request)).await;
+    let response = response.unwrap();
+    assert!(response.headers()["server-timing"].to_str().unwrap().contains("0/1 queries"));
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].name, "POST /things/{id}");
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"plain tower");
+
+    let request = axum::http::Request::get("/anything/else").body(String::new()).unwrap();
+    let (_, reports) = zen_runtime::testing::collect(service.oneshot(request)).await;
+    assert_eq!(reports[0].name, "GET (unmatched)");
+}
+
+fn bytes_of(s: &'static str) -> axum::body::Bytes {
+    axum::body::Bytes::from_static(s.as_bytes())
+}
+
+#[tokio::test]
+async fn reports_of_concurrent_requests_stay_apart() {
+    let pool = sqlite(4).await;
+    let app = Router::new()
+        .route(
+            "/many/{n}",
+            get(|State(pool): State<SqlitePool>, axum::extract::Path(n): axum::extract::Path<u64>| async move {
+                for _ in 0..n {
+                    sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+                n.to_string()
+            }),
+        )
+        .layer(ZenLayer::new())
+        .with_state(pool);
+    let url = serve(app).await;
+    let client = client();
+    let calls = (1..=40u64).map(|n| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let response = client.get(format!("{url}/many/{}", n % 8)).send().await.unwrap();
+            let queries: u64 = response.headers()["x-zen-queries"].to_str().unwrap().parse().unwrap();
+            (n % 8, queries)
+        }
+    });
+    for (asked, counted) in futures::future::join_all(calls).await {
+        assert_eq!(asked, counted);
+    }
+}
