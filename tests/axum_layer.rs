@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use tokio::io::AsyncWriteExt;
 use zen_runtime::alloc::ZenAlloc;
 use zen_runtime::db::{PgPool, SqlitePool};
-use zen_runtime::layer::ZenLayer;
+use zen_runtime::layer::{RequestReport, ZenLayer};
 use zen_runtime::{Budget, Limits, Mode, Outcome, Report, zen};
 
 #[global_allocator]
@@ -50,7 +50,7 @@ async fn report_named(name: &str) -> Report {
 async fn serve(app: Router) -> String {
     drop(reports());
     let app = app.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
-        if let Some(report) = response.extensions().get::<Report>() {
+        if let Some(report) = response.extensions().get::<RequestReport>().map(RequestReport::report) {
             let queries = report.queries.to_string();
             let outcome = report.outcome.as_str();
             let headers = response.headers_mut();

@@ -65,6 +65,11 @@ pub use spawn::{attach, spawn, spawn_blocking};
 /// compose in either order. An annotated fn called from another one opens a
 /// nested scope: its usage counts toward both, and each reports.
 ///
+/// A handler run under [`layer::ZenLayer`] (feature `tower`/`axum`) is the
+/// exception: the layer already opened the request's scope, and the
+/// handler's limits tighten it instead of opening another; the layer
+/// reports and, in `enforce`, answers `503`.
+///
 /// # Arguments
 ///
 /// Every key is optional; a budget left out is measured but not limited.

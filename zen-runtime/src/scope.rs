@@ -79,13 +79,32 @@ pub(crate) struct Scope {
     /// directly inside it (the handler) tightens its terms instead of opening
     /// a scope of its own.
     adoptable: AtomicBool,
-    adopted: OnceLock<Box<Terms>>,
+    adopted: OnceLock<Terms>,
+    /// How a layer's request ended, and its report, built when first
+    /// asked for (most requests are never asked).
+    /// Nanoseconds to the end, `u64::MAX` until sealed; plain atomics, as
+    /// a `OnceLock` costs a slow path on every request.
+    sealed_nanos: AtomicU64,
+    sealed_outcome: std::sync::atomic::AtomicU8,
+    built: OnceLock<Box<Report>>,
     collector: Option<Collector>,
     pub(crate) panicked: AtomicBool,
     /// A statement reached the N+1 threshold: the report must be built and
     /// warned about even within budget.
     pub(crate) suspected: AtomicBool,
     usage: Usage,
+}
+
+/// A scope's main figures, read without building a report.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Figures {
+    pub(crate) queries: u64,
+    pub(crate) db_time: Duration,
+    pub(crate) db_wait: Duration,
+    pub(crate) http_calls: u64,
+    pub(crate) http_time: Duration,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) limits: Limits,
 }
 
 /// What a scope is held to.
@@ -163,6 +182,9 @@ impl Scope {
             },
             adoptable: AtomicBool::new(spec.adoptable),
             adopted: OnceLock::new(),
+            sealed_nanos: AtomicU64::new(u64::MAX),
+            sealed_outcome: std::sync::atomic::AtomicU8::new(0),
+            built: OnceLock::new(),
             parent,
             start,
             collector: spec.collector,
@@ -174,7 +196,7 @@ impl Scope {
 
     /// What the scope is held to: as opened, or as tightened by the handler.
     pub(crate) fn terms(&self) -> &Terms {
-        self.adopted.get().map_or(&self.terms, |t| t)
+        self.adopted.get().unwrap_or(&self.terms)
     }
 
     pub(crate) fn mode(&self) -> Mode {
@@ -212,7 +234,7 @@ impl Scope {
             handler: Some(name),
         };
         // Only the swap above gets here, once per scope.
-        let _ = scope.adopted.set(Box::new(terms));
+        let _ = scope.adopted.set(terms);
         current()
     }
 
@@ -438,7 +460,13 @@ impl Scope {
         let u = &self.usage;
         let terms = *self.terms();
         let violations = self.violations(elapsed);
-        let db = u.db.lock().unwrap_or_else(PoisonError::into_inner).summary(terms.n_plus_one);
+        let queries = u.queries.load(Relaxed);
+        let http_calls = u.http_calls.load(Relaxed);
+        let db = if queries == 0 && u.refused_queries.load(Relaxed) == 0 {
+            stats::Summary::default()
+        } else {
+            u.db.lock().unwrap_or_else(PoisonError::into_inner).summary(terms.n_plus_one)
+        };
         let outcome = match outcome {
             Outcome::Ok if !violations.is_empty() => Outcome::Exceeded,
             other => other,
@@ -450,7 +478,7 @@ impl Scope {
             mode: terms.mode,
             outcome,
             elapsed,
-            queries: u.queries.load(Relaxed),
+            queries,
             failed_queries: u.failed_queries.load(Relaxed),
             refused_queries: u.refused_queries.load(Relaxed),
             db_time: Duration::from_nanos(u.db_nanos.load(Relaxed)),
@@ -460,11 +488,15 @@ impl Scope {
             untracked_statements: db.untracked,
             n_plus_one: db.n_plus_one,
             backends: db.backends,
-            http_calls: u.http_calls.load(Relaxed),
+            http_calls,
             failed_http_calls: u.failed_http.load(Relaxed),
             refused_http_calls: u.refused_http.load(Relaxed),
             http_time: Duration::from_nanos(u.http_nanos.load(Relaxed)),
-            http_hosts: u.hosts.lock().unwrap_or_else(PoisonError::into_inner).summary(),
+            http_hosts: if http_calls == 0 {
+                Vec::new()
+            } else {
+                u.hosts.lock().unwrap_or_else(PoisonError::into_inner).summary()
+            },
             memory: self.memory(),
             limits: terms.limits,
             violations,
@@ -479,6 +511,48 @@ impl Scope {
     /// `true` when this scope, `elapsed` after its start, has exceeded a budget.
     pub(crate) fn exceeded_any(&self, elapsed: Duration) -> bool {
         !self.violations(elapsed).is_empty()
+    }
+
+    /// Records how the scope ended, for [`sealed_report`](Self::sealed_report).
+    pub(crate) fn seal(&self, outcome: Outcome, elapsed: Duration) {
+        let code = match outcome {
+            Outcome::Ok => 0,
+            Outcome::Exceeded => 1,
+            Outcome::Cancelled => 2,
+            Outcome::Panicked => 3,
+        };
+        self.sealed_outcome.store(code, Relaxed);
+        self.sealed_nanos.store(nanos(elapsed).min(u64::MAX - 1), std::sync::atomic::Ordering::Release);
+    }
+
+    /// The report of a sealed scope, built once.
+    pub(crate) fn sealed_report(&self) -> Option<&Report> {
+        let ns = self.sealed_nanos.load(std::sync::atomic::Ordering::Acquire);
+        if ns == u64::MAX {
+            return None;
+        }
+        let outcome = match self.sealed_outcome.load(Relaxed) {
+            0 => Outcome::Ok,
+            1 => Outcome::Exceeded,
+            2 => Outcome::Cancelled,
+            _ => Outcome::Panicked,
+        };
+        let elapsed = Duration::from_nanos(ns);
+        Some(self.built.get_or_init(|| Box::new(self.report(outcome, elapsed))))
+    }
+
+    /// The figures a `Server-Timing` header shows, without a report.
+    pub(crate) fn figures(&self) -> Figures {
+        let u = &self.usage;
+        Figures {
+            queries: u.queries.load(Relaxed),
+            db_time: Duration::from_nanos(u.db_nanos.load(Relaxed)),
+            db_wait: Duration::from_nanos(u.wait_nanos.load(Relaxed)),
+            http_calls: u.http_calls.load(Relaxed),
+            http_time: Duration::from_nanos(u.http_nanos.load(Relaxed)),
+            memory: self.memory(),
+            limits: self.terms().limits,
+        }
     }
 
     pub(crate) fn elapsed(&self) -> Duration {

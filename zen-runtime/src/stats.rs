@@ -179,6 +179,7 @@ impl HttpStats {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct Summary {
     pub(crate) statements: Vec<StatementSummary>,
     pub(crate) untracked: u64,

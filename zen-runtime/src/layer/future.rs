@@ -8,8 +8,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use http::Response;
+use http::{HeaderName, Response};
+
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 use super::response::{self, ZenBody};
 use crate::budget::Mode;
@@ -33,7 +36,7 @@ pin_project_lite::pin_project! {
             // further out gave up on it.
             if this.inner.is_some() {
                 drop_inner(this.scope, this.inner.as_mut());
-                finish(this.scope, Outcome::Cancelled);
+                let _ = finish(this.scope, Outcome::Cancelled);
             }
         }
     }
@@ -90,14 +93,14 @@ where
             }
         };
         drop_inner(this.scope, this.inner.as_mut());
-        let report = finish(this.scope, outcome);
+        let elapsed = finish(this.scope, outcome);
         Poll::Ready(result.map(|mut response| {
             if *this.server_timing
-                && let Some(value) = response::server_timing(&report)
+                && let Some(value) = response::server_timing(&this.scope.figures(), elapsed)
             {
-                response.headers_mut().append("server-timing", value);
+                response.headers_mut().append(SERVER_TIMING, value);
             }
-            response.extensions_mut().insert(report);
+            response.extensions_mut().insert(RequestReport(Arc::clone(this.scope)));
             response
         }))
     }
@@ -111,13 +114,48 @@ fn drop_inner<F>(scope: &Arc<Scope>, mut inner: Pin<&mut Option<F>>) {
     enter.exit();
 }
 
-fn finish(scope: &Scope, outcome: Outcome) -> Report {
+/// Ends the scope: seals it, and builds and delivers the report only when
+/// someone receives it (a sink, a `zen` subscriber at DEBUG, a collector) or
+/// it must be warned about. Returns the request's time.
+fn finish(scope: &Scope, outcome: Outcome) -> Duration {
     let outcome = if scope.panicked.load(Relaxed) { Outcome::Panicked } else { outcome };
-    let report = scope.report(outcome, scope.elapsed());
-    scope.collect(&report);
-    report::deliver(&report);
+    let elapsed = scope.elapsed();
+    scope.seal(outcome, elapsed);
+    let quiet = outcome == Outcome::Ok
+        && !report::wanted()
+        && !scope.collected()
+        && !scope.suspected.load(Relaxed)
+        && !scope.exceeded_any(elapsed);
+    if quiet {
+        return elapsed;
+    }
+    let Some(report) = scope.sealed_report() else { return elapsed };
+    scope.collect(report);
+    report::deliver(report);
     if outcome != Outcome::Cancelled && scope.mode() == Mode::Strict && !report.violations.is_empty() {
         panic!("zen: budget exceeded in strict mode\n{report}");
     }
-    report
+    elapsed
+}
+
+/// The report of a request, in the extensions of its response, for
+/// middleware further out (metrics, access logs):
+/// `response.extensions().get::<RequestReport>().map(RequestReport::report)`.
+/// Built when first asked for, from the request's figures as they stood
+/// when it ended, so that requests nobody asks about cost no report.
+#[derive(Clone)]
+pub struct RequestReport(Arc<Scope>);
+
+impl RequestReport {
+    /// The request's report.
+    #[must_use]
+    pub fn report(&self) -> &Report {
+        self.0.sealed_report().expect("a request's scope is sealed before its response leaves the layer")
+    }
+}
+
+impl std::fmt::Debug for RequestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RequestReport").field(&self.0.name).finish()
+    }
 }

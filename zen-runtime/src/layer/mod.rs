@@ -34,8 +34,8 @@
 //!
 //! Every response carries a `Server-Timing` header with the request's
 //! figures against their limits (browser developer tools show it), unless
-//! [`ZenLayer::server_timing`] turns it off, and the [`Report`] in its
-//! extensions for middleware further out. In `observe` (and `strict`) the
+//! [`ZenLayer::server_timing`] turns it off, and the request's [`Report`] in
+//! its extensions, as a [`RequestReport`], for middleware further out. In `observe` (and `strict`) the
 //! response is otherwise untouched. In `enforce`, when a budget is blown or
 //! the deadline passes, the handler's future is dropped (its connections go
 //! back to the pool or are closed, its timers and tasks with it) and the
@@ -52,7 +52,7 @@ mod response;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -62,7 +62,7 @@ use crate::budget::{Kind, Limits, Mode};
 use crate::hash::FxBuild;
 use crate::scope::{Enter, Scope, Spec};
 
-pub use future::ResponseFuture;
+pub use future::{RequestReport, ResponseFuture};
 pub use response::ZenBody;
 
 /// Names the route of a request for the layer, when the service is not an
@@ -140,7 +140,8 @@ impl<S> tower_layer::Layer<S> for ZenLayer {
     type Service = ZenService<S>;
 
     fn layer(&self, inner: S) -> ZenService<S> {
-        ZenService { inner, config: Arc::clone(&self.config) }
+        let config = (*self.config).clone();
+        ZenService { inner, shared: Arc::new(Shared { config, names: Default::default() }) }
     }
 }
 
@@ -148,7 +149,54 @@ impl<S> tower_layer::Layer<S> for ZenLayer {
 #[derive(Clone, Debug)]
 pub struct ZenService<S> {
     inner: S,
-    config: Arc<Config>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of one service shares: the configuration, and the
+/// name of its route per method. Under `Router::layer` each route has its
+/// own service, whose route is always the same: looking the name up costs
+/// a comparison.
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    names: [OnceLock<(Box<str>, &'static str)>; 9],
+}
+
+impl Shared {
+    fn name<B>(&self, request: &Request<B>) -> Cow<'static, str> {
+        let method = request.method();
+        let route = route(request);
+        let Some(slot) = method_index(method).map(|i| &self.names[i]) else {
+            return intern(method, route);
+        };
+        match slot.get() {
+            Some((cached, name)) if **cached == *route => Cow::Borrowed(name),
+            Some(_) => intern(method, route),
+            None => {
+                let name = intern(method, route);
+                if let Cow::Borrowed(name) = name {
+                    let _ = slot.set((route.into(), name));
+                }
+                name
+            }
+        }
+    }
+}
+
+fn method_index(method: &Method) -> Option<usize> {
+    [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ]
+    .iter()
+    .position(|m| m == method)
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for ZenService<S>
@@ -165,12 +213,13 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let config = &self.shared.config;
         let scope = Scope::open(Spec {
-            name: route_name(&request),
+            name: self.shared.name(&request),
             kind: Some(Kind::Handler),
-            mode: self.config.mode,
-            limits: self.config.limits,
-            n_plus_one: self.config.n_plus_one,
+            mode: config.mode,
+            limits: config.limits,
+            n_plus_one: config.n_plus_one,
             collector: None,
             adoptable: true,
         });
@@ -178,20 +227,21 @@ where
         let enter = Enter::new(&scope);
         let inner = self.inner.call(request);
         enter.exit();
-        ResponseFuture::new(inner, scope, self.config.server_timing)
+        ResponseFuture::new(inner, scope, config.server_timing)
     }
 }
 
-fn route_name<B>(request: &Request<B>) -> Cow<'static, str> {
+/// The route template: from `RouteName`, else axum's `MatchedPath`.
+fn route<B>(request: &Request<B>) -> &str {
     let extensions = request.extensions();
     if let Some(RouteName(route)) = extensions.get::<RouteName>() {
-        return intern(request.method(), route);
+        return route;
     }
     #[cfg(feature = "axum")]
     if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
-        return intern(request.method(), path.as_str());
+        return path.as_str();
     }
-    intern(request.method(), "(unmatched)")
+    "(unmatched)"
 }
 
 type Names = Vec<(Method, HashMap<Box<str>, &'static str, FxBuild>)>;

@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::budget::Budget;
 use crate::error::BudgetExceeded;
-use crate::report::Report;
+use crate::scope::Figures;
 
 pin_project_lite::pin_project! {
     /// The body of a response that passed through the layer: the handler's,
@@ -69,47 +69,98 @@ impl<B: Body<Data = Bytes>> Body for ZenBody<B> {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// `db;dur=12.4;desc="4/5 queries", total;dur=48.1;desc="budget 200ms"`:
 /// each figure and its limit, in the form browsers' developer tools show.
-pub(super) fn server_timing(report: &Report) -> Option<HeaderValue> {
+/// Written with integer arithmetic: `format!` and float printing were most
+/// of the layer's cost per request.
+pub(super) fn server_timing(report: &Figures, elapsed: Duration) -> Option<HeaderValue> {
     let limits = &report.limits;
-    let of = |used: u64, budget: Budget| match limits.get(budget) {
-        Some(limit) => format!("{used}/{limit}"),
-        None => used.to_string(),
-    };
-    let mut v = String::with_capacity(160);
-    let _ = write!(v, "db;dur={:.1};desc=\"{} queries", ms(report.db_time), of(report.queries, Budget::Queries));
+    let mut v = Header { buf: [0; 320], len: 0 };
+    v.text("db;dur=").ms(report.db_time).text(";desc=\"").of(report.queries, limits.get(Budget::Queries));
+    v.text(" queries");
     if let Some(limit) = limits.get(Budget::DbTime) {
-        let _ = write!(v, ", budget {limit}ms");
+        v.text(", budget ").int(limit).text("ms");
     }
-    v.push('"');
+    v.text("\"");
     if report.db_wait >= Duration::from_millis(1) {
-        let _ = write!(v, ", db-wait;dur={:.1};desc=\"pool wait\"", ms(report.db_wait));
+        v.text(", db-wait;dur=").ms(report.db_wait).text(";desc=\"pool wait\"");
     }
     if report.http_calls > 0 || limits.get(Budget::HttpCalls).is_some() || limits.get(Budget::HttpTime).is_some() {
-        let _ = write!(
-            v,
-            ", http;dur={:.1};desc=\"{} calls",
-            ms(report.http_time),
-            of(report.http_calls, Budget::HttpCalls)
-        );
+        v.text(", http;dur=").ms(report.http_time).text(";desc=\"");
+        v.of(report.http_calls, limits.get(Budget::HttpCalls)).text(" calls");
         if let Some(limit) = limits.get(Budget::HttpTime) {
-            let _ = write!(v, ", budget {limit}ms");
+            v.text(", budget ").int(limit).text("ms");
         }
-        v.push('"');
+        v.text("\"");
     }
     if let Some(memory) = &report.memory {
-        let _ = write!(v, ", mem;desc=\"peak {} KiB\"", of(memory.peak.div_ceil(1024), Budget::Memory));
+        v.text(", mem;desc=\"peak ").of(memory.peak.div_ceil(1024), limits.get(Budget::Memory)).text(" KiB\"");
     }
-    let _ = write!(v, ", total;dur={:.1}", ms(report.elapsed));
+    v.text(", total;dur=").ms(elapsed);
     if let Some(limit) = limits.get(Budget::Timeout) {
-        let _ = write!(v, ";desc=\"budget {limit}ms\"");
+        v.text(";desc=\"budget ").int(limit).text("ms\"");
     }
-    HeaderValue::try_from(v).ok()
+    HeaderValue::from_bytes(v.as_bytes()).ok()
+}
+
+/// The header's text, on the stack: copied once, at its exact length, into
+/// the header value. (Longer than the buffer only with absurd figures: cut.)
+struct Header {
+    buf: [u8; 320],
+    len: usize,
+}
+
+impl Header {
+    #[inline(always)]
+    fn text(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+
+    // Inlined, each piece's length is a constant and the copy a few moves,
+    // not a call to `memcpy`.
+    #[inline(always)]
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        if let Some(slot) = self.buf.get_mut(self.len..self.len + b.len()) {
+            slot.copy_from_slice(b);
+            self.len += b.len();
+        }
+        self
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn int(&mut self, mut n: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.bytes(&digits[i..])
+    }
+
+    /// Milliseconds with one decimal, rounded to nearest.
+    fn ms(&mut self, d: Duration) -> &mut Self {
+        // In u64: a u128 division is a call, and the slowest part of the header.
+        let nanos = d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos()));
+        let tenths = nanos.saturating_add(50_000) / 100_000;
+        self.int(tenths / 10).text(".").int(tenths % 10)
+    }
+
+    /// `used/limit`, or `used` without a limit.
+    fn of(&mut self, used: u64, limit: Option<u64>) -> &mut Self {
+        self.int(used);
+        if let Some(limit) = limit {
+            self.text("/").int(limit);
+        }
+        self
+    }
 }
 
 /// Where the problem types are described.
@@ -176,6 +227,22 @@ fn json_string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::json_string;
+
+    #[test]
+    fn milliseconds_have_one_decimal_rounded_to_nearest() {
+        use std::time::Duration;
+        let ms = |nanos: u64| {
+            let mut h = super::Header { buf: [0; 320], len: 0 };
+            h.ms(Duration::from_nanos(nanos));
+            String::from_utf8(h.as_bytes().to_vec()).unwrap()
+        };
+        assert_eq!(ms(0), "0.0");
+        assert_eq!(ms(49_999), "0.0");
+        assert_eq!(ms(50_000), "0.1");
+        assert_eq!(ms(12_449_999), "12.4");
+        assert_eq!(ms(12_450_000), "12.5");
+        assert_eq!(ms(1_999_950_000), "2000.0");
+    }
 
     #[test]
     fn json_strings_are_escaped() {
