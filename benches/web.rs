@@ -92,8 +92,13 @@ async fn sqlite_apps() -> Vec<(&'static str, Router)> {
     // One connection, and so one SQLite worker thread, for every variant:
     // two pools' worker threads wake up at different speeds (16 µs against
     // 140 µs per query, seen here), which would swamp what is measured.
+    // A request wrk leaves mid-query closes its connection, and an in-memory
+    // database lasts as long as its last connection: one is kept aside.
+    let url = "sqlite:file:zen-bench-web?mode=memory&cache=shared";
+    let keeper = <sqlx::SqliteConnection as sqlx::Connection>::connect(url).await.unwrap();
+    std::mem::forget(keeper);
     let options = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).min_connections(1);
-    let raw = options.connect("sqlite::memory:").await.unwrap();
+    let raw = options.connect(url).await.unwrap();
     let zen = SqlitePool::from_sqlx(raw.clone());
     sqlx::query("CREATE TABLE t (x INTEGER)").execute(&raw).await.unwrap();
     sqlx::query("INSERT INTO t VALUES (1), (2), (3)").execute(&raw).await.unwrap();
@@ -155,8 +160,25 @@ async fn in_process(title: &str, apps: &[(&'static str, Router)], batch: u32) {
 }
 
 /// Serves each app on its own port and loads it with `wrk`, interleaved.
-fn over_loopback(title: &str, apps: Vec<(&'static str, Router)>, rounds: usize) {
-    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+/// CPU time this process (the server; wrk is another process) has used, in
+/// clock ticks of 10 ms (Linux's fixed `USER_HZ`).
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Serves each app on its own port and loads it with `wrk`, interleaved.
+/// Throughput over loopback also measures wrk, which shares the machine
+/// and parses every response: the server's own CPU time per request is
+/// given beside it.
+fn over_loopback(server: &tokio::runtime::Runtime, title: &str, apps: Vec<(&'static str, Router)>, rounds: usize) {
     let urls: Vec<(&str, String)> = apps
         .into_iter()
         .map(|(label, app)| {
@@ -167,36 +189,40 @@ fn over_loopback(title: &str, apps: Vec<(&'static str, Router)>, rounds: usize) 
         })
         .collect();
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); urls.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); urls.len()];
     for round in 0..=rounds {
         for i in 0..urls.len() {
             let variant = (round + i) % urls.len();
+            let ticks = cpu_ticks();
             let out = std::process::Command::new("wrk")
                 .args(["-t1", "-c16", if round == 0 { "-d1s" } else { "-d3s" }, &urls[variant].1])
                 .output()
                 .expect("wrk runs (apt-get install wrk)");
+            let ticks = cpu_ticks() - ticks;
             let text = String::from_utf8_lossy(&out.stdout);
+            let number = |prefix: &str, line: &str| line.trim().strip_prefix(prefix).map(|r| r.trim().to_owned());
             let rate: f64 = text
                 .lines()
-                .find_map(|l| l.strip_prefix("Requests/sec:"))
-                .and_then(|r| r.trim().parse().ok())
+                .find_map(|l| number("Requests/sec:", l))
+                .and_then(|r| r.parse().ok())
                 .unwrap_or_else(|| panic!("no rate in wrk's output:\n{text}"));
+            let requests: f64 = text
+                .lines()
+                .find_map(|l| l.split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))
+                .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
             if round > 0 {
                 rates[variant].push(rate);
+                cpu[variant].push(ticks as f64 * 10_000.0 / requests);
             }
         }
     }
     println!("\n{title}\n");
-    println!("| variant | requests/s (median of {rounds}) | throughput vs bare |");
-    println!("|---|---|---|");
-    let medians: Vec<f64> = rates
-        .into_iter()
-        .map(|mut r| {
-            r.sort_by(f64::total_cmp);
-            r[r.len() / 2]
-        })
-        .collect();
-    for ((label, _), rate) in urls.iter().zip(&medians) {
-        println!("| {label} | {rate:.0} | {:.3} |", rate / medians[0]);
+    println!("| variant | requests/s (median of {rounds}) | throughput vs bare | server CPU per request | vs bare |");
+    println!("|---|---|---|---|---|");
+    let rates: Vec<f64> = rates.into_iter().map(median).collect();
+    let cpu: Vec<f64> = cpu.into_iter().map(median).collect();
+    for (((label, _), rate), us) in urls.iter().zip(&rates).zip(&cpu) {
+        println!("| {label} | {rate:.0} | {:.3} | {us:.2} µs | {:+.2} µs |", rate / rates[0], us - cpu[0]);
     }
 }
 
@@ -216,9 +242,12 @@ fn main() {
         return;
     }
     if wrk {
-        over_loopback("Over loopback, trivial handler (`wrk -t1 -c16`)", trivial_apps(), 9);
-        let apps = rt.block_on(sqlite_apps());
-        over_loopback("Over loopback, one SQLite query per request (`wrk -t1 -c16`)", apps, 9);
+        // One worker thread for the server, the other core for wrk. The
+        // pools are made on the runtime that serves them.
+        let server = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        over_loopback(&server, "Over loopback, trivial handler (`wrk -t1 -c16`)", trivial_apps(), 9);
+        let apps = server.block_on(sqlite_apps());
+        over_loopback(&server, "Over loopback, one SQLite query per request (`wrk -t1 -c16`)", apps, 9);
         return;
     }
     rt.block_on(async {
