@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -21,34 +20,13 @@ use zen_runtime::{Budget, Limits, Mode, Outcome, Report, zen};
 #[global_allocator]
 static ALLOC: ZenAlloc = ZenAlloc::system();
 
-/// Every report of the process, for the requests that leave no response to
-/// read one from (a client that went away).
-static REPORTS: Mutex<Vec<Report>> = Mutex::new(Vec::new());
-
-fn reports() -> std::sync::MutexGuard<'static, Vec<Report>> {
-    static SINK: std::sync::Once = std::sync::Once::new();
-    SINK.call_once(|| {
-        zen_runtime::report::add_sink(|r| REPORTS.lock().unwrap().push(r.clone()));
-    });
-    REPORTS.lock().unwrap()
-}
-
-async fn report_named(name: &str) -> Report {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(r) = reports().iter().find(|r| r.name == name) {
-            return r.clone();
-        }
-        assert!(Instant::now() < deadline, "no report named `{name}`");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use common::report_named;
 
 /// Serves `app` on an ephemeral port; an outer middleware copies a few
 /// figures of the report it finds in the response's extensions to headers,
 /// as any middleware further out could.
 async fn serve(app: Router) -> String {
-    drop(reports());
+    common::collect_reports();
     let app = app.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
         if let Some(report) = response.extensions().get::<RequestReport>().map(RequestReport::report) {
             let queries = report.queries.to_string();

@@ -104,3 +104,38 @@ pub async fn sqlite_pool_at(url: &str, max_connections: u32) -> SqlitePool {
     }
     pool
 }
+
+/// Every report of the process, for reports that no future returns (a
+/// request whose client went away, a background job).
+static REPORTS: std::sync::Mutex<Vec<Report>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers the sink behind [`report_named`], once per process.
+pub fn collect_reports() {
+    static SINK: std::sync::Once = std::sync::Once::new();
+    SINK.call_once(|| {
+        zen_runtime::report::add_sink(|r| REPORTS.lock().unwrap().push(r.clone()));
+    });
+}
+
+/// The reports named `name` so far.
+pub fn reports_named(name: &str) -> Vec<Report> {
+    collect_reports();
+    REPORTS.lock().unwrap().iter().filter(|r| r.name == name).cloned().collect()
+}
+
+/// Waits up to 10 s for the `n`th report named `name` (1 for the first).
+pub async fn nth_report_named(name: &str, n: usize) -> Report {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(r) = reports_named(name).into_iter().nth(n - 1) {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no report #{n} named `{name}`");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits up to 10 s for a report named `name`.
+pub async fn report_named(name: &str) -> Report {
+    nth_report_named(name, 1).await
+}

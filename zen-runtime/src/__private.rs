@@ -36,13 +36,12 @@ impl Site {
 
 /// The body of an annotated fn, inside a new scope.
 ///
-/// Run directly inside a request scope of the layer, the fn is the route's
-/// handler: it tightens that scope rather than opening one, and the layer
-/// reports and cuts (`kind = "job"` or `"other"` opts a helper out).
+/// Run directly inside a boundary's scope (the layer's request, a job), the
+/// fn is its handler: it tightens that scope rather than opening one, and
+/// the boundary reports and cuts (a `kind` other than the boundary's opts a
+/// helper out).
 pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Scoped<F> {
-    if matches!(site.kind, None | Some(Kind::Handler))
-        && let Some(scope) = Scope::adopt(site.name, site.limits, site.mode, site.n_plus_one)
-    {
+    if let Some(scope) = Scope::adopt(site.name, site.kind, site.limits, site.mode, site.n_plus_one) {
         return Scoped::joined(scope, fut);
     }
     let scope = Scope::open(Spec {
@@ -53,6 +52,7 @@ pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::
         n_plus_one: site.n_plus_one,
         collector: None,
         adoptable: false,
+        attempt: None,
     });
     Scoped::new(scope, cut, fut)
 }

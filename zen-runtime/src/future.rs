@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -207,4 +208,28 @@ impl<F: Future> Future for Attached<F> {
         enter.exit();
         poll
     }
+}
+
+/// Ends a boundary's scope (a request, a job): seals it, and builds and delivers the report only when
+/// someone receives it (a sink, a `zen` subscriber at DEBUG, a collector) or
+/// it must be warned about. Returns the request's time.
+pub(crate) fn end_boundary(scope: &Scope, outcome: Outcome) -> std::time::Duration {
+    let outcome = if scope.panicked.load(Relaxed) { Outcome::Panicked } else { outcome };
+    let elapsed = scope.elapsed();
+    scope.seal(outcome, elapsed);
+    let quiet = outcome == Outcome::Ok
+        && !report::wanted()
+        && !scope.collected()
+        && !scope.suspected.load(Relaxed)
+        && !scope.exceeded_any(elapsed);
+    if quiet {
+        return elapsed;
+    }
+    let Some(report) = scope.sealed_report() else { return elapsed };
+    scope.collect(report);
+    report::deliver(report);
+    if outcome != Outcome::Cancelled && scope.mode() == Mode::Strict && !report.violations.is_empty() {
+        panic!("zen: budget exceeded in strict mode\n{report}");
+    }
+    elapsed
 }

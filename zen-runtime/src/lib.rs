@@ -33,6 +33,7 @@ mod hash;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod instrument;
+pub mod jobs;
 #[cfg(feature = "tower")]
 pub mod layer;
 #[cfg(feature = "redis")]

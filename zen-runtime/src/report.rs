@@ -151,6 +151,8 @@ pub struct Report {
     /// For a request scope opened by the layer: the `#[zen]` handler that
     /// served it, whose limits were applied.
     pub handler: Option<&'static str>,
+    /// For a job: which attempt this was, 1 for the first.
+    pub attempt: Option<u32>,
     /// The mode the scope ran in.
     pub mode: Mode,
     /// How it ended.
@@ -234,6 +236,9 @@ impl fmt::Display for Report {
         write!(f, "{} `{}`", self.kind, self.name)?;
         if let Some(handler) = self.handler {
             write!(f, " ({handler})")?;
+        }
+        if let Some(attempt) = self.attempt {
+            write!(f, ", attempt {attempt}")?;
         }
         writeln!(f, ": {} in {} mode", self.outcome, self.mode)?;
         writeln!(f, "  elapsed    {:>10.3} ms{}", ms(self.elapsed), limit(Budget::Timeout))?;
@@ -348,6 +353,7 @@ macro_rules! report_event {
             name = %r.name,
             kind = r.kind.as_str(),
             handler = r.handler,
+            attempt = r.attempt,
             mode = r.mode.as_str(),
             outcome = r.outcome.as_str(),
             elapsed_ms = ms(r.elapsed),

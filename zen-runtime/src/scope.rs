@@ -72,6 +72,8 @@ pub(crate) type Collector = Arc<Mutex<Vec<Report>>>;
 pub(crate) struct Scope {
     pub(crate) name: Cow<'static, str>,
     pub(crate) kind: Kind,
+    /// For a job: which attempt this is, 1 for the first.
+    pub(crate) attempt: Option<u32>,
     pub(crate) parent: Option<Arc<Scope>>,
     start: Instant,
     terms: Terms,
@@ -96,6 +98,7 @@ pub(crate) struct Scope {
 }
 
 /// A scope's main figures, read without building a report.
+#[cfg(feature = "tower")]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Figures {
     pub(crate) queries: u64,
@@ -144,8 +147,10 @@ pub(crate) struct Spec {
     pub(crate) limits: Limits,
     pub(crate) n_plus_one: Option<u32>,
     pub(crate) collector: Option<Collector>,
-    /// Opened by the layer: may adopt the handler's `#[zen]`.
+    /// Opened by a boundary (the HTTP layer, a job runner): the first
+    /// `#[zen]` fn of the same kind run directly inside it is adopted.
     pub(crate) adoptable: bool,
+    pub(crate) attempt: Option<u32>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -173,6 +178,7 @@ impl Scope {
         Arc::new(Scope {
             name: spec.name,
             kind,
+            attempt: spec.attempt,
             terms: Terms {
                 limits: spec.limits,
                 mode,
@@ -208,12 +214,13 @@ impl Scope {
     }
 
     /// Called by a `#[zen]` fn about to open its scope: when the current
-    /// scope is a request scope that has no handler yet, the fn is its
-    /// handler. The scope then holds the tighter of each pair of limits, the
+    /// scope is a boundary's (a request, a job) that has no fn yet, and the
+    /// fn's kind is unset or the same, the fn is its handler. The scope then holds the tighter of each pair of limits, the
     /// deadline counted from the request's start, and the fn's mode and N+1
     /// threshold where it sets them; the fn reports nothing of its own.
     pub(crate) fn adopt(
         name: &'static str,
+        kind: Option<Kind>,
         limits: Limits,
         mode: Option<Mode>,
         n_plus_one: Option<u32>,
@@ -221,7 +228,10 @@ impl Scope {
         let ptr = THREAD.with(|t| t.current.get());
         // SAFETY: as in `current`.
         let scope = unsafe { ptr.as_ref() }?;
-        if !scope.adoptable.load(Relaxed) || !scope.adoptable.swap(false, Relaxed) {
+        if kind.is_some_and(|k| k != scope.kind)
+            || !scope.adoptable.load(Relaxed)
+            || !scope.adoptable.swap(false, Relaxed)
+        {
             return None;
         }
         let before = scope.terms;
@@ -475,6 +485,7 @@ impl Scope {
             name: self.name.clone(),
             kind: self.kind,
             handler: terms.handler,
+            attempt: self.attempt,
             mode: terms.mode,
             outcome,
             elapsed,
@@ -542,6 +553,7 @@ impl Scope {
     }
 
     /// The figures a `Server-Timing` header shows, without a report.
+    #[cfg(feature = "tower")]
     pub(crate) fn figures(&self) -> Figures {
         let u = &self.usage;
         Figures {

@@ -60,5 +60,6 @@ fn spec(name: &'static str, collector: Option<crate::scope::Collector>) -> Spec 
         n_plus_one: None,
         collector,
         adoptable: false,
+        attempt: None,
     }
 }

@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http::{HeaderName, Response};
 
@@ -16,7 +15,7 @@ const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 use super::response::{self, ZenBody};
 use crate::budget::Mode;
-use crate::report::{self, Outcome, Report};
+use crate::report::{Outcome, Report};
 use crate::scope::{Enter, Scope};
 
 pin_project_lite::pin_project! {
@@ -36,7 +35,7 @@ pin_project_lite::pin_project! {
             // further out gave up on it.
             if this.inner.is_some() {
                 drop_inner(this.scope, this.inner.as_mut());
-                let _ = finish(this.scope, Outcome::Cancelled);
+                let _ = crate::future::end_boundary(this.scope, Outcome::Cancelled);
             }
         }
     }
@@ -93,7 +92,7 @@ where
             }
         };
         drop_inner(this.scope, this.inner.as_mut());
-        let elapsed = finish(this.scope, outcome);
+        let elapsed = crate::future::end_boundary(this.scope, outcome);
         Poll::Ready(result.map(|mut response| {
             if *this.server_timing
                 && let Some(value) = response::server_timing(&this.scope.figures(), elapsed)
@@ -112,30 +111,6 @@ fn drop_inner<F>(scope: &Arc<Scope>, mut inner: Pin<&mut Option<F>>) {
     let enter = Enter::carry(Some(scope));
     let _ = catch_unwind(AssertUnwindSafe(|| inner.set(None)));
     enter.exit();
-}
-
-/// Ends the scope: seals it, and builds and delivers the report only when
-/// someone receives it (a sink, a `zen` subscriber at DEBUG, a collector) or
-/// it must be warned about. Returns the request's time.
-fn finish(scope: &Scope, outcome: Outcome) -> Duration {
-    let outcome = if scope.panicked.load(Relaxed) { Outcome::Panicked } else { outcome };
-    let elapsed = scope.elapsed();
-    scope.seal(outcome, elapsed);
-    let quiet = outcome == Outcome::Ok
-        && !report::wanted()
-        && !scope.collected()
-        && !scope.suspected.load(Relaxed)
-        && !scope.exceeded_any(elapsed);
-    if quiet {
-        return elapsed;
-    }
-    let Some(report) = scope.sealed_report() else { return elapsed };
-    scope.collect(report);
-    report::deliver(report);
-    if outcome != Outcome::Cancelled && scope.mode() == Mode::Strict && !report.violations.is_empty() {
-        panic!("zen: budget exceeded in strict mode\n{report}");
-    }
-    elapsed
 }
 
 /// The report of a request, in the extensions of its response, for

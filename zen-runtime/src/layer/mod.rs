@@ -222,6 +222,7 @@ where
             n_plus_one: config.n_plus_one,
             collector: None,
             adoptable: true,
+            attempt: None,
         });
         // A service may start work in `call` already: it is the request's.
         let enter = Enter::new(&scope);

@@ -1,0 +1,116 @@
+//! Durable jobs on apalis 1.0: a tower layer for its workers.
+//!
+//! ```ignore
+//! let worker = WorkerBuilder::new("mailer")
+//!     .backend(SqliteStorage::new(&pool).with_config(Config::default().queue("welcome")))
+//!     .layer(ZenJobLayer::new().limits(Limits::NONE.timeout_ms(30_000)))
+//!     .build(send_welcome);   // `#[zen(...)] async fn send_welcome(job: Welcome) -> Result<..>`
+//! ```
+//!
+//! Each attempt of each job runs in a scope of kind `job`, named by its
+//! queue, with its attempt number; the job fn's `#[zen]` tightens the
+//! layer's default. In `enforce`, a job cut by its budget fails its
+//! attempt with [`Stopped::Exceeded`](super::Stopped) (whose `source()` is
+//! `BudgetExceeded`), and apalis's storage runs it again while attempts are
+//! left (`max_attempts`, 25 by default in apalis's SQL storages). A panic
+//! fails the attempt the same way; the worker goes on.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use apalis_core::error::BoxDynError;
+use apalis_core::task::Task;
+use apalis_core::task::status::{AtomicStatus, Status};
+
+use super::run;
+use crate::budget::{Limits, Mode};
+
+/// The layer: a default budget for every job of the worker, and the mode.
+#[derive(Clone, Debug, Default)]
+pub struct ZenJobLayer {
+    terms: run::Terms,
+}
+
+impl ZenJobLayer {
+    /// Measures every job and limits nothing (until a job fn's `#[zen]`
+    /// does); the mode is `ZEN_MODE`'s.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The default budget of every job; a job fn's `#[zen]` tightens it.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.terms.limits = limits;
+        self
+    }
+
+    /// The mode of every job, instead of `ZEN_MODE`'s; a job fn's `mode`
+    /// still wins.
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.terms.mode = Some(mode);
+        self
+    }
+}
+
+impl<S> tower_layer::Layer<S> for ZenJobLayer {
+    type Service = ZenJobService<S>;
+
+    fn layer(&self, inner: S) -> ZenJobService<S> {
+        ZenJobService { inner, terms: self.terms.clone() }
+    }
+}
+
+/// The service [`ZenJobLayer`] wraps around a worker's.
+#[derive(Clone, Debug)]
+pub struct ZenJobService<S> {
+    inner: S,
+    terms: run::Terms,
+}
+
+impl<S, Args> tower_service::Service<Task<Args>> for ZenJobService<S>
+where
+    S: tower_service::Service<Task<Args>>,
+    S::Error: Into<BoxDynError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxDynError;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxDynError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxDynError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, task: Task<Args>) -> Self::Future {
+        let name = match task.queue() {
+            Some(queue) => queue.to_string().into(),
+            None => std::any::type_name::<Args>().into(),
+        };
+        // apalis counts the attempt when the job starts, inside this layer.
+        let attempt = u32::try_from(task.attempt()).unwrap_or(u32::MAX - 1) + 1;
+        let status = task.raw_status().clone();
+        let scope = run::open(name, attempt, &self.terms);
+        let run = run::start(&scope, || self.inner.call(task));
+        Box::pin(async move {
+            match run.await {
+                Ok(result) => result.map_err(Into::into),
+                Err(stopped) => {
+                    fail(&status);
+                    Err(Box::new(stopped) as BoxDynError)
+                }
+            }
+        })
+    }
+}
+
+/// apalis records how an attempt ended from inside the job's future; one
+/// dropped by a cut, or ended by a panic, never got there.
+fn fail(status: &AtomicStatus) {
+    if matches!(status.load(), Status::Running | Status::Queued | Status::Pending) {
+        status.store(Status::Failed);
+    }
+}

@@ -1,0 +1,321 @@
+//! Background jobs under the same budgets as requests.
+//!
+//! A job function takes `#[zen(...)]` as a handler does; run by a zen
+//! runner, each run is a scope of kind `job`, named by the job, with its
+//! attempt number, and its report goes where every report goes. Two
+//! runners:
+//!
+//! - [`Jobs`]: in-process background work started from a handler, with a
+//!   bounded queue (a full queue is an error the handler sees), a
+//!   concurrency limit and a graceful shutdown that reports what it
+//!   abandoned. For work that may be lost with the process.
+//! - [`apalis::ZenJobLayer`] (feature `apalis`): durable jobs on apalis
+//!   1.0's storages (SQLite, PostgreSQL), whose workers are tower services
+//!   the layer wraps.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use zen_runtime::jobs::Jobs;
+//! use zen_runtime::{Limits, zen};
+//!
+//! #[zen(max_queries = 20, timeout_ms = 30_000)]
+//! async fn send_welcome(user: u64) -> Result<(), std::io::Error> {
+//!     Ok(())
+//! }
+//!
+//! let jobs = Jobs::builder().capacity(1_000).concurrency(8).limits(Limits::NONE.timeout_ms(60_000)).start()?;
+//! // In a handler: answer now, do the work in the background.
+//! jobs.spawn("send_welcome", move || send_welcome(42))?;
+//! // On SIGTERM: let running jobs finish, for at most 10 s.
+//! let shutdown = jobs.shutdown(Duration::from_secs(10)).await;
+//! assert!(shutdown.abandoned.is_empty());
+//! # Ok(()) }
+//! ```
+
+#[cfg(feature = "apalis")]
+pub mod apalis;
+mod run;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::budget::{Limits, Mode};
+pub use run::Stopped;
+
+/// What a job returns: `()`, or a `Result` whose error is logged as the
+/// job's failure.
+#[diagnostic::on_unimplemented(
+    message = "a background job must return `()` or `Result<T, E>` with `E: Display`, not `{Self}`",
+    label = "returned by this job"
+)]
+pub trait JobOutput: Send + 'static {
+    /// The failure to log, if the job failed.
+    fn failure(&self) -> Option<String>;
+}
+
+impl JobOutput for () {
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<T: Send + 'static, E: fmt::Display + Send + 'static> JobOutput for Result<T, E> {
+    fn failure(&self) -> Option<String> {
+        self.as_ref().err().map(ToString::to_string)
+    }
+}
+
+/// Why a job was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobError {
+    /// The queue holds `capacity` jobs waiting to start: shed the work, or
+    /// answer 503, rather than grow memory without bound.
+    QueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// [`Jobs::shutdown`] has begun: nothing new starts.
+    ShuttingDown,
+    /// [`JobsBuilder::start`] was called outside a tokio runtime.
+    NoRuntime,
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::QueueFull { capacity } => {
+                write!(f, "the background job queue is full ({capacity} jobs waiting); try again later")
+            }
+            JobError::ShuttingDown => f.write_str("background jobs are shutting down; no new job starts"),
+            JobError::NoRuntime => f.write_str("background jobs need a tokio runtime: start them from async code"),
+        }
+    }
+}
+
+impl std::error::Error for JobError {}
+
+/// What [`Jobs::shutdown`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shutdown {
+    /// Jobs that ended (completed, failed or were cut) during the shutdown.
+    pub finished: u64,
+    /// Jobs still running at the end of the grace period, dropped (each
+    /// leaves a `cancelled` report), and jobs still queued, never started.
+    /// Each is also logged at WARN.
+    pub abandoned: Vec<String>,
+}
+
+type BoxedJob = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+struct Queued {
+    name: Cow<'static, str>,
+    job: BoxedJob,
+}
+
+/// Configures [`Jobs`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct JobsBuilder {
+    capacity: usize,
+    concurrency: usize,
+    terms: run::Terms,
+}
+
+impl JobsBuilder {
+    /// Jobs that may wait to start (default 1024); one more is refused.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Jobs that may run at once (default 4).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// The default budget of every job; a job's `#[zen]` tightens it.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.terms.limits = limits;
+        self
+    }
+
+    /// The mode of every job, instead of `ZEN_MODE`'s.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.terms.mode = Some(mode);
+        self
+    }
+
+    /// Starts the runner on the current tokio runtime.
+    ///
+    /// # Errors
+    /// [`JobError::NoRuntime`] outside a tokio runtime.
+    pub fn start(self) -> Result<Jobs, JobError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| JobError::NoRuntime)?;
+        let (queue, waiting) = mpsc::channel(self.capacity);
+        let (control, commands) = mpsc::channel(1);
+        runtime.spawn(dispatch(waiting, commands, self.concurrency, self.terms));
+        Ok(Jobs { queue, control, capacity: self.capacity })
+    }
+}
+
+/// In-process background jobs: a bounded queue, a concurrency limit, each
+/// job in a budget scope of its own (not the request's that started it),
+/// and a graceful shutdown. Cheap to clone: put it in your app state.
+#[derive(Clone)]
+pub struct Jobs {
+    queue: mpsc::Sender<Queued>,
+    control: mpsc::Sender<(Duration, oneshot::Sender<Shutdown>)>,
+    capacity: usize,
+}
+
+impl fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Jobs").field("capacity", &self.capacity).finish_non_exhaustive()
+    }
+}
+
+impl Jobs {
+    /// A builder: capacity 1024, concurrency 4, no default limits.
+    pub fn builder() -> JobsBuilder {
+        JobsBuilder { capacity: 1024, concurrency: 4, terms: run::Terms::default() }
+    }
+
+    /// Queues a job. `job` is called when the job starts, inside its scope,
+    /// so a `#[zen]` job fn it calls is held to that scope (write
+    /// `move || send_welcome(id)`, not `send_welcome(id)`).
+    ///
+    /// # Errors
+    /// [`JobError::QueueFull`] when `capacity` jobs are waiting;
+    /// [`JobError::ShuttingDown`] once [`shutdown`](Self::shutdown) began.
+    pub fn spawn<F, Fut>(&self, name: impl Into<Cow<'static, str>>, job: F) -> Result<(), JobError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: JobOutput,
+    {
+        let name = name.into();
+        let label = name.clone();
+        let job: BoxedJob = Box::new(move || {
+            Box::pin(async move {
+                if let Some(failure) = job().await.failure() {
+                    tracing::warn!(target: "zen", job = %label, %failure, "zen background job failed");
+                }
+            })
+        });
+        self.queue.try_send(Queued { name, job }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => JobError::QueueFull { capacity: self.capacity },
+            mpsc::error::TrySendError::Closed(_) => JobError::ShuttingDown,
+        })
+    }
+
+    /// Stops taking jobs, runs what is queued and running for at most
+    /// `grace`, then drops what is left and says what it abandoned. Called
+    /// again, or from another clone, it returns an empty [`Shutdown`].
+    pub async fn shutdown(&self, grace: Duration) -> Shutdown {
+        let (reply, done) = oneshot::channel();
+        if self.control.send((grace, reply)).await.is_err() {
+            return Shutdown::default();
+        }
+        done.await.unwrap_or_default()
+    }
+}
+
+/// The runner: starts queued jobs while fewer than `concurrency` run, until
+/// told to shut down or every handle is gone.
+async fn dispatch(
+    mut waiting: mpsc::Receiver<Queued>,
+    mut commands: mpsc::Receiver<(Duration, oneshot::Sender<Shutdown>)>,
+    concurrency: usize,
+    terms: run::Terms,
+) {
+    let mut running = JoinSet::new();
+    let mut names = HashMap::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            command = commands.recv() => {
+                let Some((grace, reply)) = command else { continue };
+                let report = drain(&mut waiting, &mut running, &mut names, concurrency, &terms, grace).await;
+                let _ = reply.send(report);
+                commands.close();
+                return;
+            }
+            Some(ended) = running.join_next_with_id() => {
+                names.remove(&ended.map_or_else(|e| e.id(), |(id, ())| id));
+            }
+            job = waiting.recv(), if open && running.len() < concurrency => match job {
+                Some(job) => start(job, &mut running, &mut names, &terms),
+                None => open = false,
+            },
+            else => return,
+        }
+    }
+}
+
+fn start(
+    job: Queued,
+    running: &mut JoinSet<()>,
+    names: &mut HashMap<tokio::task::Id, Cow<'static, str>>,
+    terms: &run::Terms,
+) {
+    let scope = run::open(job.name.clone(), 1, terms);
+    let name = job.name.clone();
+    let handle = running.spawn(async move {
+        let run = run::start(&scope, job.job);
+        if let Err(stopped) = run.await {
+            tracing::warn!(target: "zen", job = %name, %stopped, "zen background job stopped");
+        }
+    });
+    names.insert(handle.id(), job.name);
+}
+
+/// Shutdown: no new job is accepted; queued and running ones go on until
+/// none is left or `grace` runs out.
+async fn drain(
+    waiting: &mut mpsc::Receiver<Queued>,
+    running: &mut JoinSet<()>,
+    names: &mut HashMap<tokio::task::Id, Cow<'static, str>>,
+    concurrency: usize,
+    terms: &run::Terms,
+    grace: Duration,
+) -> Shutdown {
+    waiting.close();
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    let mut report = Shutdown::default();
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut deadline => break,
+            Some(ended) = running.join_next_with_id() => {
+                names.remove(&ended.map_or_else(|e| e.id(), |(id, ())| id));
+                report.finished += 1;
+            }
+            job = waiting.recv(), if running.len() < concurrency => match job {
+                Some(job) => start(job, running, names, terms),
+                None if running.is_empty() => break,
+                None => {}
+            },
+            else => break,
+        }
+    }
+    // Dropping a running job ends its scope with a `cancelled` report.
+    running.abort_all();
+    while running.join_next().await.is_some() {}
+    let queued = std::iter::from_fn(|| waiting.try_recv().ok()).map(|job| job.name);
+    for name in names.drain().map(|(_, name)| name).chain(queued) {
+        tracing::warn!(target: "zen", job = %name, ?grace, "zen background job abandoned at shutdown");
+        report.abandoned.push(name.into_owned());
+    }
+    report
+}
