@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use zen_runtime::alloc::ZenAlloc;
 use zen_runtime::db::{PgPool, SqlitePool};
 use zen_runtime::layer::{RequestReport, ZenLayer};
-use zen_runtime::{Budget, Limits, Mode, Outcome, Report, zen};
+use zen_runtime::{Budget, Limits, Mode, Outcome, zen};
 
 #[global_allocator]
 static ALLOC: ZenAlloc = ZenAlloc::system();

@@ -118,8 +118,7 @@ async fn a_job_cut_by_its_budget_fails_its_attempt_and_the_retry_succeeds() {
     let second = nth_report_named(name, 2).await;
     assert_eq!((second.attempt, second.outcome), (Some(2), Outcome::Ok));
     assert!(start.elapsed() < Duration::from_secs(10), "cut at 300 ms, not after 30 s: {:?}", start.elapsed());
-    wait_until("the retry to be done", || async { sqlite_jobs(&queue, name).await == [("Done".to_owned(), 2)] })
-        .await;
+    wait_until("the retry to be done", || async { sqlite_jobs(&queue, name).await == [("Done".to_owned(), 2)] }).await;
     worker.abort();
     let _ = std::fs::remove_file(path);
 }
@@ -182,8 +181,11 @@ async fn on_postgres_a_cut_attempt_is_retried_by_another_fetch() {
     let second = nth_report_named(&name, 2).await;
     assert_eq!((second.attempt, second.outcome), (Some(2), Outcome::Ok));
     wait_until("the job to be done in PostgreSQL", || async {
-        let row: Option<(String, i32)> =
-            sqlx::query_as("SELECT status, attempts FROM apalis.jobs WHERE job_type = $1").bind(&name).fetch_optional(&pool).await.unwrap();
+        let row: Option<(String, i32)> = sqlx::query_as("SELECT status, attempts FROM apalis.jobs WHERE job_type = $1")
+            .bind(&name)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
         row == Some(("Done".to_owned(), 2))
     })
     .await;

@@ -1,18 +1,22 @@
-//! The demo, run as a user runs it: `cargo test` builds the examples first.
+//! The examples, run as a user runs them: `cargo test` builds them first.
 
 use std::process::Command;
 
-fn quickstart() -> Command {
-    // target/debug/deps/quickstart-<hash> -> target/debug/examples/quickstart
+fn example(name: &str) -> Command {
+    // target/debug/deps/quickstart-<hash> -> target/debug/examples/<name>
     let mut path = std::env::current_exe().unwrap();
     path.pop();
     path.pop();
     path.push("examples");
-    path.push(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "build the example first: cargo build --example quickstart ({})", path.display());
+    path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "build the example first: cargo build --example {name} ({})", path.display());
     let mut command = Command::new(path);
     command.env_remove("RUST_LOG");
     command
+}
+
+fn quickstart() -> Command {
+    example("quickstart")
 }
 
 /// The table row of one route: `GET /articles   200   ok ...`.
@@ -96,4 +100,35 @@ fn a_bad_zen_mode_stops_the_demo_at_start_up_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid ZEN_MODE=\"enforced\""), "{stderr}");
     assert!(stderr.contains("\"observe\", \"enforce\", \"strict\""), "{stderr}");
+}
+
+#[test]
+fn the_jobs_example_answers_at_once_and_runs_each_job_under_its_budget() {
+    let out = example("jobs").env_remove("ZEN_MODE").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("both sign-ups welcomed by the worker"), "{stdout}");
+    let rows = |name: &str| -> Vec<Vec<String>> {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    // scope (two words for the request), kind, attempt, queries, http, elapsed, outcome
+    let requests = rows("POST /signup  ");
+    assert_eq!(requests.len(), 2, "{stdout}");
+    for r in &requests {
+        assert_eq!(r[2..6], ["handler", "-", "1/2", "0/-"], "{stdout}");
+        let elapsed: u64 = r[6].split('/').next().unwrap().parse().unwrap();
+        assert!(elapsed < 200, "the request did not wait for the mail: {stdout}");
+    }
+    let jobs = rows("welcome ");
+    assert_eq!(jobs.len(), 2, "{stdout}");
+    for j in &jobs {
+        assert_eq!(j[1..5], ["job", "1", "1/2", "1/1"], "{stdout}");
+        let elapsed: u64 = j[5].split('/').next().unwrap().parse().unwrap();
+        assert!(elapsed >= 300, "the job made the 300 ms call: {stdout}");
+        assert_eq!(j[6], "ok", "{stdout}");
+    }
 }
