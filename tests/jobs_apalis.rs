@@ -191,3 +191,91 @@ async fn on_postgres_a_cut_attempt_is_retried_by_another_fetch() {
     .await;
     worker.abort();
 }
+
+#[zen(timeout_ms = 60_000)]
+async fn hang_on_first_attempt(job: Welcome, attempt: Attempt) -> Result<(), BoxDynError> {
+    if attempt.current() == 1 {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    }
+    let _ = job;
+    Ok(())
+}
+
+const KILLED_QUEUE: &str = "apalis-killed";
+
+/// Short heartbeats, so that a dead worker's job is taken back within seconds.
+fn killed_storage(queue: &sqlx::SqlitePool) -> apalis_sqlite::SqliteStorage<Welcome> {
+    apalis_sqlite::SqliteStorage::new(queue).with_config(
+        apalis_sqlite::Config::default()
+            .queue(KILLED_QUEUE)
+            .heartbeat_interval(Duration::from_secs(1))
+            .missed_heartbeats(2),
+    )
+}
+
+/// Not a test of its own: the worker process that
+/// `a_job_whose_worker_process_is_killed_runs_again` starts and kills.
+#[tokio::test]
+#[ignore = "a child process of a_job_whose_worker_process_is_killed_runs_again"]
+async fn worker_process_to_kill() {
+    let Ok(path) = std::env::var("ZEN_TEST_KILLED_WORKER_QUEUE") else { return };
+    let queue = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path)).await.unwrap();
+    let worker = WorkerBuilder::new("worker-to-kill")
+        .backend(killed_storage(&queue).poll_with_interval(Duration::from_millis(20)))
+        .layer(ZenJobLayer::new())
+        .build(hang_on_first_attempt);
+    let _ = worker.run().await;
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_process_is_killed_runs_again() {
+    common::collect_reports();
+    let (queue, _, path) = databases().await;
+    killed_storage(&queue).push(welcome(8)).await.unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "worker_process_to_kill", "--quiet"])
+        .env("ZEN_TEST_KILLED_WORKER_QUEUE", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    wait_until("the other process to take the job", || async {
+        let taken: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM Jobs WHERE job_type = ? AND lock_by = 'worker-to-kill'")
+                .bind(KILLED_QUEUE)
+                .fetch_optional(&queue)
+                .await
+                .unwrap();
+        taken.is_some_and(|(status,)| status == "Running")
+    })
+    .await;
+    // SIGKILL: no shutdown, no acknowledgement.
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+
+    let worker = WorkerBuilder::new("worker-that-stays")
+        .backend(killed_storage(&queue).poll_with_interval(Duration::from_millis(20)))
+        .layer(ZenJobLayer::new())
+        .build(hang_on_first_attempt);
+    let worker = tokio::spawn(async move {
+        let _ = worker.run().await;
+    });
+    // apalis gives the dead worker's job back after two missed heartbeats.
+    let report = nth_report_named(KILLED_QUEUE, 1).await;
+    assert_eq!((report.attempt, report.outcome), (Some(2), Outcome::Ok), "{report}");
+    wait_until("the job to be done", || async { sqlite_jobs(&queue, KILLED_QUEUE).await == [("Done".to_owned(), 2)] })
+        .await;
+    worker.abort();
+    let _ = std::fs::remove_file(path);
+}
+
+/// Kills the worker process when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
