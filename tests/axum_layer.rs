@@ -509,3 +509,25 @@ async fn reports_of_concurrent_requests_stay_apart() {
         assert_eq!(asked, counted);
     }
 }
+
+#[zen(timeout_ms = 50)]
+async fn spawned_helper() -> u64 {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    7
+}
+
+#[tokio::test]
+async fn a_zen_fn_in_a_spawned_task_is_not_taken_for_the_handler() {
+    let app = Router::new()
+        .route("/spawned/helper", get(|| async { zen_runtime::spawn(spawned_helper()).await.unwrap().to_string() }))
+        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(5_000)));
+    let url = serve(app).await;
+    let response = client().get(format!("{url}/spawned/helper")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the helper's 50 ms did not become the request's deadline");
+    assert_eq!(response.text().await.unwrap(), "7");
+    let request = report_named("GET /spawned/helper").await;
+    assert_eq!(request.handler, None);
+    assert_eq!(request.limits.get(Budget::Timeout), Some(5_000));
+    let helper = report_named(&format!("{}::spawned_helper", module_path!())).await;
+    assert!(helper.violation(Budget::Timeout).is_some(), "the helper's own scope holds its budget");
+}

@@ -110,7 +110,9 @@ async fn no_more_than_the_concurrency_limit_run_at_once() {
         })
         .unwrap();
     }
+    let start = Instant::now();
     let shutdown = jobs.shutdown(Duration::from_secs(10)).await;
+    assert!(start.elapsed() < Duration::from_secs(5), "it returned when the work was done, not at the end of grace");
     assert_eq!(finished.load(Ordering::SeqCst), 12);
     assert_eq!(shutdown.finished, 12, "all were still queued or running when the shutdown began");
     assert_eq!(most.load(Ordering::SeqCst), 3);
@@ -180,4 +182,56 @@ async fn enforce_cuts_a_job_at_its_deadline_and_the_next_one_runs() {
     assert_eq!(report_named("enforced next").await.outcome, Outcome::Ok);
     assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
     assert_eq!(reports_named("enforced overlong").len(), 1, "one report per run");
+}
+
+#[tokio::test]
+async fn with_every_handle_dropped_the_queued_jobs_still_run() {
+    let jobs = Jobs::builder().concurrency(1).start().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let ran = Arc::clone(&ran);
+        jobs.spawn("orphaned", move || async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    drop(jobs);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ran.load(Ordering::SeqCst) < 3 {
+        assert!(Instant::now() < deadline, "{} of 3 ran", ran.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// CPU time this process has used, in 10 ms ticks.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn a_shutdown_waiting_for_a_job_sleeps_rather_than_spins() {
+    let jobs = Jobs::builder().concurrency(8).start().unwrap();
+    jobs.spawn("sleeper", || tokio::time::sleep(Duration::from_millis(600))).unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (ticks, start) = (cpu_ticks(), Instant::now());
+    let shutdown = jobs.shutdown(Duration::from_secs(5)).await;
+    let (cpu, wall) = (cpu_ticks() - ticks, start.elapsed());
+    assert_eq!(shutdown.finished, 1);
+    assert!(wall >= Duration::from_millis(500), "{wall:?}");
+    // A busy loop would use the whole wait: 50 ticks and more.
+    assert!(cpu < 25, "the shutdown used {cpu}0 ms of CPU in {wall:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_blocks_its_thread_does_not_hold_the_shutdown() {
+    let jobs = Jobs::builder().concurrency(2).start().unwrap();
+    jobs.spawn("blocks its thread", || async { std::thread::sleep(Duration::from_millis(1_600)) }).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start = Instant::now();
+    let shutdown = jobs.shutdown(Duration::from_millis(200)).await;
+    assert!(start.elapsed() < Duration::from_millis(1_500), "{:?}", start.elapsed());
+    assert_eq!(shutdown.abandoned, ["blocks its thread"]);
 }

@@ -214,6 +214,7 @@ impl<F: Future> Future for Attached<F> {
 /// someone receives it (a sink, a `zen` subscriber at DEBUG, a collector) or
 /// it must be warned about. Returns the request's time.
 pub(crate) fn end_boundary(scope: &Scope, outcome: Outcome) -> std::time::Duration {
+    let ended = outcome;
     let outcome = if scope.panicked.load(Relaxed) { Outcome::Panicked } else { outcome };
     let elapsed = scope.elapsed();
     scope.seal(outcome, elapsed);
@@ -228,7 +229,8 @@ pub(crate) fn end_boundary(scope: &Scope, outcome: Outcome) -> std::time::Durati
     let Some(report) = scope.sealed_report() else { return elapsed };
     scope.collect(report);
     report::deliver(report);
-    if outcome != Outcome::Cancelled && scope.mode() == Mode::Strict && !report.violations.is_empty() {
+    // Never from a drop (`cancelled`): a panic there could abort the process.
+    if ended != Outcome::Cancelled && scope.mode() == Mode::Strict && !report.violations.is_empty() {
         panic!("zen: budget exceeded in strict mode\n{report}");
     }
     elapsed

@@ -32,6 +32,9 @@ pub(crate) struct ThreadState {
     pub(crate) live: Cell<i64>,
     pub(crate) peak: Cell<i64>,
     pub(crate) allocated: Cell<u64>,
+    /// The current scope was carried here (by `spawn`, `attach`), not
+    /// entered by its own future: no `#[zen]` fn may be adopted by it.
+    carried: Cell<bool>,
 }
 
 thread_local! {
@@ -41,6 +44,7 @@ thread_local! {
             live: Cell::new(0),
             peak: Cell::new(0),
             allocated: Cell::new(0),
+            carried: Cell::new(false),
         }
     };
 }
@@ -225,7 +229,10 @@ impl Scope {
         mode: Option<Mode>,
         n_plus_one: Option<u32>,
     ) -> Option<Arc<Scope>> {
-        let ptr = THREAD.with(|t| t.current.get());
+        let (ptr, carried) = THREAD.with(|t| (t.current.get(), t.carried.get()));
+        if carried {
+            return None;
+        }
         // SAFETY: as in `current`.
         let scope = unsafe { ptr.as_ref() }?;
         if kind.is_some_and(|k| k != scope.kind)
@@ -526,6 +533,8 @@ impl Scope {
 
     /// Records how the scope ended, for [`sealed_report`](Self::sealed_report).
     pub(crate) fn seal(&self, outcome: Outcome, elapsed: Duration) {
+        // An ended request or job adopts nothing more.
+        self.adoptable.store(false, Relaxed);
         let code = match outcome {
             Outcome::Ok => 0,
             Outcome::Exceeded => 1,
@@ -610,29 +619,39 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Scope>) -> R) -> R {
 pub(crate) struct Enter<'a> {
     owner: Option<&'a Scope>,
     prev: *const Scope,
+    prev_carried: bool,
 }
 
 impl<'a> Enter<'a> {
     /// Entered by the scope's own future: a panic through it is the scope's.
     pub(crate) fn new(scope: &'a Arc<Scope>) -> Self {
-        Enter { owner: Some(scope), prev: THREAD.with(|t| t.switch(Arc::as_ptr(scope))) }
+        let (prev, prev_carried) = THREAD.with(|t| (t.switch(Arc::as_ptr(scope)), t.carried.replace(false)));
+        Enter { owner: Some(scope), prev, prev_carried }
     }
 
     /// Entered by a task that carries the scope: its panic is its own.
     pub(crate) fn carry(scope: Option<&'a Arc<Scope>>) -> Self {
         let ptr = scope.map_or(std::ptr::null(), Arc::as_ptr);
-        Enter { owner: None, prev: THREAD.with(|t| t.switch(ptr)) }
+        let (prev, prev_carried) = THREAD.with(|t| (t.switch(ptr), t.carried.replace(true)));
+        Enter { owner: None, prev, prev_carried }
+    }
+
+    fn restore(&self) {
+        THREAD.with(|t| {
+            t.switch(self.prev);
+            t.carried.set(self.prev_carried);
+        });
     }
 
     pub(crate) fn exit(self) {
-        THREAD.with(|t| t.switch(self.prev));
+        self.restore();
         std::mem::forget(self);
     }
 }
 
 impl Drop for Enter<'_> {
     fn drop(&mut self) {
-        THREAD.with(|t| t.switch(self.prev));
+        self.restore();
         if let Some(scope) = self.owner {
             scope.panicked.store(true, Relaxed);
         }

@@ -47,11 +47,13 @@ impl reqwest_middleware::Middleware for Middleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let host = request.url().host_str().unwrap_or("").to_owned();
-        let op = instrument::call(&host).map_err(Error::middleware)?;
+        let mut call = super::InFlight(Some(instrument::call(&host).map_err(Error::middleware)?));
         let own = request.timeout().map_or(self.timeout, |t| self.timeout.min(*t));
-        let budget_left = op.time_limit();
+        let budget_left = call.time_limit();
         *request.timeout_mut() = Some(budget_left.map_or(own, |left| left.min(own)));
-        match next.run(request, extensions).await {
+        let result = next.run(request, extensions).await;
+        let Some(op) = call.0.take() else { unreachable!("taken only here") };
+        match result {
             Err(Error::Reqwest(e)) if e.is_timeout() && budget_left.is_some_and(|left| left < own) => {
                 Err(Error::middleware(op.expire()))
             }

@@ -173,11 +173,12 @@ impl RequestBuilder {
         let (client, request) = self.inner.build_split();
         let mut request = request.map_err(Error::Request)?;
         let host = request.url().host_str().unwrap_or("").to_owned();
-        let op = instrument::call(&host).map_err(Error::Budget)?;
-        let budget_left = op.time_limit();
+        let mut call = InFlight(Some(instrument::call(&host).map_err(Error::Budget)?));
+        let budget_left = call.time_limit();
         let limit = budget_left.map_or(self.timeout, |left| left.min(self.timeout));
         *request.timeout_mut() = Some(limit);
         let result = client.execute(request).await;
+        let Some(op) = call.0.take() else { unreachable!("taken only here") };
         match result {
             Err(e) if e.is_timeout() && budget_left.is_some_and(|left| left < self.timeout) => {
                 Err(Error::Budget(op.expire()))
@@ -186,6 +187,24 @@ impl RequestBuilder {
                 op.finish(result.as_ref().is_ok_and(|r| !r.status().is_server_error()));
                 result.map_err(Error::Request)
             }
+        }
+    }
+}
+
+/// A call being made: dropped before it ends (the request that made it was
+/// cut or went away), it is recorded as failed, not as a success.
+pub(crate) struct InFlight(pub(crate) Option<instrument::Operation>);
+
+impl InFlight {
+    pub(crate) fn time_limit(&self) -> Option<Duration> {
+        self.0.as_ref().and_then(instrument::Operation::time_limit)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(op) = self.0.take() {
+            op.finish(false);
         }
     }
 }

@@ -218,8 +218,12 @@ impl Jobs {
     }
 
     /// Stops taking jobs, runs what is queued and running for at most
-    /// `grace`, then drops what is left and says what it abandoned. Called
-    /// again, or from another clone, it returns an empty [`Shutdown`].
+    /// `grace`, then drops what is left and says what it abandoned. A job
+    /// that blocks its thread (no `.await` to stop at) cannot be dropped: it
+    /// is listed as abandoned and left running, and the shutdown returns at
+    /// most 100 ms after `grace`. Called again, or from another clone, it
+    /// returns an empty [`Shutdown`]. Without a shutdown, dropping every
+    /// handle lets the runner finish what is queued and end.
     pub async fn shutdown(&self, grace: Duration) -> Shutdown {
         let (reply, done) = oneshot::channel();
         if self.control.send((grace, reply)).await.is_err() {
@@ -230,7 +234,8 @@ impl Jobs {
 }
 
 /// The runner: starts queued jobs while fewer than `concurrency` run, until
-/// told to shut down or every handle is gone.
+/// told to shut down; once every handle is gone, it runs what is queued and
+/// ends with the last job.
 async fn dispatch(
     mut waiting: mpsc::Receiver<Queued>,
     mut commands: mpsc::Receiver<(Duration, oneshot::Sender<Shutdown>)>,
@@ -239,23 +244,26 @@ async fn dispatch(
 ) {
     let mut running = JoinSet::new();
     let mut names = HashMap::new();
-    let mut open = true;
+    let (mut controlled, mut queue_open) = (true, true);
     loop {
         tokio::select! {
             biased;
-            command = commands.recv() => {
-                let Some((grace, reply)) = command else { continue };
-                let report = drain(&mut waiting, &mut running, &mut names, concurrency, &terms, grace).await;
-                let _ = reply.send(report);
-                commands.close();
-                return;
-            }
+            command = commands.recv(), if controlled => match command {
+                Some((grace, reply)) => {
+                    let report = drain(&mut waiting, &mut running, &mut names, concurrency, &terms, grace).await;
+                    let _ = reply.send(report);
+                    commands.close();
+                    return;
+                }
+                // Every handle is gone: nobody can ask for a shutdown.
+                None => controlled = false,
+            },
             Some(ended) = running.join_next_with_id() => {
                 names.remove(&ended.map_or_else(|e| e.id(), |(id, ())| id));
             }
-            job = waiting.recv(), if open && running.len() < concurrency => match job {
+            job = waiting.recv(), if queue_open && running.len() < concurrency => match job {
                 Some(job) => start(job, &mut running, &mut names, &terms),
-                None => open = false,
+                None => queue_open = false,
             },
             else => return,
         }
@@ -279,6 +287,11 @@ fn start(
     names.insert(handle.id(), job.name);
 }
 
+/// How long a shutdown waits, past its grace period, for the jobs it
+/// aborted to let go: a job blocking its thread cannot be stopped, and is
+/// left to run detached rather than hold the shutdown.
+const ABORT_WAIT: Duration = Duration::from_millis(100);
+
 /// Shutdown: no new job is accepted; queued and running ones go on until
 /// none is left or `grace` runs out.
 async fn drain(
@@ -290,10 +303,15 @@ async fn drain(
     grace: Duration,
 ) -> Shutdown {
     waiting.close();
+    // Jobs that ended before the shutdown are not its doing.
+    while let Some(ended) = running.try_join_next_with_id() {
+        names.remove(&ended.map_or_else(|e| e.id(), |(id, ())| id));
+    }
     let deadline = tokio::time::sleep(grace);
     tokio::pin!(deadline);
     let mut report = Shutdown::default();
-    loop {
+    let mut queued = true;
+    while queued || !running.is_empty() {
         tokio::select! {
             biased;
             () = &mut deadline => break,
@@ -301,17 +319,26 @@ async fn drain(
                 names.remove(&ended.map_or_else(|e| e.id(), |(id, ())| id));
                 report.finished += 1;
             }
-            job = waiting.recv(), if running.len() < concurrency => match job {
+            job = waiting.recv(), if queued && running.len() < concurrency => match job {
                 Some(job) => start(job, running, names, terms),
-                None if running.is_empty() => break,
-                None => {}
+                None => queued = false,
             },
             else => break,
         }
     }
-    // Dropping a running job ends its scope with a `cancelled` report.
+    // Dropping a running job ends its scope with a `cancelled` report; one
+    // that ends on its own meanwhile is not abandoned.
     running.abort_all();
-    while running.join_next().await.is_some() {}
+    let _ = tokio::time::timeout(ABORT_WAIT, async {
+        while let Some(ended) = running.join_next_with_id().await {
+            if let Ok((id, ())) = ended {
+                names.remove(&id);
+                report.finished += 1;
+            }
+        }
+    })
+    .await;
+    running.detach_all();
     let queued = std::iter::from_fn(|| waiting.try_recv().ok()).map(|job| job.name);
     for name in names.drain().map(|(_, name)| name).chain(queued) {
         tracing::warn!(target: "zen", job = %name, ?grace, "zen background job abandoned at shutdown");

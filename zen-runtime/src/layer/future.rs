@@ -116,8 +116,9 @@ fn drop_inner<F>(scope: &Arc<Scope>, mut inner: Pin<&mut Option<F>>) {
 /// The report of a request, in the extensions of its response, for
 /// middleware further out (metrics, access logs):
 /// `response.extensions().get::<RequestReport>().map(RequestReport::report)`.
-/// Built when first asked for, from the request's figures as they stood
-/// when it ended, so that requests nobody asks about cost no report.
+/// Built when first asked for, so that requests nobody asks about cost no
+/// report: its outcome and time are the request's end, its counters as they
+/// are then (work that tasks the request spawned record later shows).
 #[derive(Clone)]
 pub struct RequestReport(Arc<Scope>);
 

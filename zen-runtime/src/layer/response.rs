@@ -75,7 +75,7 @@ impl<B: Body<Data = Bytes>> Body for ZenBody<B> {
 /// of the layer's cost per request.
 pub(super) fn server_timing(report: &Figures, elapsed: Duration) -> Option<HeaderValue> {
     let limits = &report.limits;
-    let mut v = Header { buf: [0; 320], len: 0 };
+    let mut v = Header { buf: [0; 512], len: 0, overflow: false };
     v.text("db;dur=").ms(report.db_time).text(";desc=\"").of(report.queries, limits.get(Budget::Queries));
     v.text(" queries");
     if let Some(limit) = limits.get(Budget::DbTime) {
@@ -100,14 +100,20 @@ pub(super) fn server_timing(report: &Figures, elapsed: Duration) -> Option<Heade
     if let Some(limit) = limits.get(Budget::Timeout) {
         v.text(";desc=\"budget ").int(limit).text("ms\"");
     }
+    // Past 512 bytes (only with absurd limits such as `u64::MAX`), no header
+    // rather than a cut one.
+    if v.overflow {
+        return None;
+    }
     HeaderValue::from_bytes(v.as_bytes()).ok()
 }
 
 /// The header's text, on the stack: copied once, at its exact length, into
-/// the header value. (Longer than the buffer only with absurd figures: cut.)
+/// the header value.
 struct Header {
-    buf: [u8; 320],
+    buf: [u8; 512],
     len: usize,
+    overflow: bool,
 }
 
 impl Header {
@@ -120,9 +126,12 @@ impl Header {
     // not a call to `memcpy`.
     #[inline(always)]
     fn bytes(&mut self, b: &[u8]) -> &mut Self {
-        if let Some(slot) = self.buf.get_mut(self.len..self.len + b.len()) {
-            slot.copy_from_slice(b);
-            self.len += b.len();
+        match self.buf.get_mut(self.len..self.len + b.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(b);
+                self.len += b.len();
+            }
+            None => self.overflow = true,
         }
         self
     }
@@ -232,7 +241,7 @@ mod tests {
     fn milliseconds_have_one_decimal_rounded_to_nearest() {
         use std::time::Duration;
         let ms = |nanos: u64| {
-            let mut h = super::Header { buf: [0; 320], len: 0 };
+            let mut h = super::Header { buf: [0; 512], len: 0, overflow: false };
             h.ms(Duration::from_nanos(nanos));
             String::from_utf8(h.as_bytes().to_vec()).unwrap()
         };
@@ -242,6 +251,37 @@ mod tests {
         assert_eq!(ms(12_449_999), "12.4");
         assert_eq!(ms(12_450_000), "12.5");
         assert_eq!(ms(1_999_950_000), "2000.0");
+    }
+
+    #[test]
+    fn the_largest_figures_still_make_a_valid_header() {
+        use std::time::Duration;
+
+        use crate::budget::Limits;
+        use crate::report::Memory;
+        use crate::scope::Figures;
+        let max = u64::MAX;
+        let limits = Limits::NONE
+            .max_queries(max)
+            .max_db_ms(max)
+            .max_mem_kb(max)
+            .timeout_ms(max)
+            .max_http_calls(max)
+            .max_http_ms(max);
+        let long = Duration::MAX;
+        let figures = Figures {
+            queries: max,
+            db_time: long,
+            db_wait: long,
+            http_calls: max,
+            http_time: long,
+            memory: Some(Memory { allocated: max, peak: max, retained: max }),
+            limits,
+        };
+        let header = super::server_timing(&figures, long).expect("fits in the buffer");
+        let text = header.to_str().unwrap();
+        assert_eq!(text.matches('"').count() % 2, 0, "{text}");
+        assert!(text.ends_with(&format!("budget {max}ms\"")), "{text}");
     }
 
     #[test]
