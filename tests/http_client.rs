@@ -214,3 +214,18 @@ async fn the_middleware_gives_a_call_at_most_the_budget_left() {
     assert_eq!(budget_of(&*error).expect("the budget cut it").budget(), Budget::HttpTime);
     assert!(start.elapsed() < Duration::from_secs(2), "cut at ~150 ms: {:?}", start.elapsed());
 }
+
+#[tokio::test]
+async fn a_call_dropped_before_it_ends_counts_as_failed() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let client = client(Duration::from_secs(10));
+    let middleware = middleware_client(Duration::from_secs(10));
+    let (_, report) = testing::measure(async {
+        // Given up on by the caller (a `select!`, an enclosing timeout), not by the client.
+        let _ = tokio::time::timeout(Duration::from_millis(100), client.get(url.as_str()).send()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(100), middleware.get(url.as_str()).send()).await;
+    })
+    .await;
+    assert_eq!((report.http_calls, report.failed_http_calls), (2, 2));
+}
