@@ -75,8 +75,14 @@ async fn a_full_queue_is_an_error_the_caller_sees_and_nothing_queued_is_lost() {
     let (open, waiter) = gate();
     let done = Arc::new(AtomicUsize::new(0));
     let blocker = waiter();
-    jobs.spawn("blocker", move || async move { blocker.notified().await }).unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await; // the blocker has started
+    let started = Arc::new(tokio::sync::Notify::new());
+    let starting = Arc::clone(&started);
+    jobs.spawn("blocker", move || async move {
+        starting.notify_one();
+        blocker.notified().await;
+    })
+    .unwrap();
+    started.notified().await; // the blocker holds the only slot: the queue is empty
     for _ in 0..2 {
         let done = Arc::clone(&done);
         jobs.spawn("queued", move || async move {
@@ -204,9 +210,10 @@ async fn with_every_handle_dropped_the_queued_jobs_still_run() {
     }
 }
 
-/// CPU time this process has used, in 10 ms ticks.
+/// CPU time the calling thread has used, in 10 ms ticks: on a
+/// current-thread runtime, the runner's and the test's, not other tests'.
 fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
