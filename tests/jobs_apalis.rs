@@ -279,3 +279,25 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[zen(max_queries = 1, mode = "enforce")]
+async fn enqueue_twice(storage: &mut apalis_sqlite::SqliteStorage<Welcome>) -> Result<(), BoxDynError> {
+    zen_runtime::jobs::apalis::push(storage, welcome(1)).await?;
+    zen_runtime::jobs::apalis::push(storage, welcome(2)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_push_from_a_handler_is_one_of_its_operations_and_enforce_can_refuse_it() {
+    let (queue, _, path) = databases().await;
+    let name = "apalis-push";
+    let mut storage = sqlite_storage(&queue, name);
+    let (result, reports) = zen_runtime::testing::collect(enqueue_twice(&mut storage)).await;
+    let report = &reports[0];
+    let error = result.unwrap_err();
+    assert!(error.downcast_ref::<zen_runtime::BudgetExceeded>().is_some(), "{error}");
+    assert_eq!((report.queries, report.refused_queries), (1, 1));
+    assert_eq!(report.backends[0].backend, "apalis");
+    assert_eq!(sqlite_jobs(&queue, name).await.len(), 1, "the refused push never reached the queue");
+    let _ = std::fs::remove_file(path);
+}

@@ -119,7 +119,7 @@ fn the_jobs_example_answers_at_once_and_runs_each_job_under_its_budget() {
     let requests = rows("POST /signup  ");
     assert_eq!(requests.len(), 2, "{stdout}");
     for r in &requests {
-        assert_eq!(r[2..6], ["handler", "-", "1/2", "0/-"], "{stdout}");
+        assert_eq!(r[2..6], ["handler", "-", "2/2", "0/-"], "the insert and the push: {stdout}");
         let elapsed: u64 = r[6].split('/').next().unwrap().parse().unwrap();
         assert!(elapsed < 200, "the request did not wait for the mail: {stdout}");
     }

@@ -19,12 +19,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use apalis_core::backend::{TaskSink, TaskSinkError};
 use apalis_core::error::BoxDynError;
 use apalis_core::task::Task;
 use apalis_core::task::status::{AtomicStatus, Status};
 
 use super::run;
 use crate::budget::{Limits, Mode};
+use crate::instrument;
 
 /// The layer: a default budget for every job of the worker, and the mode.
 #[derive(Clone, Debug, Default)]
@@ -113,4 +115,30 @@ fn fail(status: &AtomicStatus) {
     if matches!(status.load(), Status::Running | Status::Queued | Status::Pending) {
         status.store(Status::Failed);
     }
+}
+
+/// Pushes a job onto an apalis storage as one operation of the current
+/// scope, so that a handler that enqueues sees it among its queries
+/// (backend `"apalis"`, statement `PUSH <job type>`), bounded by the time
+/// left, and refused in `enforce` when the budget is blown. (`storage.push`
+/// through apalis's own pool is not counted.)
+///
+/// # Errors
+/// The storage's error, or [`BudgetExceeded`](crate::BudgetExceeded) when
+/// the budget refused or cut the push; both boxed, as apalis's errors are.
+pub async fn push<S, Args, K>(storage: &mut S, job: Args) -> Result<(), BoxDynError>
+where
+    S: TaskSink<Args, K>,
+    TaskSinkError<S::Error>: std::error::Error + Send + Sync + 'static,
+{
+    let op = instrument::query("apalis", &format!("PUSH {}", std::any::type_name::<Args>()))?;
+    let result = match op.time_limit() {
+        Some(limit) => match tokio::time::timeout(limit, storage.push(job)).await {
+            Ok(result) => result,
+            Err(_) => return Err(Box::new(op.expire())),
+        },
+        None => storage.push(job).await,
+    };
+    op.finish(result.is_ok());
+    result.map_err(|e| Box::new(e) as BoxDynError)
 }
