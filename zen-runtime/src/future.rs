@@ -68,17 +68,8 @@ impl<F: Future> Scoped<F> {
             return;
         }
         let elapsed = self.scope.elapsed();
-        let outcome =
-            if self.scope.panicked.load(std::sync::atomic::Ordering::Relaxed) { Outcome::Panicked } else { outcome };
-        // The common case, a scope within budget and without N+1 that nobody
-        // listens to below WARN, builds no report at all.
-        let quiet = matches!(self.finish, Finish::Deliver)
-            && outcome == Outcome::Ok
-            && !report::wanted()
-            && !self.scope.collected()
-            && !self.scope.suspected.load(std::sync::atomic::Ordering::Relaxed)
-            && !self.scope.exceeded_any(elapsed);
-        if quiet {
+        let outcome = if self.scope.panicked.load(Relaxed) { Outcome::Panicked } else { outcome };
+        if matches!(self.finish, Finish::Deliver) && unreported(&self.scope, outcome, elapsed) {
             self.finish = Finish::Done;
             return;
         }
@@ -92,9 +83,7 @@ impl<F: Future> Scoped<F> {
             }
             Finish::Joined | Finish::Done => return,
         }
-        if may_panic && self.scope.mode() == Mode::Strict && !report.violations.is_empty() {
-            panic!("zen: budget exceeded in strict mode\n{report}");
-        }
+        strict(&self.scope, &report, may_panic);
     }
 
     /// In `enforce`, when the fn can return `BudgetExceeded`: stop at the
@@ -210,28 +199,21 @@ impl<F: Future> Future for Attached<F> {
     }
 }
 
-/// Ends a boundary's scope (a request, a job): seals it, and builds and delivers the report only when
-/// someone receives it (a sink, a `zen` subscriber at DEBUG, a collector) or
-/// it must be warned about. Returns the request's time.
-pub(crate) fn end_boundary(scope: &Scope, outcome: Outcome) -> std::time::Duration {
-    let ended = outcome;
-    let outcome = if scope.panicked.load(Relaxed) { Outcome::Panicked } else { outcome };
-    let elapsed = scope.elapsed();
-    scope.seal(outcome, elapsed);
-    let quiet = outcome == Outcome::Ok
+/// `true` when an ended scope needs no report: within budget, without N+1,
+/// and nobody listens below WARN (no sink, no `zen` subscriber at DEBUG, no
+/// collector). The common case, which builds no report at all.
+pub(crate) fn unreported(scope: &Scope, outcome: Outcome, elapsed: std::time::Duration) -> bool {
+    outcome == Outcome::Ok
         && !report::wanted()
         && !scope.collected()
         && !scope.suspected.load(Relaxed)
-        && !scope.exceeded_any(elapsed);
-    if quiet {
-        return elapsed;
-    }
-    let Some(report) = scope.sealed_report() else { return elapsed };
-    scope.collect(report);
-    report::deliver(report);
-    // Never from a drop (`cancelled`): a panic there could abort the process.
-    if ended != Outcome::Cancelled && scope.mode() == Mode::Strict && !report.violations.is_empty() {
+        && !scope.exceeded_any(elapsed)
+}
+
+/// `strict`: a scope that exceeded a budget panics with its report, where
+/// it `may_panic` (never from a drop).
+pub(crate) fn strict(scope: &Scope, report: &Report, may_panic: bool) {
+    if may_panic && scope.mode() == Mode::Strict && !report.violations.is_empty() {
         panic!("zen: budget exceeded in strict mode\n{report}");
     }
-    elapsed
 }

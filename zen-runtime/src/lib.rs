@@ -22,6 +22,7 @@
 //! the scope short; `strict` panics with the report, for tests and CI.
 
 pub mod alloc;
+mod boundary;
 pub mod budget;
 pub mod config;
 #[cfg(feature = "sqlx")]

@@ -96,7 +96,7 @@ where
         let attempt = u32::try_from(task.attempt()).unwrap_or(u32::MAX - 1) + 1;
         let status = task.raw_status().clone();
         let scope = run::open(name, attempt, &self.terms);
-        let run = run::start(&scope, || self.inner.call(task));
+        let run = run::start(scope, || self.inner.call(task));
         Box::pin(async move {
             match run.await {
                 Ok(result) => result.map_err(Into::into),

@@ -279,7 +279,7 @@ fn start(
     let scope = run::open(job.name.clone(), 1, terms);
     let name = job.name.clone();
     let handle = running.spawn(async move {
-        let run = run::start(&scope, job.job);
+        let run = run::start(scope, job.job);
         if let Err(stopped) = run.await {
             tracing::warn!(target: "zen", job = %name, %stopped, "zen background job stopped");
         }

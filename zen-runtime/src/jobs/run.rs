@@ -3,16 +3,15 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
+use crate::boundary::{Boundary, Ended};
 use crate::budget::{Kind, Limits, Mode};
 use crate::error::BudgetExceeded;
 use crate::report::Outcome;
-use crate::scope::{Enter, Scope, Spec};
+use crate::scope::{Scope, Spec};
 
 /// Why a job's run ended without its output.
 #[derive(Debug)]
@@ -64,11 +63,8 @@ pub(crate) fn open(name: Cow<'static, str>, attempt: u32, terms: &Terms) -> Arc<
 }
 
 /// Runs `make` inside `scope`, so that a `#[zen]` job fn it calls is adopted.
-pub(crate) fn start<F>(scope: &Arc<Scope>, make: impl FnOnce() -> F) -> Run<F> {
-    let enter = Enter::new(scope);
-    let inner = make();
-    enter.exit();
-    Run { inner: Some(inner), scope: Arc::clone(scope), timer: None }
+pub(crate) fn start<F>(scope: Arc<Scope>, make: impl FnOnce() -> F) -> Run<F> {
+    Run { work: Boundary::start(scope, make) }
 }
 
 pin_project_lite::pin_project! {
@@ -77,19 +73,7 @@ pin_project_lite::pin_project! {
     /// `cancelled` when dropped unfinished).
     pub(crate) struct Run<F> {
         #[pin]
-        inner: Option<F>,
-        scope: Arc<Scope>,
-        timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    }
-
-    impl<F> PinnedDrop for Run<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            if this.inner.is_some() {
-                drop_inner(this.scope, this.inner.as_mut());
-                crate::future::end_boundary(this.scope, Outcome::Cancelled);
-            }
-        }
+        work: Boundary<F>,
     }
 }
 
@@ -97,23 +81,13 @@ impl<F: Future> Future for Run<F> {
     type Output = Result<F::Output, Stopped>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            panic!("a zen job future was polled after it completed");
-        };
-        let enter = Enter::new(this.scope);
-        let poll = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
-        enter.exit();
-        let (outcome, result) = match poll {
+        let mut work = self.project().work;
+        let (outcome, result) = match ready!(work.as_mut().poll_work(cx)) {
             // A job that got to its end is done, even past its budget (the
             // report says so): failing it then would run its effects again.
-            Ok(Poll::Ready(output)) => (Outcome::Ok, Ok(output)),
-            Ok(Poll::Pending) => match crate::future::poll_cut(this.scope, this.timer, cx) {
-                None => return Poll::Pending,
-                Some(exceeded) => (Outcome::Exceeded, Err(Stopped::Exceeded(exceeded))),
-            },
-            Err(payload) => {
-                this.scope.panicked.store(true, Relaxed);
+            Ended::Done(output) => (Outcome::Ok, Ok(output)),
+            Ended::Cut(exceeded) => (Outcome::Exceeded, Err(Stopped::Exceeded(exceeded))),
+            Ended::Panicked(payload) => {
                 let message = payload
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
@@ -122,14 +96,7 @@ impl<F: Future> Future for Run<F> {
                 (Outcome::Panicked, Err(Stopped::Panicked(message)))
             }
         };
-        drop_inner(this.scope, this.inner.as_mut());
-        crate::future::end_boundary(this.scope, outcome);
+        work.finish(outcome);
         Poll::Ready(result)
     }
-}
-
-fn drop_inner<F>(scope: &Arc<Scope>, mut inner: Pin<&mut Option<F>>) {
-    let enter = Enter::carry(Some(scope));
-    let _ = catch_unwind(AssertUnwindSafe(|| inner.set(None)));
-    enter.exit();
 }

@@ -58,9 +58,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Method, Request, Response};
 
+use crate::boundary::Boundary;
 use crate::budget::{Kind, Limits, Mode};
 use crate::hash::FxBuild;
-use crate::scope::{Enter, Scope, Spec};
+use crate::scope::{Scope, Spec};
 
 pub use future::{RequestReport, ResponseFuture};
 pub use response::ZenBody;
@@ -224,11 +225,8 @@ where
             adoptable: true,
             attempt: None,
         });
-        // A service may start work in `call` already: it is the request's.
-        let enter = Enter::new(&scope);
-        let inner = self.inner.call(request);
-        enter.exit();
-        ResponseFuture::new(inner, scope, config.server_timing)
+        let work = Boundary::start(scope, || self.inner.call(request));
+        ResponseFuture::new(work, config.server_timing)
     }
 }
 
