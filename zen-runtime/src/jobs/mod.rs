@@ -259,7 +259,7 @@ async fn dispatch(
                 None => controlled = false,
             },
             Some(ended) = running.join_next_with_id() => {
-                names.remove(&ended.map_or_else(|e| e.id(), |(id, ())| id));
+                names.remove(&task_id(ended));
             }
             job = waiting.recv(), if queue_open && running.len() < concurrency => match job {
                 Some(job) => start(job, &mut running, &mut names, &terms),
@@ -268,6 +268,11 @@ async fn dispatch(
             else => return,
         }
     }
+}
+
+/// The task of a job that ended, however it ended.
+fn task_id(ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> tokio::task::Id {
+    ended.map_or_else(|e| e.id(), |(id, ())| id)
 }
 
 fn start(
@@ -305,7 +310,7 @@ async fn drain(
     waiting.close();
     // Jobs that ended before the shutdown are not its doing.
     while let Some(ended) = running.try_join_next_with_id() {
-        names.remove(&ended.map_or_else(|e| e.id(), |(id, ())| id));
+        names.remove(&task_id(ended));
     }
     let deadline = tokio::time::sleep(grace);
     tokio::pin!(deadline);
@@ -316,7 +321,7 @@ async fn drain(
             biased;
             () = &mut deadline => break,
             Some(ended) = running.join_next_with_id() => {
-                names.remove(&ended.map_or_else(|e| e.id(), |(id, ())| id));
+                names.remove(&task_id(ended));
                 report.finished += 1;
             }
             job = waiting.recv(), if queued && running.len() < concurrency => match job {
