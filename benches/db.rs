@@ -14,6 +14,9 @@
 //! fingerprinted and timed.
 #![allow(clippy::print_stdout)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -51,10 +54,7 @@ async fn compare(name: &str, variants: [Run<'_>; 3]) {
             }
         }
     }
-    let medians = times.map(|mut t| {
-        t.sort_unstable();
-        t[t.len() / 2]
-    });
+    let medians = times.map(support::median);
     for (label, median) in
         ["raw sqlx pool", "zen pool, outside a scope", "zen pool, inside a scope"].iter().zip(medians)
     {

@@ -10,6 +10,9 @@
 //! without a DEBUG subscriber).
 #![allow(clippy::print_stdout)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,13 +107,7 @@ fn main() {
         }
         println!("| variant | per job (median) | added |");
         println!("|---|---|---|");
-        let medians: Vec<Duration> = times
-            .into_iter()
-            .map(|mut t| {
-                t.sort_unstable();
-                t[t.len() / 2]
-            })
-            .collect();
+        let medians: Vec<Duration> = times.into_iter().map(support::median).collect();
         for ((label, _), median) in variants.iter().zip(&medians) {
             let ns = median.as_secs_f64() * 1e9;
             println!("| {label} | {ns:.0} ns | {:+.0} ns |", ns - medians[0].as_secs_f64() * 1e9);

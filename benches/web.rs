@@ -14,6 +14,9 @@
 //! bare router's, and the throughput as a ratio of the bare router's.
 #![allow(clippy::print_stdout)]
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -142,13 +145,7 @@ async fn in_process(title: &str, apps: &[(&'static str, Router)], batch: u32) {
             }
         }
     }
-    let medians: Vec<Duration> = times
-        .into_iter()
-        .map(|mut t| {
-            t.sort_unstable();
-            t[t.len() / 2]
-        })
-        .collect();
+    let medians: Vec<Duration> = times.into_iter().map(support::median).collect();
     println!("\n{title}\n");
     println!("| variant | per request (median) | added | throughput vs bare |");
     println!("|---|---|---|---|");
@@ -167,11 +164,6 @@ fn cpu_ticks() -> u64 {
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     // utime and stime: fields 14 and 15 of the line, 12 and 13 after the name.
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Serves each app on its own port and loads it with `wrk`, interleaved.
@@ -219,8 +211,8 @@ fn over_loopback(server: &tokio::runtime::Runtime, title: &str, apps: Vec<(&'sta
     println!("\n{title}\n");
     println!("| variant | requests/s (median of {rounds}) | throughput vs bare | server CPU per request | vs bare |");
     println!("|---|---|---|---|---|");
-    let rates: Vec<f64> = rates.into_iter().map(median).collect();
-    let cpu: Vec<f64> = cpu.into_iter().map(median).collect();
+    let rates: Vec<f64> = rates.into_iter().map(support::median).collect();
+    let cpu: Vec<f64> = cpu.into_iter().map(support::median).collect();
     for (((label, _), rate), us) in urls.iter().zip(&rates).zip(&cpu) {
         println!("| {label} | {rate:.0} | {:.3} | {us:.2} µs | {:+.2} µs |", rate / rates[0], us - cpu[0]);
     }
