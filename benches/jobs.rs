@@ -49,11 +49,28 @@ async fn zen_job(done: Arc<Done>) {
 
 type Variant = Box<dyn Fn(Arc<Done>) -> Pin<Box<dyn Future<Output = ()>>>>;
 
+/// A batch through the runner, each job made by `job`.
+fn through<Fut>(jobs: &Jobs, job: fn(Arc<Done>) -> Fut) -> Variant
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let jobs = jobs.clone();
+    Box::new(move |done| {
+        let jobs = jobs.clone();
+        Box::pin(async move {
+            for _ in 0..BATCH {
+                let done = Arc::clone(&done);
+                jobs.spawn("bench", move || job(done)).unwrap();
+            }
+            done.all.notified().await;
+        })
+    })
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let jobs = Jobs::builder().capacity(BATCH).concurrency(64).start().unwrap();
-        let (j1, j2) = (jobs.clone(), jobs.clone());
         let variants: Vec<(&str, Variant)> = vec![
             (
                 "`tokio::spawn` of the job",
@@ -66,32 +83,8 @@ fn main() {
                     })
                 }),
             ),
-            (
-                "`Jobs::spawn`, unannotated job",
-                Box::new(move |done| {
-                    let jobs = j1.clone();
-                    Box::pin(async move {
-                        for _ in 0..BATCH {
-                            let done = Arc::clone(&done);
-                            jobs.spawn("bench", move || plain_job(done)).unwrap();
-                        }
-                        done.all.notified().await;
-                    })
-                }),
-            ),
-            (
-                "`Jobs::spawn`, `#[zen]` job",
-                Box::new(move |done| {
-                    let jobs = j2.clone();
-                    Box::pin(async move {
-                        for _ in 0..BATCH {
-                            let done = Arc::clone(&done);
-                            jobs.spawn("bench", move || zen_job(done)).unwrap();
-                        }
-                        done.all.notified().await;
-                    })
-                }),
-            ),
+            ("`Jobs::spawn`, unannotated job", through(&jobs, plain_job)),
+            ("`Jobs::spawn`, `#[zen]` job", through(&jobs, zen_job)),
         ];
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
         for round in 0..=ROUNDS {
