@@ -77,10 +77,10 @@ pub struct RouteName(pub Cow<'static, str>);
 /// responses carry `Server-Timing`.
 #[derive(Clone, Debug)]
 pub struct ZenLayer {
-    config: Arc<Config>,
+    config: Config,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Config {
     limits: Limits,
     mode: Option<Mode>,
@@ -99,13 +99,11 @@ impl ZenLayer {
     /// does); the mode is `ZEN_MODE`'s; `Server-Timing` is on.
     #[must_use]
     pub fn new() -> Self {
-        ZenLayer {
-            config: Arc::new(Config { limits: Limits::NONE, mode: None, n_plus_one: None, server_timing: true }),
-        }
+        ZenLayer { config: Config { limits: Limits::NONE, mode: None, n_plus_one: None, server_timing: true } }
     }
 
     fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
-        change(Arc::make_mut(&mut self.config));
+        change(&mut self.config);
         self
     }
 
@@ -141,8 +139,7 @@ impl<S> tower_layer::Layer<S> for ZenLayer {
     type Service = ZenService<S>;
 
     fn layer(&self, inner: S) -> ZenService<S> {
-        let config = (*self.config).clone();
-        ZenService { inner, shared: Arc::new(Shared { config, names: Default::default() }) }
+        ZenService { inner, shared: Arc::new(Shared { config: self.config, names: Default::default() }) }
     }
 }
 
