@@ -29,7 +29,7 @@ async fn serve(app: Router) -> String {
     common::collect_reports();
     let app = app.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
         if let Some(report) = response.extensions().get::<RequestReport>().map(RequestReport::report) {
-            let queries = report.queries.to_string();
+            let queries = report.figures.queries.to_string();
             let outcome = report.outcome.as_str();
             let headers = response.headers_mut();
             headers.insert("x-zen-queries", queries.parse().unwrap());
@@ -112,23 +112,25 @@ async fn server_timing_names_the_route_and_gives_each_figure_against_its_limit()
 
     let report = report_named("GET /timing/articles/{slug}").await;
     assert!(report.handler.is_some_and(|h| h.ends_with("article")), "{:?}", report.handler);
-    assert_eq!(report.queries, 3);
+    assert_eq!(report.figures.queries, 3);
     // The handler's limits tightened the layer's default.
     assert_eq!(report.limits.get(Budget::Queries), Some(5));
     assert_eq!(report.limits.get(Budget::Timeout), Some(2_000));
     assert_eq!(report.outcome, Outcome::Ok);
 
+    let (_, queries) = metric(&header, "queries").expect(&header);
+    assert_eq!(queries.as_deref(), Some("3/5"), "{header}");
     let (db_dur, db_desc) = metric(&header, "db").expect(&header);
-    assert_eq!(db_desc.as_deref(), Some("3/5 queries"), "{header}");
-    let db_ms = report.db_time.as_secs_f64() * 1000.0;
+    assert_eq!(db_desc, None, "no max_db_ms: {header}");
+    let db_ms = report.figures.db_time.as_secs_f64() * 1000.0;
     assert!((db_dur.unwrap() - db_ms).abs() <= 0.051, "{header} vs {db_ms}");
     let (total, total_desc) = metric(&header, "total").expect(&header);
     assert_eq!(total_desc.as_deref(), Some("budget 2000ms"));
-    assert!((total.unwrap() - report.elapsed.as_secs_f64() * 1000.0).abs() <= 0.051, "{header}");
+    assert!((total.unwrap() - report.figures.elapsed.as_secs_f64() * 1000.0).abs() <= 0.051, "{header}");
     assert!(total.unwrap() >= db_dur.unwrap());
-    let memory = report.memory.expect("ZenAlloc is installed");
+    let memory = report.figures.memory.expect("ZenAlloc is installed");
     let (_, mem) = metric(&header, "mem").expect(&header);
-    assert_eq!(mem, Some(format!("peak {} KiB", memory.peak.div_ceil(1024))));
+    assert_eq!(mem, Some(format!("{} KiB", memory.peak.div_ceil(1024))));
     assert!(metric(&header, "http").is_none(), "no call, no limit: no http metric");
 }
 
@@ -160,7 +162,7 @@ async fn the_layer_default_holds_every_route_and_a_handler_can_only_tighten_it()
         let header = response.headers()["server-timing"].to_str().unwrap().to_owned();
         assert_eq!(response.headers()["x-zen-outcome"], "exceeded");
         assert_eq!(response.text().await.unwrap(), "done");
-        assert_eq!(metric(&header, "db").unwrap().1.as_deref(), Some("3/2 queries"), "{header}");
+        assert_eq!(metric(&header, "queries").unwrap().1.as_deref(), Some("3/2"), "{header}");
         let report = report_named(&format!("GET /default/{route}")).await;
         let v = report.violation(Budget::Queries).expect("max_queries = 2 was exceeded");
         assert_eq!((v.limit, v.used), (2, 3));
@@ -238,7 +240,11 @@ async fn enforce_answers_503_when_a_refused_query_ends_the_handler() {
         (Some("max_queries"), Some(2), Some(3))
     );
     let report = report_named("GET /enforce/queries").await;
-    assert_eq!((report.queries, report.refused_queries), (2, 1), "the third query never reached SQLite");
+    assert_eq!(
+        (report.figures.queries, report.figures.refused_queries),
+        (2, 1),
+        "the third query never reached SQLite"
+    );
 }
 
 const SLOW: &str =
@@ -350,7 +356,7 @@ async fn a_client_that_goes_away_leaves_a_cancelled_report() {
     let report = report_named("GET /gone").await;
     assert_eq!(report.outcome, Outcome::Cancelled);
     assert!(start.elapsed() < Duration::from_secs(5), "the handler was dropped when the client left");
-    assert!(report.elapsed >= Duration::from_millis(100) && report.elapsed < Duration::from_secs(10));
+    assert!(report.figures.elapsed >= Duration::from_millis(100) && report.figures.elapsed < Duration::from_secs(10));
 }
 
 async fn explode() -> &'static str {
@@ -420,9 +426,9 @@ async fn reading_and_parsing_the_body_count_toward_the_request() {
     tokio::io::AsyncReadExt::read_to_string(&mut socket, &mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("100000"), "{answer}");
     let report = report_named("POST /body/batch").await;
-    assert!(report.elapsed >= Duration::from_millis(250), "{:?}", report.elapsed);
+    assert!(report.figures.elapsed >= Duration::from_millis(250), "{:?}", report.figures.elapsed);
     // Parsing allocated the 800 KB of `Vec<u64>` inside the scope.
-    assert!(report.memory.unwrap().allocated >= 800_000, "{:?}", report.memory);
+    assert!(report.figures.memory.unwrap().allocated >= 800_000, "{:?}", report.figures.memory);
 }
 
 #[zen(timeout_ms = 300)]
@@ -457,7 +463,7 @@ async fn a_peer_that_never_answers_is_cut_by_the_budget_not_awaited() {
     assert!(start.elapsed() < Duration::from_millis(1_300), "{:?}", start.elapsed());
     assert_eq!(body["budget"], "timeout_ms");
     let report = report_named("GET /call/silent").await;
-    assert_eq!((report.http_calls, report.failed_http_calls), (1, 1));
+    assert_eq!((report.figures.http_calls, report.figures.failed_http_calls), (1, 1));
     assert!(report.http_in_handler(), "an external call from a handler is flagged");
 }
 
@@ -477,7 +483,7 @@ async fn any_tower_service_can_carry_the_layer() {
     request.extensions_mut().insert(RouteName("/things/{id}".into()));
     let (response, reports) = zen_runtime::testing::collect(service.clone().oneshot(request)).await;
     let response = response.unwrap();
-    assert!(response.headers()["server-timing"].to_str().unwrap().contains("0/1 queries"));
+    assert!(response.headers()["server-timing"].to_str().unwrap().contains("queries;desc=\"0/1\""));
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].name, "POST /things/{id}");
     let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();

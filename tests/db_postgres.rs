@@ -95,7 +95,7 @@ async fn the_count_matches_what_postgresql_logged() {
     result.unwrap();
     sqlx::query(&*format!("SELECT '{marker}-end'").leak()).execute(pool.as_sqlx()).await.unwrap();
     // SELECT, SELECT, BEGIN, INSERT, UPDATE, COMMIT, streamed SELECT, SELECT.
-    assert_eq!(report.queries, 8, "{report}");
+    assert_eq!(report.figures.queries, 8, "{report}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     match logged_between(pid, &format!("{marker}-start"), &format!("{marker}-end")) {
         Some(logged) => assert_eq!(logged, 8, "PostgreSQL's own log must agree with zen's count"),
@@ -171,7 +171,7 @@ async fn a_cut_query_stops_on_the_server_and_the_pool_stays_healthy() {
             "{name}: cut at ~300 ms, not after 5 s: {:?}",
             start.elapsed()
         );
-        assert!(report.failed_queries >= 1, "{name}: {report}");
+        assert!(report.figures.failed_queries >= 1, "{name}: {report}");
         assert_gone_within_a_second(application).await;
     }
     // The cut connections were closed, not returned: what the pool hands out works.
@@ -196,7 +196,7 @@ async fn a_server_that_is_not_there_is_an_error_the_report_records() {
     let Err(AppError::Db(error)) = result else { panic!("expected a connection error") };
     assert!(db::as_budget_exceeded(&error).is_none(), "{error}");
     let r = &reports[0];
-    assert_eq!((r.queries, r.failed_queries, r.outcome), (1, 1, Outcome::Ok), "{r}");
+    assert_eq!((r.figures.queries, r.figures.failed_queries, r.outcome), (1, 1, Outcome::Ok), "{r}");
 }
 
 #[zen(name = "db_postgres::numbered")]
@@ -219,5 +219,5 @@ async fn two_hundred_concurrent_scopes_on_postgresql_each_exact() {
     })
     .await;
     common::assert_counts(&reports, (0..200).map(|i| i % 9));
-    assert!(reports.iter().any(|r| r.db_wait > Duration::ZERO), "200 tasks on 5 connections wait for some");
+    assert!(reports.iter().any(|r| r.figures.db_wait > Duration::ZERO), "200 tasks on 5 connections wait for some");
 }

@@ -95,16 +95,22 @@ fn tracing_events_carry_one_field_per_figure_at_the_right_level() {
     };
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].0, tracing::Level::DEBUG);
-    assert_eq!(field(0, "name"), "report::fine");
+    assert_eq!(field(0, "name"), "\"report::fine\"", "text fields are strings, quoted by formatters");
     assert_eq!(field(0, "queries"), "1");
     assert_eq!(field(0, "outcome"), "\"ok\"");
     assert_eq!(events[1].0, tracing::Level::WARN);
     assert_eq!(field(1, "outcome"), "\"exceeded\"");
     assert_eq!(field(1, "queries"), "3");
     assert!(field(1, "violations").contains("max_queries = 1: used 3 queries"));
-    for name in ["kind", "mode", "elapsed_ms", "db_ms", "http_calls", "http_ms", "failed_queries"] {
+    for name in ["kind", "mode", "failed_queries", "refused_queries", "slow_polls"] {
         field(1, name);
     }
-    // Memory is not measured here: the fields are absent, not zero.
-    assert!(!events[1].1.iter().any(|(n, _)| n == "mem_peak_bytes"));
+    // One field per budget, from the budget table, but those not measured
+    // here (memory without `ZenAlloc`, a response body outside the layer):
+    // absent, not zero.
+    for budget in zen_runtime::Budget::ALL {
+        let present = events[1].1.iter().any(|(n, _)| n == budget.event_field());
+        let measured = !matches!(budget.key(), "max_mem_kb" | "max_response_kb");
+        assert_eq!(present, measured, "{budget}: field `{}`", budget.event_field());
+    }
 }

@@ -20,7 +20,7 @@ async fn a_panic_reports_panicked_once() {
     assert!(result.is_err(), "the panic is passed on");
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Panicked);
-    assert_eq!(reports[0].queries, 1);
+    assert_eq!(reports[0].figures.queries, 1);
 }
 
 #[tokio::test]
@@ -42,8 +42,8 @@ async fn a_dropped_future_reports_cancelled_once() {
     assert!(timed_out.is_err());
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Cancelled);
-    assert_eq!(reports[0].queries, 1);
-    assert!(reports[0].elapsed >= Duration::from_millis(20));
+    assert_eq!(reports[0].figures.queries, 1);
+    assert!(reports[0].figures.elapsed >= Duration::from_millis(20));
 }
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn sinks_receive_every_report_until_removed() {
     for_sink().await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1, "one report while registered, none after");
-    assert_eq!(seen[0].queries, 3);
+    assert_eq!(seen[0].figures.queries, 3);
 }
 
 #[tokio::test]

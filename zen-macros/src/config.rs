@@ -14,6 +14,9 @@ pub(crate) const KEYS: &[&str] = &[
     "timeout_ms",
     "max_http_calls",
     "max_http_ms",
+    "max_poll_ms",
+    "max_rows",
+    "max_response_kb",
     "n_plus_one",
     "name",
     "mode",
@@ -39,6 +42,9 @@ pub(crate) struct Config {
     pub(crate) timeout_ms: Option<Setting<u64>>,
     pub(crate) max_http_calls: Option<Setting<u32>>,
     pub(crate) max_http_ms: Option<Setting<u64>>,
+    pub(crate) max_poll_ms: Option<Setting<u64>>,
+    pub(crate) max_rows: Option<Setting<u64>>,
+    pub(crate) max_response_kb: Option<Setting<u64>>,
     pub(crate) n_plus_one: Option<Setting<u32>>,
     pub(crate) name: Option<Setting<String>>,
     pub(crate) mode: Option<Setting<String>>,
@@ -106,6 +112,9 @@ impl Config {
             "max_mem_kb" => put(&mut self.max_mem_kb, &key, key_span, int(&key, value, true)?),
             "timeout_ms" => put(&mut self.timeout_ms, &key, key_span, int(&key, value, true)?),
             "max_http_ms" => put(&mut self.max_http_ms, &key, key_span, int(&key, value, true)?),
+            "max_poll_ms" => put(&mut self.max_poll_ms, &key, key_span, int(&key, value, true)?),
+            "max_rows" => put(&mut self.max_rows, &key, key_span, int(&key, value, false)?),
+            "max_response_kb" => put(&mut self.max_response_kb, &key, key_span, int(&key, value, true)?),
             "n_plus_one" => put(&mut self.n_plus_one, &key, key_span, int(&key, value, false)?),
             "name" => {
                 let (name, span) = string(&key, value, "\"billing::charge\"")?;
@@ -150,7 +159,12 @@ impl Config {
     fn build(&self) -> syn::Result<()> {
         let mut errors = Errors::default();
         if let Some(timeout) = &self.timeout_ms {
-            for (key, setting) in [("max_db_ms", &self.max_db_ms), ("max_http_ms", &self.max_http_ms)] {
+            let times = [
+                ("max_db_ms", &self.max_db_ms),
+                ("max_http_ms", &self.max_http_ms),
+                ("max_poll_ms", &self.max_poll_ms),
+            ];
+            for (key, setting) in times {
                 if let Some(s) = setting.as_ref().filter(|s| s.value > timeout.value) {
                     errors.push(Some(syn::Error::new(
                         s.span,

@@ -181,6 +181,9 @@ fn site(function: &syn::ItemFn, config: &Config, private: &TokenStream) -> Token
         ("max_mem_kb", config.max_mem_kb.as_ref().map(|s| s.value)),
         ("timeout_ms", config.timeout_ms.as_ref().map(|s| s.value)),
         ("max_http_ms", config.max_http_ms.as_ref().map(|s| s.value)),
+        ("max_poll_ms", config.max_poll_ms.as_ref().map(|s| s.value)),
+        ("max_rows", config.max_rows.as_ref().map(|s| s.value)),
+        ("max_response_kb", config.max_response_kb.as_ref().map(|s| s.value)),
     ];
     for (key, value) in ints {
         if let Some(value) = value {

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 pub use crate::budget::{Kind, Limits, Mode};
 use crate::error::BudgetExceeded;
 use crate::future::Scoped;
-use crate::scope::{Scope, Spec};
+use crate::scope::{Asked, Defaults, Scope, Spec};
 
 /// One annotated fn: built at compile time, in a static.
 #[derive(Debug)]
@@ -41,15 +41,15 @@ impl Site {
 /// the boundary reports and cuts (a `kind` other than the boundary's opts a
 /// helper out).
 pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Scoped<F> {
-    if let Some(scope) = Scope::adopt(site.name, site.kind, site.limits, site.mode, site.n_plus_one) {
+    let asked =
+        Asked { name: site.name, kind: site.kind, limits: site.limits, mode: site.mode, n_plus_one: site.n_plus_one };
+    if let Some(scope) = Scope::adopt(&asked) {
         return Scoped::joined(scope, fut);
     }
     let scope = Scope::open(Spec {
         name: Cow::Borrowed(site.name),
         kind: site.kind,
-        mode: site.mode,
-        limits: site.limits,
-        n_plus_one: site.n_plus_one,
+        defaults: Defaults { limits: site.limits, mode: site.mode, n_plus_one: site.n_plus_one },
         collector: None,
         adoptable: false,
         attempt: None,

@@ -7,13 +7,12 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::BudgetExceeded;
 use crate::report::Outcome;
-use crate::scope::{Enter, Scope};
+use crate::scope::{Receiver, Role, Scope, enter};
 
 /// How a boundary's work ended.
 pub(crate) enum Ended<T> {
@@ -42,7 +41,8 @@ pin_project_lite::pin_project! {
             let mut this = this.project();
             if this.work.is_some() {
                 drop_work(this.scope, this.work.as_mut());
-                end(this.scope, Outcome::Cancelled);
+                // Never panics from a drop (`strict`): it could abort the process.
+                this.scope.end(Outcome::Cancelled, Receiver::Everyone, false);
             }
         }
     }
@@ -53,9 +53,7 @@ impl<F> Boundary<F> {
     /// already, and a `#[zen]` fn called there is adopted as the handler.
     #[inline]
     pub(crate) fn start(scope: Arc<Scope>, make: impl FnOnce() -> F) -> Self {
-        let enter = Enter::new(&scope);
-        let work = make();
-        enter.exit();
+        let work = enter(Some(&scope), Role::Own, make);
         Boundary { work: Some(work), scope, timer: None }
     }
 
@@ -67,16 +65,20 @@ impl<F> Boundary<F> {
     /// Drops `value` inside the scope, so that what it frees is the scope's.
     #[cfg(feature = "tower")]
     pub(crate) fn drop_in_scope<T>(&self, value: T) {
-        let enter = Enter::carry(Some(&self.scope));
-        drop(value);
-        enter.exit();
+        enter(Some(&self.scope), Role::Carried, || drop(value));
     }
 
     /// Ends the scope after [`poll_work`](Self::poll_work) was ready: seals
     /// it and reports it once. Returns the boundary's time.
     #[inline]
     pub(crate) fn finish(&self, outcome: Outcome) -> Duration {
-        end(&self.scope, outcome)
+        self.scope.end(outcome, Receiver::Everyone, true)
+    }
+
+    /// Delivers the report of a scope the caller sealed itself.
+    #[cfg(feature = "tower")]
+    pub(crate) fn deliver(&self) {
+        self.scope.deliver(Receiver::Everyone, true);
     }
 }
 
@@ -89,9 +91,9 @@ impl<F: Future> Boundary<F> {
         let Some(work) = this.work.as_mut().as_pin_mut() else {
             panic!("a zen boundary was polled after its work ended");
         };
-        let enter = Enter::new(this.scope);
-        let poll = catch_unwind(AssertUnwindSafe(|| work.poll(cx)));
-        enter.exit();
+        let start = Instant::now();
+        let poll = enter(Some(this.scope), Role::Own, || catch_unwind(AssertUnwindSafe(|| work.poll(cx))));
+        this.scope.record_poll(start.elapsed());
         let ended = match poll {
             Ok(Poll::Ready(output)) => Ended::Done(output),
             Ok(Poll::Pending) => match crate::future::poll_cut(this.scope, this.timer, cx) {
@@ -99,7 +101,7 @@ impl<F: Future> Boundary<F> {
                 Some(exceeded) => Ended::Cut(exceeded),
             },
             Err(payload) => {
-                this.scope.panicked.store(true, Relaxed);
+                this.scope.mark_panicked();
                 Ended::Panicked(payload)
             }
         };
@@ -110,26 +112,7 @@ impl<F: Future> Boundary<F> {
 
 /// Drops the work inside the scope, and keeps a panic in its destructor here.
 fn drop_work<F>(scope: &Arc<Scope>, mut work: Pin<&mut Option<F>>) {
-    let enter = Enter::carry(Some(scope));
-    let _ = catch_unwind(AssertUnwindSafe(|| work.set(None)));
-    enter.exit();
-}
-
-/// Seals a boundary's scope, and builds and delivers its report only when
-/// someone receives it or it must be warned about (as for `#[zen]` scopes).
-fn end(scope: &Scope, outcome: Outcome) -> Duration {
-    let ended = outcome;
-    let outcome = if scope.panicked.load(Relaxed) { Outcome::Panicked } else { outcome };
-    let elapsed = scope.elapsed();
-    scope.seal(outcome, elapsed);
-    if crate::future::unreported(scope, outcome, elapsed) {
-        return elapsed;
-    }
-    if let Some(report) = scope.sealed_report() {
-        scope.collect(report);
-        crate::report::deliver(report);
-        // Never from a drop (`cancelled`): a panic there could abort the process.
-        crate::future::strict(scope, report, ended != Outcome::Cancelled);
-    }
-    elapsed
+    enter(Some(scope), Role::Carried, || {
+        let _ = catch_unwind(AssertUnwindSafe(|| work.set(None)));
+    });
 }

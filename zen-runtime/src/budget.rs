@@ -1,162 +1,241 @@
-//! What a budget is: its limits, its mode and the kind of work it covers.
+//! What a budget is: the table of budgets, their limits, the mode and the
+//! kind of work a scope covers.
+//!
+//! Every budget is one row of the table at the bottom of this file: its
+//! `Budget` variant, the `#[zen]` key that sets it (also the name of its
+//! `Limits` setter), its unit, the `tracing` field that carries what was
+//! used, and its `Server-Timing` entry. `Limits`, `Budget::ALL`, keys, units,
+//! `tighter`, violations, `Display`, the report event and the header all
+//! come from the table; what a budget measures is the one `match` in
+//! [`crate::report::Report::used`].
 
 use std::fmt;
 use std::time::Duration;
 
-/// The limits of one budget. `Limits::NONE` limits nothing; each setter adds
-/// one limit. Built at compile time by `#[zen]`, and by hand for layers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Limits {
-    max_queries: Option<u64>,
-    max_db_ms: Option<u64>,
-    max_mem_kb: Option<u64>,
-    timeout_ms: Option<u64>,
-    max_http_calls: Option<u64>,
-    max_http_ms: Option<u64>,
+/// How a budget's limit and use are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Measure {
+    /// A count of things; used and limit in the same unit.
+    Count,
+    /// Time: limits in whole milliseconds, use measured in nanoseconds.
+    Millis,
+    /// Memory or bytes: limits in KiB, use measured in bytes.
+    KiB,
+}
+
+impl Measure {
+    /// `used` (nanoseconds, bytes or a count) is over a limit in the
+    /// budget's unit. Exact and without overflow: 200.4 ms breaks 200 ms.
+    pub(crate) fn over(self, used: u64, limit: u64) -> bool {
+        match self {
+            Measure::Count => used > limit,
+            Measure::Millis => Duration::from_nanos(used) > Duration::from_millis(limit),
+            Measure::KiB => u128::from(used) > u128::from(limit) * 1024,
+        }
+    }
+
+    /// No room is left: a count at its limit, a time budget spent.
+    pub(crate) fn spent(self, used: u64, limit: u64) -> bool {
+        match self {
+            Measure::Count => used >= limit,
+            Measure::Millis => Duration::from_nanos(used) >= Duration::from_millis(limit),
+            Measure::KiB => self.over(used, limit),
+        }
+    }
+
+    /// `used` in the budget's unit, rounded up.
+    pub(crate) fn rounded(self, used: u64) -> u64 {
+        match self {
+            Measure::Count => used,
+            Measure::Millis => used.div_ceil(1_000_000),
+            Measure::KiB => used.div_ceil(1024),
+        }
+    }
+}
+
+/// `Option<u64>` limits for counts and KiB, `Option<Duration>` for time.
+macro_rules! limit_type {
+    (Millis) => {
+        Duration
+    };
+    ($other:ident) => {
+        u64
+    };
+}
+
+macro_rules! to_limit {
+    (Millis, $v:expr) => {
+        Duration::from_millis($v)
+    };
+    ($other:ident, $v:expr) => {
+        $v
+    };
+}
+
+macro_rules! from_limit {
+    // Exact: every time limit is made from whole milliseconds.
+    (Millis, $v:expr) => {
+        u64::try_from($v.as_millis()).unwrap_or(u64::MAX)
+    };
+    ($other:ident, $v:expr) => {
+        $v
+    };
+}
+
+/// Turns a figure in its base unit into the value of its event field:
+/// milliseconds with decimals for time, whole numbers otherwise.
+macro_rules! event_value {
+    (Millis, $v:expr) => {
+        $v.map(|ns: u64| ns as f64 / 1e6)
+    };
+    (KiB, $v:expr) => {
+        $v.map(|bytes: u64| bytes.div_ceil(1024))
+    };
+    (Count, $v:expr) => {
+        $v
+    };
+}
+pub(crate) use event_value;
+
+macro_rules! budgets {
+    (
+        $d:tt
+        $(
+            $(#[$doc:meta])*
+            $variant:ident: $key:ident, $measure:ident, $unit:literal, event $field:ident, timing $timing:literal;
+        )*
+    ) => {
+        /// One of the budgets a scope can hold, named after its `#[zen]` key.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Budget {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Budget {
+            /// Every budget, in report order.
+            pub const ALL: &'static [Budget] = &[ $( Budget::$variant, )* ];
+
+            /// The `#[zen]` key that sets this budget, also the name of its
+            /// [`Limits`] setter.
+            #[must_use]
+            pub const fn key(self) -> &'static str {
+                match self { $( Budget::$variant => stringify!($key), )* }
+            }
+
+            /// The unit of the limit and of what was used.
+            #[must_use]
+            pub const fn unit(self) -> &'static str {
+                match self { $( Budget::$variant => $unit, )* }
+            }
+
+            pub(crate) const fn measure(self) -> Measure {
+                match self { $( Budget::$variant => Measure::$measure, )* }
+            }
+
+            /// The name of this budget's entry in `Server-Timing`.
+            pub(crate) const fn timing_name(self) -> &'static str {
+                match self { $( Budget::$variant => $timing, )* }
+            }
+
+            /// The `tracing` field of the report event that carries what was used.
+            #[must_use]
+            pub const fn event_field(self) -> &'static str {
+                match self { $( Budget::$variant => stringify!($field), )* }
+            }
+        }
+
+        /// The limits of one budget. `Limits::NONE` limits nothing; each setter
+        /// adds one limit, in the unit its name says. Built at compile time by
+        /// `#[zen]`, and by hand for layers and job runners.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Limits {
+            $( $key: Option<limit_type!($measure)>, )*
+        }
+
+        impl Limits {
+            /// No limit at all: every figure is measured and reported, none is checked.
+            pub const NONE: Limits = Limits { $( $key: None, )* };
+
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub const fn $key(mut self, value: u64) -> Self {
+                    self.$key = Some(to_limit!($measure, value));
+                    self
+                }
+            )*
+
+            /// The limit set for one budget, in that budget's unit.
+            #[must_use]
+            pub fn get(&self, budget: Budget) -> Option<u64> {
+                match budget { $( Budget::$variant => self.$key.map(|v| from_limit!($measure, v)), )* }
+            }
+
+            /// Each limit the lower of the two; a limit set on one side only holds.
+            #[must_use]
+            pub fn tighter(self, other: Limits) -> Limits {
+                fn min<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+                    match (a, b) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                }
+                Limits { $( $key: min(self.$key, other.$key), )* }
+            }
+        }
+
+        /// The report event, one field per budget with what was used
+        /// ([`Budget::event_field`]), beside the fields written at the call.
+        macro_rules! report_event {
+            ($d level:expr, $d report:expr, $d message:literal, $d($d rest:tt)*) => {
+                tracing::event!(
+                    target: "zen",
+                    $d level,
+                    $( $field = $crate::budget::event_value!($measure, $d report.used_base($crate::budget::Budget::$variant)), )*
+                    $d($d rest)*
+                    $d message
+                )
+            };
+        }
+        pub(crate) use report_event;
+    };
+}
+
+budgets! {
+    $
+    /// `max_queries`: database operations asked for (issued or refused); `0`: none at all.
+    Queries: max_queries, Count, "queries", event queries, timing "queries";
+    /// `max_db_ms`: time in database operations, in ms.
+    DbTime: max_db_ms, Millis, "ms", event db_ms, timing "db";
+    /// `max_mem_kb`: peak live heap, in KiB (needs `ZenAlloc`).
+    Memory: max_mem_kb, KiB, "KiB", event mem_peak_kib, timing "mem";
+    /// `timeout_ms`: wall-clock time from start to end, in ms.
+    Timeout: timeout_ms, Millis, "ms", event elapsed_ms, timing "total";
+    /// `max_http_calls`: calls to external systems asked for (made or refused); `0`: none.
+    HttpCalls: max_http_calls, Count, "calls", event http_calls, timing "http-calls";
+    /// `max_http_ms`: time in calls to external systems, bodies included, in ms.
+    HttpTime: max_http_ms, Millis, "ms", event http_ms, timing "http";
+    /// `max_poll_ms`: the longest single poll of the scope's future, in ms:
+    /// how long it held its thread without yielding.
+    PollTime: max_poll_ms, Millis, "ms", event longest_poll_ms, timing "poll";
+    /// `max_rows`: rows the scope's queries returned to it.
+    Rows: max_rows, Count, "rows", event rows, timing "rows";
+    /// `max_response_kb`: the bytes of the response body, in KiB (under the layer).
+    ResponseSize: max_response_kb, KiB, "KiB", event response_kib, timing "resp";
 }
 
 impl Limits {
-    /// No limit at all: every figure is measured and reported, none is checked.
-    pub const NONE: Limits = Limits {
-        max_queries: None,
-        max_db_ms: None,
-        max_mem_kb: None,
-        timeout_ms: None,
-        max_http_calls: None,
-        max_http_ms: None,
-    };
-
-    /// At most this many database operations (0: none at all).
-    #[must_use]
-    pub const fn max_queries(mut self, n: u64) -> Self {
-        self.max_queries = Some(n);
-        self
-    }
-
-    /// At most this much time spent in database operations, in milliseconds.
-    #[must_use]
-    pub const fn max_db_ms(mut self, ms: u64) -> Self {
-        self.max_db_ms = Some(ms);
-        self
-    }
-
-    /// At most this much live heap at the peak, in KiB.
-    #[must_use]
-    pub const fn max_mem_kb(mut self, kb: u64) -> Self {
-        self.max_mem_kb = Some(kb);
-        self
-    }
-
-    /// At most this much wall-clock time from start to end, in milliseconds.
-    #[must_use]
-    pub const fn timeout_ms(mut self, ms: u64) -> Self {
-        self.timeout_ms = Some(ms);
-        self
-    }
-
-    /// At most this many calls to external systems (0: none at all).
-    #[must_use]
-    pub const fn max_http_calls(mut self, n: u64) -> Self {
-        self.max_http_calls = Some(n);
-        self
-    }
-
-    /// At most this much time spent in calls to external systems, in milliseconds.
-    #[must_use]
-    pub const fn max_http_ms(mut self, ms: u64) -> Self {
-        self.max_http_ms = Some(ms);
-        self
-    }
-
-    /// The limit set for one budget, in that budget's unit.
-    #[must_use]
-    pub const fn get(&self, budget: Budget) -> Option<u64> {
-        match budget {
-            Budget::Queries => self.max_queries,
-            Budget::DbTime => self.max_db_ms,
-            Budget::Memory => self.max_mem_kb,
-            Budget::Timeout => self.timeout_ms,
-            Budget::HttpCalls => self.max_http_calls,
-            Budget::HttpTime => self.max_http_ms,
-        }
-    }
-
-    pub(crate) fn timeout(&self) -> Option<Duration> {
-        self.timeout_ms.map(Duration::from_millis)
-    }
-
-    /// Each limit the lower of the two; a limit set on one side only holds.
-    #[must_use]
-    pub const fn tighter(self, other: Limits) -> Limits {
-        const fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(if a < b { a } else { b }),
-                (Some(x), None) | (None, Some(x)) => Some(x),
-                (None, None) => None,
-            }
-        }
-        Limits {
-            max_queries: min(self.max_queries, other.max_queries),
-            max_db_ms: min(self.max_db_ms, other.max_db_ms),
-            max_mem_kb: min(self.max_mem_kb, other.max_mem_kb),
-            timeout_ms: min(self.timeout_ms, other.timeout_ms),
-            max_http_calls: min(self.max_http_calls, other.max_http_calls),
-            max_http_ms: min(self.max_http_ms, other.max_http_ms),
-        }
+    /// A time limit, as a `Duration`.
+    pub(crate) fn duration(&self, budget: Budget) -> Option<Duration> {
+        debug_assert_eq!(budget.measure(), Measure::Millis);
+        self.get(budget).map(Duration::from_millis)
     }
 
     /// `true` when no limit is set.
     #[must_use]
     pub fn is_none(&self) -> bool {
         *self == Limits::NONE
-    }
-}
-
-/// One of the budgets a scope can hold, named after its `#[zen]` key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Budget {
-    /// `max_queries`: database operations, counted.
-    Queries,
-    /// `max_db_ms`: time in database operations, in ms.
-    DbTime,
-    /// `max_mem_kb`: peak live heap, in KiB.
-    Memory,
-    /// `timeout_ms`: wall-clock time, in ms.
-    Timeout,
-    /// `max_http_calls`: calls to external systems, counted.
-    HttpCalls,
-    /// `max_http_ms`: time in calls to external systems, in ms.
-    HttpTime,
-}
-
-impl Budget {
-    /// Every budget, in report order.
-    pub const ALL: [Budget; 6] =
-        [Budget::Queries, Budget::DbTime, Budget::Memory, Budget::Timeout, Budget::HttpCalls, Budget::HttpTime];
-
-    /// The `#[zen]` key that sets this budget.
-    #[must_use]
-    pub const fn key(self) -> &'static str {
-        match self {
-            Budget::Queries => "max_queries",
-            Budget::DbTime => "max_db_ms",
-            Budget::Memory => "max_mem_kb",
-            Budget::Timeout => "timeout_ms",
-            Budget::HttpCalls => "max_http_calls",
-            Budget::HttpTime => "max_http_ms",
-        }
-    }
-
-    /// The unit of the limit and of what was used.
-    #[must_use]
-    pub const fn unit(self) -> &'static str {
-        match self {
-            Budget::Queries => "queries",
-            Budget::HttpCalls => "calls",
-            Budget::Memory => "KiB",
-            Budget::DbTime | Budget::Timeout | Budget::HttpTime => "ms",
-        }
     }
 }
 
@@ -223,5 +302,32 @@ impl Kind {
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Budget, Limits, Measure};
+
+    #[test]
+    fn the_largest_limits_never_overflow() {
+        let max = Limits::NONE.max_db_ms(u64::MAX).max_mem_kb(u64::MAX).timeout_ms(u64::MAX);
+        assert_eq!(max.get(Budget::DbTime), Some(u64::MAX));
+        assert!(!Measure::Millis.over(u64::MAX, u64::MAX));
+        assert!(!Measure::KiB.over(u64::MAX, u64::MAX));
+        assert!(Measure::Millis.over(200_400_000, 200));
+        assert!(!Measure::Millis.over(200_000_000, 200));
+        assert_eq!(Measure::Millis.rounded(u64::MAX), u64::MAX.div_ceil(1_000_000));
+    }
+
+    #[test]
+    fn tighter_takes_each_lower_limit() {
+        let a = Limits::NONE.max_queries(5).timeout_ms(100);
+        let b = Limits::NONE.max_queries(3).max_rows(10);
+        let t = a.tighter(b);
+        assert_eq!(t.get(Budget::Queries), Some(3));
+        assert_eq!(t.get(Budget::Timeout), Some(100));
+        assert_eq!(t.get(Budget::Rows), Some(10));
+        assert_eq!(t.get(Budget::DbTime), None);
     }
 }

@@ -4,14 +4,14 @@
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use crate::budget::Mode;
 use crate::error::BudgetExceeded;
-use crate::report::{self, Outcome, Report};
-use crate::scope::{Enter, Scope};
+use crate::report::{Outcome, Report};
+use crate::scope::{Receiver, Role, Scope, enter};
 
 /// Where the report goes when the scope ends.
 enum Finish {
@@ -57,33 +57,16 @@ impl<F: Future> Scoped<F> {
         self
     }
 
-    /// Drops the inner future inside the scope, then reports. Only a scope
-    /// that ran to its end may panic here (`strict`); a drop never does.
+    /// Drops the inner future inside the scope, then ends the scope. Only a
+    /// scope that ran to its end may panic here (`strict`); a drop never does.
     fn end(&mut self, outcome: Outcome, may_panic: bool) {
-        let enter = Enter::new(&self.scope);
-        self.fut = None;
-        enter.exit();
-        if matches!(self.finish, Finish::Joined) {
-            self.finish = Finish::Done;
-            return;
-        }
-        let elapsed = self.scope.elapsed();
-        let outcome = if self.scope.panicked.load(Relaxed) { Outcome::Panicked } else { outcome };
-        if matches!(self.finish, Finish::Deliver) && unreported(&self.scope, outcome, elapsed) {
-            self.finish = Finish::Done;
-            return;
-        }
-        let report = self.scope.report(outcome, elapsed);
-        self.scope.collect(&report);
-        match mem::replace(&mut self.finish, Finish::Done) {
-            Finish::Deliver => report::deliver(&report),
-            Finish::Keep(slot) => {
-                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
-                return;
-            }
+        enter(Some(&self.scope), Role::Own, || self.fut = None);
+        let receiver = match mem::replace(&mut self.finish, Finish::Done) {
+            Finish::Deliver => Receiver::Everyone,
+            Finish::Keep(slot) => Receiver::Slot(slot),
             Finish::Joined | Finish::Done => return,
-        }
-        strict(&self.scope, &report, may_panic);
+        };
+        self.scope.end(outcome, receiver, may_panic);
     }
 
     /// In `enforce`, when the fn can return `BudgetExceeded`: stop at the
@@ -142,9 +125,12 @@ impl<F: Future> Future for Scoped<F> {
         };
         // SAFETY: see above; `this` is pinned, so its `fut` is too.
         let fut = unsafe { Pin::new_unchecked(fut) };
-        let enter = Enter::new(&this.scope);
-        let poll = fut.poll(cx);
-        enter.exit();
+        // An adopted fn's polls are its boundary's, which times them.
+        let start = (!matches!(this.finish, Finish::Joined)).then(Instant::now);
+        let poll = enter(Some(&this.scope), Role::Own, || fut.poll(cx));
+        if let Some(start) = start {
+            this.scope.record_poll(start.elapsed());
+        }
         match poll {
             Poll::Ready(output) => {
                 this.end(Outcome::Ok, true);
@@ -192,28 +178,6 @@ impl<F: Future> Future for Attached<F> {
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: as above.
         let fut = unsafe { Pin::new_unchecked(&mut this.fut) };
-        let enter = Enter::carry(this.scope.as_ref());
-        let poll = fut.poll(cx);
-        enter.exit();
-        poll
-    }
-}
-
-/// `true` when an ended scope needs no report: within budget, without N+1,
-/// and nobody listens below WARN (no sink, no `zen` subscriber at DEBUG, no
-/// collector). The common case, which builds no report at all.
-pub(crate) fn unreported(scope: &Scope, outcome: Outcome, elapsed: std::time::Duration) -> bool {
-    outcome == Outcome::Ok
-        && !report::wanted()
-        && !scope.collected()
-        && !scope.suspected.load(Relaxed)
-        && !scope.exceeded_any(elapsed)
-}
-
-/// `strict`: a scope that exceeded a budget panics with its report, where
-/// it `may_panic` (never from a drop).
-pub(crate) fn strict(scope: &Scope, report: &Report, may_panic: bool) {
-    if may_panic && scope.mode() == Mode::Strict && !report.violations.is_empty() {
-        panic!("zen: budget exceeded in strict mode\n{report}");
+        enter(this.scope.as_ref(), Role::Carried, || fut.poll(cx))
     }
 }

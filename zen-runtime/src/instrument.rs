@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::BudgetExceeded;
-use crate::fingerprint;
+use crate::fingerprint::{self, Dialect};
 use crate::scope::{self, Resource, Scope};
 
 /// One database operation or external call in progress, started by [`query`]
@@ -48,15 +48,11 @@ pub struct Operation {
     start: Option<Instant>,
 }
 
-impl std::fmt::Debug for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("name", &self.name).field("mode", &self.mode()).finish_non_exhaustive()
-    }
-}
-
 /// Issues a database operation on `backend` (`"PostgreSQL"`, `"redis"`,
 /// ...): counts it now, under the fingerprint of `statement` (a SQL text or
-/// a command name; values in it are normalised away, but prefer placeholders).
+/// a command name), read in the dialect of `backend` (see
+/// [`Dialect::of_backend`]; any other backend is read in the most careful
+/// dialect). Values in it are dropped, but prefer placeholders.
 ///
 /// # Errors
 /// In `enforce` mode, when the current scope or an enclosing enforced one has
@@ -67,7 +63,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         return Ok(Operation::outside(Resource::Db, backend));
     };
     scope.admit(Resource::Db)?;
-    let fingerprint = fingerprint::shared(statement);
+    let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
     scope.issue_query(backend, &fingerprint);
     Ok(Operation {
         scope: Some(scope),
@@ -85,7 +81,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
 /// # Errors
 /// As [`query`]; the refusal is counted.
 pub fn admit_query() -> Result<(), BudgetExceeded> {
-    scope::with_current(|s| s.map_or(Ok(()), |s| s.admit(Resource::Db)))
+    scope::current::with(|s| s.map_or(Ok(()), |s| s.admit(Resource::Db)))
 }
 
 /// Starts a call to an external system on `host` (reported per host).
@@ -127,6 +123,34 @@ impl Operation {
         self.record(ok);
     }
 
+    /// How many more rows the scope may receive before an enforced
+    /// `max_rows` is exceeded; `None`: no enforced limit applies.
+    #[must_use]
+    pub fn rows_left(&self) -> Option<u64> {
+        self.scope.as_ref().and_then(|s| s.rows_left())
+    }
+
+    /// Records rows this operation returned to the scope (call it once per
+    /// batch, or once at the end).
+    pub fn add_rows(&self, rows: u64) {
+        if let Some(scope) = &self.scope {
+            scope.add_rows(rows);
+        }
+    }
+
+    /// Records `rows` returned past [`rows_left`](Self::rows_left) and the
+    /// operation as failed, and returns the `max_rows` error: the caller
+    /// ends the result there.
+    pub fn exceed_rows(mut self, rows: u64) -> BudgetExceeded {
+        self.add_rows(rows);
+        let scope = self.scope.clone();
+        self.record(false);
+        match scope.and_then(|s| s.blown()) {
+            Some(exceeded) => exceeded,
+            None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Rows, 0, rows),
+        }
+    }
+
     /// Records the operation as failed because [`time_limit`](Self::time_limit)
     /// ran out, and returns the error that says which budget it hit.
     /// (Outside a scope there is no time limit to run out; called there
@@ -135,7 +159,7 @@ impl Operation {
         let scope = self.scope.clone();
         self.record(false);
         match scope {
-            Some(scope) => scope.expired(),
+            Some(scope) => scope.expired(self.resource),
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Timeout, 0, 0),
         }
     }
@@ -162,7 +186,7 @@ impl Drop for Operation {
 /// caller. Never refuses; use [`query`] to be refused in `enforce`.
 pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, ok: bool) {
     if let Some(scope) = scope::current() {
-        let fingerprint = fingerprint::shared(statement);
+        let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
         scope.issue_query(backend, &fingerprint);
         scope.finish_query(backend, &fingerprint, elapsed, ok);
     }
@@ -171,7 +195,7 @@ pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, o
 /// Records time spent waiting for a pooled connection: reported as
 /// `db_wait`, apart from query time.
 pub fn record_wait(elapsed: Duration) {
-    scope::with_current(|s| {
+    scope::current::with(|s| {
         if let Some(s) = s {
             s.record_wait(elapsed);
         }
@@ -181,7 +205,7 @@ pub fn record_wait(elapsed: Duration) {
 /// Records an external call to `host` that already happened and was timed
 /// by the caller.
 pub fn record_call(host: &str, elapsed: Duration, ok: bool) {
-    scope::with_current(|s| {
+    scope::current::with(|s| {
         if let Some(s) = s {
             s.record_call(host, elapsed, ok);
         }
@@ -191,5 +215,5 @@ pub fn record_call(host: &str, elapsed: Duration, ok: bool) {
 /// `true` when the calling code runs inside a budget scope.
 #[must_use]
 pub fn in_scope() -> bool {
-    scope::with_current(|s| s.is_some())
+    scope::current::with(|s| s.is_some())
 }

@@ -74,9 +74,16 @@ pub fn as_budget_exceeded(error: &RedisError) -> Option<&BudgetExceeded> {
     }
 }
 
+/// The command's name (`GET`, `JSON.GET`): its first argument, if it looks
+/// like a command; `?` otherwise, so that a value passed first never shows.
 fn name(cmd: &Cmd) -> String {
     match cmd.args_iter().next() {
-        Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
+        Some(redis::Arg::Simple(name))
+            if (1..=32).contains(&name.len())
+                && name.iter().all(|b| b.is_ascii_alphabetic() || matches!(b, b'.' | b'_' | b'-')) =>
+        {
+            String::from_utf8_lossy(name).to_ascii_uppercase()
+        }
         _ => "?".to_owned(),
     }
 }

@@ -10,7 +10,7 @@ use std::future::Future;
 use tokio::task::JoinHandle;
 
 use crate::future::Attached;
-use crate::scope::{self, Enter};
+use crate::scope::{self, Role, enter};
 
 /// Like [`tokio::spawn`], but the task's usage counts toward the current
 /// scope (if any). The scope still ends when its own fn returns; work the
@@ -37,12 +37,7 @@ where
     R: Send + 'static,
 {
     let scope = scope::current();
-    tokio::task::spawn_blocking(move || {
-        let enter = Enter::carry(scope.as_ref());
-        let result = f();
-        enter.exit();
-        result
-    })
+    tokio::task::spawn_blocking(move || enter(scope.as_ref(), Role::Carried, f))
 }
 
 /// Wraps a future so that, wherever it is polled, its usage counts toward

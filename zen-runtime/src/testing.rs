@@ -11,7 +11,7 @@
 //!     }
 //! })
 //! .await;
-//! assert_eq!(report.queries, 3);
+//! assert_eq!(report.figures.queries, 3);
 //! # }
 //! ```
 
@@ -19,15 +19,21 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::budget::{Kind, Limits, Mode};
+use crate::budget::{Kind, Mode};
 use crate::future::Scoped;
 use crate::report::Report;
-use crate::scope::{Scope, Spec};
+use crate::scope::{Defaults, Scope, Spec};
 
 /// Runs `fut` in an unlimited scope of its own (nested in the current one,
 /// if any) and returns its output with the scope's report: every query,
 /// call and (with `ZenAlloc`) byte that `fut` and the scopes it calls used.
 /// The report is returned, not logged or sent to sinks.
+///
+/// The measuring scope has no limits of its own, but a `#[zen]` fn that
+/// `fut` calls keeps its own: if it (or any scope that ended inside `fut`)
+/// exceeded its budget, the report's `nested_violations` say which, and
+/// `within_budget()` is `false`. So `assert!(report.within_budget())`
+/// checks the handler's budget.
 ///
 /// # Panics
 /// If `fut` panics, the panic is passed on.
@@ -55,9 +61,7 @@ fn spec(name: &'static str, collector: Option<crate::scope::Collector>) -> Spec 
     Spec {
         name: Cow::Borrowed(name),
         kind: Some(Kind::Other),
-        mode: Some(Mode::Observe),
-        limits: Limits::NONE,
-        n_plus_one: None,
+        defaults: Defaults { mode: Some(Mode::Observe), ..Defaults::default() },
         collector,
         adoptable: false,
         attempt: None,

@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::time::Duration;
 
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
@@ -14,15 +13,24 @@ use sqlx_core::transaction::TransactionManager;
 use super::Backend;
 use super::measure::{self, Rebuilt};
 use crate::error::BudgetExceeded;
-use crate::instrument::Operation;
 
 /// A database connection checked out of a zen [`Pool`](super::Pool): the
 /// target of `&mut *conn` and `&mut *tx`.
 pub struct Connection<DB: Database> {
-    raw: sqlx::pool::PoolConnection<DB>,
+    pub(crate) raw: sqlx::pool::PoolConnection<DB>,
     /// Set when a budget cut a query on this connection: it may still be
     /// mid-reply, so it refuses further work and is closed, not reused.
     pub(crate) cut: Option<BudgetExceeded>,
+}
+
+impl<DB: Database> Drop for Connection<DB> {
+    fn drop(&mut self) {
+        // A connection a budget cut may still be mid-reply: closing it, not
+        // returning it to the pool, makes the server stop the statement too.
+        if self.cut.is_some() {
+            self.raw.close_on_drop();
+        }
+    }
 }
 
 impl<DB: Database> fmt::Debug for Connection<DB> {
@@ -38,15 +46,6 @@ impl<DB: Backend> Connection<DB> {
 
     pub(crate) fn raw(&mut self) -> &mut DB::Connection {
         &mut self.raw
-    }
-
-    /// Ends `op` because its time limit ran out: records it as failed, marks
-    /// this connection cut (closed, not reused) and returns the query's error.
-    pub(crate) fn cut(&mut self, op: Operation) -> sqlx::Error {
-        let exceeded = op.expire();
-        self.cut = Some(exceeded.clone());
-        self.raw.close_on_drop();
-        super::budget_error(exceeded)
     }
 
     /// The sqlx connection underneath, for what zen does not wrap. Queries
@@ -269,9 +268,10 @@ impl<DB: Database> Drop for Transaction<'_, DB> {
             // It never began (refused, or cut before the server answered).
             return;
         }
-        // Queued: sqlx sends it before the connection's next use.
+        // Queued: sqlx sends it before the connection's next use, or when
+        // the pool takes it back. Not the scope's operation: it is sent after
+        // the scope let go of the transaction, untimed and unrefusable.
         DB::TransactionManager::start_rollback(&mut conn.raw);
-        crate::instrument::record_query(DB::NAME, "ROLLBACK", Duration::ZERO, true);
     }
 }
 

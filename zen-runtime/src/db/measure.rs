@@ -1,16 +1,19 @@
 //! Running one query on one connection while it reports into the budget:
-//! counted when issued, timed until its stream ends or is dropped, cut when
-//! its time limit runs out.
+//! counted when issued, timed until its stream ends or is dropped, its rows
+//! counted, cut when its time limit runs out or its rows pass `max_rows`.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use futures_core::Stream;
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
-use futures_util::StreamExt;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Either, Execute, Executor, SqlStr};
 
 use super::{Backend, Connection, budget_error};
+use crate::error::BudgetExceeded;
 use crate::instrument::{self, Operation};
 
 /// A query taken apart and put back together, so that zen can read its SQL
@@ -62,6 +65,91 @@ pub(crate) fn issue<DB: Backend>(conn: &Connection<DB>, sql: &str) -> Result<Ope
 
 type Step<DB> = Either<<DB as Database>::QueryResult, <DB as Database>::Row>;
 
+pin_project_lite::pin_project! {
+    /// The steps of one query, measured. Polled once per row, it adds a
+    /// count and a comparison to sqlx's own stream; its timer is polled only
+    /// while the database keeps the query waiting.
+    struct Measured<'e, DB: Database> {
+        steps: BoxStream<'e, Result<Step<DB>, sqlx::Error>>,
+        // Where to mark the connection cut: closed when dropped, never reused.
+        cut: &'e mut Option<BudgetExceeded>,
+        // `None` once the query ended: the stream is over.
+        op: Option<Operation>,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+        rows: u64,
+        rows_left: Option<u64>,
+    }
+
+    impl<'e, DB: Database> PinnedDrop for Measured<'e, DB> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped halfway: what it returned counts, and it counts as a success.
+            let this = this.project();
+            if let Some(op) = this.op.take() {
+                op.add_rows(*this.rows);
+                op.finish(true);
+            }
+        }
+    }
+}
+
+impl<DB: Database> Stream for Measured<'_, DB> {
+    type Item = Result<Step<DB>, sqlx::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if this.op.is_none() {
+            return Poll::Ready(None);
+        }
+        let step = match this.steps.as_mut().poll_next(cx) {
+            Poll::Ready(step) => step,
+            Poll::Pending => {
+                if !this.timer.as_pin_mut().is_some_and(|t| t.poll(cx).is_ready()) {
+                    return Poll::Pending;
+                }
+                let Some(op) = this.op.take() else { return Poll::Ready(None) };
+                op.add_rows(*this.rows);
+                return Poll::Ready(Some(Err(cut(this.cut, op.expire()))));
+            }
+        };
+        match step {
+            Some(Ok(step)) => {
+                if matches!(step, Either::Right(_)) {
+                    *this.rows += 1;
+                    if this.rows_left.is_some_and(|left| *this.rows > left)
+                        && let Some(op) = this.op.take()
+                    {
+                        return Poll::Ready(Some(Err(cut(this.cut, op.exceed_rows(*this.rows)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(step)))
+            }
+            Some(Err(e)) => {
+                end(this.op, *this.rows, false);
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                end(this.op, *this.rows, true);
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+fn end(op: &mut Option<Operation>, rows: u64, ok: bool) {
+    if let Some(op) = op.take() {
+        op.add_rows(rows);
+        op.finish(ok);
+    }
+}
+
+/// Marks the connection cut (it may be mid-reply: it is closed, not
+/// reused, so the server stops too) and returns the query's error.
+fn cut(slot: &mut Option<BudgetExceeded>, exceeded: BudgetExceeded) -> sqlx::Error {
+    *slot = Some(exceeded.clone());
+    budget_error(exceeded)
+}
+
 pub(crate) fn fetch_many<'e, DB>(
     conn: &'e mut Connection<DB>,
     query: Rebuilt<DB>,
@@ -72,40 +160,13 @@ where
 {
     let op = match issue(conn, query.text()) {
         Ok(op) => op,
-        Err(e) => return futures_util::stream::once(async move { Err(e) }).boxed(),
+        Err(e) => return Box::pin(futures_util::stream::once(async move { Err(e) })),
     };
-    Box::pin(async_stream::stream! {
-        let mut timer = op.time_limit().map(|limit| Box::pin(tokio::time::sleep(limit)));
-        let mut op = Some(op);
-        let mut expired = false;
-        {
-            let mut steps = conn.raw().fetch_many(query);
-            loop {
-                let next = match timer.as_mut() {
-                    Some(timer) => tokio::select! {
-                        biased;
-                        next = steps.next() => next,
-                        () = timer.as_mut() => { expired = true; break; }
-                    },
-                    None => steps.next().await,
-                };
-                match next {
-                    Some(Ok(step)) => yield Ok(step),
-                    Some(Err(e)) => {
-                        if let Some(op) = op.take() { op.finish(false); }
-                        yield Err(e);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-        }
-        match op.take() {
-            Some(op) if expired => yield Err(conn.cut(op)),
-            Some(op) => op.finish(true),
-            None => {}
-        }
-    })
+    let timer = op.time_limit().map(tokio::time::sleep);
+    let rows_left = op.rows_left();
+    let Connection { raw, cut } = conn;
+    let steps = (&mut **raw).fetch_many(query);
+    Box::pin(Measured::<DB> { steps, cut, op: Some(op), timer, rows: 0, rows_left })
 }
 
 pub(crate) fn fetch_optional<'e, DB>(
@@ -118,13 +179,19 @@ where
 {
     Box::pin(async move {
         let op = issue(conn, query.text())?;
+        let rows_left = op.rows_left();
         let result = match op.time_limit() {
             Some(limit) => match tokio::time::timeout(limit, conn.raw().fetch_optional(query)).await {
                 Ok(result) => result,
-                Err(_elapsed) => return Err(conn.cut(op)),
+                Err(_elapsed) => return Err(cut(&mut conn.cut, op.expire())),
             },
             None => conn.raw().fetch_optional(query).await,
         };
+        let rows = u64::from(matches!(result, Ok(Some(_))));
+        if rows_left.is_some_and(|left| rows > left) {
+            return Err(cut(&mut conn.cut, op.exceed_rows(rows)));
+        }
+        op.add_rows(rows);
         op.finish(result.is_ok());
         result
     })

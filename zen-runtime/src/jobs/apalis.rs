@@ -27,11 +27,12 @@ use apalis_core::task::status::{AtomicStatus, Status};
 use super::run;
 use crate::budget::{Limits, Mode};
 use crate::instrument;
+use crate::scope::Defaults;
 
 /// The layer: a default budget for every job of the worker, and the mode.
 #[derive(Clone, Debug, Default)]
 pub struct ZenJobLayer {
-    terms: run::Terms,
+    defaults: Defaults,
 }
 
 impl ZenJobLayer {
@@ -45,7 +46,7 @@ impl ZenJobLayer {
     /// The default budget of every job; a job fn's `#[zen]` tightens it.
     #[must_use]
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.terms.limits = limits;
+        self.defaults.limits = limits;
         self
     }
 
@@ -53,7 +54,7 @@ impl ZenJobLayer {
     /// still wins.
     #[must_use]
     pub fn mode(mut self, mode: Mode) -> Self {
-        self.terms.mode = Some(mode);
+        self.defaults.mode = Some(mode);
         self
     }
 }
@@ -62,7 +63,7 @@ impl<S> tower_layer::Layer<S> for ZenJobLayer {
     type Service = ZenJobService<S>;
 
     fn layer(&self, inner: S) -> ZenJobService<S> {
-        ZenJobService { inner, terms: self.terms.clone() }
+        ZenJobService { inner, defaults: self.defaults }
     }
 }
 
@@ -70,7 +71,7 @@ impl<S> tower_layer::Layer<S> for ZenJobLayer {
 #[derive(Clone, Debug)]
 pub struct ZenJobService<S> {
     inner: S,
-    terms: run::Terms,
+    defaults: Defaults,
 }
 
 impl<S, Args> tower_service::Service<Task<Args>> for ZenJobService<S>
@@ -95,7 +96,7 @@ where
         // apalis counts the attempt when the job starts, inside this layer.
         let attempt = u32::try_from(task.attempt()).unwrap_or(u32::MAX - 1) + 1;
         let status = task.raw_status().clone();
-        let scope = run::open(name, attempt, &self.terms);
+        let scope = run::open(name, attempt, self.defaults);
         let run = run::start(scope, || self.inner.call(task));
         Box::pin(async move {
             match run.await {

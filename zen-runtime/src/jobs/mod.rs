@@ -48,6 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::budget::{Limits, Mode};
+use crate::scope::Defaults;
 pub use run::Stopped;
 
 /// What a job returns: `()`, or a `Result` whose error is logged as the
@@ -126,7 +127,7 @@ struct Queued {
 pub struct JobsBuilder {
     capacity: usize,
     concurrency: usize,
-    terms: run::Terms,
+    defaults: Defaults,
 }
 
 impl JobsBuilder {
@@ -144,13 +145,13 @@ impl JobsBuilder {
 
     /// The default budget of every job; a job's `#[zen]` tightens it.
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.terms.limits = limits;
+        self.defaults.limits = limits;
         self
     }
 
     /// The mode of every job, instead of `ZEN_MODE`'s.
     pub fn mode(mut self, mode: Mode) -> Self {
-        self.terms.mode = Some(mode);
+        self.defaults.mode = Some(mode);
         self
     }
 
@@ -162,7 +163,7 @@ impl JobsBuilder {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| JobError::NoRuntime)?;
         let (queue, waiting) = mpsc::channel(self.capacity);
         let (control, commands) = mpsc::channel(1);
-        runtime.spawn(dispatch(waiting, commands, self.concurrency, self.terms));
+        runtime.spawn(dispatch(waiting, commands, self.concurrency, self.defaults));
         Ok(Jobs { queue, control, capacity: self.capacity })
     }
 }
@@ -186,7 +187,7 @@ impl fmt::Debug for Jobs {
 impl Jobs {
     /// A builder: capacity 1024, concurrency 4, no default limits.
     pub fn builder() -> JobsBuilder {
-        JobsBuilder { capacity: 1024, concurrency: 4, terms: run::Terms::default() }
+        JobsBuilder { capacity: 1024, concurrency: 4, defaults: Defaults::default() }
     }
 
     /// Queues a job. `job` is called when the job starts, inside its scope,
@@ -240,7 +241,7 @@ async fn dispatch(
     mut waiting: mpsc::Receiver<Queued>,
     mut commands: mpsc::Receiver<(Duration, oneshot::Sender<Shutdown>)>,
     concurrency: usize,
-    terms: run::Terms,
+    defaults: Defaults,
 ) {
     let mut running = JoinSet::new();
     let mut names = HashMap::new();
@@ -250,7 +251,7 @@ async fn dispatch(
             biased;
             command = commands.recv(), if controlled => match command {
                 Some((grace, reply)) => {
-                    let report = drain(&mut waiting, &mut running, &mut names, concurrency, &terms, grace).await;
+                    let report = drain(&mut waiting, &mut running, &mut names, concurrency, defaults, grace).await;
                     let _ = reply.send(report);
                     commands.close();
                     return;
@@ -262,7 +263,7 @@ async fn dispatch(
                 names.remove(&task_id(ended));
             }
             job = waiting.recv(), if queue_open && running.len() < concurrency => match job {
-                Some(job) => start(job, &mut running, &mut names, &terms),
+                Some(job) => start(job, &mut running, &mut names, defaults),
                 None => queue_open = false,
             },
             else => return,
@@ -279,9 +280,9 @@ fn start(
     job: Queued,
     running: &mut JoinSet<()>,
     names: &mut HashMap<tokio::task::Id, Cow<'static, str>>,
-    terms: &run::Terms,
+    defaults: Defaults,
 ) {
-    let scope = run::open(job.name.clone(), 1, terms);
+    let scope = run::open(job.name.clone(), 1, defaults);
     let name = job.name.clone();
     let handle = running.spawn(async move {
         let run = run::start(scope, job.job);
@@ -304,7 +305,7 @@ async fn drain(
     running: &mut JoinSet<()>,
     names: &mut HashMap<tokio::task::Id, Cow<'static, str>>,
     concurrency: usize,
-    terms: &run::Terms,
+    defaults: Defaults,
     grace: Duration,
 ) -> Shutdown {
     waiting.close();
@@ -325,7 +326,7 @@ async fn drain(
                 report.finished += 1;
             }
             job = waiting.recv(), if queued && running.len() < concurrency => match job {
-                Some(job) => start(job, running, names, terms),
+                Some(job) => start(job, running, names, defaults),
                 None => queued = false,
             },
             else => break,

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use crate::boundary::{Boundary, Ended};
-use crate::budget::{Kind, Limits, Mode};
+use crate::budget::Kind;
 use crate::error::BudgetExceeded;
 use crate::report::Outcome;
-use crate::scope::{Scope, Spec};
+use crate::scope::{Defaults, Scope, Spec};
 
 /// Why a job's run ended without its output.
 #[derive(Debug)]
@@ -40,22 +40,13 @@ impl std::error::Error for Stopped {
     }
 }
 
-/// The terms a runner gives every job it runs.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Terms {
-    pub(crate) limits: Limits,
-    pub(crate) mode: Option<Mode>,
-}
-
 /// Opens a job's scope: a boundary whose `#[zen]` fn (the job function)
 /// tightens it rather than opening its own.
-pub(crate) fn open(name: Cow<'static, str>, attempt: u32, terms: &Terms) -> Arc<Scope> {
+pub(crate) fn open(name: Cow<'static, str>, attempt: u32, defaults: Defaults) -> Arc<Scope> {
     Scope::open(Spec {
         name,
         kind: Some(Kind::Job),
-        mode: terms.mode,
-        limits: terms.limits,
-        n_plus_one: None,
+        defaults,
         collector: None,
         adoptable: true,
         attempt: Some(attempt),

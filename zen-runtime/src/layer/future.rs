@@ -6,9 +6,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderName, Response};
+use http::{HeaderName, Response, StatusCode};
 
-use super::response::{self, ZenBody};
+use super::body::{Streamed, ZenBody};
+use super::response;
 use crate::boundary::{Boundary, Ended};
 use crate::budget::Mode;
 use crate::report::{Outcome, Report};
@@ -40,6 +41,7 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
 {
     type Output = Result<Response<ZenBody<B>>, E>;
 
@@ -48,26 +50,60 @@ where
         let this = self.project();
         let work = this.work.as_ref().get_ref();
         let scope = work.scope();
-        let (outcome, result) = match ended {
+        let enforce = scope.mode() == Mode::Enforce;
+        // A body whose size is known counts now, with the rest of the
+        // request (and is refused in `enforce` if it is over its budget); a
+        // streamed one counts as it goes, and the report waits for its end.
+        let mut streamed = false;
+        if let Ended::Done(Ok(response)) = &ended {
+            match response.body().size_hint().exact() {
+                Some(bytes) => scope.set_response_bytes(bytes),
+                None => streamed = true,
+            }
+        }
+        // What the client gets instead of the handler's response, if anything.
+        let (outcome, stop, result) = match ended {
             // In `enforce`, a blown budget is a 503 even when the handler got
             // to the end (a refused query turned into its own error, a
             // response built past `max_mem_kb`): the client always learns
             // the same way that the request was stopped.
-            Ended::Done(Ok(response)) if scope.mode() == Mode::Enforce => match scope.blown() {
+            Ended::Done(Ok(response)) if enforce => match scope.blown() {
                 Some(exceeded) => {
                     work.drop_in_scope(response);
-                    (Outcome::Exceeded, Ok(response::exceeded(&exceeded)))
+                    (Outcome::Exceeded, Some(Stop::Exceeded(exceeded.budget())), None)
                 }
-                None => (Outcome::Ok, Ok(response.map(ZenBody::inner))),
+                None => (Outcome::Ok, None, Some(Ok(response))),
             },
-            Ended::Done(result) => (Outcome::Ok, result.map(|r| r.map(ZenBody::inner))),
-            Ended::Cut(exceeded) => (Outcome::Exceeded, Ok(response::exceeded(&exceeded))),
-            Ended::Panicked(_) => (Outcome::Panicked, Ok(response::panicked(&scope.name))),
+            Ended::Done(result) => (Outcome::Ok, None, Some(result)),
+            Ended::Cut(exceeded) => (Outcome::Exceeded, Some(Stop::Exceeded(exceeded.budget())), None),
+            Ended::Panicked(_) => (Outcome::Panicked, Some(Stop::Panicked), None),
         };
-        let elapsed = work.finish(outcome);
+        let status = match (&stop, &result) {
+            (Some(Stop::Exceeded(_)), _) => StatusCode::SERVICE_UNAVAILABLE,
+            (Some(Stop::Panicked), _) => StatusCode::INTERNAL_SERVER_ERROR,
+            (None, Some(Ok(response))) => response.status(),
+            (None, _) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        scope.set_status(status.as_u16());
+        // Everything the client sees below reads these figures, as the report will.
+        let elapsed = scope.seal(outcome);
+        let figures = scope.figures(elapsed);
+        let (result, deliver_now) = match (stop, result) {
+            (Some(Stop::Exceeded(budget)), _) => (Ok(response::exceeded(scope, budget, &figures)), true),
+            (Some(Stop::Panicked), _) => (Ok(response::panicked(&scope.name)), true),
+            (None, Some(Ok(response))) if streamed => {
+                let stream = Streamed::new(Arc::clone(scope));
+                (Ok(response.map(|body| ZenBody::inner(body, Some(stream)))), false)
+            }
+            (None, Some(result)) => (result.map(|r| r.map(|body| ZenBody::inner(body, None))), true),
+            (None, None) => unreachable!("a handler's result or a stop, always"),
+        };
+        if deliver_now {
+            work.deliver();
+        }
         Poll::Ready(result.map(|mut response| {
             if *this.server_timing
-                && let Some(value) = response::server_timing(&scope.figures(), elapsed)
+                && let Some(value) = response::server_timing(&figures, &scope.terms().limits)
             {
                 response.headers_mut().append(SERVER_TIMING, value);
             }
@@ -75,6 +111,12 @@ where
             response
         }))
     }
+}
+
+/// Why the layer answers instead of the handler.
+enum Stop {
+    Exceeded(crate::budget::Budget),
+    Panicked,
 }
 
 /// The report of a request, in the extensions of its response, for
@@ -90,7 +132,7 @@ impl RequestReport {
     /// The request's report.
     #[must_use]
     pub fn report(&self) -> &Report {
-        self.0.sealed_report().expect("a request's scope is sealed before its response leaves the layer")
+        self.0.report().expect("a request's scope is sealed before its response leaves the layer")
     }
 }
 

@@ -47,6 +47,7 @@
 //!
 //! [`Report`]: crate::Report
 
+mod body;
 mod future;
 mod response;
 
@@ -61,10 +62,10 @@ use http::{Method, Request, Response};
 use crate::boundary::Boundary;
 use crate::budget::{Kind, Limits, Mode};
 use crate::hash::FxBuild;
-use crate::scope::{Scope, Spec};
+use crate::scope::{Defaults, Scope, Spec};
 
+pub use body::{BoxError, ZenBody};
 pub use future::{RequestReport, ResponseFuture};
-pub use response::ZenBody;
 
 /// Names the route of a request for the layer, when the service is not an
 /// axum router (which provides `MatchedPath`): the template, without the
@@ -77,14 +78,7 @@ pub struct RouteName(pub Cow<'static, str>);
 /// responses carry `Server-Timing`.
 #[derive(Clone, Debug)]
 pub struct ZenLayer {
-    config: Config,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Config {
-    limits: Limits,
-    mode: Option<Mode>,
-    n_plus_one: Option<u32>,
+    defaults: Defaults,
     server_timing: bool,
 }
 
@@ -99,11 +93,11 @@ impl ZenLayer {
     /// does); the mode is `ZEN_MODE`'s; `Server-Timing` is on.
     #[must_use]
     pub fn new() -> Self {
-        ZenLayer { config: Config { limits: Limits::NONE, mode: None, n_plus_one: None, server_timing: true } }
+        ZenLayer { defaults: Defaults::default(), server_timing: true }
     }
 
-    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
-        change(&mut self.config);
+    fn with(mut self, change: impl FnOnce(&mut Self)) -> Self {
+        change(&mut self);
         self
     }
 
@@ -111,27 +105,27 @@ impl ZenLayer {
     /// tighten it.
     #[must_use]
     pub fn limits(self, limits: Limits) -> Self {
-        self.with(|c| c.limits = limits)
+        self.with(|l| l.defaults.limits = limits)
     }
 
     /// The mode of every request, instead of `ZEN_MODE`'s; a handler's
     /// `mode = "..."` still wins.
     #[must_use]
     pub fn mode(self, mode: Mode) -> Self {
-        self.with(|c| c.mode = Some(mode))
+        self.with(|l| l.defaults.mode = Some(mode))
     }
 
     /// The N+1 threshold of every request, instead of `ZEN_N_PLUS_ONE`'s.
     #[must_use]
     pub fn n_plus_one(self, threshold: u32) -> Self {
-        self.with(|c| c.n_plus_one = Some(threshold))
+        self.with(|l| l.defaults.n_plus_one = Some(threshold))
     }
 
     /// Whether responses carry a `Server-Timing` header (default `true`).
     /// Turn it off where clients should not see the figures.
     #[must_use]
     pub fn server_timing(self, on: bool) -> Self {
-        self.with(|c| c.server_timing = on)
+        self.with(|l| l.server_timing = on)
     }
 }
 
@@ -139,7 +133,8 @@ impl<S> tower_layer::Layer<S> for ZenLayer {
     type Service = ZenService<S>;
 
     fn layer(&self, inner: S) -> ZenService<S> {
-        ZenService { inner, shared: Arc::new(Shared { config: self.config, names: Default::default() }) }
+        let shared = Shared { defaults: self.defaults, server_timing: self.server_timing, names: Default::default() };
+        ZenService { inner, shared: Arc::new(shared) }
     }
 }
 
@@ -156,7 +151,8 @@ pub struct ZenService<S> {
 /// a comparison.
 #[derive(Debug)]
 struct Shared {
-    config: Config,
+    defaults: Defaults,
+    server_timing: bool,
     names: [OnceLock<(Box<str>, &'static str)>; 9],
 }
 
@@ -201,6 +197,7 @@ impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for ZenServic
 where
     S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: http_body::Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
 {
     type Response = Response<ZenBody<ResBody>>;
     type Error = S::Error;
@@ -211,19 +208,16 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let config = &self.shared.config;
         let scope = Scope::open(Spec {
             name: self.shared.name(&request),
             kind: Some(Kind::Handler),
-            mode: config.mode,
-            limits: config.limits,
-            n_plus_one: config.n_plus_one,
+            defaults: self.shared.defaults,
             collector: None,
             adoptable: true,
             attempt: None,
         });
         let work = Boundary::start(scope, || self.inner.call(request));
-        ResponseFuture::new(work, config.server_timing)
+        ResponseFuture::new(work, self.shared.server_timing)
     }
 }
 

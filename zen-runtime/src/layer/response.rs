@@ -2,116 +2,66 @@
 //! problem responses it sends instead of the handler's.
 
 use std::fmt::Write as _;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body::{Body, Frame, SizeHint};
 
-use crate::budget::Budget;
-use crate::error::BudgetExceeded;
-use crate::scope::Figures;
+use super::body::ZenBody;
+use crate::budget::{Budget, Limits, Measure};
+use crate::report::Figures;
+use crate::scope::Scope;
 
-pin_project_lite::pin_project! {
-    /// The body of a response that passed through the layer: the handler's,
-    /// or the layer's own problem document.
-    #[derive(Debug)]
-    pub struct ZenBody<B> {
-        #[pin]
-        kind: Kind<B>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = KindProj]
-    #[derive(Debug)]
-    enum Kind<B> {
-        Inner { #[pin] body: B },
-        Full { data: Option<Bytes> },
-    }
-}
-
-impl<B> ZenBody<B> {
-    pub(super) fn inner(body: B) -> Self {
-        ZenBody { kind: Kind::Inner { body } }
-    }
-
-    fn full(data: String) -> Self {
-        ZenBody { kind: Kind::Full { data: Some(Bytes::from(data)) } }
-    }
-}
-
-impl<B: Body<Data = Bytes>> Body for ZenBody<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project().kind.project() {
-            KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
-            Kind::Full { data } => data.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Inner { body } => body.size_hint(),
-            Kind::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-        }
-    }
-}
-
-/// `db;dur=12.4;desc="4/5 queries", total;dur=48.1;desc="budget 200ms"`:
-/// each figure and its limit, in the form browsers' developer tools show.
+/// `queries;desc="4/5", db;dur=12.4;desc="budget 50ms", total;dur=48.1;desc="budget 200ms"`:
+/// one entry per budget (its name in the budget table) that was used or is
+/// limited, in the form browsers' developer tools show, with `total` last.
 /// Written with integer arithmetic: `format!` and float printing were most
 /// of the layer's cost per request.
-pub(super) fn server_timing(report: &Figures, elapsed: Duration) -> Option<HeaderValue> {
-    let limits = &report.limits;
-    let mut v = Header { buf: [0; 512], len: 0, overflow: false };
-    v.text("db;dur=").ms(report.db_time).text(";desc=\"").of(report.queries, limits.get(Budget::Queries));
-    v.text(" queries");
-    if let Some(limit) = limits.get(Budget::DbTime) {
-        v.text(", budget ").int(limit).text("ms");
-    }
-    v.text("\"");
-    if report.db_wait >= Duration::from_millis(1) {
-        v.text(", db-wait;dur=").ms(report.db_wait).text(";desc=\"pool wait\"");
-    }
-    if report.http_calls > 0 || limits.get(Budget::HttpCalls).is_some() || limits.get(Budget::HttpTime).is_some() {
-        v.text(", http;dur=").ms(report.http_time).text(";desc=\"");
-        v.of(report.http_calls, limits.get(Budget::HttpCalls)).text(" calls");
-        if let Some(limit) = limits.get(Budget::HttpTime) {
-            v.text(", budget ").int(limit).text("ms");
+pub(super) fn server_timing(figures: &Figures, limits: &Limits) -> Option<HeaderValue> {
+    let mut v = Header { buf: [0; HEADER_MAX], len: 0, overflow: false };
+    let entries = Budget::ALL.iter().filter(|b| **b != Budget::Timeout).chain([&Budget::Timeout]);
+    for &budget in entries {
+        let limit = limits.get(budget);
+        let Some(used) = figures.used(budget) else { continue };
+        if used == 0 && limit.is_none() && budget != Budget::Timeout {
+            continue;
         }
-        v.text("\"");
+        if v.len > 0 {
+            v.text(", ");
+        }
+        v.text(budget.timing_name());
+        match budget.measure() {
+            Measure::Millis => {
+                v.text(";dur=").ms(used);
+                if let Some(limit) = limit {
+                    v.text(";desc=\"budget ").int(limit).text("ms\"");
+                }
+            }
+            measure => {
+                v.text(";desc=\"").of(measure.rounded(used), limit);
+                if measure == Measure::KiB {
+                    v.text(" KiB");
+                }
+                v.text("\"");
+            }
+        }
+        if budget == Budget::DbTime && figures.db_wait >= Duration::from_millis(1) {
+            v.text(", db-wait;dur=").ms(crate::scope::nanos(figures.db_wait)).text(";desc=\"pool wait\"");
+        }
     }
-    if let Some(memory) = &report.memory {
-        v.text(", mem;desc=\"peak ").of(memory.peak.div_ceil(1024), limits.get(Budget::Memory)).text(" KiB\"");
-    }
-    v.text(", total;dur=").ms(elapsed);
-    if let Some(limit) = limits.get(Budget::Timeout) {
-        v.text(";desc=\"budget ").int(limit).text("ms\"");
-    }
-    // Past 512 bytes (only with absurd limits such as `u64::MAX`), no header
-    // rather than a cut one.
+    // Past the buffer (only with absurd limits such as `u64::MAX`), no
+    // header rather than a cut one.
     if v.overflow {
         return None;
     }
     HeaderValue::from_bytes(v.as_bytes()).ok()
 }
 
+const HEADER_MAX: usize = 1024;
+
 /// The header's text, on the stack: copied once, at its exact length, into
 /// the header value.
 struct Header {
-    buf: [u8; 512],
+    buf: [u8; HEADER_MAX],
     len: usize,
     overflow: bool,
 }
@@ -154,10 +104,9 @@ impl Header {
         self.bytes(&digits[i..])
     }
 
-    /// Milliseconds with one decimal, rounded to nearest.
-    fn ms(&mut self, d: Duration) -> &mut Self {
+    /// Milliseconds with one decimal, rounded to nearest, from nanoseconds.
+    fn ms(&mut self, nanos: u64) -> &mut Self {
         // In u64: a u128 division is a call, and the slowest part of the header.
-        let nanos = d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos()));
         let tenths = nanos.saturating_add(50_000) / 100_000;
         self.int(tenths / 10).text(".").int(tenths % 10)
     }
@@ -175,27 +124,19 @@ impl Header {
 /// Where the problem types are described.
 const BUDGET_EXCEEDED: &str = "https://github.com/zen-rs/zen#when-a-budget-is-exceeded";
 
-/// `503` with an RFC 9457 problem document naming the budget.
-pub(super) fn exceeded<B>(e: &BudgetExceeded) -> Response<ZenBody<B>> {
-    let budget = e.budget();
+/// `503` with an RFC 9457 problem document naming the budget, with what
+/// was used as the request's report and `Server-Timing` say it.
+pub(super) fn exceeded<B>(scope: &Scope, budget: Budget, figures: &Figures) -> Response<ZenBody<B>> {
+    let limit = scope.limit(budget).unwrap_or(0);
+    let used = figures.used_in_unit(budget).unwrap_or(0);
     let mut body = String::with_capacity(320);
     body.push_str("{\"type\":");
     json_string(&mut body, BUDGET_EXCEEDED);
     body.push_str(",\"title\":\"Budget exceeded\",\"status\":503,\"detail\":");
-    json_string(
-        &mut body,
-        &format!("{} used {} {} of its {} = {}", e.scope(), e.used(), budget.unit(), budget.key(), e.limit()),
-    );
+    json_string(&mut body, &format!("{} used {used} {} of its {budget} = {limit}", scope.name, budget.unit()));
     body.push_str(",\"route\":");
-    json_string(&mut body, e.scope());
-    let _ = write!(
-        body,
-        ",\"budget\":\"{}\",\"limit\":{},\"used\":{},\"unit\":\"{}\"}}",
-        budget.key(),
-        e.limit(),
-        e.used(),
-        budget.unit()
-    );
+    json_string(&mut body, &scope.name);
+    let _ = write!(body, ",\"budget\":\"{budget}\",\"limit\":{limit},\"used\":{used},\"unit\":\"{}\"}}", budget.unit());
     problem(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
@@ -239,10 +180,9 @@ mod tests {
 
     #[test]
     fn milliseconds_have_one_decimal_rounded_to_nearest() {
-        use std::time::Duration;
         let ms = |nanos: u64| {
-            let mut h = super::Header { buf: [0; 512], len: 0, overflow: false };
-            h.ms(Duration::from_nanos(nanos));
+            let mut h = super::Header { buf: [0; super::HEADER_MAX], len: 0, overflow: false };
+            h.ms(nanos);
             String::from_utf8(h.as_bytes().to_vec()).unwrap()
         };
         assert_eq!(ms(0), "0.0");
@@ -257,31 +197,43 @@ mod tests {
     fn the_largest_figures_still_make_a_valid_header() {
         use std::time::Duration;
 
-        use crate::budget::Limits;
-        use crate::report::Memory;
-        use crate::scope::Figures;
+        use crate::budget::{Budget, Limits};
+        use crate::report::{Figures, Memory};
         let max = u64::MAX;
-        let limits = Limits::NONE
-            .max_queries(max)
-            .max_db_ms(max)
-            .max_mem_kb(max)
-            .timeout_ms(max)
-            .max_http_calls(max)
-            .max_http_ms(max);
+        let limits = Budget::ALL.iter().fold(Limits::NONE, |l, b| match b.key() {
+            "max_queries" => l.max_queries(max),
+            "max_db_ms" => l.max_db_ms(max),
+            "max_mem_kb" => l.max_mem_kb(max),
+            "timeout_ms" => l.timeout_ms(max),
+            "max_http_calls" => l.max_http_calls(max),
+            "max_http_ms" => l.max_http_ms(max),
+            "max_poll_ms" => l.max_poll_ms(max),
+            "max_rows" => l.max_rows(max),
+            "max_response_kb" => l.max_response_kb(max),
+            other => panic!("a budget this test does not know: {other}"),
+        });
         let long = Duration::MAX;
         let figures = Figures {
-            queries: max,
+            elapsed: long,
+            queries: max / 2,
+            refused_queries: max / 2,
             db_time: long,
             db_wait: long,
-            http_calls: max,
+            rows: max,
+            http_calls: max / 2,
             http_time: long,
             memory: Some(Memory { allocated: max, peak: max, retained: max }),
-            limits,
+            longest_poll: long,
+            response_bytes: Some(max),
+            ..Figures::default()
         };
-        let header = super::server_timing(&figures, long).expect("fits in the buffer");
+        let header = super::server_timing(&figures, &limits).expect("fits in the buffer");
         let text = header.to_str().unwrap();
         assert_eq!(text.matches('"').count() % 2, 0, "{text}");
         assert!(text.ends_with(&format!("budget {max}ms\"")), "{text}");
+        for budget in Budget::ALL {
+            assert!(text.contains(budget.timing_name()), "{budget} missing from {text}");
+        }
     }
 
     #[test]

@@ -1,0 +1,235 @@
+//! Statement fingerprints: the SQL text with every literal, placeholder and
+//! comment replaced or removed and the spacing normalised, so that the same
+//! statement with other values groups together and no value (which may hold
+//! personal data) reaches a report, an event, a header or a page.
+//!
+//! Where a literal ends depends on the database (and on some of its
+//! settings), so the text is read by the rules of its [`Dialect`]. When zen
+//! cannot be sure where a value ends, it drops the rest of the statement
+//! (marked `…`) rather than risk keeping part of one. Every statement is
+//! read in one pass, in time linear in its length, and the fingerprint is at
+//! most [`MAX_LEN`] bytes: a longer one ends with `…#` and a hash of what was
+//! read, up to 16 KiB past that point, so statements that differ late still
+//! differ.
+
+mod lexer;
+mod writer;
+
+use lexer::{Skipped, Token};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::hash::FxHashMap;
+pub use writer::MAX_LEN;
+
+/// The SQL dialect a statement is read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// PostgreSQL: `"identifiers"`, `$1`, `$tag$...$tag$`, `E'...'`, nested
+    /// comments.
+    Postgres,
+    /// SQLite: `"x"` may be a string where no column is named x; a backslash
+    /// is never an escape.
+    Sqlite,
+    /// MySQL and MariaDB: `"..."` is a string, `#` starts a comment.
+    MySql,
+    /// Any other system: the most careful reading of each.
+    Generic,
+}
+
+impl Dialect {
+    /// The dialect of a backend as zen names it (`"PostgreSQL"`, `"SQLite"`,
+    /// `"MySQL"`, the names sqlx gives its databases, in any case);
+    /// [`Dialect::Generic`] for any other.
+    #[must_use]
+    pub fn of_backend(backend: &str) -> Dialect {
+        let is = |name: &str| backend.eq_ignore_ascii_case(name);
+        if is("PostgreSQL") || is("postgres") {
+            Dialect::Postgres
+        } else if is("SQLite") {
+            Dialect::Sqlite
+        } else if is("MySQL") || is("MariaDB") {
+            Dialect::MySql
+        } else {
+            Dialect::Generic
+        }
+    }
+}
+
+/// The fingerprint of `sql` read as `dialect`:
+/// `SELECT * FROM users WHERE id = 42 AND name = 'ann'` and
+/// `select *  from users where id=$1 and name=$2` both become
+/// `SELECT * FROM users WHERE id = ? AND name = ?` (keywords stay as
+/// written; values, placeholders, comments and spacing do not), and
+/// `IN (1, 2, 3)` or `VALUES (1, 'a'), (2, 'b')` become `IN (...)` and
+/// `VALUES (...)`.
+#[must_use]
+pub fn fingerprint(sql: &str, dialect: Dialect) -> String {
+    let mut lexer = lexer::Lexer::new(sql, dialect);
+    let mut writer = writer::Writer::new(sql.len());
+    let mut stop_at = usize::MAX;
+    while let Some(token) = lexer.next_token() {
+        if !writer.token(token) {
+            break;
+        }
+        if !writer.full() {
+            stop_at = usize::MAX;
+            continue;
+        }
+        // Past the bound, a list of values only needs its end found.
+        if let Some(depth) = writer.open_list() {
+            let more = match lexer.skip_values(depth) {
+                Skipped::Closed => writer.token(Token::Punct(")")),
+                Skipped::Other(token) => {
+                    writer.list_broken();
+                    writer.token(token)
+                }
+                Skipped::End => false,
+            };
+            if !more {
+                break;
+            }
+            continue;
+        }
+        if lexer.pos() > stop_at {
+            writer.stop();
+            break;
+        }
+        if stop_at == usize::MAX {
+            stop_at = lexer.pos().saturating_add(READ_PAST_FULL);
+        }
+    }
+    writer.finish()
+}
+
+/// Once the text is at its bound, how much more of the statement is read to
+/// tell long statements apart: what follows is the same statement's tail
+/// (generated lists and rows), and reading all of a 1 MiB statement would
+/// cost a millisecond for a hash.
+const READ_PAST_FULL: usize = 16 * 1024;
+
+/// Statements longer than this are fingerprinted on every use instead of
+/// being cached: dynamic SQL (generated `IN` lists) must not fill memory.
+const MAX_CACHED_SQL: usize = 4 * 1024;
+/// At most this many bytes of SQL text are cached per thread.
+const MAX_CACHE_BYTES: usize = 256 * 1024;
+const MAX_CACHE_ENTRIES: usize = 512;
+
+#[derive(Default)]
+struct Cache {
+    by_dialect: [FxHashMap<Box<str>, Arc<str>>; 4],
+    bytes: usize,
+    entries: usize,
+}
+
+thread_local! {
+    // The statements a thread runs repeat: fingerprint each once.
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+/// The fingerprint of `sql`, shared. Computed once per thread for short
+/// statements, which is what most are; zen's own memory, which no scope is
+/// charged for.
+pub(crate) fn shared(sql: &str, dialect: Dialect) -> Arc<str> {
+    crate::alloc::untracked(|| {
+        if sql.len() > MAX_CACHED_SQL {
+            return Arc::from(fingerprint(sql, dialect));
+        }
+        let cached = CACHE.try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            let index = dialect as usize;
+            if let Some(fingerprint) = cache.by_dialect[index].get(sql) {
+                return Some(Arc::clone(fingerprint));
+            }
+            let fingerprint: Arc<str> = fingerprint(sql, dialect).into();
+            if cache.entries >= MAX_CACHE_ENTRIES || cache.bytes + sql.len() > MAX_CACHE_BYTES {
+                *cache = Cache::default();
+            }
+            cache.bytes += sql.len() + fingerprint.len();
+            cache.entries += 1;
+            cache.by_dialect[index].insert(sql.into(), Arc::clone(&fingerprint));
+            Some(fingerprint)
+        });
+        cached.ok().flatten().unwrap_or_else(|| fingerprint(sql, dialect).into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dialect, MAX_LEN, fingerprint};
+
+    fn pg(sql: &str) -> String {
+        fingerprint(sql, Dialect::Postgres)
+    }
+
+    #[test]
+    fn values_and_spacing_do_not_matter() {
+        let a = pg("SELECT * FROM users WHERE id = 42 AND name = 'o''hara'");
+        let b = pg("SELECT *\n  FROM users   WHERE id=$1 AND name = $2 -- by name");
+        assert_eq!(a, "SELECT * FROM users WHERE id = ? AND name = ?");
+        assert_eq!(a, b);
+        let sqlite = fingerprint("select x from t where y = ?1 and z = :name", Dialect::Sqlite);
+        assert_eq!(sqlite, "select x from t where y = ? and z = ?");
+    }
+
+    #[test]
+    fn lists_collapse_and_identifiers_stay() {
+        assert_eq!(pg("SELECT a FROM t WHERE id IN (1, 2, 3)"), "SELECT a FROM t WHERE id IN (...)");
+        assert_eq!(pg("SELECT a FROM t WHERE id IN (7)"), "SELECT a FROM t WHERE id IN (...)");
+        assert_eq!(pg("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y')"), "INSERT INTO t (a, b) VALUES (...)");
+        assert_eq!(pg("INSERT INTO t VALUES ($1, $2), ($3, now())"), "INSERT INTO t VALUES (...), (?, now())");
+        assert_eq!(
+            pg("SELECT a FROM t WHERE id IN (SELECT b FROM u)"),
+            "SELECT a FROM t WHERE id IN (SELECT b FROM u)"
+        );
+        assert_eq!(pg(r#"SELECT "user"."id2" FROM "user""#), r#"SELECT "user"."id2" FROM "user""#);
+        assert_eq!(pg("SELECT $body$ it's $1 $body$, 1.5e-3"), "SELECT ?, ?");
+        assert_eq!(pg("/* app */ SELECT pg_sleep(5)"), "SELECT pg_sleep(?)");
+        assert_eq!(pg("SELECT a::text FROM t"), "SELECT a::text FROM t");
+    }
+
+    #[test]
+    fn list_lengths_never_make_two_fingerprints() {
+        let list = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        let short = pg(&format!("SELECT a FROM t WHERE id IN ({}) AND b = 1", list(3)));
+        let long = pg(&format!("SELECT a FROM t WHERE id IN ({}) AND b = 1", list(50_000)));
+        assert_eq!(short, long);
+        let rows = |n: usize| vec!["(1, 'a')"; n].join(", ");
+        assert_eq!(
+            pg(&format!("INSERT INTO t VALUES {}", rows(2))),
+            pg(&format!("INSERT INTO t VALUES {}", rows(9_000)))
+        );
+    }
+
+    #[test]
+    fn literals_that_fooled_the_old_reader_are_dropped() {
+        // `'C:\'` ends at its second quote under the default settings, not under others.
+        assert_eq!(pg(r"SELECT 'C:\', 'hunter2'"), "SELECT ?…");
+        assert_eq!(fingerprint(r"SELECT 'C:\', 'hunter2'", Dialect::Sqlite), "SELECT ?, ?");
+        assert_eq!(pg("SELECT 1 /* a /* b */ hunter2 */ FROM t"), "SELECT ? FROM t");
+        assert_eq!(
+            fingerprint(r#"SELECT * FROM t WHERE a = "hunter2""#, Dialect::Sqlite),
+            "SELECT * FROM t WHERE a = ?"
+        );
+        assert_eq!(fingerprint(r#"SELECT "t"."a" FROM "t""#, Dialect::Sqlite), r#"SELECT "t"."a" FROM "t""#);
+        assert_eq!(
+            fingerprint(r#"SELECT * FROM t WHERE a = "hunter2""#, Dialect::MySql),
+            "SELECT * FROM t WHERE a = ?"
+        );
+        assert_eq!(fingerprint("SELECT 1 # hunter2\nFROM t", Dialect::MySql), "SELECT ? FROM t");
+        assert_eq!(pg("SELECT E'it\\'s hunter2' FROM t"), "SELECT ? FROM t");
+        assert_eq!(pg("SELECT 'never closed hunter2"), "SELECT ?…");
+    }
+
+    #[test]
+    fn long_statements_are_bounded_and_still_told_apart() {
+        let columns = (0..200).map(|i| format!("column_{i}")).collect::<Vec<_>>().join(", ");
+        let by_id = pg(&format!("SELECT {columns} FROM articles WHERE id = $1"));
+        let by_slug = pg(&format!("SELECT {columns} FROM articles WHERE slug = $1"));
+        assert!(by_id.len() <= MAX_LEN + 16, "{}", by_id.len());
+        assert!(by_id.contains(" …#"), "{by_id}");
+        assert_ne!(by_id, by_slug);
+        assert_eq!(by_id, pg(&format!("SELECT {columns} FROM articles WHERE id = 7")));
+    }
+}

@@ -1,0 +1,330 @@
+//! What a scope used, and where that reaches: a `tracing` event with target
+//! `zen`, every registered sink, and the collectors of `zen_runtime::testing`.
+
+mod deliver;
+mod figures;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+pub use deliver::{Sink, SinkId, add_sink, remove_sink};
+pub(crate) use deliver::{deliver, wanted};
+pub use figures::Figures;
+
+use crate::budget::{Budget, Kind, Limits, Measure, Mode};
+
+/// How a scope ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It completed within every budget.
+    Ok,
+    /// It completed, or was cut, with at least one budget exceeded.
+    Exceeded,
+    /// It was dropped before completion (client gone, `select!` lost, cut by
+    /// an enclosing scope).
+    Cancelled,
+    /// It panicked.
+    Panicked,
+}
+
+impl Outcome {
+    /// Lowercase name, as in the `tracing` event.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Exceeded => "exceeded",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Panicked => "panicked",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One budget that was exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which budget.
+    pub budget: Budget,
+    /// Its limit, in the budget's unit.
+    pub limit: u64,
+    /// What was used or attempted, in the same unit, rounded up.
+    pub used: u64,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {}: used {} {}", self.budget.key(), self.limit, self.used, self.budget.unit())
+    }
+}
+
+/// A budget exceeded by a scope that ended inside another one (a `#[zen]`
+/// fn called by a handler, or by the future `testing::measure` runs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NestedViolation {
+    /// The name of the scope that exceeded it.
+    pub scope: String,
+    /// What it exceeded.
+    pub violation: Violation,
+}
+
+impl fmt::Display for NestedViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.scope, self.violation)
+    }
+}
+
+/// Memory figures, present only when `ZenAlloc` is the global allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Memory {
+    /// Bytes allocated during the scope, frees not subtracted.
+    pub allocated: u64,
+    /// The highest live heap of the scope, in bytes.
+    pub peak: u64,
+    /// Bytes allocated by the scope and still held when it ended.
+    pub retained: u64,
+}
+
+/// The slowest database operation of a scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlowQuery {
+    /// The backend that ran it (`"postgres"`, `"sqlite"`, `"redis"`, ...).
+    pub backend: &'static str,
+    /// Its statement, as the client described it.
+    pub statement: String,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// One statement fingerprint and what its executions took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementSummary {
+    /// The SQL with values and spacing normalised (never bound values).
+    pub fingerprint: String,
+    /// The backend that ran it.
+    pub backend: &'static str,
+    /// Times issued.
+    pub count: u64,
+    /// Times it failed.
+    pub failed: u64,
+    /// Total time.
+    pub total: Duration,
+    /// Longest single execution.
+    pub max: Duration,
+}
+
+/// A statement issued again and again in one scope: the N+1 pattern, a
+/// query per item of a list where one query for the list would do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NPlusOne {
+    /// The repeated statement.
+    pub fingerprint: String,
+    /// The backend that ran it.
+    pub backend: &'static str,
+    /// Times issued.
+    pub count: u64,
+    /// Where user code issued it: function, and file and line when debug
+    /// information is present.
+    pub call_site: Option<String>,
+}
+
+/// Figures for one backend (`"PostgreSQL"`, `"SQLite"`, `"redis"`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendSummary {
+    /// The backend.
+    pub backend: &'static str,
+    /// Operations issued.
+    pub queries: u64,
+    /// Operations that failed.
+    pub failed: u64,
+    /// Time spent.
+    pub time: Duration,
+}
+
+/// External calls to one host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSummary {
+    /// The host called.
+    pub host: String,
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that failed (including those cut by a budget).
+    pub failed: u64,
+    /// Time spent.
+    pub time: Duration,
+}
+
+/// Everything one scope used, against its limits. Exactly one per scope.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Report {
+    /// The scope's name: the fn's path, `name = "..."`, or the route.
+    pub name: Cow<'static, str>,
+    /// Handler, job or other.
+    pub kind: Kind,
+    /// For a request scope opened by the layer: the `#[zen]` handler that
+    /// served it, whose limits were applied.
+    pub handler: Option<&'static str>,
+    /// For a job: which attempt this was, 1 for the first.
+    pub attempt: Option<u32>,
+    /// The mode the scope ran in.
+    pub mode: Mode,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// For a request under the layer: the status of its response (the
+    /// layer's own 503 or 500 when it answered instead of the handler).
+    pub status: Option<u16>,
+    /// What it used: queries, time, calls, memory, rows, polls, bytes.
+    pub figures: Figures,
+    /// The slowest database operation.
+    pub slowest_query: Option<SlowQuery>,
+    /// Statements grouped by fingerprint, most total time first.
+    pub statements: Vec<StatementSummary>,
+    /// Statements not grouped because the scope already had the maximum
+    /// number of distinct fingerprints (they still count everywhere else).
+    pub untracked_statements: u64,
+    /// Statements repeated at least the N+1 threshold of times.
+    pub n_plus_one: Vec<NPlusOne>,
+    /// Database figures per backend.
+    pub backends: Vec<BackendSummary>,
+    /// External calls per host (at most 32 hosts per scope).
+    pub http_hosts: Vec<HostSummary>,
+    /// The limits the scope ran under.
+    pub limits: Limits,
+    /// Every budget it exceeded, in `Budget::ALL` order.
+    pub violations: Vec<Violation>,
+    /// Budgets exceeded by scopes that ended inside this one (at most 16).
+    pub nested_violations: Vec<NestedViolation>,
+    /// Nested violations past the first 16, counted.
+    pub untracked_nested: u64,
+}
+
+impl Report {
+    /// `true` when neither this scope nor any scope that ended inside it
+    /// exceeded a budget. (Its own budgets alone: `violations.is_empty()`.)
+    #[must_use]
+    pub fn within_budget(&self) -> bool {
+        self.violations.is_empty() && self.nested_violations.is_empty() && self.untracked_nested == 0
+    }
+
+    /// `true` when a request handler called an external system itself: the
+    /// rule is to push such calls to a background job.
+    #[must_use]
+    pub fn http_in_handler(&self) -> bool {
+        self.kind == Kind::Handler && self.figures.http_calls > 0
+    }
+
+    /// `true` when a budget was exceeded or an N+1 pattern was seen: what
+    /// makes the `tracing` event a WARN.
+    #[must_use]
+    pub fn needs_attention(&self) -> bool {
+        !self.violations.is_empty() || !self.n_plus_one.is_empty()
+    }
+
+    /// The violation of one budget, if it was exceeded.
+    #[must_use]
+    pub fn violation(&self, budget: Budget) -> Option<&Violation> {
+        self.violations.iter().find(|v| v.budget == budget)
+    }
+
+    /// What `budget` measured, in its base unit: see [`Figures::used`].
+    #[must_use]
+    pub fn used_base(&self, budget: Budget) -> Option<u64> {
+        self.figures.used(budget)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// What the report says after a budget's own line.
+fn details(f: &mut fmt::Formatter<'_>, r: &Report, budget: Budget) -> fmt::Result {
+    let x = &r.figures;
+    match budget {
+        Budget::Queries if x.failed_queries + x.refused_queries > 0 => {
+            write!(f, ": {} issued, {} failed, {} refused", x.queries, x.failed_queries, x.refused_queries)
+        }
+        Budget::DbTime => {
+            if !x.db_wait.is_zero() {
+                write!(f, "\n  pool wait        {:>10.3} ms", ms(x.db_wait))?;
+            }
+            if let Some(q) = &r.slowest_query {
+                write!(f, "\n  slowest          {:>10.3} ms {}: {}", ms(q.elapsed), q.backend, q.statement)?;
+            }
+            for s in r.statements.iter().take(5) {
+                write!(f, "\n  {:>8}x         {:>10.3} ms {}: {}", s.count, ms(s.total), s.backend, s.fingerprint)?;
+            }
+            for n in &r.n_plus_one {
+                let site = n.call_site.as_deref().unwrap_or("an unknown call site");
+                write!(f, "\n  N+1              {}x `{}` from {site}", n.count, n.fingerprint)?;
+            }
+            Ok(())
+        }
+        Budget::Memory => match &x.memory {
+            Some(m) => write!(
+                f,
+                " peak, {} KiB allocated, {} KiB retained",
+                m.allocated.div_ceil(1024),
+                m.retained.div_ceil(1024)
+            ),
+            None => Ok(()),
+        },
+        Budget::HttpCalls if x.failed_http_calls + x.refused_http_calls > 0 => {
+            write!(f, ": {} made, {} failed, {} refused", x.http_calls, x.failed_http_calls, x.refused_http_calls)
+        }
+        Budget::PollTime if x.slow_polls > 0 => write!(f, ", {} polls over the limit", x.slow_polls),
+        _ => Ok(()),
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}`", self.kind, self.name)?;
+        if let Some(handler) = self.handler {
+            write!(f, " ({handler})")?;
+        }
+        if let Some(attempt) = self.attempt {
+            write!(f, ", attempt {attempt}")?;
+        }
+        write!(f, ": {} in {} mode", self.outcome, self.mode)?;
+        if let Some(status) = self.status {
+            write!(f, ", status {status}")?;
+        }
+        for &budget in Budget::ALL {
+            let limit = self.limits.get(budget);
+            let label = budget.event_field();
+            match (self.figures.used(budget), budget.measure()) {
+                (None, _) if budget == Budget::Memory => {
+                    write!(f, "\n  {label:<16} not measured (install zen_runtime::alloc::ZenAlloc)")?;
+                    continue;
+                }
+                (None, _) => continue,
+                (Some(ns), Measure::Millis) => write!(f, "\n  {label:<16} {:>10.3} ms", ns as f64 / 1e6)?,
+                (Some(used), measure) => write!(f, "\n  {label:<16} {:>10} {}", measure.rounded(used), budget.unit())?,
+            }
+            if let Some(limit) = limit {
+                write!(f, " (limit {limit})")?;
+            }
+            details(f, self, budget)?;
+        }
+        if self.violations.is_empty() {
+            write!(f, "\n  within budget")?;
+        } else {
+            write!(f, "\n  exceeded:")?;
+            for v in &self.violations {
+                write!(f, " [{v}]")?;
+            }
+        }
+        for n in &self.nested_violations {
+            write!(f, "\n  exceeded inside: {n}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! The one way a scope ends, whoever owns it (`#[zen]`'s future, a
+//! boundary, `testing`): [`Scope::seal`] fixes how and when it ended, once;
+//! [`Scope::deliver`] builds its report, only when someone receives it or it
+//! must warn, and sends it where it goes.
+
+use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering::Relaxed, Ordering::Release};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use super::Scope;
+use super::usage::nanos;
+use crate::alloc::untracked;
+use crate::budget::Mode;
+use crate::report::{self, Outcome, Report};
+
+/// How a scope ended. Plain atomics, not a `OnceLock`, whose slow path every
+/// request would take.
+#[derive(Default)]
+pub(super) struct Ended {
+    /// Nanoseconds from the start to the end, plus one; 0 until sealed.
+    nanos: AtomicU64,
+    outcome: AtomicU8,
+    /// The response status, for a request under the layer; 0 if none.
+    status: AtomicU16,
+    report: OnceLock<Box<Report>>,
+}
+
+/// Where a scope's report goes.
+pub(crate) enum Receiver {
+    /// The `zen` event, every sink and every enclosing collector.
+    Everyone,
+    /// Only this slot (and enclosing collectors): `testing::measure`.
+    Slot(Arc<Mutex<Option<Report>>>),
+}
+
+const OUTCOMES: [Outcome; 4] = [Outcome::Ok, Outcome::Exceeded, Outcome::Cancelled, Outcome::Panicked];
+
+impl Scope {
+    /// Ends the scope: seals it and delivers its report. Returns its time.
+    pub(crate) fn end(&self, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
+        let elapsed = self.seal(outcome);
+        self.deliver(receiver, may_panic);
+        elapsed
+    }
+
+    /// Records how the scope ended (a panic, seen by its future, wins over
+    /// the outcome given), once: a later call returns the first time.
+    pub(crate) fn seal(&self, outcome: Outcome) -> Duration {
+        if let Some((_, elapsed)) = self.sealed() {
+            return elapsed;
+        }
+        // An ended request or job adopts nothing more.
+        self.adoptable.store(false, Relaxed);
+        let outcome = if self.panicked() { Outcome::Panicked } else { outcome };
+        let elapsed = self.elapsed();
+        self.ended.outcome.store(OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0) as u8, Relaxed);
+        self.ended.nanos.store(nanos(elapsed).saturating_add(1).max(1), Release);
+        elapsed
+    }
+
+    fn sealed(&self) -> Option<(Outcome, Duration)> {
+        let nanos = self.ended.nanos.load(std::sync::atomic::Ordering::Acquire).checked_sub(1)?;
+        Some((OUTCOMES[usize::from(self.ended.outcome.load(Relaxed)) % 4], Duration::from_nanos(nanos)))
+    }
+
+    /// The response status of a request (before it is sealed).
+    pub(crate) fn set_status(&self, status: u16) {
+        self.ended.status.store(status, Relaxed);
+    }
+
+    /// Sends the report of a sealed scope to `receiver`, when someone
+    /// receives it: the common case (within budget, no N+1, nobody
+    /// listening below WARN) builds no report at all. `strict` panics here
+    /// only where `may_panic` (never from a drop). zen's own allocations
+    /// here are not charged to any scope.
+    pub(crate) fn deliver(&self, receiver: Receiver, may_panic: bool) {
+        let Some((outcome, elapsed)) = self.sealed() else { return };
+        let report = untracked(|| {
+            let violations = self.figures(elapsed).violations(&self.terms().limits);
+            if !violations.is_empty()
+                && let Some(parent) = &self.parent
+            {
+                parent.add_nested(&self.name, &violations);
+            }
+            let quiet = outcome == Outcome::Ok
+                && violations.is_empty()
+                && !self.usage.suspected.load(Relaxed)
+                && !self.collected()
+                && !report::wanted();
+            if quiet && matches!(receiver, Receiver::Everyone) {
+                return None;
+            }
+            let report = self.report()?;
+            self.collect(report);
+            match receiver {
+                Receiver::Everyone => report::deliver(report),
+                Receiver::Slot(slot) => *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone()),
+            }
+            Some(report)
+        });
+        if let Some(report) = report
+            && may_panic
+            && self.mode() == Mode::Strict
+            && !report.violations.is_empty()
+        {
+            panic!("zen: budget exceeded in strict mode\n{report}");
+        }
+    }
+
+    /// The report of a sealed scope, built once.
+    pub(crate) fn report(&self) -> Option<&Report> {
+        let (outcome, elapsed) = self.sealed()?;
+        Some(self.ended.report.get_or_init(|| Box::new(untracked(|| self.build_report(outcome, elapsed)))))
+    }
+
+    fn build_report(&self, outcome: Outcome, elapsed: Duration) -> Report {
+        let terms = *self.terms();
+        let figures = self.figures(elapsed);
+        let violations = figures.violations(&terms.limits);
+        let db = if figures.queries == 0 && figures.refused_queries == 0 {
+            crate::stats::Summary::default()
+        } else {
+            self.usage.db.lock().unwrap_or_else(PoisonError::into_inner).summary(terms.n_plus_one)
+        };
+        let (nested_violations, untracked_nested) =
+            self.usage.nested.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let outcome = match outcome {
+            Outcome::Ok if !violations.is_empty() => Outcome::Exceeded,
+            other => other,
+        };
+        let status = self.ended.status.load(Relaxed);
+        Report {
+            name: self.name.clone(),
+            kind: self.kind,
+            handler: terms.handler,
+            attempt: self.attempt,
+            mode: terms.mode,
+            outcome,
+            status: (status != 0).then_some(status),
+            slowest_query: db.slowest,
+            statements: db.statements,
+            untracked_statements: db.untracked,
+            n_plus_one: db.n_plus_one,
+            backends: db.backends,
+            http_hosts: if figures.http_calls == 0 {
+                Vec::new()
+            } else {
+                self.usage.hosts.lock().unwrap_or_else(PoisonError::into_inner).summary()
+            },
+            figures,
+            limits: terms.limits,
+            violations,
+            nested_violations,
+            untracked_nested,
+        }
+    }
+
+    /// `true` when an enclosing scope collects reports.
+    fn collected(&self) -> bool {
+        self.chain().skip(1).any(|s| s.collector.is_some())
+    }
+
+    /// Hands a finished report to every enclosing collector.
+    fn collect(&self, report: &Report) {
+        for scope in self.chain().skip(1) {
+            if let Some(collector) = &scope.collector {
+                collector.lock().unwrap_or_else(PoisonError::into_inner).push(report.clone());
+            }
+        }
+    }
+}

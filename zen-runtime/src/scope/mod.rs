@@ -1,0 +1,113 @@
+//! The tracker: one `Scope` per call of an annotated fn, per request under
+//! the layer and per job run, made current on the polling thread for every
+//! poll of its future.
+//!
+//! - [`current`]: which scope is current on this thread;
+//! - [`terms`]: what a scope is held to, and adoption by a boundary;
+//! - [`usage`]: what it used, recorded on it and each enclosing scope;
+//! - [`enforce`]: refusing and cutting work in `enforce`;
+//! - [`end`]: the one way a scope ends and reports.
+
+pub(crate) mod current;
+mod end;
+mod enforce;
+pub(crate) mod terms;
+mod usage;
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub(crate) use current::{Role, current, enter};
+pub(crate) use end::Receiver;
+pub(crate) use enforce::Resource;
+pub(crate) use terms::{Asked, Defaults, Terms};
+pub(crate) use usage::{Usage, nanos};
+
+use crate::budget::Kind;
+use crate::report::Report;
+
+/// Reports of nested scopes, gathered for `zen_runtime::testing::collect`.
+pub(crate) type Collector = Arc<Mutex<Vec<Report>>>;
+
+pub(crate) struct Scope {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: Kind,
+    /// For a job: which attempt this is, 1 for the first.
+    pub(crate) attempt: Option<u32>,
+    pub(crate) parent: Option<Arc<Scope>>,
+    pub(crate) start: Instant,
+    /// As opened; `adopted` once a boundary's handler tightened them.
+    terms: Terms,
+    adopted: OnceLock<Terms>,
+    /// A boundary's scope whose handler has not been adopted yet.
+    adoptable: AtomicBool,
+    pub(crate) usage: Usage,
+    collector: Option<Collector>,
+    panicked: AtomicBool,
+    /// How the scope ended, and its report, built when first needed.
+    ended: end::Ended,
+}
+
+/// What a new scope is.
+pub(crate) struct Spec {
+    pub(crate) name: Cow<'static, str>,
+    /// Unset: the enclosing scope's, else `other`.
+    pub(crate) kind: Option<Kind>,
+    pub(crate) defaults: Defaults,
+    pub(crate) collector: Option<Collector>,
+    /// Opened by a boundary (the HTTP layer, a job runner): the first
+    /// `#[zen]` fn of the same kind run directly inside it is adopted.
+    pub(crate) adoptable: bool,
+    pub(crate) attempt: Option<u32>,
+}
+
+impl Scope {
+    /// A scope nested in the current one, if any.
+    pub(crate) fn open(spec: Spec) -> Arc<Scope> {
+        let parent = current();
+        let kind = spec.kind.or_else(|| parent.as_ref().map(|p| p.kind)).unwrap_or(Kind::Other);
+        let d = spec.defaults;
+        let mode = d.mode.unwrap_or_else(crate::config::global_mode);
+        let n_plus_one = d.n_plus_one.unwrap_or_else(crate::config::n_plus_one);
+        let start = Instant::now();
+        Arc::new(Scope {
+            name: spec.name,
+            kind,
+            attempt: spec.attempt,
+            terms: Terms::new(start, d.limits, mode, n_plus_one),
+            adopted: OnceLock::new(),
+            adoptable: AtomicBool::new(spec.adoptable),
+            usage: Usage::default(),
+            parent,
+            start,
+            collector: spec.collector,
+            panicked: AtomicBool::new(false),
+            ended: end::Ended::default(),
+        })
+    }
+
+    /// This scope, then each enclosing one.
+    pub(crate) fn chain(&self) -> impl Iterator<Item = &Scope> {
+        std::iter::successors(Some(self), |s| s.parent.as_deref())
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub(crate) fn mark_panicked(&self) {
+        self.panicked.store(true, Relaxed);
+    }
+
+    pub(crate) fn panicked(&self) -> bool {
+        self.panicked.load(Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope").field("name", &self.name).field("mode", &self.mode()).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,101 @@
+//! What a scope is held to, and adoption: a `#[zen]` fn run directly inside
+//! a boundary's scope (the layer's request, a job) is that boundary's
+//! handler, and tightens its terms instead of opening a scope of its own.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use super::{Scope, current};
+use crate::budget::{Budget, Kind, Limits, Mode};
+
+/// What a scope is held to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Terms {
+    pub(crate) limits: Limits,
+    pub(crate) mode: Mode,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) n_plus_one: u32,
+    /// The annotated handler adopted by a boundary's scope.
+    pub(crate) handler: Option<&'static str>,
+}
+
+impl Terms {
+    pub(crate) fn new(start: Instant, limits: Limits, mode: Mode, n_plus_one: u32) -> Self {
+        Terms { limits, mode, deadline: deadline(start, &limits), n_plus_one, handler: None }
+    }
+}
+
+fn deadline(start: Instant, limits: &Limits) -> Option<Instant> {
+    // A deadline too far to represent is no deadline.
+    limits.duration(Budget::Timeout).and_then(|t| start.checked_add(t))
+}
+
+/// The defaults a boundary (the layer, a job runner) gives every scope it
+/// opens; an adopted handler's `#[zen]` tightens them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Defaults {
+    pub(crate) limits: Limits,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) n_plus_one: Option<u32>,
+}
+
+/// A `#[zen]` fn as written: what it asks of the scope it runs in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Asked {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Option<Kind>,
+    pub(crate) limits: Limits,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) n_plus_one: Option<u32>,
+}
+
+impl Scope {
+    /// What the scope is held to: as opened, or as tightened by its handler.
+    pub(crate) fn terms(&self) -> &Terms {
+        self.adopted.get().unwrap_or(&self.terms)
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.terms().mode
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.terms().deadline
+    }
+
+    pub(crate) fn limit(&self, budget: Budget) -> Option<u64> {
+        self.terms().limits.get(budget)
+    }
+
+    /// The current scope adopts the fn about to run as its handler, when it
+    /// is a boundary's scope that has none yet, entered by its own future
+    /// (not carried into a task), and the fn's kind is unset or the same.
+    /// The scope then holds the tighter of each pair of limits, the deadline
+    /// counted from the boundary's start, and the fn's mode and N+1
+    /// threshold where it sets them; the fn reports nothing of its own.
+    pub(crate) fn adopt(asked: &Asked) -> Option<Arc<Scope>> {
+        if current::carried() {
+            return None;
+        }
+        let scope = current::current()?;
+        if asked.kind.is_some_and(|k| k != scope.kind)
+            || !scope.adoptable.load(Relaxed)
+            || !scope.adoptable.swap(false, Relaxed)
+        {
+            return None;
+        }
+        let before = scope.terms;
+        let limits = before.limits.tighter(asked.limits);
+        let terms = Terms {
+            limits,
+            mode: asked.mode.unwrap_or(before.mode),
+            deadline: deadline(scope.start, &limits),
+            n_plus_one: asked.n_plus_one.unwrap_or(before.n_plus_one),
+            handler: Some(asked.name),
+        };
+        // Only the swap above gets here, once per scope.
+        let _ = scope.adopted.set(terms);
+        Some(scope)
+    }
+}

@@ -1,0 +1,215 @@
+//! What a scope used: relaxed atomics recorded on the scope and each
+//! enclosing one (so nested scopes count toward their parents, and tasks
+//! carrying the scope can record from any thread), and the statement and
+//! host tables behind a lock. Tables grow with zen's own allocations, which
+//! are never charged to the scope.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::Scope;
+use crate::alloc::{Counted, untracked};
+use crate::budget::Budget;
+use crate::report::{Figures, Memory, NestedViolation, Violation};
+use crate::stats::{self, DbStats, HttpStats};
+
+/// Violations of nested scopes kept per scope; the rest are counted.
+const MAX_NESTED: usize = 16;
+
+#[derive(Default)]
+pub(crate) struct Usage {
+    queries: AtomicU64,
+    failed_queries: AtomicU64,
+    refused_queries: AtomicU64,
+    db_nanos: AtomicU64,
+    wait_nanos: AtomicU64,
+    rows: AtomicU64,
+    http_calls: AtomicU64,
+    failed_http: AtomicU64,
+    refused_http: AtomicU64,
+    http_nanos: AtomicU64,
+    mem_allocated: AtomicU64,
+    mem_live: AtomicI64,
+    mem_peak: AtomicI64,
+    longest_poll: AtomicU64,
+    slow_polls: AtomicU64,
+    /// The response body's bytes plus one; 0 while not known.
+    response_bytes: AtomicU64,
+    /// A statement reached the N+1 threshold: the report must be built and
+    /// warned about even within budget.
+    pub(crate) suspected: AtomicBool,
+    pub(crate) db: Mutex<DbStats>,
+    pub(crate) hosts: Mutex<HttpStats>,
+    pub(crate) nested: Mutex<(Vec<NestedViolation>, u64)>,
+}
+
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Usage {
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows.load(Relaxed)
+    }
+}
+
+impl Scope {
+    /// Counts an issued database operation on this scope and its parents,
+    /// and notes where user code issued it once it looks like N+1.
+    pub(crate) fn issue_query(&self, backend: &'static str, fingerprint: &Arc<str>) {
+        untracked(|| {
+            let mut suspect = false;
+            for scope in self.chain() {
+                scope.usage.queries.fetch_add(1, Relaxed);
+                let mut db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
+                let count = db.issue(fingerprint, backend);
+                let threshold = scope.terms().n_plus_one;
+                if threshold > 0 && count >= u64::from(threshold) {
+                    scope.usage.suspected.store(true, Relaxed);
+                    suspect |= !db.has_call_site(fingerprint);
+                }
+            }
+            if suspect {
+                let site = stats::CallSite::of(&self.name, fingerprint);
+                for scope in self.chain() {
+                    scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
+                }
+            }
+        });
+    }
+
+    /// Records how an issued database operation ended, and the rows it
+    /// returned.
+    pub(crate) fn finish_query(&self, backend: &'static str, fingerprint: &Arc<str>, elapsed: Duration, ok: bool) {
+        let ns = nanos(elapsed);
+        for scope in self.chain() {
+            let u = &scope.usage;
+            u.db_nanos.fetch_add(ns, Relaxed);
+            if !ok {
+                u.failed_queries.fetch_add(1, Relaxed);
+            }
+            u.db.lock().unwrap_or_else(PoisonError::into_inner).finish(fingerprint, backend, ns, ok);
+        }
+    }
+
+    /// Rows returned to the scope by its queries.
+    pub(crate) fn add_rows(&self, rows: u64) {
+        if rows > 0 {
+            for scope in self.chain() {
+                scope.usage.rows.fetch_add(rows, Relaxed);
+            }
+        }
+    }
+
+    /// Records time spent waiting for a pooled connection.
+    pub(crate) fn record_wait(&self, elapsed: Duration) {
+        let ns = nanos(elapsed);
+        for scope in self.chain() {
+            scope.usage.wait_nanos.fetch_add(ns, Relaxed);
+        }
+    }
+
+    /// Records a finished external call on this scope and its parents.
+    pub(crate) fn record_call(&self, host: &str, elapsed: Duration, ok: bool) {
+        let ns = nanos(elapsed);
+        for scope in self.chain() {
+            let u = &scope.usage;
+            u.http_calls.fetch_add(1, Relaxed);
+            u.http_nanos.fetch_add(ns, Relaxed);
+            if !ok {
+                u.failed_http.fetch_add(1, Relaxed);
+            }
+            untracked(|| u.hosts.lock().unwrap_or_else(PoisonError::into_inner).record(host, ns, ok));
+        }
+    }
+
+    /// An operation `enforce` refused before it was issued.
+    pub(crate) fn count_refusal(&self, resource: super::Resource) {
+        let refused = match resource {
+            super::Resource::Db => &self.usage.refused_queries,
+            super::Resource::Http => &self.usage.refused_http,
+        };
+        refused.fetch_add(1, Relaxed);
+    }
+
+    /// Adds heap counted on one thread: bytes allocated, the net change, and
+    /// the highest the net reached on that thread meanwhile.
+    pub(crate) fn add_memory(&self, counted: Counted) {
+        for scope in self.chain() {
+            let u = &scope.usage;
+            u.mem_allocated.fetch_add(counted.allocated, Relaxed);
+            let before = u.mem_live.fetch_add(counted.live, Relaxed);
+            u.mem_peak.fetch_max(before + counted.peak, Relaxed);
+        }
+    }
+
+    /// One poll of the scope's own future took `elapsed`.
+    pub(crate) fn record_poll(&self, elapsed: Duration) {
+        let ns = nanos(elapsed);
+        let u = &self.usage;
+        if ns > u.longest_poll.load(Relaxed) {
+            u.longest_poll.fetch_max(ns, Relaxed);
+        }
+        if self.limit(Budget::PollTime).is_some_and(|limit| Budget::PollTime.measure().over(ns, limit)) {
+            u.slow_polls.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Bytes of the response body so far (the layer's request scope only).
+    pub(crate) fn set_response_bytes(&self, bytes: u64) {
+        self.usage.response_bytes.store(bytes.saturating_add(1), Relaxed);
+    }
+
+    /// Keeps the violations of a scope that ended inside this one.
+    pub(crate) fn add_nested(&self, scope: &str, violations: &[Violation]) {
+        untracked(|| {
+            for parent in self.chain() {
+                let mut nested = parent.usage.nested.lock().unwrap_or_else(PoisonError::into_inner);
+                for violation in violations {
+                    if nested.0.len() < MAX_NESTED {
+                        nested.0.push(NestedViolation { scope: scope.to_owned(), violation: *violation });
+                    } else {
+                        nested.1 += 1;
+                    }
+                }
+            }
+        });
+    }
+
+    fn memory(&self) -> Option<Memory> {
+        let u = &self.usage;
+        if !crate::alloc::installed() && self.limit(Budget::Memory).is_some() {
+            crate::alloc::warn_if_not_installed();
+        }
+        crate::alloc::installed().then(|| Memory {
+            allocated: u.mem_allocated.load(Relaxed),
+            // Frees of memory allocated elsewhere never take a figure below zero.
+            peak: u64::try_from(u.mem_peak.load(Relaxed)).unwrap_or(0),
+            retained: u64::try_from(u.mem_live.load(Relaxed)).unwrap_or(0),
+        })
+    }
+
+    /// What the scope used so far, `elapsed` after its start.
+    pub(crate) fn figures(&self, elapsed: Duration) -> Figures {
+        let u = &self.usage;
+        let response = u.response_bytes.load(Relaxed);
+        Figures {
+            elapsed,
+            queries: u.queries.load(Relaxed),
+            failed_queries: u.failed_queries.load(Relaxed),
+            refused_queries: u.refused_queries.load(Relaxed),
+            db_time: Duration::from_nanos(u.db_nanos.load(Relaxed)),
+            db_wait: Duration::from_nanos(u.wait_nanos.load(Relaxed)),
+            rows: u.rows.load(Relaxed),
+            http_calls: u.http_calls.load(Relaxed),
+            failed_http_calls: u.failed_http.load(Relaxed),
+            refused_http_calls: u.refused_http.load(Relaxed),
+            http_time: Duration::from_nanos(u.http_nanos.load(Relaxed)),
+            memory: self.memory(),
+            longest_poll: Duration::from_nanos(u.longest_poll.load(Relaxed)),
+            slow_polls: u.slow_polls.load(Relaxed),
+            response_bytes: response.checked_sub(1),
+        }
+    }
+}
