@@ -242,7 +242,7 @@ async fn enforce_answers_503_when_a_refused_query_ends_the_handler() {
     let report = report_named("GET /enforce/queries").await;
     assert_eq!(
         (report.figures.queries, report.figures.refused_queries),
-        (2, 1),
+        (3, 1),
         "the third query never reached SQLite"
     );
 }
@@ -549,4 +549,71 @@ async fn a_zen_fn_in_a_spawned_task_is_not_taken_for_the_handler() {
     assert_eq!(request.limits.get(Budget::Timeout), Some(5_000));
     let helper = report_named(&format!("{}::spawned_helper", module_path!())).await;
     assert!(helper.violation(Budget::Timeout).is_some(), "the helper's own scope holds its budget");
+}
+
+#[derive(serde::Deserialize)]
+struct Page {
+    #[allow(dead_code)]
+    page: u32,
+}
+
+#[tokio::test]
+async fn the_report_and_the_event_carry_the_response_status() {
+    let app = Router::new()
+        .route("/status/page", get(|axum::extract::Query(_): axum::extract::Query<Page>| async { "ok" }))
+        .layer(ZenLayer::new());
+    let url = serve(app).await;
+    let wrong_method = client().post(format!("{url}/status/page")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let bad_query = client().get(format!("{url}/status/page?page=x")).send().await.unwrap();
+    assert_eq!(bad_query.status(), 400);
+    let fine = client().get(format!("{url}/status/page?page=2")).send().await.unwrap();
+    assert_eq!(fine.status(), 200);
+    let post = report_named("POST /status/page").await;
+    assert_eq!((post.status, post.outcome), (Some(405), Outcome::Ok));
+    let gets: Vec<Option<u16>> = {
+        let first = common::nth_report_named("GET /status/page", 1).await;
+        let second = common::nth_report_named("GET /status/page", 2).await;
+        vec![first.status, second.status]
+    };
+    assert_eq!(gets, [Some(400), Some(200)]);
+    assert!(post.to_string().contains("status 405"), "{post}");
+}
+
+/// Values in SQL text (not bound): none may reach a header, a problem
+/// document or a report.
+async fn hostile(State(pool): State<SqlitePool>) -> Result<&'static str, AppError> {
+    for _ in 0..3 {
+        sqlx::query(r#"SELECT name FROM users WHERE name = "hunter-1" OR name = 'C:\'"#).fetch_all(&pool).await?;
+        sqlx::query("/* hunter-2 */ SELECT name FROM users WHERE id = 42").fetch_optional(&pool).await?;
+    }
+    Ok("done")
+}
+
+#[tokio::test]
+async fn no_value_reaches_a_header_a_problem_or_a_report() {
+    let pool = sqlite(2).await;
+    let app = Router::new()
+        .route("/hostile", get(hostile))
+        .layer(ZenLayer::new().mode(Mode::Enforce).n_plus_one(2).limits(Limits::NONE.max_queries(5)))
+        .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+            // What middleware further out can see of the report.
+            if let Some(report) = response.extensions().get::<RequestReport>().map(RequestReport::report) {
+                let shown = format!("{report}\n{report:?}").replace(['\n', '"'], " ");
+                response.headers_mut().insert("x-report", shown.parse().unwrap());
+            }
+            response
+        }))
+        .with_state(pool);
+    let url = serve(app).await;
+    let response = client().get(format!("{url}/hostile")).send().await.unwrap();
+    assert_eq!(response.status(), 503, "the sixth query is refused");
+    let headers = format!("{:?}", response.headers());
+    let body = response.text().await.unwrap();
+    let report = report_named("GET /hostile").await;
+    assert!(!report.n_plus_one.is_empty(), "{report}");
+    assert!(headers.contains("x-report") && headers.contains("server-timing"), "{headers}");
+    for shown in [headers, body, report.to_string(), format!("{report:?}")] {
+        assert!(!shown.contains("hunter"), "a value leaked: {shown}");
+    }
 }

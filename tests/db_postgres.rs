@@ -221,3 +221,43 @@ async fn two_hundred_concurrent_scopes_on_postgresql_each_exact() {
     common::assert_counts(&reports, (0..200).map(|i| i % 9));
     assert!(reports.iter().any(|r| r.figures.db_wait > Duration::ZERO), "200 tasks on 5 connections wait for some");
 }
+
+#[tokio::test]
+async fn the_pool_builder_has_sqlx_shape_and_keeps_the_server_side_cut() {
+    let Some(url) = common::postgres_url().await else { return };
+    // As sqlx users write it, with zen's type in the `use`.
+    let pool = zen_runtime::db::PgPoolOptions::new().max_connections(3).connect(&url).await.unwrap();
+    let ((), report) = testing::measure(async {
+        let interval: String =
+            sqlx::query_scalar("SHOW client_connection_check_interval").fetch_one(&pool).await.unwrap();
+        assert_eq!(interval, "100ms", "a cut query stops on the server");
+    })
+    .await;
+    assert_eq!(report.figures.queries, 1);
+    assert!(pool.size() <= 3);
+}
+
+#[zen(max_queries = 20)]
+async fn hostile_on_postgres(pool: &PgPool) -> Result<(), AppError> {
+    for _ in 0..5 {
+        // Valid PostgreSQL, with the server's default `standard_conforming_strings`.
+        let _: (String, String) = sqlx::query_as(r"SELECT 'C:\', 'hunter-pg-1'").fetch_one(pool).await?;
+        let _: i32 = sqlx::query_scalar("SELECT 1 /* a /* b */ hunter-pg-2 */").fetch_one(pool).await?;
+        let _: String = sqlx::query_scalar("SELECT $tag$hunter-pg-3$tag$").fetch_one(pool).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_value_reaches_a_report_on_postgresql() {
+    let Some(url) = common::postgres_url().await else { return };
+    let pool = PgPool::connect(&url).await.unwrap();
+    let (result, reports) = testing::collect(hostile_on_postgres(&pool)).await;
+    result.unwrap();
+    let report = &reports[0];
+    assert_eq!(report.figures.queries, 15);
+    assert!(!report.n_plus_one.is_empty() && report.slowest_query.is_some());
+    for shown in [report.to_string(), format!("{report:?}")] {
+        assert!(!shown.contains("hunter"), "a value leaked: {shown}");
+    }
+}

@@ -119,7 +119,7 @@ async fn enforce_refuses_the_query_past_max_queries_before_it_reaches_sqlite() {
     let inserted: i64 =
         sqlx::query_scalar("SELECT count(*) FROM users WHERE id >= 1000").fetch_one(pool.as_sqlx()).await.unwrap();
     assert_eq!(inserted, 3, "the 4th insert never reached the database");
-    assert_eq!((reports[0].figures.queries, reports[0].figures.refused_queries), (3, 1));
+    assert_eq!((reports[0].figures.queries, reports[0].figures.refused_queries), (4, 1));
 }
 
 #[tokio::test]
@@ -242,11 +242,25 @@ async fn a_refused_savepoint_leaves_its_transaction_alone() {
     let (result, reports) = testing::collect(refused_savepoint(&pool)).await;
     result.unwrap();
     let r = &reports[0];
-    // BEGIN and INSERT issued; SAVEPOINT and SELECT refused. The ROLLBACK
-    // sqlx sends for the dropped transaction is the pool's, not the scope's.
-    assert_eq!((r.figures.queries, r.figures.refused_queries), (2, 2), "{r}");
-    assert_eq!(r.violation(Budget::Queries).map(|v| v.used), Some(4), "used = issued + refused");
+    // BEGIN and INSERT issued; SAVEPOINT and SELECT asked for and refused.
+    // The ROLLBACK sqlx sends for the dropped transaction is the pool's.
+    assert_eq!((r.figures.queries, r.figures.refused_queries), (4, 2), "{r}");
+    assert_eq!(r.violation(Budget::Queries).map(|v| v.used), Some(4));
     let rolled_back: i64 =
         sqlx::query_scalar("SELECT count(*) FROM users WHERE id = 500").fetch_one(&pool).await.unwrap();
     assert_eq!(rolled_back, 0);
+}
+
+#[tokio::test]
+async fn the_pool_builder_has_sqlx_shape() {
+    let pool = zen_runtime::db::SqlitePoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&common::sqlite_url())
+        .await
+        .unwrap();
+    let (n, report) =
+        testing::measure(async { sqlx::query_scalar::<_, i64>("SELECT 41 + 1").fetch_one(&pool).await }).await;
+    assert_eq!(n.unwrap(), 42);
+    assert_eq!(report.figures.queries, 1);
 }

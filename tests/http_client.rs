@@ -24,6 +24,20 @@ async fn server() -> (String, Arc<AtomicUsize>) {
                 "late"
             }),
         )
+        // Headers at once, then five bytes 200 ms apart.
+        .route(
+            "/trickle",
+            get(|| async {
+                let bytes = futures::stream::unfold(0, |i| async move {
+                    if i == 5 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from_static(b"x")), i + 1))
+                });
+                axum::body::Body::from_stream(bytes)
+            }),
+        )
         .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
             counted.fetch_add(1, Ordering::SeqCst);
             async move { next.run(req).await }
@@ -228,4 +242,66 @@ async fn a_call_dropped_before_it_ends_counts_as_failed() {
     })
     .await;
     assert_eq!((report.figures.http_calls, report.figures.failed_http_calls), (2, 2));
+}
+
+#[tokio::test]
+async fn a_call_lasts_until_its_body_is_read() {
+    let (url, _) = server().await;
+    let plain = client(Duration::from_secs(10));
+    let middleware = middleware_client(Duration::from_secs(10));
+    let (bodies, report) = testing::measure(async {
+        let a = plain.get(format!("{url}/trickle")).send().await.unwrap().bytes().await.unwrap();
+        let b = middleware.get(format!("{url}/trickle")).send().await.unwrap().bytes().await.unwrap();
+        (a, b)
+    })
+    .await;
+    assert_eq!((&bodies.0[..], &bodies.1[..]), (&b"xxxxx"[..], &b"xxxxx"[..]));
+    assert_eq!((report.figures.http_calls, report.figures.failed_http_calls), (2, 0));
+    // Each body took about a second to arrive, after headers that came at once.
+    assert!(report.figures.http_time >= Duration::from_millis(1800), "{:?}", report.figures.http_time);
+    assert!(report.http_hosts[0].time >= Duration::from_millis(1800), "{:?}", report.http_hosts);
+}
+
+#[zen(max_http_ms = 300, timeout_ms = 5000, mode = "enforce")]
+async fn trickled(client: &Client, url: &str) -> Result<(), AppError> {
+    let response = client.get(format!("{url}/trickle")).send().await?;
+    let error = response.bytes().await.expect_err("the read is cut at the budget");
+    let exceeded = zen_runtime::http::as_budget_exceeded(&error).expect("the read's error says why").clone();
+    Err(AppError::Budget(exceeded))
+}
+
+#[zen(max_http_ms = 300, timeout_ms = 5000, mode = "enforce")]
+async fn trickled_through_middleware(
+    client: &reqwest_middleware::ClientWithMiddleware,
+    url: &str,
+) -> Result<(), AppError> {
+    let response = client.get(format!("{url}/trickle")).send().await.unwrap();
+    let error = response.bytes().await.expect_err("the read is cut at the budget");
+    let exceeded = zen_runtime::http::as_budget_exceeded(&error).expect("the read's error says why").clone();
+    Err(AppError::Budget(exceeded))
+}
+
+#[tokio::test]
+async fn enforce_cuts_a_body_read_at_the_budget_and_records_it() {
+    let (url, _) = server().await;
+    let plain = client(Duration::from_secs(10));
+    let middleware = middleware_client(Duration::from_secs(10));
+    for through_middleware in [false, true] {
+        let start = Instant::now();
+        let (result, reports) = testing::collect(async {
+            if through_middleware {
+                trickled_through_middleware(&middleware, &url).await
+            } else {
+                trickled(&plain, &url).await
+            }
+        })
+        .await;
+        let Err(AppError::Budget(exceeded)) = result else { panic!("expected the budget's error: {result:?}") };
+        assert_eq!(exceeded.budget(), Budget::HttpTime);
+        assert!(start.elapsed() < Duration::from_millis(900), "cut at ~300 ms: {:?}", start.elapsed());
+        let r = &reports[0];
+        let v = r.violation(Budget::HttpTime).expect("the cut is a violation in the report");
+        assert_eq!((v.limit, v.used), (300, exceeded.used()), "the error and the report agree: {r}");
+        assert_eq!((r.figures.http_calls, r.figures.failed_http_calls), (1, 1));
+    }
 }

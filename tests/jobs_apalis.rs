@@ -296,7 +296,7 @@ async fn a_push_from_a_handler_is_one_of_its_operations_and_enforce_can_refuse_i
     let report = &reports[0];
     let error = result.unwrap_err();
     assert!(error.downcast_ref::<zen_runtime::BudgetExceeded>().is_some(), "{error}");
-    assert_eq!((report.figures.queries, report.figures.refused_queries), (1, 1));
+    assert_eq!((report.figures.queries, report.figures.refused_queries), (2, 1), "asked for twice, refused once");
     assert_eq!(report.backends[0].backend, "apalis");
     assert_eq!(sqlite_jobs(&queue, name).await.len(), 1, "the refused push never reached the queue");
     let _ = std::fs::remove_file(path);

@@ -115,3 +115,64 @@ async fn a_panicking_sink_is_skipped_and_does_not_crash() {
     report::remove_sink(id);
     assert_eq!(reports.len(), 1);
 }
+
+#[zen(max_queries = 3)]
+async fn eleven_queries() {
+    for _ in 0..11 {
+        zen_runtime::instrument::query("sqlite", "SELECT 1").unwrap().finish(true);
+    }
+}
+
+#[tokio::test]
+async fn measure_says_when_a_scope_inside_it_blew_its_budget() {
+    let ((), report) = testing::measure(eleven_queries()).await;
+    assert_eq!(report.figures.queries, 11);
+    assert!(report.violations.is_empty(), "the measuring scope has no limits of its own");
+    assert!(!report.within_budget(), "but the handler it ran blew its budget: {report}");
+    let nested = &report.nested_violations[0];
+    assert!(nested.scope.ends_with("eleven_queries"), "{nested}");
+    assert_eq!((nested.violation.budget, nested.violation.limit, nested.violation.used), (Budget::Queries, 3, 11));
+    assert!(report.to_string().contains("exceeded inside: `"), "{report}");
+}
+
+/// Every time, memory and byte limit at the largest value the attribute
+/// accepts: nothing overflows when the scope ends, and nothing is exceeded.
+#[zen(
+    timeout_ms = 18446744073709551615,
+    max_db_ms = 18446744073709551615,
+    max_http_ms = 18446744073709551615,
+    max_poll_ms = 18446744073709551615,
+    max_mem_kb = 18446744073709551615,
+    max_rows = 18446744073709551615,
+    max_response_kb = 18446744073709551615,
+    max_queries = 4294967295,
+    max_http_calls = 4294967295,
+    mode = "strict"
+)]
+async fn largest_limits() -> Result<(), zen_runtime::BudgetExceeded> {
+    let op = zen_runtime::instrument::query("sqlite", "SELECT 1")?;
+    assert!(op.time_limit().is_none(), "no enforced limit in strict mode");
+    op.finish(true);
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    Ok(())
+}
+
+#[zen(timeout_ms = 18446744073709551615, max_db_ms = 18446744073709551615, mode = "enforce")]
+async fn largest_limits_enforced() -> Result<std::time::Duration, zen_runtime::BudgetExceeded> {
+    let op = zen_runtime::instrument::query("sqlite", "SELECT 1")?;
+    let left = op.time_limit().expect("enforced: some time is left");
+    op.finish(true);
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    Ok(left)
+}
+
+#[tokio::test]
+async fn the_largest_limits_never_overflow() {
+    let (result, reports) = testing::collect(largest_limits()).await;
+    result.unwrap();
+    assert!(reports[0].violations.is_empty(), "{}", reports[0]);
+    assert_eq!(reports[0].limits.get(Budget::Timeout), Some(u64::MAX));
+    let (left, reports) = testing::collect(largest_limits_enforced()).await;
+    assert!(left.unwrap() > std::time::Duration::from_secs(1_000_000_000), "saturates instead of wrapping");
+    assert_eq!(reports[0].outcome, zen_runtime::Outcome::Ok);
+}

@@ -9,9 +9,9 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sqlx::Error> {
-//! use zen_runtime::db::SqlitePool;
+//! use zen_runtime::db::SqlitePoolOptions; // was: use sqlx::sqlite::SqlitePoolOptions;
 //!
-//! let pool = SqlitePool::connect("sqlite::memory:").await?;
+//! let pool = SqlitePoolOptions::new().max_connections(5).connect("sqlite::memory:").await?;
 //! let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await?;
 //! let mut tx = pool.begin().await?;
 //! sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut *tx).await?;
@@ -36,9 +36,11 @@
 
 mod connection;
 mod measure;
+mod options;
 mod pool;
 
 pub use connection::{Connection, PoolConnection, Transaction};
+pub use options::PoolOptions;
 pub use pool::Pool;
 
 use crate::error::BudgetExceeded;
@@ -78,6 +80,15 @@ pub type SqlitePool = Pool<sqlx::Sqlite>;
 /// A MySQL pool whose queries report into the current budget.
 #[cfg(feature = "mysql")]
 pub type MySqlPool = Pool<sqlx::MySql>;
+/// Builds a [`PgPool`]: `PgPoolOptions::new().max_connections(5).connect(url)`.
+#[cfg(feature = "postgres")]
+pub type PgPoolOptions = PoolOptions<sqlx::Postgres>;
+/// Builds a [`SqlitePool`].
+#[cfg(feature = "sqlite")]
+pub type SqlitePoolOptions = PoolOptions<sqlx::Sqlite>;
+/// Builds a [`MySqlPool`].
+#[cfg(feature = "mysql")]
+pub type MySqlPoolOptions = PoolOptions<sqlx::MySql>;
 
 /// The `sqlx::Error` of a refused or cut query, whose `source()` is the
 /// [`BudgetExceeded`]. sqlx has no variant for it; `Configuration` is the

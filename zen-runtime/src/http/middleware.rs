@@ -47,20 +47,17 @@ impl reqwest_middleware::Middleware for Middleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let host = request.url().host_str().unwrap_or("").to_owned();
-        let mut call = super::InFlight(Some(instrument::call(&host).map_err(Error::middleware)?));
+        let mut call = super::body::Call::new(instrument::call(&host).map_err(Error::middleware)?);
         let own = request.timeout().map_or(self.timeout, |t| self.timeout.min(*t));
-        let budget_left = call.time_limit();
-        *request.timeout_mut() = Some(budget_left.map_or(own, |left| left.min(own)));
-        let result = next.run(request, extensions).await;
-        let Some(op) = call.0.take() else { unreachable!("taken only here") };
-        match result {
-            Err(Error::Reqwest(e)) if e.is_timeout() && budget_left.is_some_and(|left| left < own) => {
-                Err(Error::middleware(op.expire()))
-            }
-            result => {
-                op.finish(result.as_ref().is_ok_and(|r| !r.status().is_server_error()));
-                result
-            }
-        }
+        *request.timeout_mut() = Some(own);
+        let deadline = super::budget_deadline(call.time_limit(), own);
+        let result = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, next.run(request, extensions)).await {
+                Ok(result) => result,
+                Err(_elapsed) => return Err(Error::middleware(call.expire())),
+            },
+            None => next.run(request, extensions).await,
+        };
+        Ok(super::body::carry(result?, call, deadline))
     }
 }

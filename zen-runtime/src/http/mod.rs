@@ -21,11 +21,14 @@
 //!
 //! Each call's timeout is the least of the client's, the request's own and,
 //! in `enforce` mode, the time left in the budget (`max_http_ms`, the
-//! deadline). Calls are counted into the current scope (`http_calls`,
-//! `http_time`, per host), `max_http_calls` and `max_http_ms` apply, and in
-//! `enforce` a blown budget refuses the next call. TLS is whatever your own
+//! deadline). A call lasts until its response body is read (or dropped):
+//! calls are counted into the current scope (`http_calls`, `http_time`, per
+//! host), body included; `max_http_calls` and `max_http_ms` apply, and in
+//! `enforce` a blown budget refuses the next call and stops a body read at
+//! the budget's deadline (the read fails; [`as_budget_exceeded`] finds why). TLS is whatever your own
 //! `reqwest` dependency enables (zen's asks for none).
 
+mod body;
 #[cfg(feature = "reqwest-middleware")]
 mod middleware;
 
@@ -173,40 +176,40 @@ impl RequestBuilder {
         let (client, request) = self.inner.build_split();
         let mut request = request.map_err(Error::Request)?;
         let host = request.url().host_str().unwrap_or("").to_owned();
-        let mut call = InFlight(Some(instrument::call(&host).map_err(Error::Budget)?));
-        let budget_left = call.time_limit();
-        let limit = budget_left.map_or(self.timeout, |left| left.min(self.timeout));
-        *request.timeout_mut() = Some(limit);
-        let result = client.execute(request).await;
-        let Some(op) = call.0.take() else { unreachable!("taken only here") };
-        match result {
-            Err(e) if e.is_timeout() && budget_left.is_some_and(|left| left < self.timeout) => {
-                Err(Error::Budget(op.expire()))
-            }
-            result => {
-                op.finish(result.as_ref().is_ok_and(|r| !r.status().is_server_error()));
-                result.map_err(Error::Request)
-            }
-        }
+        let mut call = body::Call::new(instrument::call(&host).map_err(Error::Budget)?);
+        // reqwest bounds the whole call, body included, by the client's own
+        // timeout; an enforced budget that runs out sooner is zen's to cut.
+        *request.timeout_mut() = Some(self.timeout);
+        let deadline = budget_deadline(call.time_limit(), self.timeout);
+        let result = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, client.execute(request)).await {
+                Ok(result) => result,
+                Err(_elapsed) => return Err(Error::Budget(call.expire())),
+            },
+            None => client.execute(request).await,
+        };
+        Ok(body::carry(result.map_err(Error::Request)?, call, deadline))
     }
 }
 
-/// A call being made: dropped before it ends (the request that made it was
-/// cut or went away), it is recorded as failed, not as a success.
-pub(crate) struct InFlight(pub(crate) Option<instrument::Operation>);
-
-impl InFlight {
-    pub(crate) fn time_limit(&self) -> Option<Duration> {
-        self.0.as_ref().and_then(instrument::Operation::time_limit)
-    }
+/// When an enforced budget stops a call, if it does so before `own` does.
+pub(crate) fn budget_deadline(budget_left: Option<Duration>, own: Duration) -> Option<tokio::time::Instant> {
+    budget_left.filter(|left| *left < own).map(|left| tokio::time::Instant::now() + left)
 }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let Some(op) = self.0.take() {
-            op.finish(false);
+/// The [`BudgetExceeded`] that stopped a call or the reading of its
+/// response body (`response.bytes().await` fails with a reqwest error whose
+/// source is it), if a budget did.
+#[must_use]
+pub fn as_budget_exceeded(error: &reqwest::Error) -> Option<&BudgetExceeded> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(exceeded) = e.downcast_ref::<BudgetExceeded>() {
+            return Some(exceeded);
         }
+        source = e.source();
     }
+    None
 }
 
 /// Why a call failed.

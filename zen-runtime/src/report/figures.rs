@@ -2,19 +2,19 @@
 //!
 //! One meaning per figure:
 //!
-//! - a database operation is **issued** when zen lets it go to the server,
-//!   whatever its result (`queries`, of which `failed_queries` failed);
-//!   `BEGIN`, `COMMIT`, `ROLLBACK` and savepoints sent by `commit()` and
-//!   `rollback()` are issued operations. The `ROLLBACK` that sqlx sends for a
-//!   transaction dropped without either is not the scope's: sqlx's pool
-//!   sends it when the connection is next used or returned, untimed and
-//!   unrefusable, after the scope let go of it.
-//! - it is **refused** when `enforce` stops it before it leaves
-//!   (`refused_queries`); it was asked for but never reached the server.
-//! - **used**, for `max_queries` and everywhere a budget is compared with
-//!   its limit (the refusal's error, `Server-Timing`, the problem document,
-//!   the report, the event): issued plus refused, what the scope asked for.
-//!   External calls count the same way.
+//! - `queries`: the database operations the scope **asked for**, each
+//!   counted once. That is what `max_queries` limits, and the number the
+//!   refusal's error, `Server-Timing`, the problem document, the report and
+//!   the event all show.
+//! - `refused_queries`: those of them `enforce` stopped before they left;
+//!   the rest were **issued**, whatever their result (`failed_queries` of
+//!   them failed). `BEGIN`, `COMMIT`, `ROLLBACK` and savepoints sent by
+//!   `begin()`, `commit()` and `rollback()` are operations like any other.
+//!   The `ROLLBACK` sqlx sends for a transaction dropped without either is
+//!   not the scope's: sqlx's pool sends it when the connection is next used
+//!   or returned, untimed and unrefusable, after the scope let go of it.
+//! - External calls count the same way: `http_calls` asked for, of which
+//!   `refused_http_calls` refused and `failed_http_calls` failed.
 
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ pub struct Figures {
     /// Wall-clock time from the start to the end (to the response's
     /// headers, for a request under the layer).
     pub elapsed: Duration,
-    /// Database operations issued (sent to the server, whatever their result).
+    /// Database operations asked for: issued (whatever their result) or refused.
     pub queries: u64,
     /// Issued database operations that returned an error.
     pub failed_queries: u64,
@@ -41,7 +41,7 @@ pub struct Figures {
     pub db_wait: Duration,
     /// Rows the scope's queries returned to it.
     pub rows: u64,
-    /// Calls to external systems made.
+    /// Calls to external systems asked for: made or refused.
     pub http_calls: u64,
     /// Calls that failed (an error, a 5xx, a timeout, a body cut short).
     pub failed_http_calls: u64,
@@ -72,11 +72,11 @@ impl Figures {
     #[must_use]
     pub fn used(&self, budget: Budget) -> Option<u64> {
         match budget {
-            Budget::Queries => Some(self.queries + self.refused_queries),
+            Budget::Queries => Some(self.queries),
             Budget::DbTime => Some(nanos(self.db_time)),
             Budget::Memory => self.memory.map(|m| m.peak),
             Budget::Timeout => Some(nanos(self.elapsed)),
-            Budget::HttpCalls => Some(self.http_calls + self.refused_http_calls),
+            Budget::HttpCalls => Some(self.http_calls),
             Budget::HttpTime => Some(nanos(self.http_time)),
             Budget::PollTime => Some(nanos(self.longest_poll)),
             Budget::Rows => Some(self.rows),

@@ -249,7 +249,7 @@ fn details(f: &mut fmt::Formatter<'_>, r: &Report, budget: Budget) -> fmt::Resul
     let x = &r.figures;
     match budget {
         Budget::Queries if x.failed_queries + x.refused_queries > 0 => {
-            write!(f, ": {} issued, {} failed, {} refused", x.queries, x.failed_queries, x.refused_queries)
+            write!(f, ": {} refused, {} failed", x.refused_queries, x.failed_queries)
         }
         Budget::DbTime => {
             if !x.db_wait.is_zero() {
@@ -277,7 +277,7 @@ fn details(f: &mut fmt::Formatter<'_>, r: &Report, budget: Budget) -> fmt::Resul
             None => Ok(()),
         },
         Budget::HttpCalls if x.failed_http_calls + x.refused_http_calls > 0 => {
-            write!(f, ": {} made, {} failed, {} refused", x.http_calls, x.failed_http_calls, x.refused_http_calls)
+            write!(f, ": {} refused, {} failed", x.refused_http_calls, x.failed_http_calls)
         }
         Budget::PollTime if x.slow_polls > 0 => write!(f, ", {} polls over the limit", x.slow_polls),
         _ => Ok(()),

@@ -2,7 +2,7 @@
 //! one by the time left, and telling a boundary which budget stops its work.
 //!
 //! One meaning of "used" everywhere: what the scope asked for. A refused
-//! query counts toward `max_queries` (it was asked for) but is not issued;
+//! query counts in `queries` (it was asked for), and in `refused_queries`;
 //! the error of a refusal, `Server-Timing`, the problem document, the report
 //! and the event all read the same figures.
 
@@ -65,7 +65,7 @@ impl Scope {
                 budget.measure().over(used, limit) || (resource.spends(budget) && budget.measure().spent(used, limit))
             });
             if let Some(budget) = stop {
-                scope.count_refusal(resource);
+                self.count_refusal(resource);
                 // Read again: the refusal counts toward what was asked for.
                 return Err(scope.exceeded(budget, &scope.figures_now(now)));
             }

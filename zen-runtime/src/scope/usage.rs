@@ -124,13 +124,18 @@ impl Scope {
         }
     }
 
-    /// An operation `enforce` refused before it was issued.
+    /// An operation `enforce` refused before it was issued: asked for, by
+    /// this scope and each enclosing one, and refused.
     pub(crate) fn count_refusal(&self, resource: super::Resource) {
-        let refused = match resource {
-            super::Resource::Db => &self.usage.refused_queries,
-            super::Resource::Http => &self.usage.refused_http,
-        };
-        refused.fetch_add(1, Relaxed);
+        for scope in self.chain() {
+            let u = &scope.usage;
+            let (asked, refused) = match resource {
+                super::Resource::Db => (&u.queries, &u.refused_queries),
+                super::Resource::Http => (&u.http_calls, &u.refused_http),
+            };
+            asked.fetch_add(1, Relaxed);
+            refused.fetch_add(1, Relaxed);
+        }
     }
 
     /// Adds heap counted on one thread: bytes allocated, the net change, and

@@ -1,0 +1,126 @@
+//! A call lasts until its response body is read: the body of a response
+//! from [`Client`](super::Client) or [`Middleware`](super::Middleware)
+//! carries the call, which counts into `http_time` until the body ends,
+//! fails or is dropped, and in `enforce` stops at the budget's deadline
+//! with [`BudgetExceeded`](crate::BudgetExceeded) (found in the read's
+//! error with [`as_budget_exceeded`](super::as_budget_exceeded)).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use reqwest::ResponseBuilderExt;
+
+use crate::instrument::Operation;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A call in progress: dropped before it ends, it records `ok` (a body
+/// left unread after a good status is a call that went well; a call whose
+/// response never came, one that failed).
+pub(crate) struct Call {
+    op: Option<Operation>,
+    ok: bool,
+}
+
+impl Call {
+    pub(crate) fn new(op: Operation) -> Self {
+        Call { op: Some(op), ok: false }
+    }
+
+    pub(crate) fn time_limit(&self) -> Option<std::time::Duration> {
+        self.op.as_ref().and_then(Operation::time_limit)
+    }
+
+    /// Ends the call now: its budget ran out.
+    pub(crate) fn expire(&mut self) -> crate::BudgetExceeded {
+        match self.op.take() {
+            Some(op) => op.expire(),
+            None => crate::BudgetExceeded::new("(ended call)".into(), crate::Budget::HttpTime, 0, 0),
+        }
+    }
+
+    fn finish(&mut self, ok: bool) {
+        if let Some(op) = self.op.take() {
+            op.finish(ok);
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let ok = self.ok;
+        self.finish(ok);
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct Timed {
+        #[pin]
+        inner: reqwest::Body,
+        call: Call,
+        // The budget's deadline, in `enforce`.
+        #[pin]
+        deadline: Option<tokio::time::Sleep>,
+    }
+}
+
+impl Body for Timed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(e))) => {
+                this.call.finish(false);
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                let ok = this.call.ok;
+                this.call.finish(ok);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.call.op.is_some() && this.deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready()) {
+                    return Poll::Ready(Some(Err(Box::new(this.call.expire()))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response with the call moved into its body: it ends when the body
+/// does. `deadline`: when an enforced budget runs out.
+pub(crate) fn carry(
+    response: reqwest::Response,
+    mut call: Call,
+    deadline: Option<tokio::time::Instant>,
+) -> reqwest::Response {
+    call.ok = !response.status().is_server_error();
+    let url = response.url().clone();
+    let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let timed = Timed { inner: body, call, deadline: deadline.map(tokio::time::sleep_until) };
+    let mut rebuilt = http::Response::builder().status(parts.status).version(parts.version);
+    if let Some(headers) = rebuilt.headers_mut() {
+        *headers = parts.headers;
+    }
+    if let Some(extensions) = rebuilt.extensions_mut() {
+        *extensions = parts.extensions;
+    }
+    match rebuilt.url(url).body(reqwest::Body::wrap(timed)) {
+        Ok(response) => reqwest::Response::from(response),
+        Err(_) => unreachable!("status, version and headers come from a valid response"),
+    }
+}
