@@ -98,9 +98,9 @@ fn row(r: &Report) -> String {
         r.name,
         r.kind.as_str(),
         r.attempt.map_or_else(|| "-".to_owned(), |a| a.to_string()),
-        format!("{}/{}", r.figures.queries, limit(Budget::Queries)),
-        format!("{}/{}", r.figures.http_calls, limit(Budget::HttpCalls)),
-        format!("{:.0}/{}", r.figures.elapsed.as_secs_f64() * 1e3, limit(Budget::Timeout)),
+        format!("{}/{}", r.figures.queries(), limit(Budget::Queries)),
+        format!("{}/{}", r.figures.http_calls(), limit(Budget::HttpCalls)),
+        format!("{:.0}/{}", r.figures.elapsed().as_secs_f64() * 1e3, limit(Budget::Timeout)),
         if r.violations.is_empty() {
             r.outcome.as_str().to_owned()
         } else {

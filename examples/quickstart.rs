@@ -170,18 +170,18 @@ fn used(used: String, limit: Option<u64>) -> String {
 }
 
 fn row(status: &str, r: &Report) -> String {
-    let mem = r.figures.memory.map_or_else(|| "-".to_owned(), |m| m.peak.div_ceil(1024).to_string());
+    let mem = r.figures.memory().map_or_else(|| "-".to_owned(), |m| m.peak.div_ceil(1024).to_string());
     let violations: Vec<String> = r.violations.iter().map(ToString::to_string).collect();
     format!(
         "{:<26} {:>6} {:>9} {:>8} {:>12} {:>10} {:>6} {:>12}  {}",
         r.name,
         status,
         r.outcome.as_str(),
-        used(r.figures.queries.to_string(), r.limits.get(Budget::Queries)),
-        used(format!("{:.1}", r.figures.db_time.as_secs_f64() * 1e3), r.limits.get(Budget::DbTime)),
+        used(r.figures.queries().to_string(), r.limits.get(Budget::Queries)),
+        used(format!("{:.1}", r.figures.db_time().as_secs_f64() * 1e3), r.limits.get(Budget::DbTime)),
         used(mem, r.limits.get(Budget::Memory)),
-        used(r.figures.http_calls.to_string(), r.limits.get(Budget::HttpCalls)),
-        used(format!("{:.0}", r.figures.elapsed.as_secs_f64() * 1e3), r.limits.get(Budget::Timeout)),
+        used(r.figures.http_calls().to_string(), r.limits.get(Budget::HttpCalls)),
+        used(format!("{:.0}", r.figures.elapsed().as_secs_f64() * 1e3), r.limits.get(Budget::Timeout)),
         if violations.is_empty() { "-".to_owned() } else { violations.join("; ") }
     )
 }
@@ -201,7 +201,8 @@ fn notes(r: &Report) {
     if r.http_in_handler() {
         println!(
             "  {} called an external service from the handler ({} failed): move it to a background job",
-            r.name, r.figures.failed_http_calls
+            r.name,
+            r.figures.failed_http_calls()
         );
     }
 }

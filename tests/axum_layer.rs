@@ -29,7 +29,7 @@ async fn serve(app: Router) -> String {
     common::collect_reports();
     let app = app.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
         if let Some(report) = response.extensions().get::<RequestReport>().map(RequestReport::report) {
-            let queries = report.figures.queries.to_string();
+            let queries = report.figures.queries().to_string();
             let outcome = report.outcome.as_str();
             let headers = response.headers_mut();
             headers.insert("x-zen-queries", queries.parse().unwrap());
@@ -112,7 +112,7 @@ async fn server_timing_names_the_route_and_gives_each_figure_against_its_limit()
 
     let report = report_named("GET /timing/articles/{slug}").await;
     assert!(report.handler.is_some_and(|h| h.ends_with("article")), "{:?}", report.handler);
-    assert_eq!(report.figures.queries, 3);
+    assert_eq!(report.figures.queries(), 3);
     // The handler's limits tightened the layer's default.
     assert_eq!(report.limits.get(Budget::Queries), Some(5));
     assert_eq!(report.limits.get(Budget::Timeout), Some(2_000));
@@ -122,13 +122,13 @@ async fn server_timing_names_the_route_and_gives_each_figure_against_its_limit()
     assert_eq!(queries.as_deref(), Some("3/5"), "{header}");
     let (db_dur, db_desc) = metric(&header, "db").expect(&header);
     assert_eq!(db_desc, None, "no max_db_ms: {header}");
-    let db_ms = report.figures.db_time.as_secs_f64() * 1000.0;
+    let db_ms = report.figures.db_time().as_secs_f64() * 1000.0;
     assert!((db_dur.unwrap() - db_ms).abs() <= 0.051, "{header} vs {db_ms}");
     let (total, total_desc) = metric(&header, "total").expect(&header);
     assert_eq!(total_desc.as_deref(), Some("budget 2000ms"));
-    assert!((total.unwrap() - report.figures.elapsed.as_secs_f64() * 1000.0).abs() <= 0.051, "{header}");
+    assert!((total.unwrap() - report.figures.elapsed().as_secs_f64() * 1000.0).abs() <= 0.051, "{header}");
     assert!(total.unwrap() >= db_dur.unwrap());
-    let memory = report.figures.memory.expect("ZenAlloc is installed");
+    let memory = report.figures.memory().expect("ZenAlloc is installed");
     let (_, mem) = metric(&header, "mem").expect(&header);
     assert_eq!(mem, Some(format!("{} KiB", memory.peak.div_ceil(1024))));
     assert!(metric(&header, "http").is_none(), "no call, no limit: no http metric");
@@ -241,7 +241,7 @@ async fn enforce_answers_503_when_a_refused_query_ends_the_handler() {
     );
     let report = report_named("GET /enforce/queries").await;
     assert_eq!(
-        (report.figures.queries, report.figures.refused_queries),
+        (report.figures.queries(), report.figures.refused_queries()),
         (3, 1),
         "the third query never reached SQLite"
     );
@@ -356,7 +356,9 @@ async fn a_client_that_goes_away_leaves_a_cancelled_report() {
     let report = report_named("GET /gone").await;
     assert_eq!(report.outcome, Outcome::Cancelled);
     assert!(start.elapsed() < Duration::from_secs(5), "the handler was dropped when the client left");
-    assert!(report.figures.elapsed >= Duration::from_millis(100) && report.figures.elapsed < Duration::from_secs(10));
+    assert!(
+        report.figures.elapsed() >= Duration::from_millis(100) && report.figures.elapsed() < Duration::from_secs(10)
+    );
 }
 
 async fn explode() -> &'static str {
@@ -426,9 +428,9 @@ async fn reading_and_parsing_the_body_count_toward_the_request() {
     tokio::io::AsyncReadExt::read_to_string(&mut socket, &mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("100000"), "{answer}");
     let report = report_named("POST /body/batch").await;
-    assert!(report.figures.elapsed >= Duration::from_millis(250), "{:?}", report.figures.elapsed);
+    assert!(report.figures.elapsed() >= Duration::from_millis(250), "{:?}", report.figures.elapsed());
     // Parsing allocated the 800 KB of `Vec<u64>` inside the scope.
-    assert!(report.figures.memory.unwrap().allocated >= 800_000, "{:?}", report.figures.memory);
+    assert!(report.figures.memory().unwrap().allocated >= 800_000, "{:?}", report.figures.memory());
 }
 
 #[zen(timeout_ms = 300)]
@@ -463,7 +465,7 @@ async fn a_peer_that_never_answers_is_cut_by_the_budget_not_awaited() {
     assert!(start.elapsed() < Duration::from_millis(1_300), "{:?}", start.elapsed());
     assert_eq!(body["budget"], "timeout_ms");
     let report = report_named("GET /call/silent").await;
-    assert_eq!((report.figures.http_calls, report.figures.failed_http_calls), (1, 1));
+    assert_eq!((report.figures.http_calls(), report.figures.failed_http_calls()), (1, 1));
     assert!(report.http_in_handler(), "an external call from a handler is flagged");
 }
 

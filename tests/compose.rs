@@ -46,7 +46,7 @@ async fn tracing_instrument_in_either_order() {
     assert_eq!(n, 3);
     let names: Vec<&str> = reports.iter().map(|r| r.name.as_ref()).collect();
     assert_eq!(names, [concat!(module_path!(), "::instrument_first"), concat!(module_path!(), "::zen_first")]);
-    assert!(reports.iter().all(|r| r.figures.queries == 1));
+    assert!(reports.iter().all(|r| r.figures.queries() == 1));
 }
 
 #[derive(Clone)]
@@ -103,8 +103,8 @@ async fn annotated_handlers_serve_real_requests() {
     report::remove_sink(id);
     let seen = seen.lock().unwrap();
     let greet = seen.iter().find(|r| r.name == "compose::greet").expect("a report for /hello");
-    assert_eq!(greet.figures.queries, 1);
+    assert_eq!(greet.figures.queries(), 1);
     assert!(greet.within_budget());
     let index = seen.iter().find(|r| r.name == "compose::index").expect("a report for /");
-    assert_eq!(index.figures.queries, 0);
+    assert_eq!(index.figures.queries(), 0);
 }

@@ -95,7 +95,7 @@ async fn the_count_matches_what_postgresql_logged() {
     result.unwrap();
     sqlx::query(&*format!("SELECT '{marker}-end'").leak()).execute(pool.as_sqlx()).await.unwrap();
     // SELECT, SELECT, BEGIN, INSERT, UPDATE, COMMIT, streamed SELECT, SELECT.
-    assert_eq!(report.figures.queries, 8, "{report}");
+    assert_eq!(report.figures.queries(), 8, "{report}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     match logged_between(pid, &format!("{marker}-start"), &format!("{marker}-end")) {
         Some(logged) => assert_eq!(logged, 8, "PostgreSQL's own log must agree with zen's count"),
@@ -171,7 +171,7 @@ async fn a_cut_query_stops_on_the_server_and_the_pool_stays_healthy() {
             "{name}: cut at ~300 ms, not after 5 s: {:?}",
             start.elapsed()
         );
-        assert!(report.figures.failed_queries >= 1, "{name}: {report}");
+        assert!(report.figures.failed_queries() >= 1, "{name}: {report}");
         assert_gone_within_a_second(application).await;
     }
     // The cut connections were closed, not returned: what the pool hands out works.
@@ -196,7 +196,7 @@ async fn a_server_that_is_not_there_is_an_error_the_report_records() {
     let Err(AppError::Db(error)) = result else { panic!("expected a connection error") };
     assert!(db::as_budget_exceeded(&error).is_none(), "{error}");
     let r = &reports[0];
-    assert_eq!((r.figures.queries, r.figures.failed_queries, r.outcome), (1, 1, Outcome::Ok), "{r}");
+    assert_eq!((r.figures.queries(), r.figures.failed_queries(), r.outcome), (1, 1, Outcome::Ok), "{r}");
 }
 
 #[zen(name = "db_postgres::numbered")]
@@ -219,7 +219,7 @@ async fn two_hundred_concurrent_scopes_on_postgresql_each_exact() {
     })
     .await;
     common::assert_counts(&reports, (0..200).map(|i| i % 9));
-    assert!(reports.iter().any(|r| r.figures.db_wait > Duration::ZERO), "200 tasks on 5 connections wait for some");
+    assert!(reports.iter().any(|r| r.figures.db_wait() > Duration::ZERO), "200 tasks on 5 connections wait for some");
 }
 
 #[tokio::test]
@@ -233,7 +233,7 @@ async fn the_pool_builder_has_sqlx_shape_and_keeps_the_server_side_cut() {
         assert_eq!(interval, "100ms", "a cut query stops on the server");
     })
     .await;
-    assert_eq!(report.figures.queries, 1);
+    assert_eq!(report.figures.queries(), 1);
     assert!(pool.size() <= 3);
 }
 
@@ -255,7 +255,7 @@ async fn no_value_reaches_a_report_on_postgresql() {
     let (result, reports) = testing::collect(hostile_on_postgres(&pool)).await;
     result.unwrap();
     let report = &reports[0];
-    assert_eq!(report.figures.queries, 15);
+    assert_eq!(report.figures.queries(), 15);
     assert!(!report.n_plus_one.is_empty() && report.slowest_query.is_some());
     for shown in [report.to_string(), format!("{report:?}")] {
         assert!(!shown.contains("hunter"), "a value leaked: {shown}");

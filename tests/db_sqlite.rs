@@ -54,9 +54,9 @@ async fn every_call_shape_is_counted_exactly_once() {
     assert_eq!(result.unwrap(), 10);
     let r = &reports[0];
     // 4 on the pool, 1 on the connection, BEGIN + 2 + COMMIT, 1 stream.
-    assert_eq!(r.figures.queries, 10, "{r}");
-    assert_eq!(r.figures.failed_queries, 0);
-    assert!(r.figures.db_time > Duration::ZERO && r.figures.db_time <= r.figures.elapsed, "{r}");
+    assert_eq!(r.figures.queries(), 10, "{r}");
+    assert_eq!(r.figures.failed_queries(), 0);
+    assert!(r.figures.db_time() > Duration::ZERO && r.figures.db_time() <= r.figures.elapsed(), "{r}");
     assert!(r.backends.iter().any(|b| b.backend == "SQLite" && b.queries == 10), "{:?}", r.backends);
     let fingerprints: Vec<&str> = r.statements.iter().map(|s| s.fingerprint.as_str()).collect();
     for expected in ["SELECT ?", "SELECT name FROM users WHERE id = ?", "BEGIN", "COMMIT", "SELECT id FROM articles"] {
@@ -119,7 +119,7 @@ async fn enforce_refuses_the_query_past_max_queries_before_it_reaches_sqlite() {
     let inserted: i64 =
         sqlx::query_scalar("SELECT count(*) FROM users WHERE id >= 1000").fetch_one(pool.as_sqlx()).await.unwrap();
     assert_eq!(inserted, 3, "the 4th insert never reached the database");
-    assert_eq!((reports[0].figures.queries, reports[0].figures.refused_queries), (4, 1));
+    assert_eq!((reports[0].figures.queries(), reports[0].figures.refused_queries()), (4, 1));
 }
 
 #[tokio::test]
@@ -130,7 +130,7 @@ async fn observe_changes_nothing() {
     })
     .await;
     assert_eq!(reports[0].outcome, Outcome::Exceeded);
-    assert_eq!(reports[0].figures.queries, 6, "all ran");
+    assert_eq!(reports[0].figures.queries(), 6, "all ran");
 }
 
 const SLOW: &str =
@@ -151,7 +151,7 @@ async fn enforce_cuts_a_slow_query_at_the_db_budget_and_the_pool_recovers() {
     assert_eq!(db::as_budget_exceeded(&error).map(BudgetExceeded::budget), Some(Budget::DbTime), "{error}");
     assert!(waited < Duration::from_millis(1000), "cut near 50 ms, not at the end of the query: {waited:?}");
     let r = &reports[0];
-    assert_eq!((r.figures.queries, r.figures.failed_queries, r.outcome), (1, 1, Outcome::Exceeded), "{r}");
+    assert_eq!((r.figures.queries(), r.figures.failed_queries(), r.outcome), (1, 1, Outcome::Exceeded), "{r}");
     // The cut connection was closed, not returned: the pool still serves.
     let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.unwrap();
     assert_eq!(one, 1);
@@ -171,7 +171,7 @@ async fn failed_queries_count_and_say_so() {
     let pool = pool(1).await;
     let (errors, reports) = testing::collect(failures(&pool)).await;
     assert_eq!(errors, [true, true, false]);
-    assert_eq!((reports[0].figures.queries, reports[0].figures.failed_queries), (3, 2));
+    assert_eq!((reports[0].figures.queries(), reports[0].figures.failed_queries()), (3, 2));
 }
 
 #[zen(name = "db_sqlite::numbered")]
@@ -212,8 +212,8 @@ async fn time_waiting_for_a_pooled_connection_is_reported_apart() {
     let (one, report) = testing::measure(waits_for_a_connection(&pool)).await;
     release.await.unwrap();
     assert_eq!(one, 1);
-    assert!(report.figures.db_wait >= Duration::from_millis(40), "{report}");
-    assert!(report.figures.db_time < Duration::from_millis(40), "query time excludes the wait: {report}");
+    assert!(report.figures.db_wait() >= Duration::from_millis(40), "{report}");
+    assert!(report.figures.db_time() < Duration::from_millis(40), "query time excludes the wait: {report}");
 }
 
 #[tokio::test]
@@ -244,7 +244,7 @@ async fn a_refused_savepoint_leaves_its_transaction_alone() {
     let r = &reports[0];
     // BEGIN and INSERT issued; SAVEPOINT and SELECT asked for and refused.
     // The ROLLBACK sqlx sends for the dropped transaction is the pool's.
-    assert_eq!((r.figures.queries, r.figures.refused_queries), (4, 2), "{r}");
+    assert_eq!((r.figures.queries(), r.figures.refused_queries()), (4, 2), "{r}");
     assert_eq!(r.violation(Budget::Queries).map(|v| v.used), Some(4));
     let rolled_back: i64 =
         sqlx::query_scalar("SELECT count(*) FROM users WHERE id = 500").fetch_one(&pool).await.unwrap();
@@ -262,5 +262,5 @@ async fn the_pool_builder_has_sqlx_shape() {
     let (n, report) =
         testing::measure(async { sqlx::query_scalar::<_, i64>("SELECT 41 + 1").fetch_one(&pool).await }).await;
     assert_eq!(n.unwrap(), 42);
-    assert_eq!(report.figures.queries, 1);
+    assert_eq!(report.figures.queries(), 1);
 }

@@ -230,7 +230,7 @@ fn a_refusal_is_one_number_in_the_error_the_header_the_problem_the_report_and_th
     assert!(header.contains("queries;desc=\"3/2\""), "{header}");
     assert_eq!((problem["budget"].as_str(), problem["used"].as_u64()), (Some("max_queries"), Some(3)), "{problem}");
     let report = &reports.lock().unwrap()[0];
-    assert_eq!((report.figures.queries, report.figures.refused_queries), (3, 1), "{report}");
+    assert_eq!((report.figures.queries(), report.figures.refused_queries()), (3, 1), "{report}");
     assert_eq!(report.violation(Budget::Queries).map(|v| v.used), Some(3));
     assert_eq!(report.status, Some(503));
     let events = events.0.lock().unwrap();

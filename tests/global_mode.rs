@@ -57,7 +57,7 @@ async fn zen_mode_sets_the_global_mode_and_rejects_bad_values() {
     // A fn that cannot return the error is not cut, but its second query is refused.
     let ((first, second), reports) = testing::collect(two_queries_unit()).await;
     assert!(first && !second);
-    assert_eq!(reports[0].figures.refused_queries, 1);
+    assert_eq!(reports[0].figures.refused_queries(), 1);
 
     // The attribute's mode wins over the global one.
     assert!(observed_despite_global().await);

@@ -41,10 +41,10 @@ async fn distinct_one_mib_statements_leave_no_memory_behind() {
     })
     .await;
     let grown = rss().saturating_sub(before);
-    assert_eq!(report.figures.queries, 512);
+    assert_eq!(report.figures.queries(), 512);
     assert_eq!(report.statements.len(), 1, "one shape, one fingerprint: {:?}", report.statements);
     assert_eq!(report.statements[0].fingerprint, "SELECT ? FROM t WHERE id IN (...)");
     assert!(grown < 16 * MIB as u64, "RSS grew {} KiB", grown / 1024);
-    let memory = report.figures.memory.expect("ZenAlloc is installed");
+    let memory = report.figures.memory().expect("ZenAlloc is installed");
     assert!(memory.retained < 64 * 1024, "the scope retained {} bytes of zen's bookkeeping", memory.retained);
 }

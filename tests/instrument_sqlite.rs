@@ -42,9 +42,9 @@ async fn counts_real_queries_and_failures() {
     let pool = pool().await;
     let (result, report) = testing::measure(fill(&pool)).await;
     result.unwrap();
-    assert_eq!(report.figures.queries, 3);
-    assert_eq!(report.figures.failed_queries, 1);
-    assert!(report.figures.db_time > std::time::Duration::ZERO);
+    assert_eq!(report.figures.queries(), 3);
+    assert_eq!(report.figures.failed_queries(), 1);
+    assert!(report.figures.db_time() > std::time::Duration::ZERO);
     assert!(report.slowest_query.as_ref().is_some_and(|q| q.backend == "sqlite"));
     assert_eq!(count(&pool).await, 2, "the database saw the two inserts");
 }
@@ -63,5 +63,5 @@ async fn enforce_keeps_the_refused_query_away_from_the_database() {
     let (result, reports) = testing::collect(overfill(&pool)).await;
     assert!(matches!(result, Err(AppError::Budget(e)) if e.budget() == Budget::Queries));
     assert_eq!(count(&pool).await, 2, "the third insert never reached SQLite");
-    assert_eq!((reports[0].figures.queries, reports[0].figures.refused_queries), (3, 1));
+    assert_eq!((reports[0].figures.queries(), reports[0].figures.refused_queries()), (3, 1));
 }

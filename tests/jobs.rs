@@ -54,9 +54,9 @@ async fn a_job_started_by_a_request_runs_in_its_own_scope() {
     let response = reqwest::Client::new().post(url).send().await.unwrap();
     assert_eq!(response.text().await.unwrap(), "welcome mail on its way");
     let request = report_named("POST /jobs-test/signup").await;
-    assert_eq!(request.figures.queries, 1, "the job's queries are not the request's");
+    assert_eq!(request.figures.queries(), 1, "the job's queries are not the request's");
     let job = report_named("jobs-test welcome").await;
-    assert_eq!((job.kind, job.attempt, job.figures.queries, job.outcome), (Kind::Job, Some(1), 3, Outcome::Ok));
+    assert_eq!((job.kind, job.attempt, job.figures.queries(), job.outcome), (Kind::Job, Some(1), 3, Outcome::Ok));
     assert!(job.handler.is_some_and(|h| h.ends_with("welcome")), "{:?}", job.handler);
     assert_eq!(job.limits.get(Budget::Queries), Some(5), "the job fn's #[zen] tightened the runner's default");
     assert!(jobs.shutdown(Duration::from_secs(1)).await.abandoned.is_empty());

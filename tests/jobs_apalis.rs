@@ -94,7 +94,7 @@ async fn a_job_reports_like_a_request_with_its_name_and_attempt() {
 
     let report = nth_report_named(name, 1).await;
     assert_eq!((report.kind, report.attempt, report.outcome), (Kind::Job, Some(1), Outcome::Ok));
-    assert_eq!(report.figures.queries, 2, "the job's own queries, not the queue's");
+    assert_eq!(report.figures.queries(), 2, "the job's own queries, not the queue's");
     assert!(report.handler.is_some_and(|h| h.ends_with("send_welcome")), "{:?}", report.handler);
     assert_eq!(report.limits.get(Budget::Queries), Some(5), "the job fn's #[zen] tightened the layer's 50");
     assert_eq!(report.limits.get(Budget::Timeout), Some(300));
@@ -296,7 +296,7 @@ async fn a_push_from_a_handler_is_one_of_its_operations_and_enforce_can_refuse_i
     let report = &reports[0];
     let error = result.unwrap_err();
     assert!(error.downcast_ref::<zen_runtime::BudgetExceeded>().is_some(), "{error}");
-    assert_eq!((report.figures.queries, report.figures.refused_queries), (2, 1), "asked for twice, refused once");
+    assert_eq!((report.figures.queries(), report.figures.refused_queries()), (2, 1), "asked for twice, refused once");
     assert_eq!(report.backends[0].backend, "apalis");
     assert_eq!(sqlite_jobs(&queue, name).await.len(), 1, "the refused push never reached the queue");
     let _ = std::fs::remove_file(path);

@@ -27,13 +27,13 @@ async fn a_known_allocation_is_reported_within_five_percent() {
         drop(std::hint::black_box(block));
     })
     .await;
-    let m = r.figures.memory.expect("measured with ZenAlloc installed");
+    let m = r.figures.memory().expect("measured with ZenAlloc installed");
     assert!(within(m.allocated, MIB, 5), "allocated {m:?}");
     assert!(within(m.peak, MIB, 5), "peak {m:?}");
     assert!(m.retained < (MIB / 20) as u64, "dropped, so not retained: {m:?}");
 
     let (kept, r) = testing::measure(async { vec![1u8; MIB] }).await;
-    let m = r.figures.memory.unwrap();
+    let m = r.figures.memory().unwrap();
     assert!(within(m.retained, MIB, 5), "still held at the end: {m:?}");
     drop(kept);
 }
@@ -63,11 +63,11 @@ async fn a_hundred_concurrent_scopes_each_see_their_own_peak() {
     assert_eq!(reports.len(), 100);
     for r in &reports {
         // The report does not say which i it was: match it by its size.
-        let peak = r.figures.memory.unwrap().peak;
+        let peak = r.figures.memory().unwrap().peak;
         let i = (0..100).min_by_key(|&i| peak.abs_diff(truth(i) as u64)).unwrap();
         assert!(within(peak, truth(i), 5), "peak {peak} against {}", truth(i));
     }
-    let mut peaks: Vec<u64> = reports.iter().map(|r| r.figures.memory.unwrap().peak / 1024).collect();
+    let mut peaks: Vec<u64> = reports.iter().map(|r| r.figures.memory().unwrap().peak / 1024).collect();
     peaks.sort_unstable();
     peaks.dedup_by(|a, b| a.abs_diff(*b) < 4);
     assert_eq!(peaks.len(), 100, "a hundred distinct peaks, one per scope");
@@ -112,8 +112,8 @@ async fn parent() {
 #[tokio::test]
 async fn nesting_and_spawn_count_toward_the_parent() {
     let ((), reports) = testing::collect(parent()).await;
-    let child = reports.iter().find(|r| r.name == "memory::child").unwrap().figures.memory.unwrap();
-    let parent = reports.iter().find(|r| r.name == "memory::parent").unwrap().figures.memory.unwrap();
+    let child = reports.iter().find(|r| r.name == "memory::child").unwrap().figures.memory().unwrap();
+    let parent = reports.iter().find(|r| r.name == "memory::parent").unwrap().figures.memory().unwrap();
     assert!(within(child.allocated, 256 * 1024, 5), "{child:?}");
     assert!(within(child.retained, 256 * 1024, 5), "the child returned it still held: {child:?}");
     assert!(parent.allocated >= (256 + 128) * 1024, "child and spawned task count toward the parent: {parent:?}");
@@ -129,7 +129,7 @@ async fn frees_foreign(foreign: Vec<u8>) {
 async fn freeing_memory_another_scope_allocated_never_goes_below_zero() {
     let foreign = vec![0u8; 512 * 1024];
     let ((), reports) = testing::collect(frees_foreign(foreign)).await;
-    let m = reports[0].figures.memory.unwrap();
+    let m = reports[0].figures.memory().unwrap();
     assert_eq!((m.peak, m.retained), (0, 0), "{m:?}");
 }
 
@@ -159,7 +159,7 @@ async fn enforce_stops_a_scope_over_max_mem_kb_at_its_next_poll() {
     assert_eq!(e.budget(), Budget::Memory);
     let r = &reports[0];
     assert_eq!(r.outcome, Outcome::Exceeded);
-    let peak = r.figures.memory.unwrap().peak;
+    let peak = r.figures.memory().unwrap().peak;
     assert!(peak < 512 * 1024, "stopped soon after 256 KiB, not at 6.4 MiB: {peak}");
     assert_eq!(r.violation(Budget::Memory).map(|v| v.limit), Some(256));
 }

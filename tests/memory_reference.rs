@@ -32,7 +32,7 @@ async fn a_single_threaded_scope_agrees_with_stats_alloc() {
     })
     .await;
     let process = region.change();
-    let zen = r.figures.memory.unwrap().allocated;
+    let zen = r.figures.memory().unwrap().allocated;
     // stats_alloc counts realloc growth in `bytes_allocated` too, as zen does.
     let reference = process.bytes_allocated as u64;
     assert!(within(zen, reference, 2), "zen {zen} against stats_alloc {reference} ({process:?})");

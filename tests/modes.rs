@@ -33,7 +33,7 @@ async fn observed() -> Result<u32, AppError> {
 async fn observe_changes_nothing() {
     let (result, reports) = testing::collect(observed()).await;
     assert_eq!(result.unwrap(), 4, "every query ran");
-    assert_eq!(reports[0].figures.queries, 4);
+    assert_eq!(reports[0].figures.queries(), 4);
     assert_eq!(reports[0].outcome, Outcome::Exceeded);
 }
 
@@ -54,7 +54,7 @@ async fn enforce_refuses_the_query_past_the_limit() {
     assert_eq!((e.budget(), e.limit(), e.used()), (Budget::Queries, 2, 3));
     assert_eq!(e.scope(), concat!(module_path!(), "::enforced_queries"));
     let r = &reports[0];
-    assert_eq!((r.figures.queries, r.figures.refused_queries), (3, 1), "the third was asked for and never ran");
+    assert_eq!((r.figures.queries(), r.figures.refused_queries()), (3, 1), "the third was asked for and never ran");
     assert_eq!(r.outcome, Outcome::Exceeded);
 }
 
@@ -98,8 +98,8 @@ async fn enforce_bounds_each_operation_by_the_db_time_left_and_then_refuses() {
     let AppError::Budget(e) = result.unwrap_err();
     assert_eq!(e.budget(), Budget::DbTime);
     let r = &reports[0];
-    assert!(r.figures.queries <= 4, "at most ~10 ms of 4 ms operations: {r}");
-    assert!(r.figures.db_time <= Duration::from_millis(40), "{r}");
+    assert!(r.figures.queries() <= 4, "at most ~10 ms of 4 ms operations: {r}");
+    assert!(r.figures.db_time() <= Duration::from_millis(40), "{r}");
 }
 
 #[tokio::test]
@@ -155,6 +155,6 @@ async fn observed_outer() -> Result<(), AppError> {
 async fn each_scope_applies_its_own_mode() {
     let (result, reports) = testing::collect(observed_outer()).await;
     assert!(result.is_ok(), "the observing outer scope refuses nothing");
-    assert_eq!(reports[1].figures.queries, 3);
+    assert_eq!(reports[1].figures.queries(), 3);
     assert_eq!(reports[1].outcome, Outcome::Exceeded);
 }

@@ -20,7 +20,7 @@ async fn a_panic_reports_panicked_once() {
     assert!(result.is_err(), "the panic is passed on");
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Panicked);
-    assert_eq!(reports[0].figures.queries, 1);
+    assert_eq!(reports[0].figures.queries(), 1);
 }
 
 #[tokio::test]
@@ -42,8 +42,8 @@ async fn a_dropped_future_reports_cancelled_once() {
     assert!(timed_out.is_err());
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].outcome, Outcome::Cancelled);
-    assert_eq!(reports[0].figures.queries, 1);
-    assert!(reports[0].figures.elapsed >= Duration::from_millis(20));
+    assert_eq!(reports[0].figures.queries(), 1);
+    assert!(reports[0].figures.elapsed() >= Duration::from_millis(20));
 }
 
 #[tokio::test]
@@ -101,7 +101,7 @@ async fn sinks_receive_every_report_until_removed() {
     for_sink().await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1, "one report while registered, none after");
-    assert_eq!(seen[0].figures.queries, 3);
+    assert_eq!(seen[0].figures.queries(), 3);
 }
 
 #[tokio::test]
@@ -126,7 +126,7 @@ async fn eleven_queries() {
 #[tokio::test]
 async fn measure_says_when_a_scope_inside_it_blew_its_budget() {
     let ((), report) = testing::measure(eleven_queries()).await;
-    assert_eq!(report.figures.queries, 11);
+    assert_eq!(report.figures.queries(), 11);
     assert!(report.violations.is_empty(), "the measuring scope has no limits of its own");
     assert!(!report.within_budget(), "but the handler it ran blew its budget: {report}");
     let nested = &report.nested_violations[0];

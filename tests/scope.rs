@@ -35,19 +35,19 @@ async fn measure_counts_every_operation_and_call() {
         instrument::record_call("api.example.com", Duration::from_millis(7), false);
     })
     .await;
-    assert_eq!(report.figures.queries, 6);
-    assert_eq!(report.figures.failed_queries, 1);
-    assert!(report.figures.db_time >= Duration::from_millis(30), "{report}");
+    assert_eq!(report.figures.queries(), 6);
+    assert_eq!(report.figures.failed_queries(), 1);
+    assert!(report.figures.db_time() >= Duration::from_millis(30), "{report}");
     let slowest = report.slowest_query.as_ref().expect("a slowest query");
     assert_eq!(slowest.statement, "SELECT slow");
     assert_eq!(slowest.backend, "test");
-    assert_eq!(report.figures.http_calls, 2);
-    assert_eq!(report.figures.failed_http_calls, 1);
+    assert_eq!(report.figures.http_calls(), 2);
+    assert_eq!(report.figures.failed_http_calls(), 1);
     assert_eq!((report.http_hosts[0].host.as_str(), report.http_hosts[0].calls), ("api.example.com", 2));
-    assert!(report.figures.http_time >= Duration::from_millis(7));
+    assert!(report.figures.http_time() >= Duration::from_millis(7));
     assert_eq!(report.outcome, Outcome::Ok);
     // Absent, not zero, without ZenAlloc (this file also runs with it installed).
-    assert_eq!(report.figures.memory.is_some(), zen_runtime::alloc::installed());
+    assert_eq!(report.figures.memory().is_some(), zen_runtime::alloc::installed());
 }
 
 #[tokio::test]
@@ -55,8 +55,8 @@ async fn nested_scopes_count_toward_both_and_each_reports() {
     let ((), reports) = testing::collect(outer()).await;
     let names: Vec<&str> = reports.iter().map(|r| r.name.as_ref()).collect();
     assert_eq!(names, [concat!(module_path!(), "::inner"), concat!(module_path!(), "::outer")]);
-    assert_eq!(reports[0].figures.queries, 3, "inner counts its own");
-    assert_eq!(reports[1].figures.queries, 5, "outer counts its own and inner's");
+    assert_eq!(reports[0].figures.queries(), 3, "inner counts its own");
+    assert_eq!(reports[1].figures.queries(), 5, "outer counts its own and inner's");
 }
 
 #[zen]
@@ -76,7 +76,7 @@ async fn spawns() {
 async fn zen_spawn_carries_the_budget_and_tokio_spawn_does_not() {
     let ((), reports) = testing::collect(spawns()).await;
     assert_eq!(reports.len(), 1);
-    assert_eq!(reports[0].figures.queries, 4, "3 from spawn, 1 from spawn_blocking, 0 from tokio::spawn");
+    assert_eq!(reports[0].figures.queries(), 4, "3 from spawn, 1 from spawn_blocking, 0 from tokio::spawn");
 }
 
 #[zen]
@@ -91,7 +91,7 @@ async fn joins_and_selects() {
 #[tokio::test]
 async fn join_and_select_inside_a_scope_count() {
     let ((), reports) = testing::collect(joins_and_selects()).await;
-    assert_eq!(reports[0].figures.queries, 6);
+    assert_eq!(reports[0].figures.queries(), 6);
 }
 
 #[zen(name = "numbered")]
@@ -110,7 +110,7 @@ async fn two_hundred_concurrent_scopes_each_report_exactly_their_own() {
     })
     .await;
     assert_eq!(reports.len(), 200);
-    let mut counts: Vec<u64> = reports.iter().map(|r| r.figures.queries).collect();
+    let mut counts: Vec<u64> = reports.iter().map(|r| r.figures.queries()).collect();
     counts.sort_unstable();
     let mut expected: Vec<u64> = (0..200u64).map(|i| i % 17).collect();
     expected.sort_unstable();
@@ -125,7 +125,7 @@ async fn concurrent_scopes_on_plain_tasks_do_not_leak_into_each_other() {
         .map(|i| {
             tokio::spawn(async move {
                 let (n, report) = testing::measure(numbered(i % 13)).await;
-                (n, report.figures.queries)
+                (n, report.figures.queries())
             })
         })
         .collect();

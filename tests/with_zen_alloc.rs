@@ -34,5 +34,5 @@ mod scope;
 #[tokio::test]
 async fn memory_is_measured_in_this_binary() {
     let (_, report) = zen_runtime::testing::measure(async { std::hint::black_box(vec![0u8; 4096]) }).await;
-    assert!(report.figures.memory.is_some_and(|m| m.allocated >= 4096));
+    assert!(report.figures.memory().is_some_and(|m| m.allocated >= 4096));
 }

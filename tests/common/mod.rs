@@ -63,7 +63,7 @@ impl From<BudgetExceeded> for AppError {
 /// Asserts that the reports' query counts are exactly `expected`, in any
 /// order (concurrent scopes end in any order).
 pub fn assert_counts(reports: &[Report], expected: impl IntoIterator<Item = u64>) {
-    let mut counts: Vec<u64> = reports.iter().map(|r| r.figures.queries).collect();
+    let mut counts: Vec<u64> = reports.iter().map(|r| r.figures.queries()).collect();
     counts.sort_unstable();
     let mut expected: Vec<u64> = expected.into_iter().collect();
     expected.sort_unstable();

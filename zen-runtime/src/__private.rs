@@ -1,60 +1,42 @@
 //! What `#[zen]` expands to. Not public API: nothing here is covered by
 //! semver, and code outside the expansion must not use it.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
 
 pub use crate::budget::{Kind, Limits, Mode};
 use crate::error::BudgetExceeded;
 use crate::future::Scoped;
-use crate::scope::{Asked, Defaults, Scope, Spec};
+use crate::scope::Asked;
 
 /// One annotated fn: built at compile time, in a static.
 #[derive(Debug)]
 pub struct Site {
-    name: &'static str,
-    limits: Limits,
-    mode: Option<Mode>,
-    kind: Option<Kind>,
-    n_plus_one: Option<u32>,
+    asked: Asked,
 }
 
 impl Site {
     #[must_use]
     pub const fn new(name: &'static str, limits: Limits, mode: Option<Mode>, kind: Option<Kind>) -> Self {
-        Site { name, limits, mode, kind, n_plus_one: None }
+        Site { asked: Asked { name, kind, limits, mode, n_plus_one: None } }
     }
 
     /// `n_plus_one = N` on the attribute.
     #[must_use]
     pub const fn n_plus_one(mut self, threshold: u32) -> Self {
-        self.n_plus_one = Some(threshold);
+        self.asked.n_plus_one = Some(threshold);
         self
     }
 }
 
-/// The body of an annotated fn, inside a new scope.
+/// The body of an annotated fn, inside a new scope opened at its first poll.
 ///
 /// Run directly inside a boundary's scope (the layer's request, a job), the
 /// fn is its handler: it tightens that scope rather than opening one, and
 /// the boundary reports and cuts (a `kind` other than the boundary's opts a
 /// helper out).
 pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Scoped<F> {
-    let asked =
-        Asked { name: site.name, kind: site.kind, limits: site.limits, mode: site.mode, n_plus_one: site.n_plus_one };
-    if let Some(scope) = Scope::adopt(&asked) {
-        return Scoped::joined(scope, fut);
-    }
-    let scope = Scope::open(Spec {
-        name: Cow::Borrowed(site.name),
-        kind: site.kind,
-        defaults: Defaults { limits: site.limits, mode: site.mode, n_plus_one: site.n_plus_one },
-        collector: None,
-        adoptable: false,
-        attempt: None,
-    });
-    Scoped::new(scope, cut, fut)
+    Scoped::asked(&site.asked, cut, fut)
 }
 
 /// A return value that can stand for a blown budget.

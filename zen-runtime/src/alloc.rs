@@ -29,20 +29,24 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The heap a thread allocated while counting was on: plain counters that
-/// only their own thread touches, handed over with [`Heap::take`]. Aligned
-/// to its own cache lines, away from heap chunks. `allocated` and `live` are
+/// What a thread's allocations count for, and the heap they added since it
+/// was last taken: plain counters only their own thread touches. Aligned to
+/// its own cache lines, away from heap chunks. `allocated` and `live` are
 /// kept apart: side by side, the compiler updates both with one 16-byte load
 /// and store, which a free's 8-byte store to `live` then stalls (store
 /// forwarding fails), a third of the allocator's cost.
 #[repr(C, align(128))]
-pub(crate) struct Heap {
-    /// A scope is being polled on this thread, and zen is not doing its own
-    /// bookkeeping: allocations count.
+struct Heap {
+    /// An owner is set and zen is not doing its own bookkeeping: the one
+    /// flag the allocation path reads.
     counting: Cell<bool>,
     live: Cell<i64>,
     peak: Cell<i64>,
     allocated: Cell<u64>,
+    /// Who allocations count for: a word the tracker sets, 0 for nobody.
+    /// This module never looks inside it.
+    owner: Cell<usize>,
+    paused: Cell<bool>,
 }
 
 thread_local! {
@@ -50,12 +54,19 @@ thread_local! {
     // life (start, end, inside other thread-locals' destructors), and never
     // allocates.
     static HEAP: Heap = const {
-        Heap { counting: Cell::new(false), live: Cell::new(0), peak: Cell::new(0), allocated: Cell::new(0) }
+        Heap {
+            counting: Cell::new(false),
+            live: Cell::new(0),
+            peak: Cell::new(0),
+            allocated: Cell::new(0),
+            owner: Cell::new(0),
+            paused: Cell::new(false),
+        }
     };
 }
 
-/// What a thread allocated between two [`take`]s: bytes allocated, the net
-/// change, and the highest the net reached meanwhile.
+/// What a thread allocated for one owner: bytes allocated, the net change,
+/// and the highest the net reached meanwhile.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counted {
     pub(crate) allocated: u64,
@@ -63,33 +74,49 @@ pub(crate) struct Counted {
     pub(crate) peak: i64,
 }
 
-/// Hands over what this thread counted since the last call, and turns
-/// counting on or off from now on. Without `ZenAlloc` there is nothing to
-/// hand over: two reads.
+/// Makes `owner` (0: nobody) the one this thread's allocations count for.
+/// Returns the previous owner and what was counted for it, if anything
+/// (without `ZenAlloc`, nothing ever is).
 #[inline]
-pub(crate) fn take(counting: bool) -> Option<Counted> {
+pub(crate) fn set_owner(owner: usize) -> (usize, Option<Counted>) {
     HEAP.try_with(|h| {
-        h.counting.set(counting);
+        let previous = h.owner.replace(owner);
+        h.counting.set(owner != 0 && !h.paused.get());
         if h.allocated.get() == 0 && h.live.get() == 0 {
-            return None;
+            return (previous, None);
         }
         mark_installed();
-        Some(Counted { allocated: h.allocated.replace(0), live: h.live.replace(0), peak: h.peak.replace(0) })
+        let counted = Counted { allocated: h.allocated.replace(0), live: h.live.replace(0), peak: h.peak.replace(0) };
+        (previous, Some(counted))
     })
-    .ok()
-    .flatten()
+    .unwrap_or((0, None))
+}
+
+/// The owner set on this thread, 0 for nobody.
+#[inline]
+pub(crate) fn owner() -> usize {
+    HEAP.try_with(|h| h.owner.get()).unwrap_or(0)
 }
 
 /// Runs `f` without counting its allocations: zen's own bookkeeping (the
 /// statement cache, a scope's tables) is never charged to a user's scope.
 pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
+    struct Resume(bool);
+    impl Drop for Resume {
         fn drop(&mut self) {
-            let _ = HEAP.try_with(|h| h.counting.set(self.0));
+            let _ = HEAP.try_with(|h| {
+                h.paused.set(self.0);
+                h.counting.set(h.owner.get() != 0 && !self.0);
+            });
         }
     }
-    let _restore = Restore(HEAP.try_with(|h| h.counting.replace(false)).unwrap_or(false));
+    let _resume = Resume(
+        HEAP.try_with(|h| {
+            h.counting.set(false);
+            h.paused.replace(true)
+        })
+        .unwrap_or(false),
+    );
     f()
 }
 

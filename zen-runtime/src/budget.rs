@@ -27,20 +27,25 @@ impl Measure {
     /// `used` (nanoseconds, bytes or a count) is over a limit in the
     /// budget's unit. Exact and without overflow: 200.4 ms breaks 200 ms.
     pub(crate) fn over(self, used: u64, limit: u64) -> bool {
-        match self {
-            Measure::Count => used > limit,
-            Measure::Millis => Duration::from_nanos(used) > Duration::from_millis(limit),
-            Measure::KiB => u128::from(used) > u128::from(limit) * 1024,
-        }
+        u128::from(used) > self.base(limit)
     }
 
     /// No room is left: a count at its limit, a time budget spent.
     pub(crate) fn spent(self, used: u64, limit: u64) -> bool {
         match self {
-            Measure::Count => used >= limit,
-            Measure::Millis => Duration::from_nanos(used) >= Duration::from_millis(limit),
+            Measure::Count | Measure::Millis => u128::from(used) >= self.base(limit),
             Measure::KiB => self.over(used, limit),
         }
+    }
+
+    /// A limit in base units (nanoseconds, bytes), wide enough for any.
+    fn base(self, limit: u64) -> u128 {
+        u128::from(limit)
+            * match self {
+                Measure::Count => 1,
+                Measure::Millis => 1_000_000,
+                Measure::KiB => 1024,
+            }
     }
 
     /// `used` in the budget's unit, rounded up.
@@ -51,35 +56,6 @@ impl Measure {
             Measure::KiB => used.div_ceil(1024),
         }
     }
-}
-
-/// `Option<u64>` limits for counts and KiB, `Option<Duration>` for time.
-macro_rules! limit_type {
-    (Millis) => {
-        Duration
-    };
-    ($other:ident) => {
-        u64
-    };
-}
-
-macro_rules! to_limit {
-    (Millis, $v:expr) => {
-        Duration::from_millis($v)
-    };
-    ($other:ident, $v:expr) => {
-        $v
-    };
-}
-
-macro_rules! from_limit {
-    // Exact: every time limit is made from whole milliseconds.
-    (Millis, $v:expr) => {
-        u64::try_from($v.as_millis()).unwrap_or(u64::MAX)
-    };
-    ($other:ident, $v:expr) => {
-        $v
-    };
 }
 
 /// Turns a figure in its base unit into the value of its event field:
@@ -146,45 +122,29 @@ macro_rules! budgets {
         }
 
         /// The limits of one budget. `Limits::NONE` limits nothing; each setter
-        /// adds one limit, in the unit its name says. Built at compile time by
-        /// `#[zen]`, and by hand for layers and job runners.
+        /// adds one limit, in the unit its name says (time in whole
+        /// milliseconds, compared as `Duration`s, memory in KiB). Built at
+        /// compile time by `#[zen]`, and by hand for layers and job runners.
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct Limits {
-            $( $key: Option<limit_type!($measure)>, )*
+            /// Each limit, in its budget's unit, at its budget's place in the table.
+            values: [u64; Budget::ALL.len()],
+            /// Which are set: bit `budget as u32`.
+            set: u32,
         }
 
         impl Limits {
             /// No limit at all: every figure is measured and reported, none is checked.
-            pub const NONE: Limits = Limits { $( $key: None, )* };
+            pub const NONE: Limits = Limits { values: [0; Budget::ALL.len()], set: 0 };
 
             $(
                 $(#[$doc])*
                 #[must_use]
-                pub const fn $key(mut self, value: u64) -> Self {
-                    self.$key = Some(to_limit!($measure, value));
-                    self
+                pub const fn $key(self, value: u64) -> Self {
+                    self.with(Budget::$variant, value)
                 }
             )*
-
-            /// The limit set for one budget, in that budget's unit.
-            #[must_use]
-            pub fn get(&self, budget: Budget) -> Option<u64> {
-                match budget { $( Budget::$variant => self.$key.map(|v| from_limit!($measure, v)), )* }
-            }
-
-            /// Each limit the lower of the two; a limit set on one side only holds.
-            #[must_use]
-            pub fn tighter(self, other: Limits) -> Limits {
-                fn min<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
-                    match (a, b) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    }
-                }
-                Limits { $( $key: min(self.$key, other.$key), )* }
-            }
         }
-
         /// The report event, one field per budget with what was used
         /// ([`Budget::event_field`]), beside the fields written at the call.
         macro_rules! report_event {
@@ -226,16 +186,50 @@ budgets! {
 }
 
 impl Limits {
+    const fn with(mut self, budget: Budget, value: u64) -> Self {
+        self.values[budget as usize] = value;
+        self.set |= 1 << budget as u32;
+        self
+    }
+
+    /// The limit set for one budget, in that budget's unit.
+    #[must_use]
+    pub fn get(&self, budget: Budget) -> Option<u64> {
+        (self.set & (1 << budget as u32) != 0).then(|| self.values[budget as usize])
+    }
+
     /// A time limit, as a `Duration`.
     pub(crate) fn duration(&self, budget: Budget) -> Option<Duration> {
         debug_assert_eq!(budget.measure(), Measure::Millis);
         self.get(budget).map(Duration::from_millis)
     }
 
+    /// Each budget that has a limit, with it, in table order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Budget, u64)> + '_ {
+        let mut set = self.set;
+        std::iter::from_fn(move || {
+            let bit = set.trailing_zeros();
+            let budget = *Budget::ALL.get(bit as usize)?;
+            set &= set - 1;
+            Some((budget, self.values[bit as usize]))
+        })
+    }
+
+    /// Each limit the lower of the two; a limit set on one side only holds.
+    #[must_use]
+    pub fn tighter(self, other: Limits) -> Limits {
+        let mut tighter = Limits { values: self.values, set: self.set | other.set };
+        for (budget, limit) in other.iter() {
+            let i = budget as usize;
+            tighter.values[i] = if self.set & (1 << i) != 0 { self.values[i].min(limit) } else { limit };
+        }
+        tighter
+    }
+
     /// `true` when no limit is set.
     #[must_use]
     pub fn is_none(&self) -> bool {
-        *self == Limits::NONE
+        self.set == 0
     }
 }
 

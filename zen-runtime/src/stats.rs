@@ -50,7 +50,8 @@ impl DbStats {
             return 1;
         }
         let stat = Stat { backend, count: 1, failed: 0, total_ns: 0, max_ns: 0, call_site: None };
-        self.statements.insert(Arc::clone(fingerprint), stat);
+        // The table grows with zen's memory, not the scope's.
+        crate::alloc::untracked(|| self.statements.insert(Arc::clone(fingerprint), stat));
         1
     }
 
@@ -84,7 +85,7 @@ impl DbStats {
         let index = match self.backends.iter().position(|(name, _)| *name == backend) {
             Some(index) => index,
             None => {
-                self.backends.push((backend, BackendStat::default()));
+                crate::alloc::untracked(|| self.backends.push((backend, BackendStat::default())));
                 self.backends.len() - 1
             }
         };
@@ -155,7 +156,7 @@ impl HttpStats {
         let index = match self.hosts.iter().position(|(h, ..)| &**h == host) {
             Some(index) => index,
             None if self.hosts.len() < MAX_HOSTS => {
-                self.hosts.push((Arc::from(host), 0, 0, 0));
+                crate::alloc::untracked(|| self.hosts.push((Arc::from(host), 0, 0, 0)));
                 self.hosts.len() - 1
             }
             None => return,

@@ -11,7 +11,7 @@
 //!     }
 //! })
 //! .await;
-//! assert_eq!(report.figures.queries, 3);
+//! assert_eq!(report.figures.queries(), 3);
 //! # }
 //! ```
 

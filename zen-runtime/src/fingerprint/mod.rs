@@ -132,16 +132,17 @@ thread_local! {
 /// statements, which is what most are; zen's own memory, which no scope is
 /// charged for.
 pub(crate) fn shared(sql: &str, dialect: Dialect) -> Arc<str> {
-    crate::alloc::untracked(|| {
-        if sql.len() > MAX_CACHED_SQL {
-            return Arc::from(fingerprint(sql, dialect));
+    if sql.len() > MAX_CACHED_SQL {
+        return crate::alloc::untracked(|| Arc::from(fingerprint(sql, dialect)));
+    }
+    let cached = CACHE.try_with(|cache| {
+        let mut cache = cache.try_borrow_mut().ok()?;
+        let index = dialect as usize;
+        if let Some(fingerprint) = cache.by_dialect[index].get(sql) {
+            return Some(Arc::clone(fingerprint));
         }
-        let cached = CACHE.try_with(|cache| {
-            let mut cache = cache.try_borrow_mut().ok()?;
-            let index = dialect as usize;
-            if let Some(fingerprint) = cache.by_dialect[index].get(sql) {
-                return Some(Arc::clone(fingerprint));
-            }
+        // A miss allocates: zen's memory, not the scope's.
+        crate::alloc::untracked(|| {
             let fingerprint: Arc<str> = fingerprint(sql, dialect).into();
             if cache.entries >= MAX_CACHE_ENTRIES || cache.bytes + sql.len() > MAX_CACHE_BYTES {
                 *cache = Cache::default();
@@ -150,9 +151,9 @@ pub(crate) fn shared(sql: &str, dialect: Dialect) -> Arc<str> {
             cache.entries += 1;
             cache.by_dialect[index].insert(sql.into(), Arc::clone(&fingerprint));
             Some(fingerprint)
-        });
-        cached.ok().flatten().unwrap_or_else(|| fingerprint(sql, dialect).into())
-    })
+        })
+    });
+    cached.ok().flatten().unwrap_or_else(|| crate::alloc::untracked(|| fingerprint(sql, dialect).into()))
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! problem responses it sends instead of the handler's.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
@@ -44,8 +43,8 @@ pub(super) fn server_timing(figures: &Figures, limits: &Limits) -> Option<Header
                 v.text("\"");
             }
         }
-        if budget == Budget::DbTime && figures.db_wait >= Duration::from_millis(1) {
-            v.text(", db-wait;dur=").ms(crate::scope::nanos(figures.db_wait)).text(";desc=\"pool wait\"");
+        if budget == Budget::DbTime && figures.wait_ns >= 1_000_000 {
+            v.text(", db-wait;dur=").ms(figures.wait_ns).text(";desc=\"pool wait\"");
         }
     }
     // Past the buffer (only with absurd limits such as `u64::MAX`), no
@@ -195,8 +194,6 @@ mod tests {
 
     #[test]
     fn the_largest_figures_still_make_a_valid_header() {
-        use std::time::Duration;
-
         use crate::budget::{Budget, Limits};
         use crate::report::{Figures, Memory};
         let max = u64::MAX;
@@ -212,18 +209,17 @@ mod tests {
             "max_response_kb" => l.max_response_kb(max),
             other => panic!("a budget this test does not know: {other}"),
         });
-        let long = Duration::MAX;
         let figures = Figures {
-            elapsed: long,
-            queries: max / 2,
+            elapsed_ns: max,
+            queries: max,
             refused_queries: max / 2,
-            db_time: long,
-            db_wait: long,
+            db_ns: max,
+            wait_ns: max,
             rows: max,
-            http_calls: max / 2,
-            http_time: long,
+            http_calls: max,
+            http_ns: max,
             memory: Some(Memory { allocated: max, peak: max, retained: max }),
-            longest_poll: long,
+            longest_poll_ns: max,
             response_bytes: Some(max),
             ..Figures::default()
         };

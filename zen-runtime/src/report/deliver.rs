@@ -73,10 +73,8 @@ macro_rules! event {
         let r: &Report = $r;
         let x = &r.figures;
         let mem = x.memory.as_ref();
-        let violations = (!r.violations.is_empty()).then(|| Joined::<Violation>(&r.violations).to_string());
-        let suspects = (!r.n_plus_one.is_empty()).then(|| Joined::<NPlusOne>(&r.n_plus_one).to_string());
-        let nested =
-            (!r.nested_violations.is_empty()).then(|| Joined::<NestedViolation>(&r.nested_violations).to_string());
+        // The lists are formatted only if a subscriber wants the event:
+        // tracing evaluates field values after its own check.
         report_event!(
             $level,
             r,
@@ -90,7 +88,7 @@ macro_rules! event {
             status = r.status,
             failed_queries = x.failed_queries,
             refused_queries = x.refused_queries,
-            db_wait_ms = ms(x.db_wait),
+            db_wait_ms = ms(x.db_wait()),
             slowest_query = r.slowest_query.as_ref().map(|q| q.statement.as_str()),
             slowest_query_ms = r.slowest_query.as_ref().map(|q| ms(q.elapsed)),
             failed_http_calls = x.failed_http_calls,
@@ -99,9 +97,11 @@ macro_rules! event {
             mem_allocated_bytes = mem.map(|m| m.allocated),
             mem_retained_bytes = mem.map(|m| m.retained),
             slow_polls = x.slow_polls,
-            violations = violations.as_deref(),
-            n_plus_one = suspects.as_deref(),
-            nested_violations = nested.as_deref(),
+            violations = (!r.violations.is_empty()).then(|| Joined::<Violation>(&r.violations).to_string()).as_deref(),
+            n_plus_one = (!r.n_plus_one.is_empty()).then(|| Joined::<NPlusOne>(&r.n_plus_one).to_string()).as_deref(),
+            nested_violations = (!r.nested_violations.is_empty())
+                .then(|| Joined::<NestedViolation>(&r.nested_violations).to_string())
+                .as_deref(),
         );
     }};
 }

@@ -21,64 +21,135 @@ use std::time::Duration;
 use super::{Memory, Violation};
 use crate::budget::{Budget, Limits};
 
-/// Everything a scope used, in base units.
+/// Everything a scope used. Kept in base units (nanoseconds, bytes, counts),
+/// read through the methods below.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Figures {
-    /// Wall-clock time from the start to the end (to the response's
-    /// headers, for a request under the layer).
-    pub elapsed: Duration,
-    /// Database operations asked for: issued (whatever their result) or refused.
-    pub queries: u64,
-    /// Issued database operations that returned an error.
-    pub failed_queries: u64,
-    /// Database operations refused by `enforce` before they were issued.
-    pub refused_queries: u64,
-    /// Time spent in database operations, from issue until their result was
-    /// read or dropped.
-    pub db_time: Duration,
-    /// Time spent waiting for a pooled connection (not part of `db_time`).
-    pub db_wait: Duration,
-    /// Rows the scope's queries returned to it.
-    pub rows: u64,
-    /// Calls to external systems asked for: made or refused.
-    pub http_calls: u64,
-    /// Calls that failed (an error, a 5xx, a timeout, a body cut short).
-    pub failed_http_calls: u64,
-    /// Calls refused by `enforce` before they were made.
-    pub refused_http_calls: u64,
-    /// Time spent in external calls, from the request until the response
-    /// body was read or dropped.
-    pub http_time: Duration,
-    /// Heap figures; `None` when memory is not measured (no `ZenAlloc`).
-    pub memory: Option<Memory>,
-    /// The longest single poll of the scope's future: how long it held a
-    /// thread without yielding.
-    pub longest_poll: Duration,
-    /// Polls longer than `max_poll_ms`.
-    pub slow_polls: u64,
-    /// Bytes of the response body, for a request under the layer; `None`
-    /// elsewhere, and while a streamed body is still being sent.
-    pub response_bytes: Option<u64>,
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    pub(crate) elapsed_ns: u64,
+    pub(crate) queries: u64,
+    pub(crate) failed_queries: u64,
+    pub(crate) refused_queries: u64,
+    pub(crate) db_ns: u64,
+    pub(crate) wait_ns: u64,
+    pub(crate) rows: u64,
+    pub(crate) http_calls: u64,
+    pub(crate) failed_http_calls: u64,
+    pub(crate) refused_http_calls: u64,
+    pub(crate) http_ns: u64,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) longest_poll_ns: u64,
+    pub(crate) slow_polls: u64,
+    pub(crate) response_bytes: Option<u64>,
 }
 
 impl Figures {
+    /// Wall-clock time from the start to the end (to the response's
+    /// headers, for a request under the layer).
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.elapsed_ns)
+    }
+
+    /// Database operations asked for: issued (whatever their result) or refused.
+    #[must_use]
+    pub fn queries(&self) -> u64 {
+        self.queries
+    }
+
+    /// Issued database operations that returned an error.
+    #[must_use]
+    pub fn failed_queries(&self) -> u64 {
+        self.failed_queries
+    }
+
+    /// Database operations refused by `enforce` before they were issued.
+    #[must_use]
+    pub fn refused_queries(&self) -> u64 {
+        self.refused_queries
+    }
+
+    /// Time spent in database operations, from issue until their result was
+    /// read or dropped.
+    #[must_use]
+    pub fn db_time(&self) -> Duration {
+        Duration::from_nanos(self.db_ns)
+    }
+
+    /// Time spent waiting for a pooled connection (not part of `db_time`).
+    #[must_use]
+    pub fn db_wait(&self) -> Duration {
+        Duration::from_nanos(self.wait_ns)
+    }
+
+    /// Rows the scope's queries returned to it.
+    #[must_use]
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Calls to external systems asked for: made or refused.
+    #[must_use]
+    pub fn http_calls(&self) -> u64 {
+        self.http_calls
+    }
+
+    /// Calls that failed (an error, a 5xx, a timeout, a body cut short).
+    #[must_use]
+    pub fn failed_http_calls(&self) -> u64 {
+        self.failed_http_calls
+    }
+
+    /// Calls refused by `enforce` before they were made.
+    #[must_use]
+    pub fn refused_http_calls(&self) -> u64 {
+        self.refused_http_calls
+    }
+
+    /// Time spent in external calls, from the request until the response
+    /// body was read or dropped.
+    #[must_use]
+    pub fn http_time(&self) -> Duration {
+        Duration::from_nanos(self.http_ns)
+    }
+
+    /// Heap figures; `None` when memory is not measured (no `ZenAlloc`).
+    #[must_use]
+    pub fn memory(&self) -> Option<Memory> {
+        self.memory
+    }
+
+    /// The longest single poll of the scope's future: how long it held a
+    /// thread without yielding.
+    #[must_use]
+    pub fn longest_poll(&self) -> Duration {
+        Duration::from_nanos(self.longest_poll_ns)
+    }
+
+    /// Polls longer than `max_poll_ms`.
+    #[must_use]
+    pub fn slow_polls(&self) -> u64 {
+        self.slow_polls
+    }
+
+    /// Bytes of the response body, for a request under the layer; `None`
+    /// elsewhere, and while a streamed body is still being sent.
+    #[must_use]
+    pub fn response_bytes(&self) -> Option<u64> {
+        self.response_bytes
+    }
+
     /// What `budget` measures: a count, nanoseconds or bytes; `None` when it
     /// is not measured. The one place a budget meets its measurement.
     #[must_use]
     pub fn used(&self, budget: Budget) -> Option<u64> {
         match budget {
             Budget::Queries => Some(self.queries),
-            Budget::DbTime => Some(nanos(self.db_time)),
+            Budget::DbTime => Some(self.db_ns),
             Budget::Memory => self.memory.map(|m| m.peak),
-            Budget::Timeout => Some(nanos(self.elapsed)),
+            Budget::Timeout => Some(self.elapsed_ns),
             Budget::HttpCalls => Some(self.http_calls),
-            Budget::HttpTime => Some(nanos(self.http_time)),
-            Budget::PollTime => Some(nanos(self.longest_poll)),
+            Budget::HttpTime => Some(self.http_ns),
+            Budget::PollTime => Some(self.longest_poll_ns),
             Budget::Rows => Some(self.rows),
             Budget::ResponseSize => self.response_bytes,
         }
@@ -94,13 +165,20 @@ impl Figures {
     /// order. Time compares exact nanoseconds: 200.4 ms breaks 200 ms.
     #[must_use]
     pub fn violations(&self, limits: &Limits) -> Vec<Violation> {
-        let mut violations = Vec::new();
-        for &budget in Budget::ALL {
-            let (Some(limit), Some(used)) = (limits.get(budget), self.used(budget)) else { continue };
-            if budget.measure().over(used, limit) {
-                violations.push(Violation { budget, limit, used: budget.measure().rounded(used) });
-            }
-        }
-        violations
+        self.over(limits).map(|(budget, limit, used)| Violation { budget, limit, used }).collect()
+    }
+
+    /// `true` when these figures exceed any of `limits`.
+    #[must_use]
+    pub fn exceed(&self, limits: &Limits) -> bool {
+        self.over(limits).next().is_some()
+    }
+
+    /// The limits exceeded: budget, limit, and what was used in its unit.
+    fn over<'a>(&'a self, limits: &'a Limits) -> impl Iterator<Item = (Budget, u64, u64)> + 'a {
+        limits.iter().filter_map(|(budget, limit)| {
+            let used = self.used(budget)?;
+            budget.measure().over(used, limit).then(|| (budget, limit, budget.measure().rounded(used)))
+        })
     }
 }

@@ -16,6 +16,7 @@ use crate::budget::{Budget, Kind, Limits, Measure, Mode};
 
 /// How a scope ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Outcome {
     /// It completed within every budget.
     Ok,
@@ -252,8 +253,8 @@ fn details(f: &mut fmt::Formatter<'_>, r: &Report, budget: Budget) -> fmt::Resul
             write!(f, ": {} refused, {} failed", x.refused_queries, x.failed_queries)
         }
         Budget::DbTime => {
-            if !x.db_wait.is_zero() {
-                write!(f, "\n  pool wait        {:>10.3} ms", ms(x.db_wait))?;
+            if x.wait_ns > 0 {
+                write!(f, "\n  pool wait        {:>10.3} ms", ms(x.db_wait()))?;
             }
             if let Some(q) = &r.slowest_query {
                 write!(f, "\n  slowest          {:>10.3} ms {}: {}", ms(q.elapsed), q.backend, q.statement)?;

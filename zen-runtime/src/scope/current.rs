@@ -4,28 +4,22 @@
 //! `Scoped::set` does: [`enter`] stores the address of the `Arc<Scope>` it
 //! borrows, runs the closure, and puts the previous value back before it
 //! returns or unwinds. So while the address is set, what it points to is
-//! alive, and one `unsafe` block (in [`with`]) reads it.
+//! alive, and one `unsafe` block (in [`at`]) reads it.
 //!
-//! Switching scopes is also when the heap this thread counted (with
-//! `ZenAlloc`) is handed to the scope being left.
+//! The address is the owner word of the allocator's per-thread state
+//! ([`crate::alloc::set_owner`]), so that one thread-local says both which
+//! scope is current and who this thread's allocations count for; switching
+//! hands what was counted to the scope being left. The low bit (the address
+//! of an `Arc` is aligned) says the scope was carried here rather than
+//! entered by its own future.
 
-use std::cell::Cell;
 use std::ptr;
 use std::sync::Arc;
 
 use super::Scope;
+use crate::alloc;
 
-struct Current {
-    /// Null, or the `Arc<Scope>` that [`enter`] borrows until it returns.
-    scope: Cell<*const Arc<Scope>>,
-    /// The current scope was carried here (a spawned task, a response
-    /// body), not entered by its own future.
-    carried: Cell<bool>,
-}
-
-thread_local! {
-    static CURRENT: Current = const { Current { scope: Cell::new(ptr::null()), carried: Cell::new(false) } };
-}
+const CARRIED: usize = 1;
 
 /// Who makes a scope current.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,17 +38,13 @@ pub(crate) enum Role {
 /// scope that `f` unwinds through is marked panicked.
 pub(crate) fn enter<R>(scope: Option<&Arc<Scope>>, role: Role, f: impl FnOnce() -> R) -> R {
     struct Leave<'a> {
-        prev: *const Arc<Scope>,
-        prev_carried: bool,
+        previous: usize,
         owner: Option<&'a Scope>,
         returned: bool,
     }
     impl Drop for Leave<'_> {
         fn drop(&mut self) {
-            CURRENT.with(|c| {
-                switch(c, self.prev);
-                c.carried.set(self.prev_carried);
-            });
+            switch(self.previous);
             if !self.returned
                 && let Some(owner) = self.owner
             {
@@ -62,37 +52,42 @@ pub(crate) fn enter<R>(scope: Option<&Arc<Scope>>, role: Role, f: impl FnOnce() 
             }
         }
     }
-    let next = scope.map_or(ptr::null(), ptr::from_ref);
-    let (prev, prev_carried) = CURRENT.with(|c| (switch(c, next), c.carried.replace(role == Role::Carried)));
+    let carried = if role == Role::Carried { CARRIED } else { 0 };
+    let next = scope.map_or(0, |s| ptr::from_ref(s) as usize | carried);
     let owner = scope.filter(|_| role == Role::Own).map(|s| &**s);
-    let mut leave = Leave { prev, prev_carried, owner, returned: false };
+    let mut leave = Leave { previous: switch(next), owner, returned: false };
     let result = f();
     leave.returned = true;
     result
 }
 
-/// Makes `next` current, first handing what this thread allocated since the
-/// last switch to the scope being left.
-fn switch(c: &Current, next: *const Arc<Scope>) -> *const Arc<Scope> {
-    if let Some(counted) = crate::alloc::take(!next.is_null()) {
-        with(|left| {
-            if let Some(left) = left {
-                left.add_memory(counted);
-            }
-        });
+/// Makes `next` current, handing what this thread allocated since the last
+/// switch to the scope being left. Returns the word that was current.
+fn switch(next: usize) -> usize {
+    let (left, counted) = alloc::set_owner(next);
+    if let Some(counted) = counted
+        && let Some(scope) = at(left)
+    {
+        scope.add_memory(counted);
     }
-    c.scope.replace(next)
+    left
+}
+
+/// The scope a current word names.
+fn at<'a>(word: usize) -> Option<&'a Arc<Scope>> {
+    let ptr = (word & !CARRIED) as *const Arc<Scope>;
+    // SAFETY: the words `enter` sets (and `switch` hands back) are 0 or the
+    // address of an `Arc<Scope>` borrowed by an `enter` call still running on
+    // this thread: `enter` puts the previous word back (through `Leave`, also
+    // on unwinding) before that borrow ends. So a word read here, or just
+    // replaced by `switch`, names a live `Arc`, for as long as the caller
+    // (further down the same stack) uses it.
+    unsafe { ptr.as_ref() }
 }
 
 /// Runs `f` with the current scope, without touching its reference count.
 pub(crate) fn with<R>(f: impl FnOnce(Option<&Arc<Scope>>) -> R) -> R {
-    let ptr = CURRENT.with(|c| c.scope.get());
-    // SAFETY: `CURRENT.scope` is null or was set by `enter` from a reference
-    // that outlives `enter`'s closure, and `enter` restores the previous value
-    // (through `Leave`, also on unwinding) before that reference ends; the
-    // previous value is valid for the same reason, one `enter` further out.
-    // Only this thread reads its own `CURRENT`, so the `Arc` is alive here.
-    f(unsafe { ptr.as_ref() })
+    f(at(alloc::owner()))
 }
 
 /// The current scope, if any, as a new reference.
@@ -103,5 +98,5 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
 /// `true` when the current scope was carried here rather than entered by
 /// its own future.
 pub(crate) fn carried() -> bool {
-    CURRENT.with(|c| c.carried.get())
+    alloc::owner() & CARRIED != 0
 }

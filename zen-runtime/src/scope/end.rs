@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Scope;
 use super::usage::nanos;
@@ -33,12 +33,29 @@ pub(crate) enum Receiver {
     Slot(Arc<Mutex<Option<Report>>>),
 }
 
+/// Every outcome, at the place its discriminant says.
 const OUTCOMES: [Outcome; 4] = [Outcome::Ok, Outcome::Exceeded, Outcome::Cancelled, Outcome::Panicked];
 
 impl Scope {
-    /// Ends the scope: seals it and delivers its report. Returns its time.
+    /// Ends the scope now: seals it and delivers its report. Returns its time.
     pub(crate) fn end(&self, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
-        let elapsed = self.seal(outcome);
+        self.end_at(Instant::now(), outcome, receiver, may_panic)
+    }
+
+    /// Ends the scope at `now`, a clock reading the caller already made.
+    pub(crate) fn end_at(&self, now: Instant, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
+        self.end_after(now.saturating_duration_since(self.start), outcome, receiver, may_panic)
+    }
+
+    /// Ends the scope `elapsed` after its start, a time the caller measured.
+    pub(crate) fn end_after(
+        &self,
+        elapsed: Duration,
+        outcome: Outcome,
+        receiver: Receiver,
+        may_panic: bool,
+    ) -> Duration {
+        let elapsed = self.seal_after(elapsed, outcome);
         self.deliver(receiver, may_panic);
         elapsed
     }
@@ -46,21 +63,24 @@ impl Scope {
     /// Records how the scope ended (a panic, seen by its future, wins over
     /// the outcome given), once: a later call returns the first time.
     pub(crate) fn seal(&self, outcome: Outcome) -> Duration {
+        self.seal_after(self.elapsed(), outcome)
+    }
+
+    fn seal_after(&self, elapsed: Duration, outcome: Outcome) -> Duration {
         if let Some((_, elapsed)) = self.sealed() {
             return elapsed;
         }
         // An ended request or job adopts nothing more.
         self.adoptable.store(false, Relaxed);
         let outcome = if self.panicked() { Outcome::Panicked } else { outcome };
-        let elapsed = self.elapsed();
-        self.ended.outcome.store(OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0) as u8, Relaxed);
+        self.ended.outcome.store(outcome as u8, Relaxed);
         self.ended.nanos.store(nanos(elapsed).saturating_add(1).max(1), Release);
         elapsed
     }
 
     fn sealed(&self) -> Option<(Outcome, Duration)> {
         let nanos = self.ended.nanos.load(std::sync::atomic::Ordering::Acquire).checked_sub(1)?;
-        Some((OUTCOMES[usize::from(self.ended.outcome.load(Relaxed)) % 4], Duration::from_nanos(nanos)))
+        Some((OUTCOMES[usize::from(self.ended.outcome.load(Relaxed)) % OUTCOMES.len()], Duration::from_nanos(nanos)))
     }
 
     /// The response status of a request (before it is sealed).
@@ -75,20 +95,20 @@ impl Scope {
     /// here are not charged to any scope.
     pub(crate) fn deliver(&self, receiver: Receiver, may_panic: bool) {
         let Some((outcome, elapsed)) = self.sealed() else { return };
+        let figures = self.figures(elapsed);
+        let limits = &self.terms().limits;
+        let exceeded = figures.exceed(limits);
+        let quiet = outcome == Outcome::Ok
+            && !exceeded
+            && !self.usage.suspected.load(Relaxed)
+            && !self.collected()
+            && !report::wanted();
+        if quiet && matches!(receiver, Receiver::Everyone) {
+            return;
+        }
         let report = untracked(|| {
-            let violations = self.figures(elapsed).violations(&self.terms().limits);
-            if !violations.is_empty()
-                && let Some(parent) = &self.parent
-            {
-                parent.add_nested(&self.name, &violations);
-            }
-            let quiet = outcome == Outcome::Ok
-                && violations.is_empty()
-                && !self.usage.suspected.load(Relaxed)
-                && !self.collected()
-                && !report::wanted();
-            if quiet && matches!(receiver, Receiver::Everyone) {
-                return None;
+            if exceeded && let Some(parent) = &self.parent {
+                parent.add_nested(&self.name, &figures.violations(limits));
             }
             let report = self.report()?;
             self.collect(report);

@@ -58,11 +58,12 @@ impl Scope {
         }
         let now = Instant::now();
         for scope in enforced {
-            let limits = scope.terms().limits;
             let figures = scope.figures_now(now);
-            let stop = Budget::ALL.iter().copied().find(|&budget| {
-                let (Some(limit), Some(used)) = (limits.get(budget), figures.used(budget)) else { return false };
-                budget.measure().over(used, limit) || (resource.spends(budget) && budget.measure().spent(used, limit))
+            let stop = scope.terms().limits.iter().find_map(|(budget, limit)| {
+                let used = figures.used(budget)?;
+                let stops = budget.measure().over(used, limit)
+                    || (resource.spends(budget) && budget.measure().spent(used, limit));
+                stops.then_some(budget)
             });
             if let Some(budget) = stop {
                 self.count_refusal(resource);

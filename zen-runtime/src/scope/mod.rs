@@ -23,7 +23,7 @@ pub(crate) use current::{Role, current, enter};
 pub(crate) use end::Receiver;
 pub(crate) use enforce::Resource;
 pub(crate) use terms::{Asked, Defaults, Terms};
-pub(crate) use usage::{Usage, nanos};
+pub(crate) use usage::Usage;
 
 use crate::budget::Kind;
 use crate::report::Report;

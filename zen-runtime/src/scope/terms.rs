@@ -75,14 +75,14 @@ impl Scope {
     /// counted from the boundary's start, and the fn's mode and N+1
     /// threshold where it sets them; the fn reports nothing of its own.
     pub(crate) fn adopt(asked: &Asked) -> Option<Arc<Scope>> {
-        if current::carried() {
-            return None;
-        }
-        let scope = current::current()?;
-        if asked.kind.is_some_and(|k| k != scope.kind)
-            || !scope.adoptable.load(Relaxed)
-            || !scope.adoptable.swap(false, Relaxed)
-        {
+        // Most scopes open outside any boundary: find out without a
+        // reference count.
+        let scope = current::with(|scope| {
+            let scope = scope?;
+            let adopts = scope.adoptable.load(Relaxed) && asked.kind.is_none_or(|k| k == scope.kind);
+            adopts.then(|| Arc::clone(scope))
+        })?;
+        if current::carried() || !scope.adoptable.swap(false, Relaxed) {
             return None;
         }
         let before = scope.terms;

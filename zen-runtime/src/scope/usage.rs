@@ -58,25 +58,23 @@ impl Scope {
     /// Counts an issued database operation on this scope and its parents,
     /// and notes where user code issued it once it looks like N+1.
     pub(crate) fn issue_query(&self, backend: &'static str, fingerprint: &Arc<str>) {
-        untracked(|| {
-            let mut suspect = false;
+        let mut suspect = false;
+        for scope in self.chain() {
+            scope.usage.queries.fetch_add(1, Relaxed);
+            let mut db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = db.issue(fingerprint, backend);
+            let threshold = scope.terms().n_plus_one;
+            if threshold > 0 && count >= u64::from(threshold) {
+                scope.usage.suspected.store(true, Relaxed);
+                suspect |= !db.has_call_site(fingerprint);
+            }
+        }
+        if suspect {
+            let site = untracked(|| stats::CallSite::of(&self.name, fingerprint));
             for scope in self.chain() {
-                scope.usage.queries.fetch_add(1, Relaxed);
-                let mut db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
-                let count = db.issue(fingerprint, backend);
-                let threshold = scope.terms().n_plus_one;
-                if threshold > 0 && count >= u64::from(threshold) {
-                    scope.usage.suspected.store(true, Relaxed);
-                    suspect |= !db.has_call_site(fingerprint);
-                }
+                scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
             }
-            if suspect {
-                let site = stats::CallSite::of(&self.name, fingerprint);
-                for scope in self.chain() {
-                    scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
-                }
-            }
-        });
+        }
     }
 
     /// Records how an issued database operation ended, and the rows it
@@ -120,7 +118,7 @@ impl Scope {
             if !ok {
                 u.failed_http.fetch_add(1, Relaxed);
             }
-            untracked(|| u.hosts.lock().unwrap_or_else(PoisonError::into_inner).record(host, ns, ok));
+            u.hosts.lock().unwrap_or_else(PoisonError::into_inner).record(host, ns, ok);
         }
     }
 
@@ -156,7 +154,10 @@ impl Scope {
         if ns > u.longest_poll.load(Relaxed) {
             u.longest_poll.fetch_max(ns, Relaxed);
         }
-        if self.limit(Budget::PollTime).is_some_and(|limit| Budget::PollTime.measure().over(ns, limit)) {
+        // Limits are whole milliseconds: a shorter poll is over none.
+        if ns > 1_000_000
+            && self.limit(Budget::PollTime).is_some_and(|limit| Budget::PollTime.measure().over(ns, limit))
+        {
             u.slow_polls.fetch_add(1, Relaxed);
         }
     }
@@ -200,19 +201,19 @@ impl Scope {
         let u = &self.usage;
         let response = u.response_bytes.load(Relaxed);
         Figures {
-            elapsed,
+            elapsed_ns: nanos(elapsed),
             queries: u.queries.load(Relaxed),
             failed_queries: u.failed_queries.load(Relaxed),
             refused_queries: u.refused_queries.load(Relaxed),
-            db_time: Duration::from_nanos(u.db_nanos.load(Relaxed)),
-            db_wait: Duration::from_nanos(u.wait_nanos.load(Relaxed)),
+            db_ns: u.db_nanos.load(Relaxed),
+            wait_ns: u.wait_nanos.load(Relaxed),
             rows: u.rows.load(Relaxed),
             http_calls: u.http_calls.load(Relaxed),
             failed_http_calls: u.failed_http.load(Relaxed),
             refused_http_calls: u.refused_http.load(Relaxed),
-            http_time: Duration::from_nanos(u.http_nanos.load(Relaxed)),
+            http_ns: u.http_nanos.load(Relaxed),
             memory: self.memory(),
-            longest_poll: Duration::from_nanos(u.longest_poll.load(Relaxed)),
+            longest_poll_ns: u.longest_poll.load(Relaxed),
             slow_polls: u.slow_polls.load(Relaxed),
             response_bytes: response.checked_sub(1),
         }
