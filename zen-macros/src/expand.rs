@@ -6,41 +6,51 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 
-use crate::config::{self, Config, Errors};
+use crate::args::{self, Args, BUDGETS, Mode};
+use crate::manifest::{self, Runtime};
 use crate::static_check;
+use crate::target::{self, Target};
+use crate::words::Errors;
 
 pub(crate) fn zen(args: TokenStream, item: TokenStream) -> TokenStream {
-    let config = config::parse(args);
-    let function = match syn::parse2::<syn::ItemFn>(item.clone()) {
+    let args = args::parse(args);
+    let mut function = match syn::parse2::<syn::ItemFn>(item.clone()) {
         Ok(function) => function,
-        Err(parse_error) => return with_error(item.clone(), not_a_function(item, parse_error)),
+        // On an expression, the output must stay one expression: the error,
+        // then the expression, in a block (rustc has its own error for the
+        // attribute there, too).
+        Err(parse_error) if syn::parse2::<syn::Expr>(item.clone()).is_ok() => {
+            let error = target::not_a_function(item.clone(), parse_error).into_compile_error();
+            return quote! { { #error; #item } };
+        }
+        Err(parse_error) => return with_error(item.clone(), target::not_a_function(item, parse_error)),
     };
     let mut errors = Errors::default();
-    let config = match config {
-        Ok(config) => Some(config),
-        Err(e) => {
-            errors.push(Some(e));
-            None
-        }
-    };
-    let target = match target(&function) {
-        Ok(target) => Some(target),
-        Err(e) => {
-            errors.push(Some(e));
-            None
-        }
-    };
-    if let (Some(config), Some(target)) = (&config, &target)
-        && let Some(max) = &config.max_queries
-        && config.static_check.as_ref().is_none_or(|s| s.value)
-    {
-        errors.push(static_check::check(target.body(&function), max.value).err());
+    // A second `#[zen]` has not expanded yet: it would open a second scope
+    // holding part of the limits. It goes, with an error on it.
+    if let Some(second) = function.attrs.iter().position(is_zen) {
+        let attr = function.attrs.remove(second);
+        errors.push(Some(syn::Error::new_spanned(
+            attr,
+            "`#[zen]` is already on this fn; write all its keys in one `#[zen(...)]`",
+        )));
     }
-    match (errors.finish(), config, target) {
-        (Ok(()), Some(config), Some(target)) => rewrite(function, &config, &target),
-        (Err(e), ..) => with_error(item, e),
-        _ => unreachable!("an invalid configuration or target always carries an error"),
+    let args = args.map_err(|e| errors.push(Some(e))).ok();
+    let target = target::target(&function).map_err(|e| errors.push(Some(e))).ok();
+    let krate = args.as_ref().and_then(|a| runtime_path(a).map_err(|e| errors.push(Some(e))).ok());
+    if let (Some(args), Some(target)) = (&args, &target) {
+        errors.push(static_check::check(target.body(&function), &function.sig.ident, args).err());
     }
+    match (errors.finish(), args, target, krate) {
+        (Ok(()), Some(args), Some(target), Some(krate)) => rewrite(function, &args, &target, &krate),
+        (Err(e), ..) => with_error(function.into_token_stream(), e),
+        _ => unreachable!("invalid arguments or targets always carry an error"),
+    }
+}
+
+/// `#[zen]`, `#[zen(..)]` or `#[any::path::zen(..)]`.
+fn is_zen(attr: &syn::Attribute) -> bool {
+    attr.path().segments.last().is_some_and(|s| s.ident == "zen")
 }
 
 /// Never swallow the user's function: IDEs and the rest of the crate keep
@@ -50,104 +60,54 @@ fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     quote! { #item #error }
 }
 
-/// Explains why something that is not an `async fn` with a body cannot carry
-/// the attribute, on the keyword that shows it.
-fn not_a_function(item: TokenStream, parse_error: syn::Error) -> syn::Error {
-    if let Ok(f) = syn::parse2::<syn::TraitItemFn>(item.clone())
-        && f.default.is_none()
-    {
-        return syn::Error::new(
-            f.sig.fn_token.span,
-            "`#[zen]` needs a function body to measure; put it on the `async fn` in each impl of the trait",
-        );
+/// The runtime's path: `crate = "..."`, else the name Cargo.toml gives it.
+fn runtime_path(args: &Args) -> syn::Result<TokenStream> {
+    if let Some(path) = &args.krate {
+        return Ok(path.value.to_token_stream());
     }
-    let (span, what, fix) = match syn::parse2::<syn::Item>(item) {
-        Ok(syn::Item::Struct(s)) => (s.struct_token.span, "a struct", "put it on an `async fn` handler or job"),
-        Ok(syn::Item::Enum(e)) => (e.enum_token.span, "an enum", "put it on an `async fn` handler or job"),
-        Ok(syn::Item::Impl(i)) => (i.impl_token.span, "an impl block", "put it on each `async fn` inside the impl"),
-        Ok(syn::Item::Trait(t)) => (t.trait_token.span, "a trait", "put it on the `async fn` in each impl"),
-        Ok(syn::Item::Mod(m)) => (m.mod_token.span, "a module", "put it on each `async fn` inside the module"),
-        Ok(other) => (other.span(), "this item", "put it on an `async fn`"),
-        Err(_) => return parse_error,
-    };
-    syn::Error::new(span, format!("`#[zen]` applies to an `async fn`, not to {what}; {fix}"))
-}
-
-/// Where the body to wrap lives: the fn's own body, or the async block that
-/// `#[tokio::test]` already moved it into when it expanded first.
-enum Target {
-    Async,
-    TokioTest { stmt: usize },
-}
-
-impl Target {
-    fn body<'a>(&self, function: &'a syn::ItemFn) -> &'a syn::Block {
-        match self {
-            Target::Async => &function.block,
-            Target::TokioTest { stmt } => match tokio_test_body(&function.block.stmts[*stmt]) {
-                Some(block) => &block.block,
-                None => &function.block,
-            },
+    match manifest::runtime() {
+        Runtime::Default => Ok(quote!(::zen_runtime)),
+        Runtime::Renamed(name) => {
+            let ident = syn::Ident::new(&name, Span::call_site());
+            Ok(quote!(::#ident))
         }
+        Runtime::Missing => Err(syn::Error::new(
+            Span::call_site(),
+            "`#[zen]` expands to code that calls `zen-runtime`, and this crate's Cargo.toml does not depend on it: \
+             add `zen-runtime = \"0.1\"` under `[dependencies]`, or, if another crate re-exports it, write \
+             `#[zen(crate = \"that_crate::zen_runtime\")]`",
+        )),
     }
 }
 
-fn target(function: &syn::ItemFn) -> syn::Result<Target> {
-    let sig = &function.sig;
-    if let Some(constness) = &sig.constness {
-        return Err(syn::Error::new(
-            constness.span,
-            "`#[zen]` cannot measure a `const fn`: budgets are checked at run time; remove `const` and make it an `async fn`",
-        ));
-    }
-    if sig.asyncness.is_some() {
-        return Ok(Target::Async);
-    }
-    let is_test = function.attrs.iter().any(|a| a.path().segments.last().is_some_and(|s| s.ident == "test"));
-    if is_test && let Some(stmt) = function.block.stmts.iter().position(|s| tokio_test_body(s).is_some()) {
-        return Ok(Target::TokioTest { stmt });
-    }
-    Err(syn::Error::new(
-        sig.fn_token.span,
-        "`#[zen]` applies to an `async fn` only; make this fn `async fn`, or call it from one that carries the attribute",
-    ))
-}
-
-/// `let body = async { ... };`, the statement `#[tokio::test]` writes.
-fn tokio_test_body(stmt: &syn::Stmt) -> Option<&syn::ExprAsync> {
-    match stmt {
-        syn::Stmt::Local(syn::Local { init: Some(init), .. }) => match &*init.expr {
-            syn::Expr::Async(block) if init.diverge.is_none() => Some(block),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn rewrite(mut function: syn::ItemFn, config: &Config, target: &Target) -> TokenStream {
+fn rewrite(mut function: syn::ItemFn, args: &Args, target: &Target, krate: &TokenStream) -> TokenStream {
     let mixed = Span::mixed_site();
-    let krate = config.krate.as_ref().map_or_else(|| quote!(::zen_runtime), |k| k.value.to_token_stream());
     let private = quote_spanned!(mixed=> #krate::__private);
-    let site = site(&function, config, &private);
+    let site = site(&function, args, &private);
     let output = match &function.sig.output {
         syn::ReturnType::Default => None,
         syn::ReturnType::Type(_, ty) => Some(&**ty),
     };
-    let nameable = output.is_none_or(|ty| !contains_impl_trait(ty));
-    let cut = cut(config, output, nameable, &private);
+    // `-> !` cannot be named in a `let`, nor a probe's type (it is unstable
+    // there), and such a fn never returns a value to cut with.
+    let never = matches!(output, Some(syn::Type::Never(_)));
+    let nameable = !never && output.is_none_or(|ty| !contains_impl_trait(ty));
+    let cut = cut(args, output, nameable, &private);
     match target {
         Target::Async => {
-            let block = &function.block;
+            // The body's statements, not its block: a one-line body spliced
+            // as a block would be `{ expr }`, which `unused_braces` flags.
+            let statements = &function.block.stmts;
             let fake_return = nameable.then(|| fake_return(output));
             let body = quote_spanned! {mixed=>
                 {
                     let __zen_site = #site;
-                    #private::run(__zen_site, #cut, async move { #fake_return #block }).await
+                    #private::run(__zen_site, #cut, async move { #fake_return #(#statements)* }).await
                 }
             };
             function.block = Box::new(syn::parse_quote!(#body));
         }
-        Target::TokioTest { stmt } => {
+        Target::TokioBody { stmt } => {
             if let syn::Stmt::Local(syn::Local { init: Some(init), .. }) = &mut function.block.stmts[*stmt] {
                 let inner = &init.expr;
                 *init.expr = syn::parse_quote_spanned! {mixed=>
@@ -161,9 +121,9 @@ fn rewrite(mut function: syn::ItemFn, config: &Config, target: &Target) -> Token
 
 /// `&'static Site`: the fn's name, limits, mode and kind, built at compile
 /// time in a static the user's code cannot name.
-fn site(function: &syn::ItemFn, config: &Config, private: &TokenStream) -> TokenStream {
+fn site(function: &syn::ItemFn, args: &Args, private: &TokenStream) -> TokenStream {
     let mixed = Span::mixed_site();
-    let name = match &config.name {
+    let name = match &args.name {
         Some(name) => {
             let name = &name.value;
             quote!(#name)
@@ -174,27 +134,22 @@ fn site(function: &syn::ItemFn, config: &Config, private: &TokenStream) -> Token
         }
     };
     let mut limits = quote!(#private::Limits::NONE);
-    let ints = [
-        ("max_queries", config.max_queries.as_ref().map(|s| u64::from(s.value))),
-        ("max_http_calls", config.max_http_calls.as_ref().map(|s| u64::from(s.value))),
-        ("max_db_ms", config.max_db_ms.as_ref().map(|s| s.value)),
-        ("max_mem_kb", config.max_mem_kb.as_ref().map(|s| s.value)),
-        ("timeout_ms", config.timeout_ms.as_ref().map(|s| s.value)),
-        ("max_http_ms", config.max_http_ms.as_ref().map(|s| s.value)),
-        ("max_poll_ms", config.max_poll_ms.as_ref().map(|s| s.value)),
-        ("max_rows", config.max_rows.as_ref().map(|s| s.value)),
-        ("max_response_kb", config.max_response_kb.as_ref().map(|s| s.value)),
-    ];
-    for (key, value) in ints {
-        if let Some(value) = value {
-            let setter = syn::Ident::new(key, mixed);
-            let value = proc_macro2::Literal::u64_unsuffixed(value);
-            limits = quote!(#limits.#setter(#value));
-        }
+    for (index, setting) in &args.budgets {
+        // The setter is named by the key, in the runtime's budget table.
+        let setter = syn::Ident::new(BUDGETS[*index].0, mixed);
+        let value = proc_macro2::Literal::u64_unsuffixed(setting.value);
+        limits = quote!(#limits.#setter(#value));
     }
-    let mode = variant(config.mode.as_ref().map(|s| s.value.as_str()), &quote!(#private::Mode));
-    let kind = variant(config.kind.as_ref().map(|s| s.value.as_str()), &quote!(#private::Kind));
-    let n_plus_one = config.n_plus_one.as_ref().map(|s| {
+    let some = |variant: Option<&str>, ty: TokenStream| match variant {
+        Some(variant) => {
+            let ident = syn::Ident::new(variant, mixed);
+            quote!(::core::option::Option::Some(#ty::#ident))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let mode = some(args.mode.as_ref().map(|m| m.value.variant()), quote!(#private::Mode));
+    let kind = some(args.kind.as_ref().map(|k| k.value.variant()), quote!(#private::Kind));
+    let n_plus_one = args.n_plus_one.as_ref().map(|s| {
         let n = proc_macro2::Literal::u32_unsuffixed(s.value);
         quote!(.n_plus_one(#n))
     });
@@ -203,18 +158,6 @@ fn site(function: &syn::ItemFn, config: &Config, private: &TokenStream) -> Token
             static __ZEN_SITE: #private::Site = #private::Site::new(#name, #limits, #mode, #kind)#n_plus_one;
             &__ZEN_SITE
         }
-    }
-}
-
-fn variant(value: Option<&str>, ty: &TokenStream) -> TokenStream {
-    match value {
-        Some(value) => {
-            let mut name = value.to_string();
-            name[..1].make_ascii_uppercase();
-            let ident = syn::Ident::new(&name, Span::mixed_site());
-            quote!(::core::option::Option::Some(#ty::#ident))
-        }
-        None => quote!(::core::option::Option::None),
     }
 }
 
@@ -227,10 +170,10 @@ fn variant(value: Option<&str>, ty: &TokenStream) -> TokenStream {
 ///   time whether the return type can carry `BudgetExceeded`, and cut only if
 ///   it can.
 /// - `observe` or `strict`: never cut.
-fn cut(config: &Config, output: Option<&syn::Type>, nameable: bool, private: &TokenStream) -> TokenStream {
+fn cut(args: &Args, output: Option<&syn::Type>, nameable: bool, private: &TokenStream) -> TokenStream {
     let mixed = Span::mixed_site();
-    match config.mode.as_ref().map(|m| m.value.as_str()) {
-        Some("enforce") => {
+    match args.mode.as_ref().map(|m| m.value) {
+        Some(Mode::Enforce) => {
             // Every token on the return type, so the error for a type that
             // cannot carry `BudgetExceeded` points at it.
             let span = output.map_or(Span::call_site(), Spanned::span);

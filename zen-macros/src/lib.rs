@@ -4,9 +4,12 @@
 //! attribute as `zen_runtime::zen` and documents it there. The expansion only
 //! reaches the runtime through `zen_runtime::__private`.
 
-mod config;
+mod args;
 mod expand;
+mod manifest;
 mod static_check;
+mod target;
+mod words;
 
 use proc_macro::TokenStream;
 
@@ -14,4 +17,13 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn zen(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::zen(args.into(), item.into()).into()
+}
+
+/// The budget keys `#[zen]` accepts, as an array of strings: for the test
+/// that they are the runtime's budget table. Not public API.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __budget_keys(_: TokenStream) -> TokenStream {
+    let keys = args::BUDGETS.iter().map(|(key, _)| *key);
+    quote::quote!([#(#keys),*]).into()
 }

@@ -8,6 +8,9 @@ pub use crate::budget::{Kind, Limits, Mode};
 use crate::error::BudgetExceeded;
 use crate::future::Scoped;
 use crate::scope::Asked;
+/// The budget keys the attribute accepts, for the test that they are the
+/// budget table's.
+pub use zen_macros::__budget_keys as budget_keys;
 
 /// One annotated fn: built at compile time, in a static.
 #[derive(Debug)]

@@ -109,8 +109,9 @@ macro_rules! budgets {
                 match self { $( Budget::$variant => Measure::$measure, )* }
             }
 
-            /// The name of this budget's entry in `Server-Timing`.
-            pub(crate) const fn timing_name(self) -> &'static str {
+            /// The name of this budget's entry in the layer's `Server-Timing` header.
+            #[must_use]
+            pub const fn timing_name(self) -> &'static str {
                 match self { $( Budget::$variant => $timing, )* }
             }
 

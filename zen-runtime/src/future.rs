@@ -31,44 +31,85 @@ enum Finish {
 #[must_use = "futures do nothing unless polled"]
 pub struct Scoped<F: Future> {
     fut: Option<F>,
+    cut: Option<fn(BudgetExceeded) -> F::Output>,
+    // Everything that does not depend on `F`, so that what each annotated fn
+    // instantiates stays small.
+    track: Track,
+}
+
+/// The scope of a [`Scoped`], and where its report goes.
+struct Track {
     /// Until the first poll: what the `#[zen]` fn asks for. Its scope opens
     /// (or a boundary's adopts it) at the first poll, where its work starts.
     asked: Option<&'static Asked>,
     scope: Option<Arc<Scope>>,
-    cut: Option<fn(BudgetExceeded) -> F::Output>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     finish: Finish,
 }
 
+/// When a poll started, and whether it was the first (its time is then the
+/// scope's so far).
+#[derive(Clone, Copy)]
+struct PollStart {
+    at: Instant,
+    first: bool,
+}
+
+/// When a poll ended, and the scope's time then if it is known already.
+#[derive(Clone, Copy)]
+struct PollEnd {
+    at: Instant,
+    elapsed: Option<Duration>,
+}
+
 impl<F: Future> std::fmt::Debug for Scoped<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = self.scope.as_ref().map(|s| &*s.name).or(self.asked.map(|a| a.name));
+        let t = &self.track;
+        let name = t.scope.as_ref().map(|s| &*s.name).or(t.asked.map(|a| a.name));
         f.debug_struct("Scoped").field("name", &name).finish_non_exhaustive()
     }
 }
 
 impl<F: Future> Scoped<F> {
     pub(crate) fn new(scope: Arc<Scope>, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Self {
-        Scoped { fut: Some(fut), asked: None, scope: Some(scope), cut, timer: None, finish: Finish::Deliver }
+        let track = Track { asked: None, scope: Some(scope), timer: None, finish: Finish::Deliver };
+        Scoped { fut: Some(fut), cut, track }
     }
 
     /// The body of a `#[zen]` fn, whose scope opens at its first poll.
     pub(crate) fn asked(asked: &'static Asked, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Self {
-        Scoped { fut: Some(fut), asked: Some(asked), scope: None, cut, timer: None, finish: Finish::Deliver }
+        let track = Track { asked: Some(asked), scope: None, timer: None, finish: Finish::Deliver };
+        Scoped { fut: Some(fut), cut, track }
     }
 
-    /// Opens the scope if this is the first poll; returns when the first
-    /// poll started (the scope's own start) if it is.
-    fn open(&mut self) -> Option<Instant> {
+    pub(crate) fn keep(mut self, slot: Arc<Mutex<Option<Report>>>) -> Self {
+        self.track.finish = Finish::Keep(slot);
+        self
+    }
+
+    /// Drops what the future still holds inside its scope (it was cut or
+    /// dropped unfinished), then ends the scope. A drop never panics.
+    fn stop(&mut self, outcome: Outcome) {
+        match &self.track.scope {
+            Some(scope) => enter(Some(scope), Role::Own, || self.fut = None),
+            None => self.fut = None,
+        }
+        self.track.end(None, outcome, false);
+    }
+}
+
+impl Track {
+    /// Opens the scope if this is the first poll; returns when the poll
+    /// starts, unless the scope is adopted (its boundary times its polls).
+    fn begin(&mut self) -> Option<PollStart> {
         if self.scope.is_some() {
-            return None;
+            return (!matches!(self.finish, Finish::Joined)).then(|| PollStart { at: Instant::now(), first: false });
         }
         let Some(asked) = self.asked else { unreachable!("a scoped future has a scope or what it asks for") };
         // Run directly inside a boundary's scope (the layer's request, a job),
         // the fn is its handler: it tightens that scope rather than opening one.
         if let Some(scope) = Scope::adopt(asked) {
             self.finish = Finish::Joined;
-            self.cut = None;
             self.scope = Some(scope);
             return None;
         }
@@ -80,52 +121,44 @@ impl<F: Future> Scoped<F> {
             adoptable: false,
             attempt: None,
         });
-        let start = scope.start;
+        let at = scope.start;
         self.scope = Some(scope);
-        Some(start)
+        Some(PollStart { at, first: true })
     }
 
-    pub(crate) fn keep(mut self, slot: Arc<Mutex<Option<Report>>>) -> Self {
-        self.finish = Finish::Keep(slot);
-        self
+    /// Records a poll that started at `start`: one clock reading ends it
+    /// and, if it is the last, the scope.
+    fn polled(&self, start: Option<PollStart>) -> Option<PollEnd> {
+        let (start, scope) = (start?, self.scope.as_ref()?);
+        let at = Instant::now();
+        let poll = at.saturating_duration_since(start.at);
+        scope.record_poll(poll);
+        Some(PollEnd { at, elapsed: start.first.then_some(poll) })
     }
 
-    /// Drops the inner future inside the scope, then ends the scope (at
-    /// `now` if the caller read the clock). Only a scope that ran to its end
-    /// may panic here (`strict`); a drop never does.
-    fn end(&mut self, now: Option<(Instant, Option<Duration>)>, outcome: Outcome, may_panic: bool) {
-        let Some(scope) = self.scope.clone() else {
-            // Never polled: no scope was opened, and there is nothing to report.
-            self.fut = None;
-            self.finish = Finish::Done;
-            return;
-        };
-        if outcome == Outcome::Ok {
-            // Completed: its locals are gone already, nothing is left to free.
-            self.fut = None;
-        } else {
-            // Cut or cancelled: what it still holds is freed inside the scope.
-            enter(Some(&scope), Role::Own, || self.fut = None);
+    /// In `enforce`: the budget that stops the work now.
+    fn cut_now(&mut self, cx: &mut Context<'_>) -> Option<BudgetExceeded> {
+        if matches!(self.finish, Finish::Joined) {
+            return None;
         }
+        poll_cut(self.scope.as_ref()?, &mut self.timer, cx)
+    }
+
+    /// Ends the scope (at `end` if the caller read the clock) and reports.
+    /// Only a scope that ran to its end may panic here (`strict`).
+    fn end(&mut self, end: Option<PollEnd>, outcome: Outcome, may_panic: bool) {
         let receiver = match mem::replace(&mut self.finish, Finish::Done) {
             Finish::Deliver => Receiver::Everyone,
             Finish::Keep(slot) => Receiver::Slot(slot),
             Finish::Joined | Finish::Done => return,
         };
-        match now {
-            Some((_, Some(elapsed))) => scope.end_after(elapsed, outcome, receiver, may_panic),
-            Some((now, None)) => scope.end_at(now, outcome, receiver, may_panic),
+        // Never polled: no scope was opened, and there is nothing to report.
+        let Some(scope) = &self.scope else { return };
+        match end {
+            Some(PollEnd { elapsed: Some(elapsed), .. }) => scope.end_after(elapsed, outcome, receiver, may_panic),
+            Some(PollEnd { at, .. }) => scope.end_at(at, outcome, receiver, may_panic),
             None => scope.end(outcome, receiver, may_panic),
         };
-    }
-
-    /// In `enforce`, when the fn can return `BudgetExceeded`: stop at the
-    /// first poll that finds a budget blown, and wake at the deadline.
-    fn cut(&mut self, cx: &mut Context<'_>) -> Option<F::Output> {
-        let cut = self.cut?;
-        let exceeded = poll_cut(self.scope.as_ref()?, &mut self.timer, cx)?;
-        self.end(None, Outcome::Exceeded, false);
-        Some(cut(exceeded))
     }
 }
 
@@ -173,38 +206,39 @@ impl<F: Future> Future for Scoped<F> {
         if this.fut.is_none() {
             panic!("a zen scope was polled after it completed");
         }
-        let opened = this.open();
-        let (Some(fut), Some(scope)) = (this.fut.as_mut(), this.scope.as_ref()) else {
+        let start = this.track.begin();
+        let (Some(fut), Some(scope)) = (this.fut.as_mut(), this.track.scope.as_ref()) else {
             unreachable!("checked and opened above")
         };
         // SAFETY: see above; `this` is pinned, so its `fut` is too.
         let fut = unsafe { Pin::new_unchecked(fut) };
-        // An adopted fn's polls are its boundary's, which times them; the
-        // first poll starts when the scope does.
-        let start = (!matches!(this.finish, Finish::Joined)).then(|| opened.unwrap_or_else(Instant::now));
         let poll = enter(Some(scope), Role::Own, || fut.poll(cx));
-        // One clock reading ends the poll and, if it is the last, the scope;
-        // a first poll's time is the scope's so far.
-        let now = start.map(|start| {
-            let now = Instant::now();
-            let poll = now.saturating_duration_since(start);
-            scope.record_poll(poll);
-            (now, opened.map(|_| poll))
-        });
+        let end = this.track.polled(start);
         match poll {
             Poll::Ready(output) => {
-                this.end(now, Outcome::Ok, true);
+                // Completed: its locals are gone already, nothing is left to free.
+                this.fut = None;
+                this.track.end(end, Outcome::Ok, true);
                 Poll::Ready(output)
             }
-            Poll::Pending => this.cut(cx).map_or(Poll::Pending, Poll::Ready),
+            Poll::Pending => match this.cut {
+                Some(cut) => match this.track.cut_now(cx) {
+                    Some(exceeded) => {
+                        this.stop(Outcome::Exceeded);
+                        Poll::Ready(cut(exceeded))
+                    }
+                    None => Poll::Pending,
+                },
+                None => Poll::Pending,
+            },
         }
     }
 }
 
 impl<F: Future> Drop for Scoped<F> {
     fn drop(&mut self) {
-        if !matches!(self.finish, Finish::Done) {
-            self.end(None, Outcome::Cancelled, false);
+        if !matches!(self.track.finish, Finish::Done) {
+            self.stop(Outcome::Cancelled);
         }
     }
 }

@@ -1,6 +1,6 @@
 use zen_runtime::zen;
 
-#[zen(max_queries = 5000000000)]
+#[zen(max_queries = 18446744073709551616)]
 async fn handler() {}
 
 fn main() {}

@@ -37,28 +37,40 @@ pub(crate) enum Role {
 /// makes the previous one current again, also if `f` unwinds. An `Own`
 /// scope that `f` unwinds through is marked panicked.
 pub(crate) fn enter<R>(scope: Option<&Arc<Scope>>, role: Role, f: impl FnOnce() -> R) -> R {
-    struct Leave<'a> {
-        previous: usize,
-        owner: Option<&'a Scope>,
-        returned: bool,
-    }
-    impl Drop for Leave<'_> {
-        fn drop(&mut self) {
-            switch(self.previous);
-            if !self.returned
-                && let Some(owner) = self.owner
-            {
-                owner.mark_panicked();
-            }
-        }
-    }
-    let carried = if role == Role::Carried { CARRIED } else { 0 };
-    let next = scope.map_or(0, |s| ptr::from_ref(s) as usize | carried);
-    let owner = scope.filter(|_| role == Role::Own).map(|s| &**s);
-    let mut leave = Leave { previous: switch(next), owner, returned: false };
+    // The generic part is this function alone: what every caller's closure
+    // instantiates stays three calls.
+    let mut leave = Leave::enter(scope, role);
     let result = f();
     leave.returned = true;
     result
+}
+
+/// Puts the previous scope back when dropped; a panic through an `Own`
+/// scope marks it panicked.
+struct Leave<'a> {
+    previous: usize,
+    owner: Option<&'a Scope>,
+    returned: bool,
+}
+
+impl<'a> Leave<'a> {
+    fn enter(scope: Option<&'a Arc<Scope>>, role: Role) -> Self {
+        let carried = if role == Role::Carried { CARRIED } else { 0 };
+        let next = scope.map_or(0, |s| ptr::from_ref(s) as usize | carried);
+        let owner = scope.filter(|_| role == Role::Own).map(|s| &**s);
+        Leave { previous: switch(next), owner, returned: false }
+    }
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        switch(self.previous);
+        if !self.returned
+            && let Some(owner) = self.owner
+        {
+            owner.mark_panicked();
+        }
+    }
 }
 
 /// Makes `next` current, handing what this thread allocated since the last

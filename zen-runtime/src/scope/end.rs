@@ -62,6 +62,7 @@ impl Scope {
 
     /// Records how the scope ended (a panic, seen by its future, wins over
     /// the outcome given), once: a later call returns the first time.
+    #[cfg(feature = "tower")]
     pub(crate) fn seal(&self, outcome: Outcome) -> Duration {
         self.seal_after(self.elapsed(), outcome)
     }
@@ -84,6 +85,7 @@ impl Scope {
     }
 
     /// The response status of a request (before it is sealed).
+    #[cfg(feature = "tower")]
     pub(crate) fn set_status(&self, status: u16) {
         self.ended.status.store(status, Relaxed);
     }

@@ -163,6 +163,7 @@ impl Scope {
     }
 
     /// Bytes of the response body so far (the layer's request scope only).
+    #[cfg(feature = "tower")]
     pub(crate) fn set_response_bytes(&self, bytes: u64) {
         self.usage.response_bytes.store(bytes.saturating_add(1), Relaxed);
     }

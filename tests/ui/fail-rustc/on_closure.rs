@@ -1,0 +1,6 @@
+use zen_runtime::zen;
+
+fn main() {
+    let handler = #[zen] async || {};
+    let _ = handler;
+}
