@@ -334,13 +334,18 @@ impl<'a> Lexer<'a> {
         let end = match escapes {
             Escapes::Doubled => end_of(bytes, self.pos, quote, false),
             Escapes::Backslash => end_of(bytes, self.pos, quote, true),
-            Escapes::Unsure => {
+            Escapes::Unsure => match end_without_backslash(bytes, self.pos, quote) {
+                // Without a backslash in it, both readings end it at the same
+                // quote: one scan.
+                Ok(end) => end,
                 // Both readings cover the literal up to where they part, so
                 // the work stays linear: they agree, or the lexer stops.
-                let plain = end_of(bytes, self.pos, quote, false);
-                let escaped = end_of(bytes, self.pos, quote, true);
-                if plain == escaped { plain } else { None }
-            }
+                Err(()) => {
+                    let plain = end_of(bytes, self.pos, quote, false);
+                    let escaped = end_of(bytes, self.pos, quote, true);
+                    if plain == escaped { plain } else { None }
+                }
+            },
         };
         match end {
             Some(end) => {
@@ -482,6 +487,25 @@ fn comment_end(bytes: &[u8], from: usize, nested: bool) -> usize {
 fn hostile(text: &[u8]) -> bool {
     text.iter().any(|b| matches!(b, b'\'' | b'"' | b'`' | b'$' | b'#' | b'[' | b'\r'))
         || text.windows(2).any(|w| w == b"--" || w == b"/*")
+}
+
+/// Past the closing `quote` of a literal that holds no backslash (`Ok(None)`
+/// if it never closes); `Err` at the first backslash, where readings may part.
+fn end_without_backslash(bytes: &[u8], from: usize, quote: u8) -> Result<Option<usize>, ()> {
+    let mut i = from;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'\\' {
+            return Err(());
+        }
+        if b == quote {
+            if bytes.get(i + 1) != Some(&quote) {
+                return Ok(Some(i + 1));
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    Ok(None)
 }
 
 /// Past the closing `quote` of a literal whose body starts at `from`; `None`
