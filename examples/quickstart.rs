@@ -8,6 +8,8 @@
 //! ZEN_MODE=enforce cargo run --example quickstart   # enforce: blown budgets answer 503
 //! cargo run --example quickstart -- --serve         # keep serving on 127.0.0.1:3000 (or --serve ADDRESS)
 //! ```
+//!
+//! Serving, it also exposes every route's figures to Prometheus at `/metrics`.
 #![allow(clippy::print_stdout)]
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +20,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::sqlite::SqlitePoolOptions;
 use zen_runtime::alloc::ZenAlloc;
 use zen_runtime::db::SqlitePool;
@@ -148,8 +151,8 @@ async fn database() -> Result<(SqlitePool, sqlx::SqliteConnection), sqlx::Error>
     Ok((pool, keeper))
 }
 
-fn app(state: App) -> Router {
-    Router::new()
+fn app(state: App, metrics: Option<PrometheusHandle>) -> Router {
+    let router = Router::new()
         .route("/articles", get(articles))
         .route("/articles/n-plus-one", get(articles_n_plus_one))
         .route("/reports/slow", get(slow_report))
@@ -157,7 +160,29 @@ fn app(state: App) -> Router {
         .route("/weather", get(weather))
         // Every route: at most 2 s and 20 queries, unless its handler says less.
         .layer(ZenLayer::new().limits(Limits::NONE.timeout_ms(2_000).max_queries(20)))
-        .with_state(state)
+        .with_state(state);
+    match metrics {
+        // Added after the layer: a scrape is nobody's request.
+        Some(handle) => router.route("/metrics", get(move || std::future::ready(handle.render()))),
+        None => router,
+    }
+}
+
+/// The Prometheus recorder, with zen's recommended buckets.
+fn prometheus() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    let mut builder = PrometheusBuilder::new();
+    for (name, buckets) in zen_runtime::metrics::BUCKETS {
+        builder = builder.set_buckets_for_metric(Matcher::Full((*name).into()), buckets)?;
+    }
+    let handle = builder.install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 const ROUTES: [&str; 5] = ["/articles", "/articles/n-plus-one", "/reports/slow", "/export.csv", "/weather"];
@@ -242,13 +267,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let metrics = if serve.is_some() { Some(prometheus()?) } else { None };
+    tokio::spawn(async move { axum::serve(listener, app(state, metrics)).await });
 
     if serve.is_some() {
         println!("zen quickstart, mode {mode}, listening on {url}; one line per request below. Try:");
         for route in ROUTES {
             println!("  curl -i {url}{route}");
         }
+        println!("and every route's figures for Prometheus: curl {url}/metrics");
         println!("\n{}", header());
         zen_runtime::report::add_sink(|r| {
             println!("{}", row("", r));

@@ -69,13 +69,24 @@ fn in_enforce_the_demo_answers_503_for_the_blown_budgets() {
 fn with_serve_the_demo_keeps_serving() {
     use std::io::{BufRead, BufReader, Read, Write};
 
-    let mut child = quickstart()
-        .args(["--serve", "127.0.0.1:0"])
-        .env_remove("ZEN_MODE")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    /// Stops the server however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let mut child = Killed(
+        quickstart()
+            .args(["--serve", "127.0.0.1:0"])
+            .env_remove("ZEN_MODE")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let address =
         first.split("listening on http://").nth(1).and_then(|r| r.split(';').next()).expect(&first).to_owned();
@@ -87,9 +98,15 @@ fn with_serve_the_demo_keeps_serving() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.to_lowercase().contains("server-timing: queries;desc="), "{answer}");
     }
+    let mut socket = std::net::TcpStream::connect(&address).unwrap();
+    write!(socket, "GET /metrics HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n").unwrap();
+    let mut metrics = String::new();
+    socket.read_to_string(&mut metrics).unwrap();
+    let ok = r#"zen_scopes_total{route="/articles",method="GET",kind="handler",mode="observe",outcome="ok"} 2"#;
+    assert!(metrics.contains(ok), "both requests reached Prometheus's format: {metrics}");
+    assert!(metrics.contains("# TYPE zen_scope_queries histogram"), "{metrics}");
     let logged = lines.map_while(Result::ok).find(|l| l.starts_with("GET /articles ")).unwrap_or_default();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     assert!(logged.contains(" ok "), "each request is printed as it ends: {logged}");
 }
 

@@ -16,6 +16,14 @@ fn unavailable(what: &str, url: &str, error: &dyn std::fmt::Display) -> Option<S
     None
 }
 
+/// `None`, saying why, when a program a test needs is not installed (or
+/// a failed assertion when `ZEN_TEST_REQUIRE_SERVICES=1`).
+pub fn unavailable_binary<T>(what: &str, binary: &str) -> Option<T> {
+    assert!(!required(), "{what} (`{binary}`) is required (ZEN_TEST_REQUIRE_SERVICES=1) but is not installed");
+    eprintln!("skipped: {what} (`{binary}`) is not installed; set ZEN_TEST_REQUIRE_SERVICES=1 to fail instead");
+    None
+}
+
 /// The PostgreSQL URL, if the server answers.
 pub async fn postgres_url() -> Option<String> {
     let url =

@@ -38,6 +38,12 @@ impl Measure {
         }
     }
 
+    /// A limit in base units, as a float: for ratios of use to limit.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn in_base(self, limit: u64) -> f64 {
+        self.base(limit) as f64
+    }
+
     /// A limit in base units (nanoseconds, bytes), wide enough for any.
     fn base(self, limit: u64) -> u128 {
         u128::from(limit)
@@ -119,6 +125,18 @@ macro_rules! budgets {
             #[must_use]
             pub const fn event_field(self) -> &'static str {
                 match self { $( Budget::$variant => stringify!($field), )* }
+            }
+
+            /// The OpenTelemetry attribute of what was used: `zen.` and the event field.
+            #[cfg(feature = "opentelemetry")]
+            pub(crate) const fn attribute(self) -> &'static str {
+                match self { $( Budget::$variant => concat!("zen.", stringify!($field)), )* }
+            }
+
+            /// The OpenTelemetry attribute of the limit: `zen.limit.` and the key.
+            #[cfg(feature = "opentelemetry")]
+            pub(crate) const fn limit_attribute(self) -> &'static str {
+                match self { $( Budget::$variant => concat!("zen.limit.", stringify!($key)), )* }
             }
         }
 

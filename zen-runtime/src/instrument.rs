@@ -46,6 +46,9 @@ pub struct Operation {
     /// The statement's fingerprint, or the host called.
     label: Option<Arc<str>>,
     start: Option<Instant>,
+    /// Its CLIENT span, when `otel::set_db_spans(true)`.
+    #[cfg(feature = "opentelemetry")]
+    span: tracing::Span,
 }
 
 /// Issues a database operation on `backend` (`"PostgreSQL"`, `"redis"`,
@@ -69,6 +72,8 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         scope: Some(scope),
         resource: Resource::Db,
         backend,
+        #[cfg(feature = "opentelemetry")]
+        span: crate::otel::operation_span(backend, &fingerprint),
         label: Some(fingerprint),
         start: Some(Instant::now()),
     })
@@ -100,13 +105,23 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
         backend: "http",
         label: Some(Arc::from(host)),
         start: Some(Instant::now()),
+        #[cfg(feature = "opentelemetry")]
+        span: tracing::Span::none(),
     })
 }
 
 impl Operation {
     // Outside a scope nothing is recorded, so nothing needs the clock.
     fn outside(resource: Resource, backend: &'static str) -> Self {
-        Operation { scope: None, resource, backend, label: None, start: None }
+        Operation {
+            scope: None,
+            resource,
+            backend,
+            label: None,
+            start: None,
+            #[cfg(feature = "opentelemetry")]
+            span: tracing::Span::none(),
+        }
     }
 
     /// The longest this operation may take before a budget in `enforce` mode
@@ -165,6 +180,10 @@ impl Operation {
     }
 
     fn record(&mut self, ok: bool) {
+        #[cfg(feature = "opentelemetry")]
+        if !ok {
+            crate::otel::operation_failed(&self.span);
+        }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = start.elapsed();
             let label = self.label.as_deref().unwrap_or("");

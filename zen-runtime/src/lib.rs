@@ -28,6 +28,8 @@ pub mod config;
 #[cfg(feature = "sqlx")]
 pub mod db;
 mod error;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+mod export;
 pub mod fingerprint;
 mod future;
 mod hash;
@@ -37,6 +39,10 @@ pub mod instrument;
 pub mod jobs;
 #[cfg(feature = "tower")]
 pub mod layer;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod report;

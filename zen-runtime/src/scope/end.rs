@@ -106,6 +106,8 @@ impl Scope {
             && !self.collected()
             && !report::wanted();
         if quiet && matches!(receiver, Receiver::Everyone) {
+            #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+            self.export(outcome, &figures, 0);
             return;
         }
         let report = untracked(|| {
@@ -120,6 +122,12 @@ impl Scope {
             }
             Some(report)
         });
+        #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+        self.export(
+            if exceeded && outcome == Outcome::Ok { Outcome::Exceeded } else { outcome },
+            &figures,
+            report.map_or(0, |r| r.n_plus_one.len()),
+        );
         if let Some(report) = report
             && may_panic
             && self.mode() == Mode::Strict
@@ -127,6 +135,20 @@ impl Scope {
         {
             panic!("zen: budget exceeded in strict mode\n{report}");
         }
+    }
+
+    /// Hands the scope's end to the exporters compiled in.
+    #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+    fn export(&self, outcome: Outcome, figures: &crate::report::Figures, n_plus_one: usize) {
+        crate::export::scope_ended(&crate::export::ScopeEnd {
+            name: &self.name,
+            kind: self.kind,
+            mode: self.mode(),
+            outcome,
+            figures,
+            limits: &self.terms().limits,
+            n_plus_one,
+        });
     }
 
     /// The report of a sealed scope, built once.

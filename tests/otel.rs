@@ -1,0 +1,149 @@
+//! zen's figures as OpenTelemetry attributes of the current span, exported
+//! by `tracing-opentelemetry` to the SDK's in-memory exporter: on a
+//! `#[tracing::instrument]` span, and on the request span of
+//! `tower_http`'s `TraceLayer` in front of a real axum server.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use opentelemetry::trace::{SpanKind, TracerProvider as _};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing_subscriber::layer::SubscriberExt as _;
+use zen_runtime::db::SqlitePool;
+use zen_runtime::layer::ZenLayer;
+use zen_runtime::zen;
+
+/// Spans exported while the guard lives, on this thread (these tests run on
+/// a current-thread runtime, so every task they start is on it too).
+fn exporting() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("zen-test")));
+    (exporter, tracing::subscriber::set_default(subscriber))
+}
+
+fn attributes(attributes: &[KeyValue]) -> BTreeMap<String, Value> {
+    attributes.iter().map(|kv| (kv.key.to_string(), kv.value.clone())).collect()
+}
+
+fn span<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no span `{name}` in {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()))
+}
+
+#[zen(max_queries = 2, timeout_ms = 5_000)]
+#[tracing::instrument(skip_all)]
+async fn sync_users(pool: &SqlitePool) -> usize {
+    let mut names = Vec::new();
+    for id in 1..=3 {
+        let name: String =
+            sqlx::query_scalar("SELECT name FROM users WHERE id = ?").bind(id).fetch_one(pool).await.unwrap();
+        names.push(name);
+    }
+    names.len()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_instrumented_span_carries_the_figures_and_the_budget_exceeded_event() {
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    let (exporter, _guard) = exporting();
+    assert_eq!(sync_users(&pool).await, 3);
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let span = span(&spans, "sync_users");
+    let a = attributes(&span.attributes);
+    assert!(matches!(&a["zen.scope.name"], Value::String(s) if s.as_str().ends_with("sync_users")), "{a:?}");
+    assert_eq!(a["zen.scope.kind"], Value::from("other"));
+    assert_eq!(a["zen.mode"], Value::from("observe"));
+    assert_eq!(a["zen.outcome"], Value::from("exceeded"));
+    assert_eq!(a["zen.queries"], Value::I64(3));
+    assert_eq!(a["zen.limit.max_queries"], Value::I64(2));
+    assert_eq!(a["zen.limit.timeout_ms"], Value::I64(5_000));
+    assert!(matches!(a["zen.db_ms"], Value::F64(ms) if ms > 0.0), "{a:?}");
+    assert!(matches!(a["zen.elapsed_ms"], Value::F64(ms) if ms > 0.0), "{a:?}");
+    assert_eq!(a["zen.http_calls"], Value::I64(0));
+    assert_eq!(a["zen.n_plus_one"], Value::I64(0));
+    assert!(!a.contains_key("http.route"), "not a request");
+    assert!(!a.contains_key("zen.limit.max_db_ms"), "no such limit");
+
+    let exceeded: Vec<_> = span.events.events.iter().filter(|e| e.name == "zen.budget_exceeded").collect();
+    assert_eq!(exceeded.len(), 1, "{:?}", span.events.events);
+    let e = attributes(&exceeded[0].attributes);
+    assert_eq!(e["zen.budget"], Value::from("max_queries"));
+    assert_eq!(e["zen.limit"], Value::I64(2));
+    assert_eq!(e["zen.used"], Value::I64(3));
+    assert_eq!(e["zen.unit"], Value::from("queries"));
+}
+
+#[zen(max_queries = 5)]
+async fn article(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String {
+    let name: String =
+        sqlx::query_scalar("SELECT name FROM users WHERE id = ?").bind(1).fetch_one(&pool).await.unwrap();
+    let others: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE name <> 'hunter2-secret'").fetch_one(&pool).await.unwrap();
+    let _ = sqlx::query("SELECT no_such_column FROM users").execute(&pool).await;
+    format!("{id}: {name} and {others}")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_request_span_of_trace_layer_gets_the_route_and_each_query_a_client_span() {
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    let (exporter, _guard) = exporting();
+    zen_runtime::otel::set_db_spans(true);
+    let app = Router::new()
+        .route("/o/articles/{id}", get(article))
+        .layer(ZenLayer::new())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(pool);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let body = reqwest::get(format!("{url}/o/articles/424242")).await.unwrap().text().await.unwrap();
+    assert_eq!(body, "424242: user1 and 10");
+    zen_runtime::otel::set_db_spans(false);
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let request = span(&spans, "request");
+    let a = attributes(&request.attributes);
+    assert_eq!(a["http.route"], Value::from("/o/articles/{id}"));
+    assert_eq!(a["zen.scope.name"], Value::from("GET /o/articles/{id}"));
+    assert_eq!(a["zen.scope.kind"], Value::from("handler"));
+    assert_eq!(a["zen.outcome"], Value::from("ok"));
+    assert_eq!(a["zen.queries"], Value::I64(3));
+    assert_eq!(a["zen.limit.max_queries"], Value::I64(5));
+    assert!(request.events.events.iter().all(|e| e.name != "zen.budget_exceeded"));
+
+    let db: Vec<&SpanData> = spans.iter().filter(|s| s.span_kind == SpanKind::Client).collect();
+    assert_eq!(db.len(), 3, "one CLIENT span per query: {db:?}");
+    for s in &db {
+        assert_eq!(s.name, "SELECT");
+        assert_eq!(s.parent_span_id, request.span_context.span_id(), "a child of the request's span");
+        let a = attributes(&s.attributes);
+        assert_eq!(a["db.system.name"], Value::from("sqlite"));
+        assert_eq!(a["db.operation.name"], Value::from("SELECT"));
+        assert!(matches!(&a["db.query.text"], Value::String(t) if t.as_str().starts_with("SELECT")), "{a:?}");
+    }
+    let texts: Vec<String> = db.iter().map(|s| attributes(&s.attributes)["db.query.text"].to_string()).collect();
+    assert!(texts.iter().any(|t| t.contains("name <> ?")), "the literal became a placeholder: {texts:?}");
+    let failed: Vec<_> = db.iter().filter(|s| s.status != opentelemetry::trace::Status::Unset).collect();
+    assert_eq!(failed.len(), 1, "the failing query's span is an error: {db:?}");
+
+    // What zen wrote holds no value: no literal, no id.
+    for s in &spans {
+        for kv in &s.attributes {
+            let key = kv.key.as_str();
+            if key.starts_with("zen.") || key.starts_with("db.") || key == "http.route" {
+                let value = kv.value.to_string();
+                assert!(!value.contains("hunter2") && !value.contains("424242"), "{key} = {value}");
+            }
+        }
+    }
+}

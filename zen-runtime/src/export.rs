@@ -1,0 +1,126 @@
+//! What leaves a process about every scope and operation, whether or not a
+//! report is built: the `metrics` facade (feature `metrics`) and the current
+//! `tracing` span's OpenTelemetry attributes (feature `opentelemetry`).
+//! With neither feature, nothing here is compiled in.
+
+use std::time::Duration;
+
+use crate::budget::{Kind, Limits, Mode};
+use crate::report::{Figures, Outcome};
+
+/// One scope's end, as the exporters see it: no SQL, no values, no ids.
+pub(crate) struct ScopeEnd<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kind: Kind,
+    pub(crate) mode: Mode,
+    /// `ok` only when no budget of the scope's own was exceeded.
+    pub(crate) outcome: Outcome,
+    pub(crate) figures: &'a Figures,
+    pub(crate) limits: &'a Limits,
+    /// N+1 suspects: statements run past the scope's threshold.
+    pub(crate) n_plus_one: usize,
+}
+
+/// Hands a scope's end to every exporter compiled in. Their allocations
+/// (first registrations, histogram storage) are no scope's.
+#[inline]
+pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
+    crate::alloc::untracked(|| {
+        #[cfg(feature = "metrics")]
+        crate::metrics::scope_ended(end);
+        #[cfg(feature = "opentelemetry")]
+        crate::otel::scope_ended(end);
+    });
+}
+
+/// Hands one finished database operation to every exporter compiled in.
+#[inline]
+pub(crate) fn operation_ended(backend: &'static str, fingerprint: &str, elapsed: Duration) {
+    crate::alloc::untracked(|| {
+        #[cfg(feature = "metrics")]
+        crate::metrics::operation_ended(backend, fingerprint, elapsed);
+    });
+    #[cfg(not(feature = "metrics"))]
+    let _ = (backend, fingerprint, elapsed);
+}
+
+/// `postgresql`, `sqlite`, `mysql`, `redis`: the OpenTelemetry semantic
+/// convention's `db.system.name` of a backend as zen names it.
+pub(crate) fn system_name(backend: &'static str) -> &'static str {
+    match backend {
+        "PostgreSQL" => "postgresql",
+        "SQLite" => "sqlite",
+        "MySQL" => "mysql",
+        _ => backend,
+    }
+}
+
+/// The operation of a statement from a fixed set (`SELECT`, `INSERT`, ...,
+/// or a Redis command), else `OTHER`: never text of the statement's own.
+pub(crate) fn operation_name(fingerprint: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "WITH",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "RELEASE",
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "TRUNCATE",
+        "COPY",
+        "CALL",
+        "SET",
+        "SHOW",
+        "EXPLAIN",
+        "VALUES",
+        "GET",
+        "MGET",
+        "MSET",
+        "HGET",
+        "HSET",
+        "HGETALL",
+        "DEL",
+        "EXPIRE",
+        "INCR",
+        "DECR",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "BLPOP",
+        "BRPOP",
+        "SADD",
+        "SREM",
+        "ZADD",
+        "ZRANGE",
+        "PIPELINE",
+        "PUBLISH",
+        "EVAL",
+        "EVALSHA",
+    ];
+    let first = fingerprint.split(|c: char| !c.is_ascii_alphabetic()).find(|w| !w.is_empty()).unwrap_or("");
+    KNOWN.iter().find(|k| k.eq_ignore_ascii_case(first)).copied().unwrap_or("OTHER")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{operation_name, system_name};
+
+    #[test]
+    fn operations_come_from_a_fixed_set() {
+        assert_eq!(operation_name("SELECT id FROM users WHERE id = $1"), "SELECT");
+        assert_eq!(operation_name("  with t AS (SELECT ?) SELECT * FROM t"), "WITH");
+        assert_eq!(operation_name("(SELECT 1) UNION (SELECT 2)"), "SELECT");
+        assert_eq!(operation_name("GET"), "GET");
+        assert_eq!(operation_name("secret_procedure(?)"), "OTHER");
+        assert_eq!(operation_name(""), "OTHER");
+        assert_eq!(system_name("PostgreSQL"), "postgresql");
+        assert_eq!(system_name("redis"), "redis");
+    }
+}

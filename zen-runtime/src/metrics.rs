@@ -1,0 +1,424 @@
+//! Every scope's figures in the [`metrics`](https://docs.rs/metrics) facade
+//! (feature `metrics`), so any recorder (Prometheus, StatsD, OpenTelemetry)
+//! aggregates them across every instance: which routes run close to their
+//! budgets, how often they blow them, and whether it is getting worse.
+//!
+//! ```no_run
+//! # fn setup() -> Result<(), Box<dyn std::error::Error>> {
+//! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+//!
+//! let mut builder = PrometheusBuilder::new();
+//! for (name, buckets) in zen_runtime::metrics::BUCKETS {
+//!     builder = builder.set_buckets_for_metric(Matcher::Full((*name).into()), buckets)?;
+//! }
+//! let handle = builder.install_recorder()?; // before serving: serve `handle.render()` at /metrics
+//! # Ok(()) }
+//! ```
+//!
+//! At every scope's end: histograms of its figures and of each limited
+//! budget's use (`zen_budget_utilization_ratio`, used / limit), counters of
+//! outcomes, violations and N+1 suspects; and per database operation, the
+//! semantic convention's `db_client_operation_duration_seconds`. Names
+//! follow Prometheus and OpenTelemetry conventions (base units, `_total` for
+//! counters, `_ratio`); labels are `route` (the route template for a request,
+//! the job's name for a job, the fn's path otherwise), `method`, `kind`,
+//! `mode`, and `outcome` or `budget` where they apply. Never SQL, a
+//! fingerprint, a raw URI or an id. At most [`max_routes`] distinct routes
+//! get a label of their own; the rest share `route="(other)"`.
+//!
+//! Install the recorder before the first scope ends (as every `metrics`
+//! user does at start-up): zen keeps the handles it registers per route.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{OnceLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use metrics::{Counter, Histogram, Label, Unit};
+
+use crate::budget::{Budget, Kind, Mode};
+use crate::export::{ScopeEnd, operation_name, system_name};
+use crate::hash::FxBuild;
+use crate::report::Outcome;
+
+/// Scopes ended, by `outcome`.
+pub const SCOPES: &str = "zen_scopes_total";
+/// Database operations asked for per scope.
+pub const QUERIES: &str = "zen_scope_queries";
+/// Time in database operations per scope.
+pub const DB_DURATION: &str = "zen_scope_db_duration_seconds";
+/// Wall-clock time per scope.
+pub const DURATION: &str = "zen_scope_duration_seconds";
+/// Peak live heap per scope (with `ZenAlloc`).
+pub const PEAK_MEMORY: &str = "zen_scope_peak_memory_bytes";
+/// External calls asked for per scope.
+pub const HTTP_CALLS: &str = "zen_scope_http_calls";
+/// Time in external calls per scope.
+pub const HTTP_DURATION: &str = "zen_scope_http_duration_seconds";
+/// Rows returned per scope.
+pub const ROWS: &str = "zen_scope_rows";
+/// The longest poll per scope.
+pub const LONGEST_POLL: &str = "zen_scope_longest_poll_seconds";
+/// Response body size per request.
+pub const RESPONSE_SIZE: &str = "zen_scope_response_bytes";
+/// Used / limit of each limited budget, by `budget`.
+pub const UTILIZATION: &str = "zen_budget_utilization_ratio";
+/// Budgets exceeded, by `budget`.
+pub const VIOLATIONS: &str = "zen_budget_violations_total";
+/// N+1 suspects seen (statements repeated past the threshold).
+pub const N_PLUS_ONE: &str = "zen_n_plus_one_total";
+/// Every database operation's time, by `db_system_name` and
+/// `db_operation_name` (OpenTelemetry's `db.client.operation.duration`).
+pub const DB_OPERATION_DURATION: &str = "db_client_operation_duration_seconds";
+
+/// Bucket boundaries for durations, in seconds: 1 ms to 10 s.
+pub const SECONDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Bucket boundaries for counts of queries, calls and the like.
+pub const COUNTS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0];
+/// Bucket boundaries for rows: 0 to 100,000.
+pub const ROW_COUNTS: &[f64] = &[0.0, 1.0, 10.0, 50.0, 100.0, 500.0, 1_000.0, 5_000.0, 10_000.0, 100_000.0];
+/// Bucket boundaries for bytes: 1 KiB to 256 MiB, by fours.
+pub const BYTES: &[f64] = &[
+    1024.0,
+    4096.0,
+    16_384.0,
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+];
+/// Bucket boundaries for used / limit: finer near 1, where a budget is
+/// about to be blown.
+pub const RATIOS: &[f64] = &[0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.5, 2.0, 5.0];
+
+/// The recommended buckets of each histogram, by name.
+pub const BUCKETS: &[(&str, &[f64])] = &[
+    (QUERIES, COUNTS),
+    (DB_DURATION, SECONDS),
+    (DURATION, SECONDS),
+    (PEAK_MEMORY, BYTES),
+    (HTTP_CALLS, COUNTS),
+    (HTTP_DURATION, SECONDS),
+    (ROWS, ROW_COUNTS),
+    (LONGEST_POLL, SECONDS),
+    (RESPONSE_SIZE, BYTES),
+    (UTILIZATION, RATIOS),
+    (DB_OPERATION_DURATION, SECONDS),
+];
+
+/// The route label of everything past [`max_routes`].
+pub const OTHER_ROUTES: &str = "(other)";
+
+static MAX_ROUTES: AtomicUsize = AtomicUsize::new(500);
+
+/// Sets how many distinct routes get a label of their own (default 500).
+pub fn set_max_routes(max: usize) {
+    MAX_ROUTES.store(max, Relaxed);
+}
+
+/// How many distinct routes get a label of their own.
+#[must_use]
+pub fn max_routes() -> usize {
+    MAX_ROUTES.load(Relaxed)
+}
+
+/// A histogram of one figure per scope.
+#[derive(Clone, Copy)]
+enum Figure {
+    Queries,
+    DbTime,
+    Elapsed,
+    PeakMemory,
+    HttpCalls,
+    HttpTime,
+    Rows,
+    LongestPoll,
+    ResponseSize,
+}
+
+impl Figure {
+    const COUNT: usize = 9;
+
+    const fn metric(self) -> &'static str {
+        match self {
+            Figure::Queries => QUERIES,
+            Figure::DbTime => DB_DURATION,
+            Figure::Elapsed => DURATION,
+            Figure::PeakMemory => PEAK_MEMORY,
+            Figure::HttpCalls => HTTP_CALLS,
+            Figure::HttpTime => HTTP_DURATION,
+            Figure::Rows => ROWS,
+            Figure::LongestPoll => LONGEST_POLL,
+            Figure::ResponseSize => RESPONSE_SIZE,
+        }
+    }
+}
+
+/// The handles of one scope name, kind and mode. Outcomes are registered at
+/// once (so that a rate starts from zero); a figure's histogram when it is
+/// first recorded, a budget's when it is first limited, so that no series
+/// exists for what a route never measures or limits.
+struct Handles {
+    kind: Kind,
+    mode: Mode,
+    /// `route`, `method` (for a request), `kind`, `mode`.
+    labels: Vec<Label>,
+    figures: [OnceLock<Histogram>; Figure::COUNT],
+    outcomes: [Counter; 4],
+    /// Per budget: its use over its limit, and its violations.
+    budgets: [OnceLock<(Histogram, Counter)>; Budget::ALL.len()],
+    n_plus_one: Counter,
+}
+
+impl Handles {
+    fn new(route: &str, method: Option<&'static str>, kind: Kind, mode: Mode) -> Handles {
+        let mut labels = vec![Label::new("route", route.to_owned())];
+        labels.extend(method.map(|m| Label::new("method", m)));
+        labels.push(Label::new("kind", kind.as_str()));
+        labels.push(Label::new("mode", mode.as_str()));
+        let with = |key: &'static str, value: &'static str| {
+            let mut all = labels.clone();
+            all.push(Label::new(key, value));
+            all
+        };
+        Handles {
+            kind,
+            mode,
+            outcomes: OUTCOMES.map(|o| metrics::counter!(SCOPES, with("outcome", o.as_str()))),
+            n_plus_one: metrics::counter!(N_PLUS_ONE, labels.clone()),
+            figures: std::array::from_fn(|_| OnceLock::new()),
+            budgets: std::array::from_fn(|_| OnceLock::new()),
+            labels,
+        }
+    }
+
+    fn record(&self, figure: Figure, value: f64) {
+        self.figures[figure as usize]
+            .get_or_init(|| metrics::histogram!(figure.metric(), self.labels.clone()))
+            .record(value);
+    }
+
+    fn budget(&self, budget: Budget) -> &(Histogram, Counter) {
+        self.budgets[budget as usize].get_or_init(|| {
+            let mut labels = self.labels.clone();
+            labels.push(Label::new("budget", budget.key()));
+            (metrics::histogram!(UTILIZATION, labels.clone()), metrics::counter!(VIOLATIONS, labels))
+        })
+    }
+}
+
+#[derive(Default)]
+struct Registered {
+    /// The recorder the handles belong to: registered again if it changes.
+    recorder: usize,
+    /// By scope name, then kind and mode (almost always one of each).
+    scopes: HashMap<Box<str>, Vec<Handles>, FxBuild>,
+    operations: HashMap<(&'static str, &'static str), Histogram, FxBuild>,
+}
+
+static REGISTERED: RwLock<Option<Registered>> = RwLock::new(None);
+
+/// Which recorder is installed: its address (the no-op one has its own).
+fn recorder() -> usize {
+    metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
+}
+
+/// `GET /articles/{slug}` is method `GET`, route `/articles/{slug}`.
+fn route_and_method(name: &str, kind: Kind) -> (&str, Option<&'static str>) {
+    const METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    if kind == Kind::Handler
+        && let Some((method, route)) = name.split_once(' ')
+        && let Some(method) = METHODS.iter().find(|m| **m == method)
+    {
+        return (route, Some(method));
+    }
+    (name, None)
+}
+
+fn describe() {
+    for name in [DB_DURATION, DURATION, HTTP_DURATION, LONGEST_POLL] {
+        metrics::describe_histogram!(name, Unit::Seconds, "time per zen scope");
+    }
+    metrics::describe_histogram!(DB_OPERATION_DURATION, Unit::Seconds, "duration of database client operations");
+    for name in [PEAK_MEMORY, RESPONSE_SIZE] {
+        metrics::describe_histogram!(name, Unit::Bytes, "bytes per zen scope");
+    }
+    for name in [QUERIES, HTTP_CALLS, ROWS] {
+        metrics::describe_histogram!(name, Unit::Count, "count per zen scope");
+    }
+    metrics::describe_histogram!(UTILIZATION, "used / limit of each limited budget, per zen scope");
+    metrics::describe_counter!(SCOPES, Unit::Count, "zen scopes ended, by outcome");
+    metrics::describe_counter!(VIOLATIONS, Unit::Count, "zen budgets exceeded, by budget");
+    metrics::describe_counter!(N_PLUS_ONE, Unit::Count, "N+1 suspects: statements repeated past the threshold");
+}
+
+const OUTCOMES: [Outcome; 4] = [Outcome::Ok, Outcome::Exceeded, Outcome::Cancelled, Outcome::Panicked];
+
+/// The registered handles, for the recorder installed now (registered
+/// afresh when it changed).
+fn registered(recorder: usize) -> std::sync::RwLockWriteGuard<'static, Option<Registered>> {
+    let mut registered = REGISTERED.write().unwrap_or_else(PoisonError::into_inner);
+    if registered.as_ref().is_none_or(|r| r.recorder != recorder) {
+        describe();
+        *registered = Some(Registered { recorder, ..Registered::default() });
+    }
+    registered
+}
+
+impl Registered {
+    fn find(&self, name: &str, kind: Kind, mode: Mode) -> Option<&Handles> {
+        self.scopes.get(name)?.iter().find(|h| h.kind == kind && h.mode == mode)
+    }
+
+    /// The handles of one scope name, kind and mode, registered on first
+    /// use; past `max` names, those of [`OTHER_ROUTES`].
+    fn handles(&mut self, name: &str, kind: Kind, mode: Mode, max: usize) -> &Handles {
+        let name = if self.scopes.contains_key(name) || self.scopes.len() < max { name } else { OTHER_ROUTES };
+        let (route, method) = if name == OTHER_ROUTES { (name, None) } else { route_and_method(name, kind) };
+        let handles = self.scopes.entry(name.into()).or_default();
+        let i = match handles.iter().position(|h| h.kind == kind && h.mode == mode) {
+            Some(i) => i,
+            None => {
+                handles.push(Handles::new(route, method, kind, mode));
+                handles.len() - 1
+            }
+        };
+        &handles[i]
+    }
+}
+
+/// Runs `f` on the handles of one scope, registered on first use.
+fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
+    let recorder = recorder();
+    {
+        let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handles) =
+            registered.as_ref().filter(|r| r.recorder == recorder).and_then(|r| r.find(name, kind, mode))
+        {
+            return f(handles);
+        }
+    }
+    let mut registered = registered(recorder);
+    if let Some(r) = registered.as_mut() {
+        f(r.handles(name, kind, mode, max_routes()));
+    }
+}
+
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Records one scope's end. Figures no budget of the scope limits, and that
+/// may not apply to it (rows, the longest poll, the response's size), are
+/// recorded only where a limit is set, to keep the series few.
+pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
+    let (f, limits) = (end.figures, end.limits);
+    with_handles(end.name, end.kind, end.mode, |h| {
+        h.record(Figure::Queries, f.queries as f64);
+        h.record(Figure::DbTime, seconds(f.db_ns));
+        h.record(Figure::Elapsed, seconds(f.elapsed_ns));
+        if let Some(m) = f.memory {
+            h.record(Figure::PeakMemory, m.peak as f64);
+        }
+        h.record(Figure::HttpCalls, f.http_calls as f64);
+        h.record(Figure::HttpTime, seconds(f.http_ns));
+        if limits.get(Budget::Rows).is_some() {
+            h.record(Figure::Rows, f.rows as f64);
+        }
+        if limits.get(Budget::PollTime).is_some() {
+            h.record(Figure::LongestPoll, seconds(f.longest_poll_ns));
+        }
+        if let (Some(bytes), Some(_)) = (f.response_bytes, limits.get(Budget::ResponseSize)) {
+            h.record(Figure::ResponseSize, bytes as f64);
+        }
+        h.outcomes[end.outcome as usize].increment(1);
+        for (budget, limit) in limits.iter() {
+            let Some(used) = f.used(budget) else { continue };
+            let (utilization, violations) = h.budget(budget);
+            let base = budget.measure().in_base(limit);
+            if base > 0.0 {
+                utilization.record(used as f64 / base);
+            }
+            if budget.measure().over(used, limit) {
+                violations.increment(1);
+            }
+        }
+        if end.n_plus_one > 0 {
+            h.n_plus_one.increment(end.n_plus_one as u64);
+        }
+    });
+}
+
+/// Records one database operation's time.
+pub(crate) fn operation_ended(backend: &'static str, fingerprint: &str, elapsed: Duration) {
+    let system = system_name(backend);
+    let operation = operation_name(fingerprint);
+    let recorder = recorder();
+    {
+        let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(r) = registered.as_ref().filter(|r| r.recorder == recorder)
+            && let Some(h) = r.operations.get(&(system, operation))
+        {
+            h.record(elapsed.as_secs_f64());
+            return;
+        }
+    }
+    let histogram = registered(recorder)
+        .as_mut()
+        .map(|r| {
+            r.operations
+                .entry((system, operation))
+                .or_insert_with(|| {
+                    metrics::histogram!(DB_OPERATION_DURATION, "db_system_name" => system, "db_operation_name" => operation)
+                })
+                .clone()
+        })
+        .unwrap_or_else(Histogram::noop);
+    histogram.record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::{N_PLUS_ONE, OTHER_ROUTES, Registered};
+    use crate::budget::{Kind, Mode};
+
+    #[test]
+    fn past_the_limit_every_new_name_shares_one_label() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let mut registered = Registered::default();
+            for round in 0..2 {
+                for i in 0..10 {
+                    let name = format!("GET /items/{i}");
+                    registered.handles(&name, Kind::Handler, Mode::Observe, 3).n_plus_one.increment(1);
+                }
+                assert_eq!(registered.scopes.len(), 4, "round {round}: 3 names and the shared one");
+            }
+            registered.handles("GET /items/0", Kind::Handler, Mode::Enforce, 3).n_plus_one.increment(5);
+        });
+        let mut counts = std::collections::BTreeMap::new();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let (_, key) = key.into_parts();
+            if key.name() != N_PLUS_ONE {
+                continue;
+            }
+            let label = |k: &str| key.labels().find(|l| l.key() == k).map(|l| l.value().to_owned());
+            let DebugValue::Counter(n) = value else { panic!("a counter") };
+            counts.insert((label("route").unwrap(), label("method"), label("mode").unwrap()), n);
+        }
+        let get = |route: &str, method: Option<&str>, mode: &str| {
+            counts.get(&(route.to_owned(), method.map(str::to_owned), mode.to_owned())).copied()
+        };
+        assert_eq!(get("/items/0", Some("GET"), "observe"), Some(2));
+        assert_eq!(get("/items/2", Some("GET"), "observe"), Some(2));
+        assert_eq!(get("/items/0", Some("GET"), "enforce"), Some(5), "a known name keeps its label");
+        assert_eq!(get(OTHER_ROUTES, None, "observe"), Some(14), "7 names, twice, share one label");
+        assert_eq!(counts.len(), 5, "{counts:?}");
+    }
+}

@@ -1,0 +1,144 @@
+//! Every scope's figures as OpenTelemetry attributes of the current
+//! `tracing` span (feature `opentelemetry`), exported by
+//! [`tracing-opentelemetry`](https://docs.rs/tracing-opentelemetry) with
+//! the rest of the trace.
+//!
+//! When a scope ends, the span current at that moment gets (the request's
+//! span under `tower_http::trace::TraceLayer` placed outside zen's layer, or
+//! the span of `#[tracing::instrument]` written below `#[zen]`):
+//!
+//! | attribute | value |
+//! |---|---|
+//! | `zen.scope.name` | the scope's name (for a request, its route template) |
+//! | `zen.scope.kind` | `handler`, `job` or `other` |
+//! | `zen.mode` | `observe`, `enforce` or `strict` |
+//! | `zen.outcome` | `ok`, `exceeded`, `cancelled` or `panicked` |
+//! | `zen.queries`, `zen.db_ms`, `zen.elapsed_ms`, ... | each figure, named and valued as in the report event |
+//! | `zen.limit.max_queries`, ... | each limit set, in its unit |
+//! | `zen.n_plus_one` | N+1 suspects |
+//! | `http.route` | the route template, for a request |
+//!
+//! and one span event `zen.budget_exceeded` per budget exceeded, with
+//! `zen.budget` (its key), `zen.limit`, `zen.used` and `zen.unit`. A scope
+//! nested in another in the same span writes first; the enclosing one, ending
+//! later, overwrites with its own figures.
+//!
+//! With [`set_db_spans`]`(true)`, every database operation is also a span of
+//! kind CLIENT, `zen::db` target, named after the operation, with
+//! `db.system.name`, `db.operation.name` and `db.query.text` holding the
+//! statement's fingerprint: never a value.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use opentelemetry::{KeyValue, Value};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::budget::{Budget, Kind, Measure};
+use crate::export::{ScopeEnd, operation_name, system_name};
+
+static DB_SPANS: AtomicBool = AtomicBool::new(false);
+
+/// Makes every database operation a CLIENT span of its own (off by default:
+/// a span per query is costly at volume, and the scope's figures already
+/// carry the counts).
+pub fn set_db_spans(on: bool) {
+    DB_SPANS.store(on, Relaxed);
+}
+
+/// `true` when database operations get spans of their own.
+#[must_use]
+pub fn db_spans() -> bool {
+    DB_SPANS.load(Relaxed)
+}
+
+/// A figure as its attribute's value: milliseconds with decimals for time,
+/// KiB rounded up for bytes, the count otherwise, as in the report event.
+fn value(measure: Measure, used: u64) -> Value {
+    match measure {
+        Measure::Millis => Value::F64(used as f64 / 1e6),
+        Measure::KiB | Measure::Count => Value::I64(i64::try_from(measure.rounded(used)).unwrap_or(i64::MAX)),
+    }
+}
+
+fn int(n: u64) -> Value {
+    Value::I64(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Writes one scope's end on the current span.
+pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
+    let span = tracing::Span::current();
+    if span.is_none() {
+        return;
+    }
+    let f = end.figures;
+    span.set_attribute("zen.scope.name", end.name.to_owned());
+    span.set_attribute("zen.scope.kind", end.kind.as_str());
+    span.set_attribute("zen.mode", end.mode.as_str());
+    span.set_attribute("zen.outcome", end.outcome.as_str());
+    if end.kind == Kind::Handler
+        && let Some((_, route)) = end.name.split_once(' ')
+        && route.starts_with('/')
+    {
+        span.set_attribute("http.route", route.to_owned());
+    }
+    for &budget in Budget::ALL {
+        if let Some(used) = f.used(budget) {
+            span.set_attribute(budget.attribute(), value(budget.measure(), used));
+        }
+    }
+    for (budget, limit) in end.limits.iter() {
+        span.set_attribute(budget.limit_attribute(), int(limit));
+    }
+    span.set_attribute("zen.n_plus_one", int(end.n_plus_one as u64));
+    for v in f.violations(end.limits) {
+        span.add_event(
+            "zen.budget_exceeded",
+            vec![
+                KeyValue::new("zen.budget", v.budget.key()),
+                KeyValue::new("zen.limit", int(v.limit)),
+                KeyValue::new("zen.used", int(v.used)),
+                KeyValue::new("zen.unit", v.budget.unit()),
+            ],
+        );
+    }
+}
+
+/// The CLIENT span of one database operation, when [`db_spans`] is on.
+pub(crate) fn operation_span(backend: &'static str, fingerprint: &str) -> tracing::Span {
+    if !db_spans() {
+        return tracing::Span::none();
+    }
+    let operation = operation_name(fingerprint);
+    let system = system_name(backend);
+    let name = if operation == "OTHER" { system } else { operation };
+    tracing::info_span!(
+        target: "zen::db",
+        "db",
+        otel.kind = "client",
+        otel.name = name,
+        otel.status_code = tracing::field::Empty,
+        db.system.name = system,
+        db.operation.name = operation,
+        db.query.text = fingerprint,
+    )
+}
+
+/// Marks an operation's span as failed.
+pub(crate) fn operation_failed(span: &tracing::Span) {
+    span.record("otel.status_code", "ERROR");
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Budget;
+
+    #[test]
+    fn attributes_are_named_after_the_event_fields_and_keys() {
+        assert_eq!(Budget::Queries.attribute(), "zen.queries");
+        assert_eq!(Budget::DbTime.limit_attribute(), "zen.limit.max_db_ms");
+        for &budget in Budget::ALL {
+            assert_eq!(budget.attribute(), format!("zen.{}", budget.event_field()));
+            assert_eq!(budget.limit_attribute(), format!("zen.limit.{}", budget.key()));
+        }
+    }
+}
