@@ -12,11 +12,12 @@
 //!   them to JSON, with the global allocator switched between `System` and
 //!   `ZenAlloc` (both variants pay the same switch).
 
+mod common;
+
+use common::poll_once;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Waker};
 
 use divan::black_box;
 use stats_alloc::StatsAlloc;
@@ -63,13 +64,6 @@ unsafe impl GlobalAlloc for Switch {
 
 #[global_allocator]
 static GLOBAL: Switch = Switch;
-
-fn poll_once<F: Future>(fut: F) -> F::Output {
-    match pin!(fut).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => unreachable!("the benchmarked futures never wait"),
-    }
-}
 
 const PAIRS: usize = 1000;
 

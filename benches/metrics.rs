@@ -8,33 +8,16 @@
 //! for the calling thread (`metrics::with_local_recorder`) around each call,
 //! in both variants, so the two differ only by the recorder.
 
-use std::future::Future;
-use std::pin::pin;
+mod common;
+
+use common::{annotated_with_limits, plain, poll_once};
+
 use std::sync::LazyLock;
-use std::task::{Context, Poll, Waker};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
-use zen_runtime::zen;
 
 fn main() {
     divan::main();
-}
-
-async fn plain(x: u64) -> u64 {
-    x + 1
-}
-
-#[zen(max_queries = 5, max_db_ms = 50, timeout_ms = 200)]
-async fn annotated(x: u64) -> u64 {
-    x + 1
-}
-
-fn poll_once<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => unreachable!("the benchmarked futures never wait"),
-    }
 }
 
 static PROMETHEUS: LazyLock<PrometheusRecorder> = LazyLock::new(|| {
@@ -54,12 +37,12 @@ fn plain_fn() -> u64 {
 
 #[divan::bench]
 fn zen_fn_no_recorder() -> u64 {
-    metrics::with_local_recorder(&NOOP, || poll_once(annotated(divan::black_box(1))))
+    metrics::with_local_recorder(&NOOP, || poll_once(annotated_with_limits(divan::black_box(1))))
 }
 
 #[divan::bench]
 fn zen_fn_prometheus() -> u64 {
-    let out = metrics::with_local_recorder(&*PROMETHEUS, || poll_once(annotated(divan::black_box(1))));
+    let out = metrics::with_local_recorder(&*PROMETHEUS, || poll_once(annotated_with_limits(divan::black_box(1))));
     // What the exporter's upkeep does every few seconds, here every 4096 scopes.
     if ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(4096) {
         PROMETHEUS.handle().run_upkeep();

@@ -7,9 +7,9 @@
 //! runtime in the way; the `tokio_` variants add a current-thread runtime's
 //! `block_on` around both, as a caller would see it.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+mod common;
+
+use common::{annotated_with_limits, plain, poll_once};
 
 use zen_runtime::{instrument, zen};
 
@@ -17,17 +17,8 @@ fn main() {
     divan::main();
 }
 
-async fn plain(x: u64) -> u64 {
-    x + 1
-}
-
 #[zen]
 async fn annotated(x: u64) -> u64 {
-    x + 1
-}
-
-#[zen(max_queries = 5, max_db_ms = 50, timeout_ms = 200)]
-async fn annotated_with_limits(x: u64) -> u64 {
     x + 1
 }
 
@@ -44,14 +35,6 @@ async fn annotated_one_operation() {
 async fn annotated_ten_operations() {
     for _ in 0..10 {
         instrument::query("bench", "SELECT * FROM articles WHERE id = $1").unwrap().finish(true);
-    }
-}
-
-fn poll_once<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(out) => out,
-        Poll::Pending => unreachable!("the benchmarked futures never wait"),
     }
 }
 

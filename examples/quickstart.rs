@@ -9,7 +9,9 @@
 //! cargo run --example quickstart -- --serve         # keep serving on 127.0.0.1:3000 (or --serve ADDRESS)
 //! ```
 //!
-//! Serving, it also exposes every route's figures to Prometheus at `/metrics`.
+//! Serving, it also exposes every route's figures to Prometheus at `/metrics`
+//! and shows them on the dashboard at `/_zen` (the address, with its token,
+//! is printed at start).
 #![allow(clippy::print_stdout)]
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +25,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::sqlite::SqlitePoolOptions;
 use zen_runtime::alloc::ZenAlloc;
+use zen_runtime::dashboard::{Authorize, Dashboard};
 use zen_runtime::db::SqlitePool;
 use zen_runtime::layer::ZenLayer;
 use zen_runtime::{Budget, Limits, Report, zen};
@@ -151,7 +154,15 @@ async fn database() -> Result<(SqlitePool, sqlx::SqliteConnection), sqlx::Error>
     Ok((pool, keeper))
 }
 
-fn app(state: App, metrics: Option<PrometheusHandle>) -> Router {
+/// What `--serve` adds: `/metrics` for Prometheus, and the dashboard at
+/// `/_zen` behind a token.
+struct Observed {
+    metrics: PrometheusHandle,
+    dashboard: Dashboard,
+    token: String,
+}
+
+fn app(state: App, observed: Option<&Observed>) -> Router {
     let router = Router::new()
         .route("/articles", get(articles))
         .route("/articles/n-plus-one", get(articles_n_plus_one))
@@ -161,11 +172,21 @@ fn app(state: App, metrics: Option<PrometheusHandle>) -> Router {
         // Every route: at most 2 s and 20 queries, unless its handler says less.
         .layer(ZenLayer::new().limits(Limits::NONE.timeout_ms(2_000).max_queries(20)))
         .with_state(state);
-    match metrics {
-        // Added after the layer: a scrape is nobody's request.
-        Some(handle) => router.route("/metrics", get(move || std::future::ready(handle.render()))),
-        None => router,
-    }
+    let Some(observed) = observed else { return router };
+    let handle = observed.metrics.clone();
+    // Added after the layer: a scrape or a look at the dashboard is nobody's request.
+    router.route("/metrics", get(move || std::future::ready(handle.render()))).nest(
+        "/_zen",
+        observed.dashboard.router(Authorize::token(&observed.token).expect("32 hexadecimal digits are long enough")),
+    )
+}
+
+/// A token nobody can guess: 16 random bytes in hexadecimal.
+fn token() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The Prometheus recorder, with zen's recommended buckets.
@@ -267,8 +288,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let url = format!("http://{}", listener.local_addr()?);
-    let metrics = if serve.is_some() { Some(prometheus()?) } else { None };
-    tokio::spawn(async move { axum::serve(listener, app(state, metrics)).await });
+    let observed = match serve {
+        Some(_) => Some(Observed { metrics: prometheus()?, dashboard: Dashboard::new(), token: token()? }),
+        None => None,
+    };
+    let router = app(state, observed.as_ref());
+    tokio::spawn(async move { axum::serve(listener, router).await });
 
     if serve.is_some() {
         println!("zen quickstart, mode {mode}, listening on {url}; one line per request below. Try:");
@@ -276,6 +301,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  curl -i {url}{route}");
         }
         println!("and every route's figures for Prometheus: curl {url}/metrics");
+        if let Some(observed) = &observed {
+            println!(
+                "the dashboard (open once with the token; a cookie keeps it): {url}/_zen?token={}",
+                observed.token
+            );
+        }
         println!("\n{}", header());
         zen_runtime::report::add_sink(|r| {
             println!("{}", row("", r));

@@ -105,6 +105,29 @@ fn with_serve_the_demo_keeps_serving() {
     let ok = r#"zen_scopes_total{route="/articles",method="GET",kind="handler",mode="observe",outcome="ok"} 2"#;
     assert!(metrics.contains(ok), "both requests reached Prometheus's format: {metrics}");
     assert!(metrics.contains("# TYPE zen_scope_queries histogram"), "{metrics}");
+    // The dashboard, at the address printed with its token.
+    let line =
+        lines.by_ref().map_while(Result::ok).find(|l| l.contains("/_zen?token=")).expect("the dashboard's address");
+    let token = line.rsplit("token=").next().unwrap().trim();
+    assert_eq!(token.len(), 32, "{line}");
+    let mut socket = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        socket,
+        "GET /_zen/api/overview HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut overview = String::new();
+    socket.read_to_string(&mut overview).unwrap();
+    assert!(overview.starts_with("HTTP/1.1 200"), "{overview}");
+    let body: serde_json::Value = serde_json::from_str(overview.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let articles = body["routes"].as_array().unwrap().iter().find(|r| r["name"] == "GET /articles").expect("the route");
+    assert_eq!(articles["scopes"], 2, "{body}");
+    assert_eq!(articles["figures"]["queries"]["limit"], 2, "{body}");
+    let mut socket = std::net::TcpStream::connect(&address).unwrap();
+    write!(socket, "GET /_zen/api/overview HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n").unwrap();
+    let mut refused = String::new();
+    socket.read_to_string(&mut refused).unwrap();
+    assert!(refused.starts_with("HTTP/1.1 404"), "no token, no dashboard: {refused}");
     let logged = lines.map_while(Result::ok).find(|l| l.starts_with("GET /articles ")).unwrap_or_default();
     drop(child);
     assert!(logged.contains(" ok "), "each request is printed as it ends: {logged}");

@@ -39,7 +39,7 @@ impl Measure {
     }
 
     /// A limit in base units, as a float: for ratios of use to limit.
-    #[cfg(feature = "metrics")]
+    #[cfg(any(feature = "metrics", feature = "dashboard"))]
     pub(crate) fn in_base(self, limit: u64) -> f64 {
         self.base(limit) as f64
     }

@@ -1,24 +1,43 @@
 //! What leaves a process about every scope and operation, whether or not a
 //! report is built: the `metrics` facade (feature `metrics`) and the current
-//! `tracing` span's OpenTelemetry attributes (feature `opentelemetry`).
-//! With neither feature, nothing here is compiled in.
+//! `tracing` span's OpenTelemetry attributes (feature `opentelemetry`), and
+//! every live dashboard (feature `dashboard`). With none of the features,
+//! nothing here is compiled in.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::budget::{Kind, Limits, Mode};
-use crate::report::{Figures, Outcome};
+use crate::report::{Figures, Outcome, Report};
+use crate::stats::DbStats;
 
 /// One scope's end, as the exporters see it: no SQL, no values, no ids.
 pub(crate) struct ScopeEnd<'a> {
     pub(crate) name: &'a str,
     pub(crate) kind: Kind,
+    #[cfg_attr(not(any(feature = "metrics", feature = "opentelemetry")), allow(dead_code))]
     pub(crate) mode: Mode,
     /// `ok` only when no budget of the scope's own was exceeded.
     pub(crate) outcome: Outcome,
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    pub(crate) ended_at: Instant,
     pub(crate) figures: &'a Figures,
     pub(crate) limits: &'a Limits,
-    /// N+1 suspects: statements run past the scope's threshold.
-    pub(crate) n_plus_one: usize,
+    /// Its statements, when it ran any.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    pub(crate) db: Option<&'a Mutex<DbStats>>,
+    /// Its report, when one was built: a budget exceeded, a cut, a panic,
+    /// an N+1 suspect, or someone listening.
+    pub(crate) report: Option<&'a Report>,
+}
+
+impl ScopeEnd<'_> {
+    /// N+1 suspects: statements run past the scope's threshold (a report is
+    /// always built when there is one).
+    #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+    pub(crate) fn n_plus_one(&self) -> usize {
+        self.report.map_or(0, |r| r.n_plus_one.len())
+    }
 }
 
 /// Hands a scope's end to every exporter compiled in. Their allocations
@@ -30,6 +49,8 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
         crate::metrics::scope_ended(end);
         #[cfg(feature = "opentelemetry")]
         crate::otel::scope_ended(end);
+        #[cfg(feature = "dashboard")]
+        crate::dashboard::scope_ended(end);
     });
 }
 
@@ -46,6 +67,7 @@ pub(crate) fn operation_ended(backend: &'static str, fingerprint: &str, elapsed:
 
 /// `postgresql`, `sqlite`, `mysql`, `redis`: the OpenTelemetry semantic
 /// convention's `db.system.name` of a backend as zen names it.
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 pub(crate) fn system_name(backend: &'static str) -> &'static str {
     match backend {
         "PostgreSQL" => "postgresql",
@@ -57,6 +79,7 @@ pub(crate) fn system_name(backend: &'static str) -> &'static str {
 
 /// The operation of a statement from a fixed set (`SELECT`, `INSERT`, ...,
 /// or a Redis command), else `OTHER`: never text of the statement's own.
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
 pub(crate) fn operation_name(fingerprint: &str) -> &'static str {
     const KNOWN: &[&str] = &[
         "SELECT",
@@ -108,7 +131,7 @@ pub(crate) fn operation_name(fingerprint: &str) -> &'static str {
     KNOWN.iter().find(|k| k.eq_ignore_ascii_case(first)).copied().unwrap_or("OTHER")
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "metrics", feature = "opentelemetry")))]
 mod tests {
     use super::{operation_name, system_name};
 

@@ -25,10 +25,12 @@ pub mod alloc;
 mod boundary;
 pub mod budget;
 pub mod config;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "sqlx")]
 pub mod db;
 mod error;
-#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+#[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
 mod export;
 pub mod fingerprint;
 mod future;

@@ -346,8 +346,8 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
                 violations.increment(1);
             }
         }
-        if end.n_plus_one > 0 {
-            h.n_plus_one.increment(end.n_plus_one as u64);
+        if end.n_plus_one() > 0 {
+            h.n_plus_one.increment(end.n_plus_one() as u64);
         }
     });
 }

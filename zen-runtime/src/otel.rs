@@ -89,7 +89,7 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     for (budget, limit) in end.limits.iter() {
         span.set_attribute(budget.limit_attribute(), int(limit));
     }
-    span.set_attribute("zen.n_plus_one", int(end.n_plus_one as u64));
+    span.set_attribute("zen.n_plus_one", int(end.n_plus_one() as u64));
     for v in f.violations(end.limits) {
         span.add_event(
             "zen.budget_exceeded",

@@ -77,6 +77,14 @@ impl DbStats {
         }
     }
 
+    /// Each statement kept: its fingerprint, backend, count and total time.
+    #[cfg(feature = "dashboard")]
+    pub(crate) fn each(&self, mut f: impl FnMut(&Arc<str>, &'static str, u64, u64)) {
+        for (fingerprint, s) in &self.statements {
+            f(fingerprint, s.backend, s.count, s.total_ns);
+        }
+    }
+
     pub(crate) fn has_call_site(&self, fingerprint: &Arc<str>) -> bool {
         self.statements.get(fingerprint).is_some_and(|s| s.call_site.is_some())
     }

@@ -106,8 +106,8 @@ impl Scope {
             && !self.collected()
             && !report::wanted();
         if quiet && matches!(receiver, Receiver::Everyone) {
-            #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
-            self.export(outcome, &figures, 0);
+            #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
+            self.export(outcome, elapsed, &figures, None);
             return;
         }
         let report = untracked(|| {
@@ -122,11 +122,12 @@ impl Scope {
             }
             Some(report)
         });
-        #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+        #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
         self.export(
             if exceeded && outcome == Outcome::Ok { Outcome::Exceeded } else { outcome },
+            elapsed,
             &figures,
-            report.map_or(0, |r| r.n_plus_one.len()),
+            report,
         );
         if let Some(report) = report
             && may_panic
@@ -138,16 +139,18 @@ impl Scope {
     }
 
     /// Hands the scope's end to the exporters compiled in.
-    #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
-    fn export(&self, outcome: Outcome, figures: &crate::report::Figures, n_plus_one: usize) {
+    #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
+    fn export(&self, outcome: Outcome, elapsed: Duration, figures: &crate::report::Figures, report: Option<&Report>) {
         crate::export::scope_ended(&crate::export::ScopeEnd {
             name: &self.name,
             kind: self.kind,
             mode: self.mode(),
             outcome,
+            ended_at: self.start + elapsed,
             figures,
             limits: &self.terms().limits,
-            n_plus_one,
+            db: (figures.queries > 0).then_some(&self.usage.db),
+            report,
         });
     }
 

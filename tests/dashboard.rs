@@ -1,0 +1,237 @@
+//! The dashboard against a real axum server on 127.0.0.1 after known
+//! traffic on SQLite in memory: what its JSON and pages say, who may see
+//! them, and that they stay bounded. `tests/dashboard_browser.rs` drives the
+//! same pages in a real browser.
+
+#[path = "common/dashboard_app.rs"]
+mod app;
+mod common;
+
+use std::time::{Duration, Instant};
+
+use app::{TOKEN, serve, traffic};
+use axum::Router;
+use serde_json::Value;
+use zen_runtime::dashboard::{Authorize, Dashboard, Options};
+
+fn bearer() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
+
+async fn json(client: &reqwest::Client, url: String) -> Value {
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    serde_json::from_str(&response.text().await.unwrap()).unwrap()
+}
+
+fn route<'a>(overview: &'a Value, name: &str) -> &'a Value {
+    overview["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no route {name} in {overview}"))
+}
+
+#[tokio::test]
+async fn the_json_holds_each_routes_figures_against_its_limits() {
+    let dashboard = Dashboard::new();
+    let url = serve("/j", &dashboard).await;
+    traffic(&url, "/j").await;
+    let client = bearer();
+    let overview = json(&client, format!("{url}/_zen/api/overview")).await;
+
+    let articles = route(&overview, "GET /j/articles/{id}");
+    assert_eq!(articles["kind"], "handler");
+    assert_eq!(articles["scopes"], 20);
+    assert_eq!(articles["outcomes"]["ok"], 20);
+    assert_eq!(articles["figures"]["queries"]["p50"], 3.0);
+    assert_eq!(articles["figures"]["queries"]["p99"], 3.0);
+    assert_eq!(articles["figures"]["queries"]["max"], 3.0);
+    assert_eq!(articles["figures"]["queries"]["limit"], 4);
+    assert_eq!(articles["violation_rate"], 0.0);
+    assert_eq!(articles["use_p99"], 0.75);
+    assert!(articles["figures"]["elapsed_ms"]["p99"].as_f64().unwrap() > 0.0);
+
+    let over = route(&overview, "GET /j/over");
+    assert_eq!(over["scopes"], 10);
+    assert_eq!(over["outcomes"]["exceeded"], 5);
+    assert_eq!(over["violation_rate"], 0.5);
+    assert_eq!(over["budgets"]["max_queries"]["exceeded"], 5);
+    assert_eq!(over["budgets"]["max_queries"]["max_use"], 1.5);
+    assert_eq!(over["figures"]["queries"]["p50"], 1.0);
+    assert_eq!(over["figures"]["queries"]["p99"], 3.0);
+
+    let id = articles["id"].as_u64().unwrap();
+    let detail = json(&client, format!("{url}/_zen/api/routes/{id}")).await;
+    let statements = detail["statements"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{detail}");
+    assert_eq!(statements[0]["fingerprint"], "SELECT name FROM users WHERE id = ?");
+    assert_eq!(statements[0]["count"], 60);
+    assert_eq!(detail["series_10s"].as_array().unwrap().len(), 60);
+    let seen: u64 = detail["series_10s"].as_array().unwrap().iter().filter_map(|s| s["scopes"].as_u64()).sum();
+    assert_eq!(seen, 20, "every scope is in the last ten minutes");
+
+    // The N+1 listing: its suspect, with the call site in this file.
+    let listing = route(&overview, "GET /j/listing");
+    let detail = json(&client, format!("{url}/_zen/api/routes/{}", listing["id"])).await;
+    let suspects = detail["n_plus_one"].as_array().unwrap();
+    assert_eq!(suspects.len(), 1, "{detail}");
+    assert_eq!(suspects[0]["scopes"], 3);
+    assert_eq!(suspects[0]["max_count"], 6);
+    assert!(suspects[0]["call_site"].as_str().unwrap().contains("app::listing"), "{detail}");
+
+    // The exceeded ones, in full, newest first.
+    let over_detail = json(&client, format!("{url}/_zen/api/routes/{}", over["id"])).await;
+    let recent = over_detail["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 5, "{over_detail}");
+    assert!(recent[0]["report"].as_str().unwrap().contains("max_queries = 2: used 3 queries"));
+    assert_eq!(recent[0]["outcome"], "exceeded");
+    assert!(overview["recent"].as_array().unwrap().iter().any(|r| r["route"] == over["id"]));
+}
+
+#[tokio::test]
+async fn a_refused_request_gets_the_plain_404_of_an_unknown_route() {
+    let dashboard = Dashboard::new();
+    let url = serve("/a", &dashboard).await;
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let unknown = plain.get(format!("{url}/no/such/route")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    for path in ["/_zen/", "/_zen", "/_zen/api/overview", "/_zen/routes/0", "/_zen/events", "/_zen/assets/app.js"] {
+        for token in [None, Some("wrong-token-0123456789abcdef"), Some(&TOKEN[1..])] {
+            let mut request = plain.get(format!("{url}{path}"));
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 404, "{path} with {token:?}");
+            assert!(response.headers().get("set-cookie").is_none());
+            assert_eq!(response.text().await.unwrap(), "", "{path}: no hint");
+        }
+        let wrong = plain.get(format!("{url}{path}?token=wrong-token-0123456789abcdef")).send().await.unwrap();
+        assert_eq!(wrong.status(), 404);
+    }
+    assert!(Authorize::token("short").is_err());
+    assert!(Authorize::token("0123456789abcdef<script>").is_err(), "only URL-safe characters");
+
+    // The token once in the address: a cookie for the dashboard's path, and the address loses it.
+    let response = plain.get(format!("{url}/_zen?sort=violations&token={TOKEN}")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/_zen?sort=violations");
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert_eq!(cookie, format!("zen_dashboard={TOKEN}; Path=/_zen; HttpOnly; SameSite=Strict"));
+    let page = plain
+        .get(format!("{url}/_zen?sort=violations"))
+        .header("cookie", format!("zen_dashboard={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert!(page.text().await.unwrap().contains("<h1>Routes and jobs</h1>"));
+
+    // Or any check of the application's own.
+    let own = Dashboard::new();
+    let app = Router::new().nest(
+        "/_zen",
+        own.router(Authorize::with(|parts| parts.headers.get("x-internal").is_some_and(|v| v == "yes"))),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(plain.get(format!("{own_url}/_zen")).send().await.unwrap().status(), 404);
+    let ok = plain.get(format!("{own_url}/_zen")).header("x-internal", "yes").send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn every_text_on_the_pages_is_escaped() {
+    let dashboard = Dashboard::new();
+    let url = serve("/e", &dashboard).await;
+    traffic(&url, "/e").await;
+    let client = bearer();
+    let overview = client.get(format!("{url}/_zen")).send().await.unwrap().text().await.unwrap();
+    let name = "&lt;script&gt;window.zenInjected = 1&lt;/script&gt;";
+    assert!(overview.contains(name), "{overview}");
+    assert!(!overview.contains("<script>window"), "{overview}");
+    // The only script is the dashboard's own, from its own origin.
+    assert_eq!(overview.matches("<script").count(), 1);
+    assert!(overview.contains("<script src=\"/_zen/assets/app.js\" defer></script>"));
+    assert!(!overview.contains(" style="), "no inline style: the CSP forbids it");
+
+    let overview_json = json(&client, format!("{url}/_zen/api/overview")).await;
+    let hostile = route(&overview_json, app::HOSTILE);
+    let page = client.get(format!("{url}/_zen/routes/{}", hostile["id"])).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!("<h1 class=\"route-name\">{name}</h1>")), "{page}");
+    // The fingerprint spaces the operators; its markup characters are text.
+    let statement = "GET &lt; script &gt; alert(?) &lt;/ script &gt;";
+    assert!(page.contains(&format!("<code>{statement}</code>")), "{page}");
+    assert!(!page.contains("<script>window") && !page.contains("<script>alert"), "{page}");
+    let title = page.split("<title>").nth(1).unwrap().split("</title>").next().unwrap();
+    assert!(title.contains("&lt;script&gt;"), "{title}");
+}
+
+#[tokio::test]
+async fn the_event_stream_announces_new_scopes() {
+    let dashboard = Dashboard::new();
+    let url = serve("/s", &dashboard).await;
+    let client = bearer();
+    let mut events = client.get(format!("{url}/_zen/events")).send().await.unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    reqwest::get(format!("{url}/s/articles/1")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    while !seen.contains("event: update") {
+        let chunk = tokio::time::timeout_at(deadline.into(), events.chunk()).await.expect("an update within 10 s");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn names_past_the_limit_are_grouped() {
+    let dashboard = Dashboard::with_options(Options::default().max_names(5).recent(3).recent_per_name(1));
+    let jobs = zen_runtime::jobs::Jobs::builder().start().unwrap();
+    for i in 0..200 {
+        jobs.spawn(format!("grouped job {i}"), || async {}).unwrap();
+    }
+    let shutdown = jobs.shutdown(Duration::from_secs(10)).await;
+    assert!(shutdown.abandoned.is_empty());
+    // Five names of their own, then one `(other)` per kind (other tests'
+    // scopes, seen by every dashboard, may take some of the five).
+    assert!((6..=8).contains(&dashboard.names()), "{}", dashboard.names());
+    let client = Router::new().nest("/_zen", dashboard.router::<()>(Authorize::token(TOKEN).unwrap()));
+    let response = tower::ServiceExt::oneshot(
+        client,
+        axum::http::Request::get("/_zen/api/overview")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let overview: Value = serde_json::from_slice(&body).unwrap();
+    let other = overview["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == zen_runtime::dashboard::OTHER_NAMES && r["kind"] == "job")
+        .unwrap();
+    let jobs_kept: u64 = overview["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "job")
+        .map(|r| r["scopes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(jobs_kept, 200, "every job counted, under its name or `(other)`");
+    assert!(other["scopes"].as_u64().unwrap() >= 195, "{other}");
+}

@@ -1,0 +1,170 @@
+//! The dashboard in a real browser: Debian's headless Chromium driven
+//! through ChromeDriver (WebDriver) after known traffic against a real
+//! server. Screenshots go to `target/zen-dashboard/` for a person to look
+//! at. Skips, saying why, when `chromium` or `chromedriver` is missing,
+//! unless `ZEN_TEST_REQUIRE_SERVICES=1` (`.ci/run` installs both).
+
+#[path = "common/dashboard_app.rs"]
+mod app;
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use app::{HOSTILE, TOKEN, serve, traffic};
+use fantoccini::{Client, ClientBuilder, Locator};
+use zen_runtime::dashboard::Dashboard;
+
+/// ChromeDriver on a free port, stopped on drop.
+struct Driver(Child, std::path::PathBuf);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+/// A headless Chromium session, if the browser and its driver are installed.
+async fn browser() -> Option<(Driver, Client)> {
+    let chromium = std::env::var("ZEN_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromedriver = std::env::var("ZEN_TEST_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    if !std::path::Path::new(&chromium).exists() {
+        return common::unavailable_binary("Chromium", &chromium);
+    }
+    if Command::new(&chromedriver).arg("--version").output().is_err() {
+        return common::unavailable_binary("ChromeDriver", &chromedriver);
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let profile = std::env::temp_dir().join(format!("zen-chromium-{}-{port}", std::process::id()));
+    let child = Command::new(&chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver(child, profile.clone());
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{url}/status")).await.is_err() {
+        assert!(Instant::now() < deadline, "ChromeDriver did not answer in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1500,1000", format!("--user-data-dir={}", profile.display())],
+        }
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&url)
+        .await
+        .expect("a Chromium session");
+    Some((driver, client))
+}
+
+/// `target/zen-dashboard/<name>.png`.
+async fn screenshot(client: &Client, name: &str) {
+    // target/debug/deps/<test> -> target
+    let target = std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf();
+    let dir = target.join("zen-dashboard");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), client.screenshot().await.unwrap()).unwrap();
+}
+
+/// The overview's row of a route.
+fn row(name: &str) -> String {
+    format!("//table[@class='overview']/tbody/tr[td[@class='name']/a[text()=\"{name}\"]]")
+}
+
+async fn text(client: &Client, xpath: &str) -> String {
+    client.find(Locator::XPath(xpath)).await.unwrap_or_else(|e| panic!("{xpath}: {e}")).text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_each_routes_figures_in_a_real_browser() {
+    let dashboard = Dashboard::new();
+    let url = serve("/b", &dashboard).await;
+    traffic(&url, "/b").await;
+    let Some((_driver, client)) = browser().await else { return };
+
+    // Without the token: the plain 404 of an unknown route, nothing else.
+    let refused = reqwest::get(format!("{url}/_zen")).await.unwrap();
+    assert_eq!(refused.status(), 404);
+    client.goto(&format!("{url}/_zen")).await.unwrap();
+    assert!(client.find(Locator::Css("main")).await.is_err(), "no page without the token");
+    assert!(!client.source().await.unwrap().contains("Routes and jobs"));
+
+    // Once with it: the address loses it, a cookie keeps it.
+    client.goto(&format!("{url}/_zen?token={TOKEN}")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().as_str(), format!("{url}/_zen"));
+    assert_eq!(text(&client, "//h1").await, "Routes and jobs");
+
+    // The figures of a route: its query p99, its violations.
+    let articles = row("GET /b/articles/{id}");
+    assert_eq!(text(&client, &format!("{articles}/td[@class='queries']/b[@class='p99']")).await, "3");
+    assert_eq!(text(&client, &format!("{articles}/td[@class='scopes']")).await, "20");
+    let over = row("GET /b/over");
+    assert_eq!(text(&client, &format!("{over}/td[@class='violations']")).await, "50% (5)");
+    assert_eq!(text(&client, &format!("{over}/td[@class='outcomes']")).await, "5 ok 5 exceeded");
+
+    // Markup in a name is text, and nothing injected ran.
+    assert_eq!(text(&client, &format!("{}/td[@class='name']", row(HOSTILE))).await, HOSTILE);
+    let injected = client.execute("return window.zenInjected === undefined", vec![]).await.unwrap();
+    assert_eq!(injected, serde_json::json!(true));
+    screenshot(&client, "overview").await;
+
+    // Sorted by violation rate, the route that blows its budget comes first.
+    client.find(Locator::LinkText("violation rate")).await.unwrap().click().await.unwrap();
+    assert!(client.current_url().await.unwrap().as_str().ends_with("/_zen?sort=violations"));
+    assert_eq!(text(&client, "//table[@class='overview']/tbody/tr[1]/td[@class='name']").await, "GET /b/over");
+
+    // The route page opens from the overview.
+    client.find(Locator::LinkText("GET /b/articles/{id}")).await.unwrap().click().await.unwrap();
+    assert!(client.current_url().await.unwrap().path().starts_with("/_zen/routes/"));
+    assert_eq!(text(&client, "//h1").await, "GET /b/articles/{id}");
+    assert_eq!(text(&client, "//table[@class='figures']/tbody/tr[@class='queries']/td[@class='p99']").await, "3");
+    assert_eq!(
+        text(&client, "//table[@class='statements']/tbody/tr[1]/td[1]").await,
+        "SELECT name FROM users WHERE id = ?"
+    );
+    screenshot(&client, "route").await;
+
+    // The N+1 listing: its suspect and where it comes from.
+    client.goto(&format!("{url}/_zen")).await.unwrap();
+    client.find(Locator::LinkText("GET /b/listing")).await.unwrap().click().await.unwrap();
+    let suspect = text(&client, "//table[@class='suspects']/tbody/tr[1]").await;
+    assert!(suspect.contains("SELECT name FROM users WHERE id = ?") && suspect.contains("app::listing"), "{suspect}");
+
+    // A statement with markup renders as text too.
+    client.goto(&format!("{url}/_zen")).await.unwrap();
+    client.find(Locator::LinkText(HOSTILE)).await.unwrap().click().await.unwrap();
+    assert_eq!(text(&client, "//h1").await, HOSTILE);
+    assert_eq!(
+        text(&client, "//table[@class='statements']/tbody/tr[1]/td[1]").await,
+        "GET < script > alert(?) </ script >"
+    );
+    let injected = client.execute("return window.zenInjected === undefined", vec![]).await.unwrap();
+    assert_eq!(injected, serde_json::json!(true));
+
+    // Live: new traffic shows without reloading the page.
+    client.goto(&format!("{url}/_zen")).await.unwrap();
+    client.execute("window.zenSamePage = true", vec![]).await.unwrap();
+    for i in 0..5 {
+        reqwest::get(format!("{url}/b/articles/{i}")).await.unwrap();
+    }
+    let cell = format!("{articles}/td[@class='scopes']");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while text(&client, &cell).await != "25" {
+        assert!(Instant::now() < deadline, "the page did not refresh itself in 20 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let same = client.execute("return window.zenSamePage === true", vec![]).await.unwrap();
+    assert_eq!(same, serde_json::json!(true), "refreshed in place, not reloaded");
+    screenshot(&client, "overview-live").await;
+    client.close().await.unwrap();
+}

@@ -1,0 +1,258 @@
+//! A live budget dashboard, per route and per job (feature `dashboard`).
+//!
+//! A [`Dashboard`] sees every scope that ends in the process, from its
+//! counters (no report is built for it), and keeps per scope name and kind,
+//! in fixed memory: counts, outcomes, p50/p95/p99/max of queries, database
+//! time, elapsed time, peak memory and external calls beside their limits,
+//! violations and use of each budget, the statements by total time
+//! (fingerprints only), N+1 suspects with their call sites, a ten-minute
+//! series, and the last exceeded, cancelled or panicked reports in full.
+//!
+//! Its page is an axum `Router` you mount yourself, behind an authorisation
+//! check you must give; a refused request gets `404`:
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use axum::Router;
+//! use zen_runtime::dashboard::{Authorize, Dashboard};
+//! use zen_runtime::layer::ZenLayer;
+//!
+//! let dashboard = Dashboard::new();
+//! let token = std::env::var("ZEN_DASHBOARD_TOKEN").expect("a token of 16 characters or more");
+//! let app: Router = Router::new()
+//!     // ... your routes ...
+//!     .layer(ZenLayer::new())
+//!     // After the layer: the dashboard's own requests are nobody's budget.
+//!     .nest("/_zen", dashboard.router(Authorize::token(&token).expect("a long enough token")));
+//! # }
+//! ```
+//!
+//! Open `/_zen?token=...` once: the token becomes an HTTP-only, same-site
+//! cookie scoped to the dashboard's path, and the address loses it.
+//! `Authorization: Bearer ...` works for the JSON endpoints (`api/overview`,
+//! `api/routes/{id}`).
+
+mod histogram;
+mod page;
+mod route;
+mod router;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Instant, SystemTime};
+
+pub use router::{Authorize, WeakToken};
+
+use crate::budget::Kind;
+use crate::export::ScopeEnd;
+use crate::hash::FxBuild;
+use route::{Recent, Route, SLOT_SECONDS, Stats};
+
+/// The name every scope past [`Options::max_names`] is grouped under.
+pub const OTHER_NAMES: &str = "(other)";
+
+/// What a dashboard keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    max_names: usize,
+    recent: usize,
+    recent_per_name: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_names: 500, recent: 100, recent_per_name: 5 }
+    }
+}
+
+impl Options {
+    /// Distinct scope names (per kind) kept apart; later ones are grouped
+    /// under [`OTHER_NAMES`]. Default 500.
+    #[must_use]
+    pub fn max_names(mut self, max: usize) -> Self {
+        self.max_names = max;
+        self
+    }
+
+    /// Exceeded, cancelled or panicked reports kept in full, newest first.
+    /// Default 100.
+    #[must_use]
+    pub fn recent(mut self, max: usize) -> Self {
+        self.recent = max;
+        self
+    }
+
+    /// Exceeded, cancelled or panicked scopes each name keeps in brief for
+    /// its own page (time, outcome, status, violations; the full report
+    /// while the ring above still holds it). Default 5.
+    #[must_use]
+    pub fn recent_per_name(mut self, max: usize) -> Self {
+        self.recent_per_name = max;
+        self
+    }
+}
+
+/// A live dashboard. Clones share it; it collects from its creation until
+/// the last clone (and every router made from it) is dropped.
+#[derive(Clone)]
+pub struct Dashboard {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Dashboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dashboard").field("options", &self.inner.options).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    options: Options,
+    started: Instant,
+    routes: RwLock<Routes>,
+    recent: Mutex<VecDeque<Arc<Recent>>>,
+    /// Scopes seen: the page refreshes when it moves.
+    generation: AtomicU64,
+}
+
+#[derive(Default)]
+struct Routes {
+    by_name: HashMap<Box<str>, Vec<Arc<Route>>, FxBuild>,
+    all: Vec<Arc<Route>>,
+}
+
+/// Every live dashboard; `ACTIVE` counts them so that none costs one load.
+static DASHBOARDS: RwLock<Vec<Weak<Inner>>> = RwLock::new(Vec::new());
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Dashboard::new()
+    }
+}
+
+impl Dashboard {
+    /// A dashboard with the default [`Options`], collecting from now on.
+    #[must_use]
+    pub fn new() -> Dashboard {
+        Dashboard::with_options(Options::default())
+    }
+
+    /// A dashboard keeping what `options` say, collecting from now on.
+    #[must_use]
+    pub fn with_options(options: Options) -> Dashboard {
+        let inner = Arc::new(Inner {
+            options,
+            started: Instant::now(),
+            routes: RwLock::default(),
+            recent: Mutex::default(),
+            generation: AtomicU64::new(0),
+        });
+        let mut all = DASHBOARDS.write().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|d| d.strong_count() > 0);
+        all.push(Arc::downgrade(&inner));
+        ACTIVE.fetch_add(1, Relaxed);
+        Dashboard { inner }
+    }
+
+    /// Scopes seen so far.
+    #[must_use]
+    pub fn scopes(&self) -> u64 {
+        self.inner.generation.load(Relaxed)
+    }
+
+    /// Names kept apart so far (grouped ones count once).
+    #[must_use]
+    pub fn names(&self) -> usize {
+        self.inner.routes.read().unwrap_or_else(PoisonError::into_inner).all.len()
+    }
+}
+
+/// Hands a scope's end to every live dashboard.
+pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
+    if ACTIVE.load(Relaxed) == 0 {
+        return;
+    }
+    let all = DASHBOARDS.read().unwrap_or_else(PoisonError::into_inner);
+    for dashboard in all.iter().filter_map(Weak::upgrade) {
+        dashboard.record(end);
+    }
+}
+
+impl Inner {
+    fn record(&self, end: &ScopeEnd<'_>) {
+        let route = self.route(end.name, end.kind);
+        let slot = end.ended_at.saturating_duration_since(self.started).as_secs() / SLOT_SECONDS;
+        let bad = end.report.filter(|r| route::is_bad(r));
+        let recent = bad.map(|r| Arc::new(Recent { at: SystemTime::now(), route: route.id, report: r.clone() }));
+        {
+            let mut stats = route.stats.lock().unwrap_or_else(PoisonError::into_inner);
+            stats.record(end, slot);
+            if let Some(recent) = &recent {
+                push_bounded(&mut stats.recent, route::Brief::of(recent), self.options.recent_per_name);
+            }
+        }
+        if let Some(recent) = recent {
+            push_bounded(&mut self.recent.lock().unwrap_or_else(PoisonError::into_inner), recent, self.options.recent);
+        }
+        self.generation.fetch_add(1, Relaxed);
+    }
+
+    /// The entry of a name and kind, made on first use; past `max_names`,
+    /// the kind's shared one.
+    fn route(&self, name: &str, kind: Kind) -> Arc<Route> {
+        let find = |routes: &Routes, name: &str| {
+            routes.by_name.get(name).and_then(|v| v.iter().find(|r| r.kind == kind)).cloned()
+        };
+        if let Some(route) = find(&self.routes.read().unwrap_or_else(PoisonError::into_inner), name) {
+            return route;
+        }
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let name = if routes.by_name.contains_key(name) || routes.all.len() < self.options.max_names {
+            name
+        } else {
+            OTHER_NAMES
+        };
+        if let Some(route) = find(&routes, name) {
+            return route;
+        }
+        let route =
+            Arc::new(Route { id: routes.all.len(), name: name.into(), kind, stats: Mutex::new(Stats::default()) });
+        routes.by_name.entry(name.into()).or_default().push(Arc::clone(&route));
+        routes.all.push(Arc::clone(&route));
+        route
+    }
+
+    /// The index of the series slot that holds now.
+    fn now_slot(&self) -> u64 {
+        self.started.elapsed().as_secs() / SLOT_SECONDS
+    }
+
+    fn all_routes(&self) -> Vec<Arc<Route>> {
+        self.routes.read().unwrap_or_else(PoisonError::into_inner).all.clone()
+    }
+
+    fn route_by_id(&self, id: usize) -> Option<Arc<Route>> {
+        self.routes.read().unwrap_or_else(PoisonError::into_inner).all.get(id).cloned()
+    }
+
+    fn recent(&self) -> Vec<Arc<Recent>> {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect()
+    }
+}
+
+fn push_bounded<T>(ring: &mut VecDeque<T>, item: T, max: usize) {
+    if max == 0 {
+        return;
+    }
+    while ring.len() >= max {
+        ring.pop_back();
+    }
+    ring.push_front(item);
+}

@@ -1,0 +1,320 @@
+//! What the dashboard keeps per scope name and kind, in fixed memory, and
+//! the views the page and the JSON endpoints read.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use super::histogram::Histogram;
+use crate::budget::{Budget, Kind, Limits};
+use crate::export::ScopeEnd;
+use crate::report::{Figures, Outcome, Report, Violation};
+
+/// Statements kept per name; the rest are added up as one.
+pub(super) const MAX_STATEMENTS: usize = 16;
+/// N+1 suspects kept per name.
+pub(super) const MAX_SUSPECTS: usize = 8;
+/// The series: 60 slots of 10 s, the last ten minutes.
+pub(super) const SLOTS: usize = 60;
+pub(super) const SLOT_SECONDS: u64 = 10;
+
+/// A figure the dashboard keeps a histogram of, in the histogram's unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Figure {
+    Queries,
+    DbTime,
+    Elapsed,
+    Memory,
+    HttpCalls,
+}
+
+impl Figure {
+    pub(super) const ALL: [Figure; 5] =
+        [Figure::Queries, Figure::DbTime, Figure::Elapsed, Figure::Memory, Figure::HttpCalls];
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Figure::Queries => "queries",
+            Figure::DbTime => "db time",
+            Figure::Elapsed => "elapsed",
+            Figure::Memory => "peak memory",
+            Figure::HttpCalls => "external calls",
+        }
+    }
+
+    /// The JSON key.
+    pub(super) fn key(self) -> &'static str {
+        match self {
+            Figure::Queries => "queries",
+            Figure::DbTime => "db_ms",
+            Figure::Elapsed => "elapsed_ms",
+            Figure::Memory => "peak_kib",
+            Figure::HttpCalls => "http_calls",
+        }
+    }
+
+    pub(super) fn budget(self) -> Budget {
+        match self {
+            Figure::Queries => Budget::Queries,
+            Figure::DbTime => Budget::DbTime,
+            Figure::Elapsed => Budget::Timeout,
+            Figure::Memory => Budget::Memory,
+            Figure::HttpCalls => Budget::HttpCalls,
+        }
+    }
+
+    /// Times in µs, memory in KiB (rounded up), counts as they are.
+    fn value(self, f: &Figures) -> Option<u64> {
+        match self {
+            Figure::Queries => Some(f.queries()),
+            Figure::DbTime => Some(f.db_time().as_micros().try_into().unwrap_or(u64::MAX)),
+            Figure::Elapsed => Some(f.elapsed().as_micros().try_into().unwrap_or(u64::MAX)),
+            Figure::Memory => f.memory().map(|m| m.peak.div_ceil(1024)),
+            Figure::HttpCalls => Some(f.http_calls()),
+        }
+    }
+
+    /// A histogram value in the figure's unit of display: ms for times.
+    pub(super) fn shown(self, value: u64) -> f64 {
+        match self {
+            Figure::DbTime | Figure::Elapsed => value as f64 / 1000.0,
+            _ => value as f64,
+        }
+    }
+
+    pub(super) fn unit(self) -> &'static str {
+        match self {
+            Figure::DbTime | Figure::Elapsed => "ms",
+            Figure::Memory => "KiB",
+            Figure::Queries | Figure::HttpCalls => "",
+        }
+    }
+}
+
+/// One name's share of the ten-minute series.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Slot {
+    /// Which 10 s since the dashboard started; the slot is stale otherwise.
+    pub(super) index: u64,
+    pub(super) count: u32,
+    pub(super) violated: u32,
+    /// Per mille of the highest use of a limit.
+    pub(super) max_use: u32,
+    pub(super) sum_use: u64,
+}
+
+/// One statement's total over every scope of a name.
+pub(super) struct Statement {
+    pub(super) fingerprint: Arc<str>,
+    pub(super) backend: &'static str,
+    pub(super) count: u64,
+    pub(super) total_ns: u64,
+}
+
+/// An N+1 suspect: a statement and where it was issued from.
+pub(super) struct Suspect {
+    pub(super) fingerprint: String,
+    pub(super) call_site: Option<String>,
+    /// Scopes it was flagged in.
+    pub(super) scopes: u64,
+    /// The most times it ran in one scope.
+    pub(super) max_count: u64,
+}
+
+/// A scope that exceeded a budget, was cancelled or panicked, in full: kept
+/// in the dashboard's one ring of the last ones.
+pub(super) struct Recent {
+    pub(super) at: SystemTime,
+    pub(super) route: usize,
+    pub(super) report: Report,
+}
+
+/// The same, in brief, kept per name; its full report while the ring
+/// still holds it.
+pub(super) struct Brief {
+    pub(super) at: SystemTime,
+    pub(super) outcome: Outcome,
+    pub(super) status: Option<u16>,
+    pub(super) violations: Vec<Violation>,
+    pub(super) full: Weak<Recent>,
+}
+
+impl Brief {
+    pub(super) fn of(recent: &Arc<Recent>) -> Brief {
+        let r = &recent.report;
+        Brief {
+            at: recent.at,
+            outcome: r.outcome,
+            status: r.status,
+            violations: r.violations.clone(),
+            full: Arc::downgrade(recent),
+        }
+    }
+}
+
+/// Use of one budget: per mille of its limit.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Use {
+    pub(super) count: u64,
+    pub(super) sum: u64,
+    pub(super) max: u64,
+}
+
+/// Everything kept for one name and kind.
+pub(super) struct Route {
+    pub(super) id: usize,
+    pub(super) name: Box<str>,
+    pub(super) kind: Kind,
+    pub(super) stats: std::sync::Mutex<Stats>,
+}
+
+#[derive(Default)]
+pub(super) struct Stats {
+    pub(super) count: u64,
+    pub(super) outcomes: [u64; 4],
+    pub(super) figures: [Histogram; Figure::ALL.len()],
+    /// Per mille of the highest use of any limit, per scope.
+    pub(super) utilization: Histogram,
+    /// The limits of the last scope.
+    pub(super) limits: Limits,
+    /// Scopes with at least one budget exceeded.
+    pub(super) violated: u64,
+    pub(super) violations: [u64; Budget::ALL.len()],
+    pub(super) uses: [Use; Budget::ALL.len()],
+    pub(super) statements: Vec<Statement>,
+    /// Statements past `MAX_STATEMENTS`: (count, total ns).
+    pub(super) other_statements: (u64, u64),
+    pub(super) suspects: Vec<Suspect>,
+    pub(super) recent: VecDeque<Brief>,
+    pub(super) series: Vec<Slot>,
+}
+
+/// Per mille of `used` (in base units) over `limit` (in its budget's unit).
+fn per_mille(budget: Budget, used: u64, limit: u64) -> Option<u64> {
+    let base = budget.measure().in_base(limit);
+    (base > 0.0).then(|| (used as f64 / base * 1000.0).round() as u64)
+}
+
+impl Stats {
+    pub(super) fn record(&mut self, end: &ScopeEnd<'_>, slot: u64) {
+        let f = end.figures;
+        self.count += 1;
+        self.outcomes[end.outcome as usize] += 1;
+        for figure in Figure::ALL {
+            if let Some(v) = figure.value(f) {
+                self.figures[figure as usize].record(v);
+            }
+        }
+        self.limits = *end.limits;
+        let mut max_use = None;
+        let mut violated = false;
+        for (budget, limit) in end.limits.iter() {
+            let Some(used) = f.used(budget) else { continue };
+            if let Some(pm) = per_mille(budget, used, limit) {
+                let u = &mut self.uses[budget as usize];
+                u.count += 1;
+                u.sum += pm;
+                u.max = u.max.max(pm);
+                max_use = Some(max_use.unwrap_or(0).max(pm));
+            }
+            if budget.measure().over(used, limit) {
+                self.violations[budget as usize] += 1;
+                violated = true;
+            }
+        }
+        if let Some(pm) = max_use {
+            self.utilization.record(pm);
+        }
+        self.violated += u64::from(violated);
+        self.add_to_series(slot, violated, max_use);
+        if let Some(db) = end.db {
+            db.lock().unwrap_or_else(std::sync::PoisonError::into_inner).each(|fingerprint, backend, count, ns| {
+                self.add_statement(fingerprint, backend, count, ns);
+            });
+        }
+        if let Some(report) = end.report {
+            for s in &report.n_plus_one {
+                self.add_suspect(&s.fingerprint, s.call_site.as_deref(), s.count);
+            }
+        }
+    }
+
+    fn add_to_series(&mut self, index: u64, violated: bool, max_use: Option<u64>) {
+        if self.series.is_empty() {
+            self.series = vec![Slot::default(); SLOTS];
+        }
+        let slot = &mut self.series[(index % SLOTS as u64) as usize];
+        if slot.index != index || slot.count == 0 {
+            *slot = Slot { index, ..Slot::default() };
+        }
+        slot.count = slot.count.saturating_add(1);
+        slot.violated = slot.violated.saturating_add(u32::from(violated));
+        if let Some(pm) = max_use {
+            let pm = u32::try_from(pm).unwrap_or(u32::MAX);
+            slot.max_use = slot.max_use.max(pm);
+            slot.sum_use += u64::from(pm);
+        }
+    }
+
+    fn add_statement(&mut self, fingerprint: &Arc<str>, backend: &'static str, count: u64, ns: u64) {
+        let same = |s: &Statement| Arc::ptr_eq(&s.fingerprint, fingerprint) || s.fingerprint == *fingerprint;
+        if let Some(s) = self.statements.iter_mut().find(|s| same(s)) {
+            s.count += count;
+            s.total_ns += ns;
+        } else if self.statements.len() < MAX_STATEMENTS {
+            self.statements.push(Statement { fingerprint: Arc::clone(fingerprint), backend, count, total_ns: ns });
+        } else {
+            self.other_statements.0 += count;
+            self.other_statements.1 += ns;
+        }
+    }
+
+    fn add_suspect(&mut self, fingerprint: &str, call_site: Option<&str>, count: u64) {
+        let same = |s: &Suspect| s.fingerprint == fingerprint && s.call_site.as_deref() == call_site;
+        if let Some(s) = self.suspects.iter_mut().find(|s| same(s)) {
+            s.scopes += 1;
+            s.max_count = s.max_count.max(count);
+        } else if self.suspects.len() < MAX_SUSPECTS {
+            self.suspects.push(Suspect {
+                fingerprint: fingerprint.to_owned(),
+                call_site: call_site.map(str::to_owned),
+                scopes: 1,
+                max_count: count,
+            });
+        }
+    }
+
+    /// Share of scopes that exceeded a budget.
+    pub(super) fn violation_rate(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { self.violated as f64 / self.count as f64 }
+    }
+
+    /// The last `SLOTS` slots up to `now`, oldest first; `None` where
+    /// nothing ended.
+    pub(super) fn series(&self, now: u64) -> Vec<Option<Slot>> {
+        (0..SLOTS as u64)
+            .map(|back| now.checked_sub(SLOTS as u64 - 1 - back))
+            .map(|index| {
+                let index = index?;
+                self.series.get((index % SLOTS as u64) as usize).filter(|s| s.index == index && s.count > 0).copied()
+            })
+            .collect()
+    }
+
+    /// Statements by total time, most first.
+    pub(super) fn statements_by_time(&self) -> Vec<&Statement> {
+        let mut all: Vec<&Statement> = self.statements.iter().collect();
+        all.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.count.cmp(&a.count)));
+        all
+    }
+}
+
+/// Whether a report belongs in the ring of bad ones.
+pub(super) fn is_bad(report: &Report) -> bool {
+    report.outcome != Outcome::Ok
+}
+
+/// How long ago `at` was, for display.
+pub(super) fn age(at: SystemTime) -> Duration {
+    SystemTime::now().duration_since(at).unwrap_or_default()
+}
