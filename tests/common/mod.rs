@@ -87,7 +87,14 @@ pub fn sqlite_url() -> String {
 
 /// A pool on the database at `url`, migrated with sqlx's own macro, with
 /// ten users and an article by each.
+///
+/// An in-memory database lives only while a connection to it is open, and
+/// every budget cut closes the connection it cut: one connection outside
+/// the pool is left open for the rest of the process, so that a test whose
+/// cuts closed every pooled connection still finds its data.
 pub async fn sqlite_pool_at(url: &str, max_connections: u32) -> SqlitePool {
+    let keeper = <sqlx::SqliteConnection as sqlx::Connection>::connect(url).await.unwrap();
+    std::mem::forget(keeper);
     let options = url.parse().unwrap();
     let pool = SqlitePool::connect_with_pool_options(
         sqlx::sqlite::SqlitePoolOptions::new().max_connections(max_connections),

@@ -31,7 +31,8 @@ pub(crate) const BUDGETS: &[(&str, Unit)] = &[
     ("max_response_kb", Unit::KiB),
 ];
 
-const OTHER_KEYS: &[&str] = &["n_plus_one", "name", "mode", "kind", "crate", "static_check", "deny_query_in_loop"];
+const OTHER_KEYS: &[&str] =
+    &["n_plus_one", "name", "mode", "kind", "crate", "static_check", "deny_query_in_loop", "exempt"];
 
 /// What a blown budget does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +90,8 @@ pub(crate) struct Args {
     pub(crate) krate: Option<Setting<syn::Path>>,
     pub(crate) static_check: Option<Setting<bool>>,
     pub(crate) deny_query_in_loop: Option<Setting<bool>>,
+    /// Each `exempt(...)`, in order.
+    pub(crate) exempt: Vec<crate::exempt::Exempt>,
 }
 
 impl Args {
@@ -140,6 +143,18 @@ impl Args {
         }
         if !keys().any(|k| k == key) {
             return err(key_span, unknown_key(&key, item.get(2..)));
+        }
+        if key == "exempt" {
+            return match item.get(1) {
+                Some(TokenTree::Group(g)) if item.len() == 2 => {
+                    self.exempt.push(crate::exempt::parse(g)?);
+                    Ok(())
+                }
+                _ => err(
+                    key_span,
+                    "write `exempt(n_plus_one, statement = \"...\", reason = \"...\")` or `exempt(budget = \"max_db_ms\", statement = \"...\", reason = \"...\")`",
+                ),
+            };
         }
         let value = match item.get(1) {
             None => return err(key_span, bare_key(&key)),

@@ -153,9 +153,21 @@ fn site(function: &syn::ItemFn, args: &Args, private: &TokenStream) -> TokenStre
         let n = proc_macro2::Literal::u32_unsuffixed(s.value);
         quote!(.n_plus_one(#n))
     });
+    if args.exempt.is_empty() {
+        return quote_spanned! {mixed=>
+            {
+                static __ZEN_SITE: #private::Site = #private::Site::new(#name, #limits, #mode, #kind)#n_plus_one;
+                &__ZEN_SITE
+            }
+        };
+    }
+    let count = args.exempt.len();
+    let exempt = crate::exempt::expand(&args.exempt, private);
     quote_spanned! {mixed=>
         {
-            static __ZEN_SITE: #private::Site = #private::Site::new(#name, #limits, #mode, #kind)#n_plus_one;
+            static __ZEN_EXEMPT: [#private::Exemption; #count] = #exempt;
+            static __ZEN_SITE: #private::Site =
+                #private::Site::new(#name, #limits, #mode, #kind)#n_plus_one.exempt(&__ZEN_EXEMPT);
             &__ZEN_SITE
         }
     }

@@ -5,6 +5,7 @@
 //! reaches the runtime through `zen_runtime::__private`.
 
 mod args;
+mod exempt;
 mod expand;
 mod manifest;
 mod static_check;

@@ -4,10 +4,12 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-pub use crate::budget::{Kind, Limits, Mode};
+pub use crate::budget::{Budget, Kind, Limits, Mode, by_key};
 use crate::error::BudgetExceeded;
 use crate::future::Scoped;
+pub use crate::report::{Date, Exempted, Exemption, Matches};
 use crate::scope::Asked;
+pub use std::borrow::Cow;
 /// The budget keys the attribute accepts, for the test that they are the
 /// budget table's.
 pub use zen_macros::__budget_keys as budget_keys;
@@ -21,7 +23,14 @@ pub struct Site {
 impl Site {
     #[must_use]
     pub const fn new(name: &'static str, limits: Limits, mode: Option<Mode>, kind: Option<Kind>) -> Self {
-        Site { asked: Asked { name, kind, limits, mode, n_plus_one: None } }
+        Site { asked: Asked { name, kind, limits, mode, n_plus_one: None, exemptions: &[] } }
+    }
+
+    /// `exempt(...)` on the attribute.
+    #[must_use]
+    pub const fn exempt(mut self, exemptions: &'static [Exemption]) -> Self {
+        self.asked.exemptions = exemptions;
+        self
     }
 
     /// `n_plus_one = N` on the attribute.

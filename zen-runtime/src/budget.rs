@@ -164,6 +164,14 @@ macro_rules! budgets {
                 }
             )*
         }
+        /// Each budget under its `#[zen]` key, for the attribute's
+        /// `exempt(budget = "...")`: a key missing here fails to compile.
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        pub mod by_key {
+            $( pub const $key: super::Budget = super::Budget::$variant; )*
+        }
+
         /// The report event, one field per budget with what was used
         /// ([`Budget::event_field`]), beside the fields written at the call.
         macro_rules! report_event {

@@ -1,7 +1,8 @@
 //! What leaves a process about every scope and operation, whether or not a
 //! report is built: the `metrics` facade (feature `metrics`) and the current
 //! `tracing` span's OpenTelemetry attributes (feature `opentelemetry`), and
-//! every live dashboard (feature `dashboard`). With none of the features,
+//! every live dashboard (feature `dashboard`), the budget lock (feature
+//! `lock`). With none of the features,
 //! nothing here is compiled in.
 
 use std::sync::Mutex;
@@ -9,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::budget::{Kind, Limits, Mode};
 use crate::report::{Figures, Outcome, Report};
-use crate::stats::DbStats;
+use crate::stats::{DbStats, HttpStats};
 
 /// One scope's end, as the exporters see it: no SQL, no values, no ids.
 pub(crate) struct ScopeEnd<'a> {
     pub(crate) name: &'a str,
+    #[cfg_attr(not(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard")), allow(dead_code))]
     pub(crate) kind: Kind,
     #[cfg_attr(not(any(feature = "metrics", feature = "opentelemetry")), allow(dead_code))]
     pub(crate) mode: Mode,
@@ -22,10 +24,14 @@ pub(crate) struct ScopeEnd<'a> {
     #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
     pub(crate) ended_at: Instant,
     pub(crate) figures: &'a Figures,
+    #[cfg_attr(not(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard")), allow(dead_code))]
     pub(crate) limits: &'a Limits,
     /// Its statements, when it ran any.
-    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "dashboard", feature = "lock")), allow(dead_code))]
     pub(crate) db: Option<&'a Mutex<DbStats>>,
+    /// Its external calls per host, when it made any.
+    #[cfg_attr(not(feature = "lock"), allow(dead_code))]
+    pub(crate) hosts: Option<&'a Mutex<HttpStats>>,
     /// Its report, when one was built: a budget exceeded, a cut, a panic,
     /// an N+1 suspect, or someone listening.
     pub(crate) report: Option<&'a Report>,
@@ -51,6 +57,8 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
         crate::otel::scope_ended(end);
         #[cfg(feature = "dashboard")]
         crate::dashboard::scope_ended(end);
+        #[cfg(feature = "lock")]
+        crate::lock::scope_ended(end);
     });
 }
 

@@ -116,7 +116,12 @@ impl Track {
         let scope = Scope::open(Spec {
             name: std::borrow::Cow::Borrowed(asked.name),
             kind: asked.kind,
-            defaults: Defaults { limits: asked.limits, mode: asked.mode, n_plus_one: asked.n_plus_one },
+            defaults: Defaults {
+                limits: asked.limits,
+                mode: asked.mode,
+                n_plus_one: asked.n_plus_one,
+                exemptions: asked.exemptions,
+            },
             collector: None,
             adoptable: false,
             attempt: None,

@@ -30,7 +30,7 @@ pub mod dashboard;
 #[cfg(feature = "sqlx")]
 pub mod db;
 mod error;
-#[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
+#[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
 mod export;
 pub mod fingerprint;
 mod future;
@@ -41,6 +41,8 @@ pub mod instrument;
 pub mod jobs;
 #[cfg(feature = "tower")]
 pub mod layer;
+#[cfg(feature = "lock")]
+pub mod lock;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "opentelemetry")]
@@ -60,7 +62,10 @@ pub use budget::{Budget, Kind, Limits, Mode};
 pub use config::{ConfigError, init};
 pub use error::BudgetExceeded;
 pub use future::{Attached, Scoped};
-pub use report::{BackendSummary, HostSummary, NPlusOne, Outcome, Report, SlowQuery, StatementSummary, Violation};
+pub use report::{
+    BackendSummary, Date, Exempted, Exemption, HostSummary, Matches, NPlusOne, Outcome, Report, SlowQuery,
+    StatementSummary, Violation,
+};
 pub use spawn::{attach, spawn, spawn_blocking};
 
 /// Puts an `async fn` under a budget.

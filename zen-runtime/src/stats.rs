@@ -78,7 +78,7 @@ impl DbStats {
     }
 
     /// Each statement kept: its fingerprint, backend, count and total time.
-    #[cfg(feature = "dashboard")]
+    #[cfg(any(feature = "dashboard", feature = "lock"))]
     pub(crate) fn each(&self, mut f: impl FnMut(&Arc<str>, &'static str, u64, u64)) {
         for (fingerprint, s) in &self.statements {
             f(fingerprint, s.backend, s.count, s.total_ns);
@@ -160,6 +160,14 @@ pub(crate) struct HttpStats {
 }
 
 impl HttpStats {
+    /// Each host kept, with its calls.
+    #[cfg(feature = "lock")]
+    pub(crate) fn each(&self, mut f: impl FnMut(&str, u64)) {
+        for (host, calls, ..) in &self.hosts {
+            f(host, *calls);
+        }
+    }
+
     pub(crate) fn record(&mut self, host: &str, nanos: u64, ok: bool) {
         let index = match self.hosts.iter().position(|(h, ..)| &**h == host) {
             Some(index) => index,

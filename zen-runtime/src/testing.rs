@@ -57,6 +57,13 @@ pub async fn collect<F: Future>(fut: F) -> (F::Output, Vec<Report>) {
     (output, reports)
 }
 
+/// `true` for the scopes `measure` and `collect` open around the code they
+/// measure: not the application's, so kept out of the budget lock.
+#[cfg_attr(not(feature = "lock"), allow(dead_code))]
+pub(crate) fn is_measuring(name: &str) -> bool {
+    name.starts_with("zen::testing::")
+}
+
 fn spec(name: &'static str, collector: Option<crate::scope::Collector>) -> Spec {
     Spec {
         name: Cow::Borrowed(name),
@@ -66,4 +73,101 @@ fn spec(name: &'static str, collector: Option<crate::scope::Collector>) -> Spec 
         adoptable: false,
         attempt: None,
     }
+}
+
+/// Asserts that the queries `run` makes do not grow with the data, the
+/// `n_plus_one_control` way: for each scale factor in `scales`, in order,
+/// awaits `populate(scale)` (outside the measurement), then measures
+/// `run()`. Returns the query count of each scale when they are all equal.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use zen_runtime::{instrument, testing};
+///
+/// let rows = AtomicU32::new(0);
+/// let counts = testing::assert_constant_queries(
+///     &[1, 5, 10],
+///     |scale| { rows.store(scale, Ordering::Relaxed); async {} },
+///     || async { instrument::query("sqlite", "SELECT * FROM articles").unwrap().finish(true) },
+/// )
+/// .await;
+/// assert_eq!(counts, [1, 1, 1]);
+/// # }
+/// ```
+///
+/// # Panics
+/// When a scale runs more queries than the first, with the count at each
+/// scale and the statements that grew; when `scales` holds fewer than two
+/// scales or is not increasing.
+pub async fn assert_constant_queries<P, PF, R, RF>(scales: &[u32], populate: P, run: R) -> Vec<u64>
+where
+    P: FnMut(u32) -> PF,
+    PF: Future<Output = ()>,
+    R: FnMut() -> RF,
+    RF: Future,
+{
+    assert_linear_queries(scales, 0, populate, run).await
+}
+
+/// Asserts that the queries `run` makes grow at most `slope` per unit of
+/// scale: at each scale `s`, no more than the first scale's count plus
+/// `slope * (s - first)`. With `slope = 0` this is
+/// [`assert_constant_queries`]. Returns the query count of each scale.
+///
+/// # Panics
+/// As [`assert_constant_queries`], when a scale runs more than the slope
+/// allows.
+pub async fn assert_linear_queries<P, PF, R, RF>(scales: &[u32], slope: u64, mut populate: P, mut run: R) -> Vec<u64>
+where
+    P: FnMut(u32) -> PF,
+    PF: Future<Output = ()>,
+    R: FnMut() -> RF,
+    RF: Future,
+{
+    assert!(
+        scales.len() >= 2 && scales.windows(2).all(|w| w[0] < w[1]),
+        "zen: give at least two increasing scale factors, such as &[1, 5, 10]; got {scales:?}"
+    );
+    let mut runs = Vec::with_capacity(scales.len());
+    for &scale in scales {
+        populate(scale).await;
+        let (_, report) = measure(run()).await;
+        runs.push(report);
+    }
+    let counts: Vec<u64> = runs.iter().map(|r| r.figures.queries()).collect();
+    let first = (u64::from(scales[0]), counts[0]);
+    let allowed = |scale: u32| first.1 + slope * (u64::from(scale) - first.0);
+    if scales.iter().zip(&counts).all(|(&s, &n)| n <= allowed(s)) {
+        return counts;
+    }
+    let mut message = if slope == 0 {
+        String::from("zen: the number of queries grows with the data\n")
+    } else {
+        format!("zen: the number of queries grows faster than {slope} per unit of scale\n")
+    };
+    for (s, n) in scales.iter().zip(&counts) {
+        let over = if *n > allowed(*s) { format!("  (allowed {})", allowed(*s)) } else { String::new() };
+        message.push_str(&format!("  scale {s:>6}: {n} queries{over}\n"));
+    }
+    message.push_str("statements that grew (times at each scale):\n");
+    let mut fingerprints: Vec<&str> = Vec::new();
+    for r in &runs {
+        for st in &r.statements {
+            if !fingerprints.contains(&st.fingerprint.as_str()) {
+                fingerprints.push(&st.fingerprint);
+            }
+        }
+    }
+    for fingerprint in fingerprints {
+        let times: Vec<u64> = runs
+            .iter()
+            .map(|r| r.statements.iter().find(|st| st.fingerprint == fingerprint).map_or(0, |st| st.count))
+            .collect();
+        if times.iter().any(|&n| n > times[0]) {
+            let times: Vec<String> = times.iter().map(u64::to_string).collect();
+            message.push_str(&format!("  {}  {fingerprint}\n", times.join(" → ")));
+        }
+    }
+    panic!("{message}");
 }

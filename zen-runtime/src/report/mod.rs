@@ -2,6 +2,7 @@
 //! `zen`, every registered sink, and the collectors of `zen_runtime::testing`.
 
 mod deliver;
+mod exempt;
 mod figures;
 
 use std::borrow::Cow;
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 pub use deliver::{Sink, SinkId, add_sink, remove_sink};
 pub(crate) use deliver::{deliver, wanted};
+pub use exempt::{Date, Exempted, Exemption, Matches};
+pub(crate) use exempt::{Judged, judge};
 pub use figures::Figures;
 
 use crate::budget::{Budget, Kind, Limits, Measure, Mode};
@@ -204,6 +207,12 @@ pub struct Report {
     pub nested_violations: Vec<NestedViolation>,
     /// Nested violations past the first 16, counted.
     pub untracked_nested: u64,
+    /// Exemptions that accepted an N+1 suspect or a violation of this
+    /// scope: what they accepted is not in `n_plus_one` or `violations`.
+    pub exemptions: Vec<Exemption>,
+    /// Exemptions past their `until` date that would have applied: what
+    /// they covered is reported again, and `strict` fails.
+    pub expired_exemptions: Vec<Exemption>,
 }
 
 impl Report {
@@ -325,6 +334,12 @@ impl fmt::Display for Report {
         }
         for n in &self.nested_violations {
             write!(f, "\n  exceeded inside: {n}")?;
+        }
+        for e in &self.exemptions {
+            write!(f, "\n  exempted: {e}")?;
+        }
+        for e in &self.expired_exemptions {
+            write!(f, "\n  exemption expired: {e}")?;
         }
         Ok(())
     }

@@ -106,15 +106,17 @@ impl Scope {
             && !self.collected()
             && !report::wanted();
         if quiet && matches!(receiver, Receiver::Everyone) {
-            #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
+            #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
             self.export(outcome, elapsed, &figures, None);
             return;
         }
         let report = untracked(|| {
-            if exceeded && let Some(parent) = &self.parent {
-                parent.add_nested(&self.name, &figures.violations(limits));
-            }
             let report = self.report()?;
+            if !report.violations.is_empty()
+                && let Some(parent) = &self.parent
+            {
+                parent.add_nested(&self.name, &report.violations);
+            }
             self.collect(report);
             match receiver {
                 Receiver::Everyone => report::deliver(report),
@@ -122,7 +124,7 @@ impl Scope {
             }
             Some(report)
         });
-        #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
+        #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
         self.export(
             if exceeded && outcome == Outcome::Ok { Outcome::Exceeded } else { outcome },
             elapsed,
@@ -132,14 +134,14 @@ impl Scope {
         if let Some(report) = report
             && may_panic
             && self.mode() == Mode::Strict
-            && !report.violations.is_empty()
+            && (!report.violations.is_empty() || !report.expired_exemptions.is_empty())
         {
             panic!("zen: budget exceeded in strict mode\n{report}");
         }
     }
 
     /// Hands the scope's end to the exporters compiled in.
-    #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
+    #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
     fn export(&self, outcome: Outcome, elapsed: Duration, figures: &crate::report::Figures, report: Option<&Report>) {
         crate::export::scope_ended(&crate::export::ScopeEnd {
             name: &self.name,
@@ -150,6 +152,7 @@ impl Scope {
             figures,
             limits: &self.terms().limits,
             db: (figures.queries > 0).then_some(&self.usage.db),
+            hosts: (figures.http_calls > 0).then_some(&self.usage.hosts),
             report,
         });
     }
@@ -163,11 +166,23 @@ impl Scope {
     fn build_report(&self, outcome: Outcome, elapsed: Duration) -> Report {
         let terms = *self.terms();
         let figures = self.figures(elapsed);
-        let violations = figures.violations(&terms.limits);
-        let db = if figures.queries == 0 && figures.refused_queries == 0 {
+        let mut violations = figures.violations(&terms.limits);
+        let mut db = if figures.queries == 0 && figures.refused_queries == 0 {
             crate::stats::Summary::default()
         } else {
             self.usage.db.lock().unwrap_or_else(PoisonError::into_inner).summary(terms.n_plus_one)
+        };
+        #[cfg(feature = "lock")]
+        let from_lock = crate::lock::has_exemptions();
+        #[cfg(not(feature = "lock"))]
+        let from_lock = false;
+        let judged = if terms.exemptions.is_empty() && !from_lock {
+            report::Judged::default()
+        } else {
+            let exemptions = terms.exemptions.iter();
+            #[cfg(feature = "lock")]
+            let exemptions = exemptions.chain(crate::lock::exemptions(&self.name));
+            report::judge(exemptions, &mut db.n_plus_one, &mut violations, &db.statements, report::Date::today())
         };
         let (nested_violations, untracked_nested) =
             self.usage.nested.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -199,6 +214,8 @@ impl Scope {
             violations,
             nested_violations,
             untracked_nested,
+            exemptions: judged.applied,
+            expired_exemptions: judged.expired,
         }
     }
 

@@ -76,7 +76,7 @@ impl Scope {
             name: spec.name,
             kind,
             attempt: spec.attempt,
-            terms: Terms::new(start, d.limits, mode, n_plus_one),
+            terms: Terms::new(start, &d, mode, n_plus_one),
             adopted: OnceLock::new(),
             adoptable: AtomicBool::new(spec.adoptable),
             usage: Usage::default(),

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::{Scope, current};
 use crate::budget::{Budget, Kind, Limits, Mode};
+use crate::report::Exemption;
 
 /// What a scope is held to.
 #[derive(Clone, Copy, Debug)]
@@ -18,11 +19,20 @@ pub(crate) struct Terms {
     pub(crate) n_plus_one: u32,
     /// The annotated handler adopted by a boundary's scope.
     pub(crate) handler: Option<&'static str>,
+    /// What the fn's `exempt(...)` accepts.
+    pub(crate) exemptions: &'static [Exemption],
 }
 
 impl Terms {
-    pub(crate) fn new(start: Instant, limits: Limits, mode: Mode, n_plus_one: u32) -> Self {
-        Terms { limits, mode, deadline: deadline(start, &limits), n_plus_one, handler: None }
+    pub(crate) fn new(start: Instant, d: &Defaults, mode: Mode, n_plus_one: u32) -> Self {
+        Terms {
+            limits: d.limits,
+            mode,
+            deadline: deadline(start, &d.limits),
+            n_plus_one,
+            handler: None,
+            exemptions: d.exemptions,
+        }
     }
 }
 
@@ -38,6 +48,7 @@ pub(crate) struct Defaults {
     pub(crate) limits: Limits,
     pub(crate) mode: Option<Mode>,
     pub(crate) n_plus_one: Option<u32>,
+    pub(crate) exemptions: &'static [Exemption],
 }
 
 /// A `#[zen]` fn as written: what it asks of the scope it runs in.
@@ -48,6 +59,7 @@ pub(crate) struct Asked {
     pub(crate) limits: Limits,
     pub(crate) mode: Option<Mode>,
     pub(crate) n_plus_one: Option<u32>,
+    pub(crate) exemptions: &'static [Exemption],
 }
 
 impl Scope {
@@ -93,6 +105,7 @@ impl Scope {
             deadline: deadline(scope.start, &limits),
             n_plus_one: asked.n_plus_one.unwrap_or(before.n_plus_one),
             handler: Some(asked.name),
+            exemptions: if asked.exemptions.is_empty() { before.exemptions } else { asked.exemptions },
         };
         // Only the swap above gets here, once per scope.
         let _ = scope.adopted.set(terms);

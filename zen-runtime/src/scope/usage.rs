@@ -81,7 +81,7 @@ impl Scope {
     /// returned.
     pub(crate) fn finish_query(&self, backend: &'static str, fingerprint: &Arc<str>, elapsed: Duration, ok: bool) {
         let ns = nanos(elapsed);
-        #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard"))]
+        #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
         crate::export::operation_ended(backend, fingerprint, elapsed);
         for scope in self.chain() {
             let u = &scope.usage;

@@ -1,0 +1,298 @@
+//! The budget lock (`ZEN_LOCK`, `zen.lock`) and exemptions.
+//!
+//! The lock acts when a process ends, so each case runs this test binary
+//! again as a child (`child`, which does nothing unless `ZEN_LOCK_CHILD` is
+//! set) with its own lock file, and reads the child's exit code, its
+//! stderr and the file.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use zen_runtime::db::SqlitePool;
+use zen_runtime::{Budget, testing, zen};
+
+/// The articles route of a small app: `queries` lookups of one statement,
+/// then, if asked, a statement the lock has not seen.
+#[zen(name = "GET /articles", n_plus_one = 5)]
+async fn articles(pool: &SqlitePool, queries: u32, extra: bool) -> Result<(), sqlx::Error> {
+    for id in 0..queries {
+        sqlx::query("SELECT name FROM users WHERE id = ?").bind(i64::from(id)).fetch_optional(pool).await?;
+    }
+    if extra {
+        sqlx::query("SELECT title FROM articles WHERE author_id = ?").bind(1).fetch_all(pool).await?;
+    }
+    Ok(())
+}
+
+/// Runs the scope a parent asked for through the environment, and prints
+/// its report. A no-op in a normal test run.
+#[test]
+fn child() {
+    if std::env::var_os("ZEN_LOCK_CHILD").is_none() {
+        return;
+    }
+    let var = |name: &str| std::env::var(name).ok();
+    let queries: u32 = var("ZEN_LOCK_QUERIES").map_or(2, |v| v.parse().unwrap());
+    let extra = var("ZEN_LOCK_EXTRA").is_some();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+        let scope = var("ZEN_LOCK_SCOPE");
+        let (result, reports) = match scope {
+            // A scope of another name, for the writers that run at once.
+            Some(name) => {
+                let jobs = zen_runtime::jobs::Jobs::builder().start().unwrap();
+                let pool = pool.clone();
+                jobs.spawn(name, move || async move {
+                    for _ in 0..queries {
+                        sqlx::query("SELECT 1").execute(&pool).await?;
+                    }
+                    Ok::<_, sqlx::Error>(())
+                })
+                .unwrap();
+                assert!(jobs.shutdown(std::time::Duration::from_secs(10)).await.abandoned.is_empty());
+                (Ok(()), Vec::new())
+            }
+            None => testing::collect(articles(&pool, queries, extra)).await,
+        };
+        result.unwrap();
+        for report in reports {
+            println!("{report}");
+        }
+    });
+}
+
+struct Run {
+    file: PathBuf,
+}
+
+impl Run {
+    fn new(name: &str) -> Run {
+        let dir = std::env::temp_dir().join(format!("zen-lock-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("zen.lock");
+        let _ = std::fs::remove_file(&file);
+        Run { file }
+    }
+
+    fn command(&self, mode: &str, vars: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .env("ZEN_LOCK_CHILD", "1")
+            .env("ZEN_LOCK", mode)
+            .env("ZEN_LOCK_FILE", &self.file)
+            .env_remove("ZEN_MODE")
+            .env_remove("ZEN_LOCK_SCOPE");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, mode: &str, vars: &[(&str, &str)]) -> Output {
+        self.command(mode, vars).output().unwrap()
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.file).unwrap_or_default()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[track_caller]
+fn ok(o: &Output) {
+    assert!(o.status.success(), "the child failed ({:?}):\n{}\n{}", o.status, stdout(o), stderr(o));
+}
+
+#[track_caller]
+fn fails(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(1), "the child should fail with 1:\n{}\n{}", stdout(o), stderr(o));
+    stderr(o)
+}
+
+const ENTRY: &str = "[\"lock::child\".\"GET /articles\"]";
+
+#[test]
+fn update_writes_check_fails_on_more_with_a_diff_and_update_only_tightens() {
+    let run = Run::new("ratchet");
+    ok(&run.run("update", &[("ZEN_LOCK_QUERIES", "2")]));
+    let written = run.text();
+    assert!(written.contains(&format!("{ENTRY}\nqueries = 2\n")), "{written}");
+    assert!(written.contains("\"SELECT name FROM users WHERE id = ?\" = 2"), "{written}");
+    assert!(!written.contains("bind") && !written.contains("= 0\n"), "no value is kept: {written}");
+
+    ok(&run.run("check", &[("ZEN_LOCK_QUERIES", "2")]));
+    assert_eq!(run.text(), written, "check never writes");
+
+    let e = fails(&run.run("check", &[("ZEN_LOCK_QUERIES", "2"), ("ZEN_LOCK_EXTRA", "1")]));
+    assert!(e.contains("lock::child › GET /articles: 2 → 3 queries"), "{e}");
+    assert!(e.contains("new: SELECT title FROM articles WHERE author_id = ?"), "{e}");
+    assert!(e.contains(&run.file.display().to_string()), "names the file: {e}");
+
+    let e = fails(&run.run("check", &[("ZEN_LOCK_QUERIES", "6")]));
+    assert!(e.contains("2 → 6 queries"), "{e}");
+    assert!(e.contains("new N+1 at") && e.contains("tests/lock.rs:"), "an N+1 names its call site: {e}");
+
+    let o = run.run("check", &[("ZEN_LOCK_QUERIES", "1")]);
+    ok(&o);
+    assert!(stderr(&o).contains("can tighten") && stderr(&o).contains("2 → 1 queries"), "{}", stderr(&o));
+
+    // `update` never loosens: the run fails and the entry stays.
+    let e = fails(&run.run("update", &[("ZEN_LOCK_QUERIES", "3")]));
+    assert!(e.contains("2 → 3 queries"), "{e}");
+    assert_eq!(run.text(), written);
+    // It tightens.
+    ok(&run.run("update", &[("ZEN_LOCK_QUERIES", "1")]));
+    assert!(run.text().contains(&format!("{ENTRY}\nqueries = 1\n")), "{}", run.text());
+    // `reset` accepts what the run used.
+    ok(&run.run("reset", &[("ZEN_LOCK_QUERIES", "3")]));
+    assert!(run.text().contains(&format!("{ENTRY}\nqueries = 3\n")), "{}", run.text());
+
+    // A scope the lock does not know fails a check.
+    let e = fails(&run.run("check", &[("ZEN_LOCK_SCOPE", "job nightly")]));
+    assert!(e.contains("not in the lock") && e.contains("lock::child › job nightly"), "{e}");
+}
+
+#[test]
+fn processes_writing_at_once_lose_no_entry() {
+    let run = Run::new("concurrent");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let scope = format!("job writer-{i}");
+            run.command("update", &[("ZEN_LOCK_SCOPE", scope.as_str()), ("ZEN_LOCK_QUERIES", "1")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        ok(&child.wait_with_output().unwrap());
+    }
+    let text = run.text();
+    for i in 0..8 {
+        assert!(text.contains(&format!("\"lock::child\".\"job writer-{i}\"]")), "writer {i} lost:\n{text}");
+    }
+    ok(&run.run("check", &[("ZEN_LOCK_SCOPE", "job writer-3"), ("ZEN_LOCK_QUERIES", "1")]));
+}
+
+#[test]
+fn a_broken_lock_file_is_an_error_naming_file_and_line_and_is_left_as_it_was() {
+    let run = Run::new("broken");
+    ok(&run.run("update", &[]));
+    let broken = run.text().replacen("queries = 2", "queries = -2", 1);
+    let line = broken.lines().position(|l| l == "queries = -2").unwrap() + 1;
+    std::fs::write(&run.file, &broken).unwrap();
+    for mode in ["check", "update", "reset"] {
+        let e = fails(&run.run(mode, &[]));
+        assert!(e.contains(&format!("{}:{line}: ", run.file.display())), "{mode}: {e}");
+        assert!(e.contains("`queries` must be a whole number"), "{e}");
+        assert_eq!(run.text(), broken, "{mode} left the file alone");
+    }
+    let e = fails(&run.run("chek", &[]));
+    assert!(e.contains("ZEN_LOCK=\"chek\""), "a bad mode names the variable: {e}");
+}
+
+#[test]
+fn the_lock_files_exemptions_accept_an_n_plus_one_until_their_date() {
+    let run = Run::new("exempt");
+    let exemption = |until: &str| {
+        format!(
+            "version = 1\n\n[[exempt]]\nscope = \"GET /articles\"\nn_plus_one = true\n\
+             statement = \"SELECT name FROM users WHERE id = ?\"\nreason = \"paged in #412\"\nuntil = \"{until}\"\n"
+        )
+    };
+    std::fs::write(&run.file, exemption("2999-12-31")).unwrap();
+    let o = run.run("update", &[("ZEN_LOCK_QUERIES", "6")]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("exempted: N+1 of `SELECT name FROM users WHERE id = ?`: paged in #412 (until 2999-12-31)"),
+        "{}",
+        stdout(&o)
+    );
+    let text = run.text();
+    assert!(text.contains("queries = 6") && !text.contains(".n_plus_one]"), "the accepted N+1 is not locked: {text}");
+    assert!(text.contains("reason = \"paged in #412\""), "the exemption is kept: {text}");
+
+    // Past its date, strict fails on it.
+    std::fs::write(&run.file, run.text().replace("2999-12-31", "2020-01-01")).unwrap();
+    let o = run.run("check", &[("ZEN_LOCK_QUERIES", "6"), ("ZEN_MODE", "strict")]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("exemption expired: N+1 of"), "{}", stderr(&o));
+}
+
+// Exemptions written in the attribute, in this process.
+
+#[zen(
+    n_plus_one = 3,
+    max_queries = 4,
+    exempt(n_plus_one, statement = "select name from users where id = $1", reason = "paged in #412"),
+    exempt(
+        budget = "max_queries",
+        statement = "SELECT name FROM users WHERE id = ?",
+        reason = "known",
+        until = "2999-01-01"
+    )
+)]
+async fn exempted(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    for id in 0..6 {
+        sqlx::query("SELECT name FROM users WHERE id = ?").bind(id).fetch_optional(pool).await?;
+    }
+    Ok(())
+}
+
+#[zen(
+    n_plus_one = 3,
+    mode = "strict",
+    exempt(n_plus_one, call_site = "tests/lock.rs", reason = "was paged", until = "2021-06-30")
+)]
+async fn expired(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    for id in 0..6 {
+        sqlx::query("SELECT name FROM users WHERE id = ?").bind(id).fetch_optional(pool).await?;
+    }
+    Ok(())
+}
+
+#[zen(n_plus_one = 3, max_queries = 4)]
+async fn not_exempted(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    for id in 0..6 {
+        sqlx::query("SELECT name FROM users WHERE id = ?").bind(id).fetch_optional(pool).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_attributes_exemptions_are_listed_and_expire() {
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    let (_, reports) = testing::collect(not_exempted(&pool)).await;
+    let report = &reports[0];
+    assert_eq!(report.n_plus_one.len(), 1);
+    assert!(report.violation(Budget::Queries).is_some(), "{report}");
+
+    let (result, reports) = testing::collect(exempted(&pool)).await;
+    result.unwrap();
+    let report = &reports[0];
+    assert!(report.n_plus_one.is_empty(), "{report}");
+    assert!(report.violations.is_empty() && report.within_budget(), "{report}");
+    assert_eq!(report.figures.queries(), 6, "the figures are what happened");
+    assert_eq!(report.exemptions.len(), 2, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("exempted: N+1 of `select name from users where id = $1`: paged in #412"), "{text}");
+    assert!(text.contains("exempted: `max_queries` overrun of"), "{text}");
+
+    // Past its date: the suspect is reported again and strict panics.
+    let pool2 = pool.clone();
+    let panic = tokio::spawn(async move { testing::collect(expired(&pool2)).await }).await.unwrap_err();
+    let message = panic.into_panic();
+    let message = message.downcast_ref::<String>().unwrap();
+    assert!(message.contains("exemption expired: N+1 at tests/lock.rs: was paged (until 2021-06-30)"), "{message}");
+}

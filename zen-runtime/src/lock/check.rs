@@ -1,0 +1,195 @@
+//! What a run used against what the lock holds: regressions (a check
+//! fails), room to tighten, and the lock `update` and `reset` write.
+
+use std::collections::BTreeMap;
+
+use super::file::{Entry, LockFile};
+
+/// A statement, shortened for one line of a diff.
+fn short(statement: &str) -> String {
+    const MAX: usize = 100;
+    if statement.chars().count() <= MAX {
+        return statement.to_owned();
+    }
+    let cut: String = statement.chars().take(MAX).collect();
+    format!("{cut}…")
+}
+
+/// What exceeds the locked entry, and what is below it; each a phrase.
+pub(crate) fn compare(locked: &Entry, seen: &Entry) -> (Vec<String>, Vec<String>) {
+    let (mut over, mut under) = (Vec::new(), Vec::new());
+    let mut figure = |name: &str, locked: u64, seen: u64| {
+        if seen > locked {
+            over.push(format!("{locked} → {seen} {name}"));
+        } else if seen < locked {
+            under.push(format!("{locked} → {seen} {name}"));
+        }
+    };
+    figure("queries", locked.queries, seen.queries);
+    if let (Some(l), Some(s)) = (locked.memory_kib, seen.memory_kib) {
+        figure("KiB of memory (band)", l, s);
+    }
+    for (statement, &n) in &seen.statements {
+        match locked.statements.get(statement) {
+            None => over.push(format!("new: {}", short(statement))),
+            Some(&l) if n > l => over.push(format!("{l} → {n} of {}", short(statement))),
+            Some(&l) if n < l => under.push(format!("{l} → {n} of {}", short(statement))),
+            Some(_) => {}
+        }
+    }
+    for statement in locked.statements.keys().filter(|s| !seen.statements.contains_key(*s)) {
+        under.push(format!("gone: {}", short(statement)));
+    }
+    for (statement, site) in &seen.n_plus_one {
+        if !locked.n_plus_one.contains_key(statement) {
+            over.push(format!("new N+1 at {site}: {}", short(statement)));
+        }
+    }
+    for statement in locked.n_plus_one.keys().filter(|s| !seen.n_plus_one.contains_key(*s)) {
+        under.push(format!("N+1 gone: {}", short(statement)));
+    }
+    for (host, &n) in &seen.http_calls {
+        match locked.http_calls.get(host) {
+            None => over.push(format!("new: {n} calls to {host}")),
+            Some(&l) if n > l => over.push(format!("{l} → {n} calls to {host}")),
+            Some(&l) if n < l => under.push(format!("{l} → {n} calls to {host}")),
+            Some(_) => {}
+        }
+    }
+    (over, under)
+}
+
+/// The outcome of comparing a run with the lock.
+#[derive(Default, Debug)]
+pub(crate) struct Outcome {
+    /// `test › scope: what grew`, one per scope.
+    pub(crate) regressions: Vec<String>,
+    /// Scopes the lock does not know.
+    pub(crate) new: Vec<String>,
+    /// `test › scope: what shrank`.
+    pub(crate) can_tighten: Vec<String>,
+}
+
+/// A test key with a test's name; without one, the scopes ended off a
+/// test's thread, or in a program that is not a test (a doctest, an
+/// example run by a test), and several processes may each see part of it.
+fn named(test: &str) -> bool {
+    test.contains("::")
+}
+
+/// Compares every scope seen in the run with the lock. With `widening`
+/// (`update`), a scope without a test's name that used more is not a
+/// regression: the lock takes the most of each run.
+pub(crate) fn check(lock: &LockFile, seen: &BTreeMap<String, BTreeMap<String, Entry>>, widening: bool) -> Outcome {
+    let mut outcome = Outcome::default();
+    for (test, scopes) in seen {
+        for (scope, entry) in scopes {
+            let at = format!("{test} › {scope}");
+            match lock.entries.get(test).and_then(|s| s.get(scope)) {
+                None => outcome.new.push(at),
+                Some(locked) => {
+                    let (over, under) = compare(locked, entry);
+                    if !over.is_empty() && !(widening && !named(test)) {
+                        outcome.regressions.push(format!("{at}: {}", over.join(", ")));
+                    }
+                    if !under.is_empty() {
+                        outcome.can_tighten.push(format!("{at}: {}", under.join(", ")));
+                    }
+                }
+            }
+        }
+    }
+    outcome
+}
+
+/// The lock after this run: new scopes added; with `accept`, every scope
+/// seen replaced by what it used (`reset`); without, only scopes that used
+/// no more than their entry replaced, which tightens them (`update`).
+/// Scopes not seen are kept. A test key without a test's name is only ever
+/// widened, by `reset` too: other processes of the run may see more of it
+/// (delete its entries to shrink them).
+pub(crate) fn merge(lock: &mut LockFile, seen: &BTreeMap<String, BTreeMap<String, Entry>>, accept: bool) {
+    for (test, scopes) in seen {
+        let locked_scopes = lock.entries.entry(test.clone()).or_default();
+        for (scope, entry) in scopes {
+            match locked_scopes.get_mut(scope) {
+                None => {
+                    locked_scopes.insert(scope.clone(), entry.clone());
+                }
+                Some(locked) if !named(test) => locked.widen(entry.clone()),
+                Some(locked) if accept => *locked = entry.clone(),
+                Some(locked) if compare(locked, entry).0.is_empty() => *locked = entry.clone(),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{check, compare, merge};
+    use crate::lock::file::{Entry, LockFile};
+
+    fn entry(queries: u64, statements: &[(&str, u64)]) -> Entry {
+        Entry {
+            queries,
+            statements: statements.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect(),
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn a_diff_says_what_grew_and_what_is_new() {
+        let locked = entry(3, &[("SELECT * FROM articles WHERE slug = ?", 1), ("SELECT * FROM users", 2)]);
+        let mut seen = entry(4, &[("SELECT * FROM articles WHERE slug = ?", 1), ("SELECT * FROM users", 2)]);
+        seen.statements.insert("SELECT * FROM tags WHERE article_id = ?".into(), 1);
+        seen.n_plus_one.insert("SELECT * FROM users".into(), "app::list (src/articles.rs:42)".into());
+        let (over, under) = compare(&locked, &seen);
+        assert_eq!(
+            over,
+            [
+                "3 → 4 queries",
+                "new: SELECT * FROM tags WHERE article_id = ?",
+                "new N+1 at app::list (src/articles.rs:42): SELECT * FROM users"
+            ]
+        );
+        assert!(under.is_empty());
+        let (over, under) = compare(&seen, &locked);
+        assert!(over.is_empty(), "{over:?}");
+        assert_eq!(under.len(), 3, "{under:?}");
+    }
+
+    #[test]
+    fn update_adds_and_tightens_but_never_loosens_and_reset_accepts() {
+        let mut lock = LockFile::default();
+        let test = "app::lists".to_owned();
+        lock.entries.entry(test.clone()).or_default().insert("GET /a".into(), entry(3, &[]));
+        lock.entries.entry(test.clone()).or_default().insert("GET /b".into(), entry(3, &[]));
+        lock.entries.entry(test.clone()).or_default().insert("GET /unseen".into(), entry(9, &[]));
+        let mut seen: BTreeMap<String, BTreeMap<String, Entry>> = BTreeMap::new();
+        seen.entry(test.clone()).or_default().insert("GET /a".into(), entry(2, &[]));
+        seen.entry(test.clone()).or_default().insert("GET /b".into(), entry(4, &[]));
+        seen.entry(test.clone()).or_default().insert("GET /c".into(), entry(1, &[]));
+        let outcome = check(&lock, &seen, false);
+        assert_eq!(outcome.regressions, ["app::lists › GET /b: 3 → 4 queries"]);
+        assert_eq!(outcome.new, ["app::lists › GET /c"]);
+        assert_eq!(outcome.can_tighten, ["app::lists › GET /a: 3 → 2 queries"]);
+
+        let mut updated = lock.clone();
+        merge(&mut updated, &seen, false);
+        let scopes = &updated.entries[&test];
+        assert_eq!(
+            [
+                scopes["GET /a"].queries,
+                scopes["GET /b"].queries,
+                scopes["GET /c"].queries,
+                scopes["GET /unseen"].queries
+            ],
+            [2, 3, 1, 9]
+        );
+        merge(&mut lock, &seen, true);
+        assert_eq!(lock.entries[&test]["GET /b"].queries, 4);
+    }
+}

@@ -1,0 +1,421 @@
+//! `zen.lock` as text: read (every mistake an error naming the file and
+//! line) and written (sorted, one value per line, so diffs are small and
+//! merges easy).
+//!
+//! ```toml
+//! version = 1
+//!
+//! ["articles::lists_every_article"."GET /articles"]
+//! queries = 2
+//! memory_kib = 64
+//!
+//! ["articles::lists_every_article"."GET /articles".statements]
+//! "SELECT * FROM articles" = 1
+//! "SELECT * FROM tags WHERE article_id IN (?)" = 1
+//!
+//! [[exempt]]
+//! scope = "GET /feed"
+//! n_plus_one = true
+//! statement = "SELECT * FROM users WHERE id = ?"
+//! reason = "the feed is rewritten in #412"
+//! until = "2027-03-31"
+//! ```
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::budget::Budget;
+use crate::report::{Date, Exempted, Exemption, Matches};
+
+/// What one scope of one test used: the most of each over the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) queries: u64,
+    /// Peak memory rounded up to its band, in KiB (see [`band`]).
+    pub(crate) memory_kib: Option<u64>,
+    /// Times each statement ran, by fingerprint.
+    pub(crate) statements: BTreeMap<String, u64>,
+    /// N+1 suspects: fingerprint, and where it was issued from.
+    pub(crate) n_plus_one: BTreeMap<String, String>,
+    /// External calls per host.
+    pub(crate) http_calls: BTreeMap<String, u64>,
+}
+
+impl Entry {
+    /// Becomes the most of each figure of the two.
+    pub(crate) fn widen(&mut self, e: Entry) {
+        self.queries = self.queries.max(e.queries);
+        self.memory_kib = self.memory_kib.max(e.memory_kib);
+        for (k, v) in e.statements {
+            let n = self.statements.entry(k).or_default();
+            *n = (*n).max(v);
+        }
+        for (k, v) in e.http_calls {
+            let n = self.http_calls.entry(k).or_default();
+            *n = (*n).max(v);
+        }
+        for (k, v) in e.n_plus_one {
+            self.n_plus_one.entry(k).or_insert(v);
+        }
+    }
+}
+
+/// A whole lock file.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LockFile {
+    /// By test, then by scope name.
+    pub(crate) entries: BTreeMap<String, BTreeMap<String, Entry>>,
+    /// With the scope they apply to (`None`: every scope).
+    pub(crate) exemptions: Vec<(Option<String>, Exemption)>,
+}
+
+/// The smallest memory band, in KiB: below it, peaks vary from run to run.
+const MIN_BAND_KIB: u64 = 64;
+
+/// Peak memory rounded up to a power of two KiB, at least 64 KiB: a band,
+/// so that small changes from run to run do not fail a check.
+pub(crate) fn band(peak_bytes: u64) -> u64 {
+    peak_bytes.div_ceil(1024).max(MIN_BAND_KIB).next_power_of_two()
+}
+
+/// A lock file that cannot be used, with where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockError {
+    /// The file.
+    pub path: PathBuf,
+    /// The line, from 1; 0 when the file could not be read at all.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.path.display(), self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for LockError {}
+
+struct Reader<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Reader<'_> {
+    fn error(&self, at: usize, message: impl Into<String>) -> LockError {
+        let line = self.text[..at.min(self.text.len())].matches('\n').count() + 1;
+        LockError { path: self.path.to_owned(), line, message: message.into() }
+    }
+
+    fn count(&self, value: &Spanned<DeValue<'_>>, what: &str) -> Result<u64, LockError> {
+        let bad = || self.error(value.span().start, format!("{what} must be a whole number of 0 or more"));
+        let int = value.get_ref().as_integer().ok_or_else(bad)?;
+        let digits = int.as_str().replace('_', "");
+        let digits = digits.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b");
+        u64::from_str_radix(digits, int.radix()).map_err(|_| bad())
+    }
+
+    fn string<'v>(&self, value: &'v Spanned<DeValue<'_>>, what: &str) -> Result<&'v str, LockError> {
+        value.get_ref().as_str().ok_or_else(|| self.error(value.span().start, format!("{what} must be a string")))
+    }
+
+    fn table<'v, 'i>(&self, value: &'v Spanned<DeValue<'i>>, what: &str) -> Result<&'v DeTable<'i>, LockError> {
+        value.get_ref().as_table().ok_or_else(|| self.error(value.span().start, format!("{what} must be a table")))
+    }
+
+    fn counts(&self, value: &Spanned<DeValue<'_>>, what: &str) -> Result<BTreeMap<String, u64>, LockError> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self.table(value, what)? {
+            out.insert(k.get_ref().to_string(), self.count(v, &format!("`{}` in {what}", k.get_ref()))?);
+        }
+        Ok(out)
+    }
+
+    fn entry(&self, value: &Spanned<DeValue<'_>>) -> Result<Entry, LockError> {
+        let mut entry = Entry::default();
+        for (k, v) in self.table(value, "a scope's entry")? {
+            match &**k.get_ref() {
+                "queries" => entry.queries = self.count(v, "`queries`")?,
+                "memory_kib" => entry.memory_kib = Some(self.count(v, "`memory_kib`")?),
+                "statements" => entry.statements = self.counts(v, "`statements`")?,
+                "http_calls" => entry.http_calls = self.counts(v, "`http_calls`")?,
+                "n_plus_one" => {
+                    for (fp, site) in self.table(v, "`n_plus_one`")? {
+                        entry.n_plus_one.insert(fp.get_ref().to_string(), self.string(site, "a call site")?.to_owned());
+                    }
+                }
+                other => {
+                    return Err(self.error(
+                        k.span().start,
+                        format!(
+                            "unknown key `{other}` in a scope's entry; expected `queries`, `memory_kib`, `statements`, `n_plus_one` or `http_calls`"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(entry)
+    }
+
+    fn exemption(&self, value: &Spanned<DeValue<'_>>) -> Result<(Option<String>, Exemption), LockError> {
+        let at = value.span().start;
+        let (mut scope, mut n_plus_one, mut budget, mut matches, mut reason, mut until) =
+            (None, false, None, None, None, None);
+        for (k, v) in self.table(value, "an `[[exempt]]` entry")? {
+            match &**k.get_ref() {
+                "scope" => scope = Some(self.string(v, "`scope`")?.to_owned()),
+                "n_plus_one" => {
+                    n_plus_one = v
+                        .get_ref()
+                        .as_bool()
+                        .ok_or_else(|| self.error(v.span().start, "`n_plus_one` must be `true`"))?;
+                }
+                "budget" => {
+                    let key = self.string(v, "`budget`")?;
+                    let found = Budget::ALL.iter().find(|b| b.key() == key).ok_or_else(|| {
+                        let keys: Vec<&str> = Budget::ALL.iter().map(|b| b.key()).collect();
+                        self.error(
+                            v.span().start,
+                            format!("unknown budget `{key}`; expected one of {}", keys.join(", ")),
+                        )
+                    })?;
+                    budget = Some(*found);
+                }
+                "statement" => {
+                    matches = Some(Matches::Statement(Cow::Owned(self.string(v, "`statement`")?.to_owned())))
+                }
+                "call_site" => matches = Some(Matches::CallSite(Cow::Owned(self.string(v, "`call_site`")?.to_owned()))),
+                "reason" => reason = Some(self.string(v, "`reason`")?.to_owned()),
+                "until" => {
+                    let text = match v.get_ref() {
+                        DeValue::Datetime(d) => d.to_string(),
+                        _ => self.string(v, "`until`")?.to_owned(),
+                    };
+                    until = Some(Date::parse(&text).ok_or_else(|| {
+                        self.error(
+                            v.span().start,
+                            format!("`until` must be a date such as \"2027-03-31\", found `{text}`"),
+                        )
+                    })?);
+                }
+                other => {
+                    return Err(self.error(
+                        k.span().start,
+                        format!("unknown key `{other}` in `[[exempt]]`; expected `scope`, `n_plus_one`, `budget`, `statement`, `call_site`, `reason` or `until`"),
+                    ));
+                }
+            }
+        }
+        let what = match (n_plus_one, budget) {
+            (true, None) => Exempted::NPlusOne,
+            (false, Some(b)) => Exempted::Budget(b),
+            _ => {
+                return Err(
+                    self.error(at, "an exemption needs exactly one of `n_plus_one = true` or `budget = \"...\"`")
+                );
+            }
+        };
+        let matches = matches
+            .ok_or_else(|| self.error(at, "an exemption needs `statement = \"...\"` or `call_site = \"...\"`"))?;
+        if matches!((what, &matches), (Exempted::Budget(_), Matches::CallSite(_))) {
+            return Err(self.error(at, "an overrun is exempted by `statement`, not `call_site`"));
+        }
+        let reason =
+            reason.filter(|r| !r.trim().is_empty()).ok_or_else(|| self.error(at, "an exemption needs a `reason`"))?;
+        Ok((scope, Exemption { what, matches, reason: Cow::Owned(reason), until }))
+    }
+}
+
+/// Reads a lock file.
+pub(crate) fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
+    let r = Reader { path, text };
+    let document = DeTable::parse(text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        r.error(at, e.message().trim().to_owned())
+    })?;
+    let mut lock = LockFile::default();
+    for (key, value) in document.get_ref() {
+        match &**key.get_ref() {
+            "version" => {
+                if r.count(value, "`version`")? != 1 {
+                    return Err(
+                        r.error(value.span().start, "this zen.lock is of another version; expected `version = 1`")
+                    );
+                }
+            }
+            "exempt" => {
+                let list = value
+                    .get_ref()
+                    .as_array()
+                    .ok_or_else(|| r.error(value.span().start, "`exempt` must be `[[exempt]]` tables"))?;
+                for item in list.iter() {
+                    lock.exemptions.push(r.exemption(item)?);
+                }
+            }
+            test => {
+                let mut scopes = BTreeMap::new();
+                for (scope, entry) in r.table(value, &format!("`{test}`"))? {
+                    scopes.insert(scope.get_ref().to_string(), r.entry(entry)?);
+                }
+                lock.entries.insert(test.to_owned(), scopes);
+            }
+        }
+    }
+    Ok(lock)
+}
+
+/// `text` as a TOML basic string.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Writes a lock file: sorted by test, scope and key, one value per line.
+pub(crate) fn render(lock: &LockFile) -> String {
+    let mut out = String::from(
+        "# zen.lock: what each test's scopes used. `ZEN_LOCK=check cargo test` fails when one uses more;\n\
+         # `ZEN_LOCK=update` adds new scopes and tightens, `ZEN_LOCK=reset` accepts what the run used.\n\
+         version = 1\n",
+    );
+    for (test, scopes) in &lock.entries {
+        for (scope, e) in scopes {
+            let head = format!("{}.{}", quoted(test), quoted(scope));
+            let _ = write!(out, "\n[{head}]\nqueries = {}\n", e.queries);
+            if let Some(kib) = e.memory_kib {
+                let _ = writeln!(out, "memory_kib = {kib}");
+            }
+            for (name, map) in [("statements", &e.statements), ("http_calls", &e.http_calls)] {
+                if !map.is_empty() {
+                    let _ = writeln!(out, "\n[{head}.{name}]");
+                    for (k, v) in map {
+                        let _ = writeln!(out, "{} = {v}", quoted(k));
+                    }
+                }
+            }
+            if !e.n_plus_one.is_empty() {
+                let _ = writeln!(out, "\n[{head}.n_plus_one]");
+                for (k, v) in &e.n_plus_one {
+                    let _ = writeln!(out, "{} = {}", quoted(k), quoted(v));
+                }
+            }
+        }
+    }
+    for (scope, e) in &lock.exemptions {
+        out.push_str("\n[[exempt]]\n");
+        if let Some(scope) = scope {
+            let _ = writeln!(out, "scope = {}", quoted(scope));
+        }
+        match e.what {
+            Exempted::NPlusOne => out.push_str("n_plus_one = true\n"),
+            Exempted::Budget(b) => {
+                let _ = writeln!(out, "budget = {}", quoted(b.key()));
+            }
+        }
+        match &e.matches {
+            Matches::Statement(s) => {
+                let _ = writeln!(out, "statement = {}", quoted(s));
+            }
+            Matches::CallSite(s) => {
+                let _ = writeln!(out, "call_site = {}", quoted(s));
+            }
+        }
+        let _ = writeln!(out, "reason = {}", quoted(&e.reason));
+        if let Some(until) = e.until {
+            let _ = writeln!(out, "until = \"{until}\"");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{Entry, LockFile, band, parse, render};
+    use crate::report::{Date, Exempted, Exemption, Matches};
+
+    fn sample() -> LockFile {
+        let mut lock = LockFile::default();
+        let mut e = Entry { queries: 3, memory_kib: Some(128), ..Entry::default() };
+        e.statements.insert("SELECT \"a\" FROM t WHERE x = ?".into(), 2);
+        e.statements.insert("SELECT 1".into(), 1);
+        e.n_plus_one.insert("SELECT \"a\" FROM t WHERE x = ?".into(), "app::list (src/app.rs:42)".into());
+        e.http_calls.insert("api.example.com".into(), 1);
+        lock.entries.entry("app::lists".into()).or_default().insert("GET /items/{id}".into(), e);
+        lock.entries.entry("app::other".into()).or_default().insert("job \\ with \"quotes\"".into(), Entry::default());
+        lock.exemptions.push((
+            Some("GET /feed".into()),
+            Exemption {
+                what: Exempted::NPlusOne,
+                matches: Matches::Statement("SELECT * FROM users WHERE id = ?".into()),
+                reason: "rewritten in #412".into(),
+                until: Date::parse("2027-03-31"),
+            },
+        ));
+        lock
+    }
+
+    #[test]
+    fn what_is_written_reads_back_the_same_and_writes_the_same() {
+        let text = render(&sample());
+        let read = parse(Path::new("zen.lock"), &text).unwrap();
+        assert_eq!(read.entries, sample().entries);
+        assert_eq!(read.exemptions, sample().exemptions);
+        assert_eq!(render(&read), text, "stable: writing what was read changes nothing");
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error_naming_the_file_and_line() {
+        let text = render(&sample());
+        let broken = text.replacen("queries = 3", "queries = three", 1);
+        let line = broken.lines().position(|l| l.contains("three")).unwrap() + 1;
+        let e = parse(Path::new("app/zen.lock"), &broken).unwrap_err();
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.to_string().starts_with(&format!("app/zen.lock:{line}: ")), "{e}");
+        let e = parse(Path::new("zen.lock"), &text.replacen("queries = 3", "queries = -3", 1)).unwrap_err();
+        assert!(e.message.contains("`queries` must be a whole number"), "{e}");
+        let e = parse(Path::new("zen.lock"), &text.replacen("queries = 3", "querys = 3", 1)).unwrap_err();
+        assert!(e.message.contains("unknown key `querys`"), "{e}");
+        let e = parse(Path::new("zen.lock"), &text.replacen("[\"app::lists\"", "[\"app::lists", 1)).unwrap_err();
+        assert_eq!(e.line, line - 1, "a syntax error, on its line: {e}");
+        let e = parse(Path::new("zen.lock"), &text.replacen("2027-03-31", "2027-02-30", 1)).unwrap_err();
+        assert!(e.message.contains("`until` must be a date"), "{e}");
+        let e = parse(Path::new("zen.lock"), &text.replacen("reason = ", "why = ", 1)).unwrap_err();
+        assert!(e.message.contains("unknown key `why`"), "{e}");
+        let e = parse(Path::new("zen.lock"), &text.replacen("version = 1", "version = 2", 1)).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn memory_is_kept_in_bands() {
+        assert_eq!(band(0), 64);
+        assert_eq!(band(65 * 1024), 128);
+        assert_eq!(band(128 * 1024), 128);
+        assert_eq!(band(128 * 1024 + 1), 256);
+    }
+}

@@ -1,0 +1,313 @@
+//! The budget lock (feature `lock`): `zen.lock`, checked in beside
+//! `Cargo.toml`, holds what each test's scopes used: queries, statements by
+//! fingerprint with their counts, N+1 suspects, external calls per host, and
+//! peak memory in bands. CI runs the tests with `ZEN_LOCK=check`: a scope that
+//! uses more than its entry, or that the lock does not know, fails the run
+//! with a readable diff when the test binary ends.
+//!
+//! | `ZEN_LOCK` | at the end of each test process |
+//! |---|---|
+//! | unset | nothing |
+//! | `check` | fails (exit code 1) on a regression or a new scope; lists what can tighten |
+//! | `update` | adds new scopes, tightens the ones that used less, fails on a regression |
+//! | `reset` | writes what the run used, regressions included |
+//!
+//! Entries are keyed by test (`<test binary>::<test name>`, from the test's
+//! thread; scopes that end on another thread are under the binary's name)
+//! and scope name, so that `cargo test` and `cargo nextest` (a process per
+//! test) write the same file. Writers take an exclusive lock on it and
+//! merge, so concurrent processes lose nothing. Wall-clock time is not kept:
+//! it is too noisy for CI. Peak memory is kept as a band: rounded up to a
+//! power of two KiB, at least 64 KiB.
+//!
+//! The file is `zen.lock` in the package's directory (`CARGO_MANIFEST_DIR`,
+//! which cargo sets for tests), or `ZEN_LOCK_FILE`. A file that cannot be
+//! read is an error naming it and the line, never a silent reset.
+
+mod check;
+mod file;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+pub use file::LockError;
+
+use crate::config::ConfigError;
+use crate::export::ScopeEnd;
+use crate::report::{Exemption, Outcome};
+use file::{Entry, LockFile};
+
+/// The variable that turns the lock on: `check`, `update` or `reset`.
+pub const LOCK_VAR: &str = "ZEN_LOCK";
+/// The variable that names the lock file, if not `zen.lock` beside `Cargo.toml`.
+pub const LOCK_FILE_VAR: &str = "ZEN_LOCK_FILE";
+
+/// What `ZEN_LOCK` asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMode {
+    /// Nothing is recorded.
+    Off,
+    /// A run that uses more than the lock fails.
+    Check,
+    /// New scopes are added and entries tightened; a regression fails.
+    Update,
+    /// The lock is rewritten with what the run used.
+    Reset,
+}
+
+/// Parses `ZEN_LOCK` (`None`: unset).
+///
+/// # Errors
+/// A value other than `check`, `update` or `reset`.
+pub fn parse_mode(value: Option<&str>) -> Result<LockMode, ConfigError> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "off") => Ok(LockMode::Off),
+        Some("check") => Ok(LockMode::Check),
+        Some("update") => Ok(LockMode::Update),
+        Some("reset") => Ok(LockMode::Reset),
+        Some(_) => Err(ConfigError {
+            variable: LOCK_VAR,
+            value: value.unwrap_or_default().to_owned(),
+            expected: r#"one of "check", "update", "reset" (unset: off)"#,
+        }),
+    }
+}
+
+/// The lock of this process, read on first use.
+struct State {
+    mode: Result<LockMode, ConfigError>,
+    path: PathBuf,
+    /// The file as it was at start; `Err` when it cannot be used.
+    locked: Result<LockFile, LockError>,
+    /// What each test's scopes used so far, by test, then scope.
+    seen: Mutex<BTreeMap<String, BTreeMap<String, Entry>>>,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+
+fn path() -> PathBuf {
+    if let Some(file) = std::env::var_os(LOCK_FILE_VAR) {
+        return PathBuf::from(file);
+    }
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    dir.join("zen.lock")
+}
+
+fn read(path: &std::path::Path) -> Result<LockFile, LockError> {
+    match std::fs::File::open(path) {
+        Ok(mut f) => {
+            let mut text = String::new();
+            f.lock_shared().and_then(|()| f.read_to_string(&mut text)).map_err(|e| LockError {
+                path: path.to_owned(),
+                line: 0,
+                message: format!("cannot read it: {e}"),
+            })?;
+            file::parse(path, &text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockFile::default()),
+        Err(e) => Err(LockError { path: path.to_owned(), line: 0, message: format!("cannot open it: {e}") }),
+    }
+}
+
+fn state() -> &'static State {
+    STATE.get_or_init(|| {
+        let mode = parse_mode(std::env::var(LOCK_VAR).ok().as_deref());
+        let path = path();
+        let on = !matches!(mode, Ok(LockMode::Off));
+        let locked = if on { read(&path) } else { Ok(LockFile::default()) };
+        if on {
+            at_exit::register();
+            if let Err(e) = &mode {
+                eprintln!("zen: {e}");
+            }
+            if let Err(e) = &locked {
+                eprintln!("zen: {e}");
+            }
+        }
+        State { mode, path, locked, seen: Mutex::default() }
+    })
+}
+
+fn mode() -> LockMode {
+    state().mode.clone().unwrap_or(LockMode::Check)
+}
+
+/// `true` when the lock file holds exemptions.
+pub(crate) fn has_exemptions() -> bool {
+    mode() != LockMode::Off && state().locked.as_ref().is_ok_and(|l| !l.exemptions.is_empty())
+}
+
+/// The lock file's exemptions for the scope named `name`.
+pub(crate) fn exemptions(name: &str) -> impl Iterator<Item = &'static Exemption> {
+    let lock = state().locked.as_ref().ok().filter(|_| mode() != LockMode::Off);
+    lock.into_iter()
+        .flat_map(|l| l.exemptions.iter())
+        .filter(move |(scope, _)| scope.as_deref().is_none_or(|s| s == name))
+        .map(|(_, e)| e)
+}
+
+/// The test a scope belongs to: `<binary>::<test>` from the test's thread,
+/// or the binary alone off a test's thread.
+fn test_key() -> String {
+    let exe = std::env::current_exe().ok();
+    let stem = exe.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    // `axum_layer-0123456789abcdef` is the test binary `axum_layer`.
+    let binary = match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.to_owned(),
+        _ => stem,
+    };
+    match std::thread::current().name() {
+        Some(test) if test != "main" && !test.starts_with("tokio-runtime-worker") => format!("{binary}::{test}"),
+        _ => binary,
+    }
+}
+
+/// Records what a scope used, when `ZEN_LOCK` is set.
+pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
+    if mode() == LockMode::Off
+        || matches!(end.outcome, Outcome::Cancelled | Outcome::Panicked)
+        || crate::testing::is_measuring(end.name)
+    {
+        return;
+    }
+    let f = end.figures;
+    let mut entry =
+        Entry { queries: f.queries(), memory_kib: f.memory().map(|m| file::band(m.peak)), ..Entry::default() };
+    if let Some(db) = end.db {
+        db.lock().unwrap_or_else(PoisonError::into_inner).each(|fingerprint, _, count, _| {
+            entry.statements.insert(fingerprint.to_string(), count);
+        });
+    }
+    if let Some(hosts) = end.hosts {
+        hosts.lock().unwrap_or_else(PoisonError::into_inner).each(|host, calls| {
+            entry.http_calls.insert(host.to_owned(), calls);
+        });
+    }
+    if let Some(report) = end.report {
+        for s in &report.n_plus_one {
+            entry
+                .n_plus_one
+                .insert(s.fingerprint.clone(), s.call_site.clone().unwrap_or_else(|| "an unknown call site".into()));
+        }
+    }
+    let mut seen = state().seen.lock().unwrap_or_else(PoisonError::into_inner);
+    let scopes = seen.entry(test_key()).or_default();
+    match scopes.get_mut(end.name) {
+        Some(most) => most.widen(entry),
+        None => {
+            scopes.insert(end.name.to_owned(), entry);
+        }
+    }
+}
+
+/// Writes the lock under an exclusive lock on the file, merged with what
+/// other processes wrote meanwhile.
+fn write(state: &State, seen: &BTreeMap<String, BTreeMap<String, Entry>>, accept: bool) -> Result<(), LockError> {
+    let error =
+        |e: std::io::Error| LockError { path: state.path.clone(), line: 0, message: format!("cannot write it: {e}") };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&state.path)
+        .map_err(error)?;
+    f.lock().map_err(error)?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(error)?;
+    let mut lock = file::parse(&state.path, &text)?;
+    check::merge(&mut lock, seen, accept);
+    let rendered = file::render(&lock);
+    if rendered != text {
+        f.set_len(0).map_err(error)?;
+        f.rewind().map_err(error)?;
+        f.write_all(rendered.as_bytes()).map_err(error)?;
+        f.sync_all().map_err(error)?;
+    }
+    Ok(())
+}
+
+/// Checks or writes the lock at the end of the process; `false` when the
+/// run must fail. Everything it says goes to stderr.
+fn finish() -> bool {
+    let Some(state) = STATE.get() else { return true };
+    let mode = match &state.mode {
+        Ok(LockMode::Off) => return true,
+        Ok(mode) => *mode,
+        Err(e) => {
+            eprintln!("zen: {e}");
+            return false;
+        }
+    };
+    let seen = state.seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    if seen.is_empty() {
+        return true;
+    }
+    let locked = match &state.locked {
+        Ok(locked) => locked,
+        Err(e) => {
+            eprintln!("zen: {e}\nzen: fix the file (or delete it and run with ZEN_LOCK=update); nothing was written");
+            return false;
+        }
+    };
+    let outcome = check::check(locked, &seen, mode == LockMode::Update);
+    let file = state.path.display();
+    if !outcome.can_tighten.is_empty() && mode == LockMode::Check {
+        eprintln!("zen: {file}: can tighten (ZEN_LOCK=update writes it):");
+        for line in &outcome.can_tighten {
+            eprintln!("  {line}");
+        }
+    }
+    let mut ok = true;
+    if mode != LockMode::Reset && !outcome.regressions.is_empty() {
+        eprintln!("zen: {file}: these scopes used more than their entry:");
+        for line in &outcome.regressions {
+            eprintln!("  {line}");
+        }
+        eprintln!("zen: make them use less, or accept it with ZEN_LOCK=reset (or an exemption)");
+        ok = false;
+    }
+    if mode == LockMode::Check && !outcome.new.is_empty() {
+        eprintln!("zen: {file}: these scopes are not in the lock (add them with ZEN_LOCK=update):");
+        for line in &outcome.new {
+            eprintln!("  {line}");
+        }
+        ok = false;
+    }
+    if mode != LockMode::Check
+        && let Err(e) = write(state, &seen, mode == LockMode::Reset)
+    {
+        eprintln!("zen: {e}");
+        ok = false;
+    }
+    ok
+}
+
+/// Runs [`finish`] when the process exits, and makes the exit code say it.
+mod at_exit {
+    // SAFETY: both are libc functions with these C signatures, linked into
+    // every Rust program on the platforms zen supports; `atexit` takes any
+    // `extern "C" fn()`, and `_exit` ends the process without returning.
+    unsafe extern "C" {
+        safe fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        safe fn _exit(status: std::ffi::c_int) -> !;
+    }
+
+    extern "C" fn on_exit() {
+        let ok = std::panic::catch_unwind(super::finish).unwrap_or(false);
+        if !ok {
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            // `exit` is already running: `_exit` is the one way to change
+            // the status now.
+            _exit(1);
+        }
+    }
+
+    pub(super) fn register() {
+        if atexit(on_exit) != 0 {
+            eprintln!("zen: cannot register the lock check at exit; ZEN_LOCK has no effect");
+        }
+    }
+}
