@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use zen_runtime::db::SqlitePool;
 use zen_runtime::jobs::apalis::ZenJobLayer;
 use zen_runtime::layer::ZenLayer;
-use zen_runtime::{Budget, Limits, Report, zen};
+use zen_runtime::{Budget, Kind, Limits, Report, zen};
 
 #[global_allocator]
 static ALLOC: zen_runtime::alloc::ZenAlloc = zen_runtime::alloc::ZenAlloc::system();
@@ -170,13 +170,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    // Wait for the worker to send both mails.
+    // Wait for the worker to send both mails, and for both jobs' reports
+    // (a job's report comes once its fn has returned, after its last query).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let welcomed: i64 = sqlx::query_scalar("SELECT count(*) FROM signups WHERE welcomed_at IS NOT NULL")
             .fetch_one(db.as_sqlx())
             .await?;
-        if welcomed == 2 {
+        let jobs_reported =
+            reports.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|r| r.kind == Kind::Job).count();
+        if welcomed == 2 && jobs_reported == 2 {
             break;
         }
         if Instant::now() > deadline {

@@ -179,6 +179,12 @@ async fn unmatched_requests_are_named_without_their_uri() {
     assert!(response.headers().contains_key("server-timing"));
     let report = report_named("GET (unmatched)").await;
     assert!(!report.name.contains("token-123"));
+    // A method of the client's own making names nothing: each would be a
+    // name, a metric label and a dashboard row.
+    let purge = reqwest::Method::from_bytes(b"PURGE-A1B2").unwrap();
+    client().request(purge, format!("{url}/known")).send().await.unwrap();
+    let report = report_named("OTHER /known").await;
+    assert_eq!(report.kind, zen_runtime::Kind::Handler);
 }
 
 #[tokio::test]

@@ -137,6 +137,15 @@ async fn a_refused_request_gets_the_plain_404_of_an_unknown_route() {
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
     assert_eq!(page.headers()["cache-control"], "no-store");
     assert!(page.text().await.unwrap().contains("<h1>Routes and jobs</h1>"));
+    // Let in by its cookie, a link with another token in it changes no cookie.
+    let page = plain
+        .get(format!("{url}/_zen?token=junk;Domain=example.com"))
+        .header("cookie", format!("zen_dashboard={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers().get("set-cookie").is_none(), "only the expected token is ever set");
 
     // Or any check of the application's own.
     let own = Dashboard::new();

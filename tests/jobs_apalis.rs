@@ -161,14 +161,17 @@ async fn on_postgres_a_cut_attempt_is_retried_by_another_fetch() {
     common::collect_reports();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     apalis_postgres::PostgresStorage::<()>::setup(&pool).await.unwrap();
-    // Queues are shared by every run against this database: one of its own.
-    let name = format!("zen-test-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    // The queue of this test alone, emptied of what an earlier run left; its
+    // name is the job's scope name, so it stays the same from run to run
+    // (the budget lock knows it).
+    let name = "zen-test-pg-retry".to_owned();
+    sqlx::query("DELETE FROM apalis.jobs WHERE job_type = $1").bind(&name).execute(&pool).await.unwrap();
     let storage = || {
         apalis_postgres::PostgresStorage::<Welcome>::new(&pool)
             .with_config(apalis_postgres::Config::default().queue(&name))
     };
     storage().push(Welcome { slow_first: true, ..welcome(1) }).await.unwrap();
-    let worker = WorkerBuilder::new(format!("{name}-worker"))
+    let worker = WorkerBuilder::new(format!("{name}-worker-{}", std::process::id()))
         .backend(storage().poll_with_interval(Duration::from_millis(50)))
         .layer(ZenJobLayer::new().mode(Mode::Enforce))
         .build(send_welcome_pg);

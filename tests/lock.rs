@@ -58,6 +58,8 @@ fn child() {
             None => testing::collect(articles(&pool, queries, extra)).await,
         };
         result.unwrap();
+        // The parent reads the reports from the child's output.
+        #[allow(clippy::print_stdout)]
         for report in reports {
             println!("{report}");
         }
@@ -119,7 +121,7 @@ fn fails(o: &Output) -> String {
     stderr(o)
 }
 
-const ENTRY: &str = "[\"lock::child\".\"GET /articles\"]";
+const ENTRY: &str = "[tests.\"lock::child\".\"GET /articles\"]";
 
 #[test]
 fn update_writes_check_fails_on_more_with_a_diff_and_update_only_tightens() {
@@ -180,7 +182,7 @@ fn processes_writing_at_once_lose_no_entry() {
     }
     let text = run.text();
     for i in 0..8 {
-        assert!(text.contains(&format!("\"lock::child\".\"job writer-{i}\"]")), "writer {i} lost:\n{text}");
+        assert!(text.contains(&format!("[tests.\"lock::child\".\"job writer-{i}\"]")), "writer {i} lost:\n{text}");
     }
     ok(&run.run("check", &[("ZEN_LOCK_SCOPE", "job writer-3"), ("ZEN_LOCK_QUERIES", "1")]));
 }

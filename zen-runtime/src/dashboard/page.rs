@@ -129,19 +129,73 @@ fn utilization_p99(stats: &Stats) -> Option<u64> {
     (stats.utilization.count() > 0).then(|| stats.utilization.quantile(0.99))
 }
 
+/// One row of the overview, rendered under its route's lock alone, with
+/// what it sorts by.
+struct Row {
+    name: String,
+    count: u64,
+    violation_rate: f64,
+    utilization: Option<u64>,
+    html: String,
+}
+
+fn overview_row(r: &Route, s: &Stats, base: &str, now: u64) -> Row {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<tr data-route=\"{id}\"><td class=\"name\"><a href=\"{base}/routes/{id}\">{name}</a></td>\
+         <td class=\"kind\">{kind}</td><td class=\"scopes\">{count}</td><td class=\"outcomes\">{outcomes}</td>\
+         <td class=\"violations\">{violations}</td><td class=\"use\">{use_}</td>",
+        id = r.id,
+        base = esc(base),
+        name = esc(&r.name),
+        kind = r.kind,
+        count = s.count,
+        outcomes = outcomes(s),
+        violations = format_args!(
+            "{} <span class=\"limit\">({})</span>",
+            percent((s.violation_rate() * 1000.0).round() as u64),
+            s.violated
+        ),
+        use_ = utilization_p99(s).map_or_else(|| "-".to_owned(), percent),
+    );
+    for figure in Figure::ALL {
+        let cell = match measured(s, figure) {
+            None => "-".to_owned(),
+            Some(h) if figure == Figure::Queries => format!(
+                "{} / <b class=\"p99\">{}</b> / {}",
+                number(figure.shown(h.quantile(0.5))),
+                number(figure.shown(h.quantile(0.99))),
+                against(figure, h.max(), s)
+            ),
+            Some(h) => format!("{} / {}", number(figure.shown(h.quantile(0.99))), against(figure, h.max(), s)),
+        };
+        let _ = write!(html, "<td class=\"{}\">{cell}</td>", figure.key());
+    }
+    let _ = write!(html, "<td>{}</td></tr>", sparkline(s, now, 120, 24));
+    Row {
+        name: r.name.to_string(),
+        count: s.count,
+        violation_rate: s.violation_rate(),
+        utilization: utilization_p99(s),
+        html,
+    }
+}
+
 pub(super) fn overview(inner: &Inner, base: &str, sort: Sort) -> String {
     let now = inner.now_slot();
-    let routes = inner.all_routes();
-    let mut rows: Vec<(Arc<Route>, std::sync::MutexGuard<'_, Stats>)> = Vec::new();
-    for r in &routes {
-        let stats = r.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        rows.push((Arc::clone(r), stats));
-    }
+    // Each route's lock is held while its own row is written, never two at
+    // once: scopes ending meanwhile wait for one row at most.
+    let mut rows: Vec<Row> = inner
+        .all_routes()
+        .iter()
+        .map(|r| overview_row(r, &r.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner), base, now))
+        .collect();
     match sort {
-        Sort::Utilization => rows.sort_by_key(|(_, s)| std::cmp::Reverse(utilization_p99(s))),
-        Sort::Violations => rows.sort_by(|(_, a), (_, b)| b.violation_rate().total_cmp(&a.violation_rate())),
-        Sort::Scopes => rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.count)),
-        Sort::Name => rows.sort_by(|(a, _), (b, _)| a.name.cmp(&b.name)),
+        Sort::Utilization => rows.sort_by_key(|r| std::cmp::Reverse(r.utilization)),
+        Sort::Violations => rows.sort_by(|a, b| b.violation_rate.total_cmp(&a.violation_rate)),
+        Sort::Scopes => rows.sort_by_key(|r| std::cmp::Reverse(r.count)),
+        Sort::Name => rows.sort_by(|a, b| a.name.cmp(&b.name)),
     }
     let mut main = format!(
         "<h1>Routes and jobs</h1><p class=\"summary\">{} names, {} scopes since the dashboard started. \
@@ -166,42 +220,10 @@ pub(super) fn overview(inner: &Inner, base: &str, sort: Sort) -> String {
         head("violations", "violation rate"),
         head("utilization", "use p99"),
     );
-    for (r, s) in &rows {
-        let _ = write!(
-            main,
-            "<tr data-route=\"{id}\"><td class=\"name\"><a href=\"{base}/routes/{id}\">{name}</a></td>\
-             <td class=\"kind\">{kind}</td><td class=\"scopes\">{count}</td><td class=\"outcomes\">{outcomes}</td>\
-             <td class=\"violations\">{violations}</td><td class=\"use\">{use_}</td>",
-            id = r.id,
-            base = esc(base),
-            name = esc(&r.name),
-            kind = r.kind,
-            count = s.count,
-            outcomes = outcomes(s),
-            violations = format_args!(
-                "{} <span class=\"limit\">({})</span>",
-                percent((s.violation_rate() * 1000.0).round() as u64),
-                s.violated
-            ),
-            use_ = utilization_p99(s).map_or_else(|| "-".to_owned(), percent),
-        );
-        for figure in Figure::ALL {
-            let cell = match measured(s, figure) {
-                None => "-".to_owned(),
-                Some(h) if figure == Figure::Queries => format!(
-                    "{} / <b class=\"p99\">{}</b> / {}",
-                    number(figure.shown(h.quantile(0.5))),
-                    number(figure.shown(h.quantile(0.99))),
-                    against(figure, h.max(), s)
-                ),
-                Some(h) => format!("{} / {}", number(figure.shown(h.quantile(0.99))), against(figure, h.max(), s)),
-            };
-            let _ = write!(main, "<td class=\"{}\">{cell}</td>", figure.key());
-        }
-        let _ = write!(main, "<td>{}</td></tr>", sparkline(s, now, 120, 24));
+    for row in &rows {
+        main.push_str(&row.html);
     }
     main.push_str("</tbody></table>");
-    drop(rows);
     main.push_str(&recent_table(&inner.recent(), inner, base, "Recent exceeded, cancelled and panicked scopes"));
     layout(base, "routes and jobs", &main)
 }

@@ -149,8 +149,12 @@ async fn guard(State(shared): State<Shared>, request: Request, next: axum::middl
     if !(shared.authorize.0)(&parts) {
         return not_found();
     }
-    // A token in the address becomes a cookie, and leaves the address.
-    if let (Some(token), Some(_)) = (query_token(parts.uri.query()), &shared.authorize.1) {
+    // A valid token in the address becomes the cookie, and leaves the
+    // address. Only the expected token is ever written: a link carrying
+    // another (`?token=x;Domain=...`) changes nothing.
+    if let (Some(token), Some(expected)) = (query_token(parts.uri.query()), &shared.authorize.1)
+        && same(token.as_bytes(), expected.as_bytes())
+    {
         let base = base(&parts);
         let rest: Vec<&str> =
             parts.uri.query().unwrap_or("").split('&').filter(|p| !p.starts_with("token=") && !p.is_empty()).collect();
@@ -160,7 +164,7 @@ async fn guard(State(shared): State<Shared>, request: Request, next: axum::middl
             .map_or_else(|| parts.uri.path().to_owned(), |o| o.0.path().to_owned());
         let location = if rest.is_empty() { here } else { format!("{here}?{}", rest.join("&")) };
         let path = if base.is_empty() { "/" } else { &base };
-        let cookie = format!("{COOKIE}={token}; Path={path}; HttpOnly; SameSite=Strict");
+        let cookie = format!("{COOKIE}={expected}; Path={path}; HttpOnly; SameSite=Strict");
         let mut response = StatusCode::SEE_OTHER.into_response();
         if let (Ok(location), Ok(cookie)) = (HeaderValue::from_str(&location), HeaderValue::from_str(&cookie)) {
             response.headers_mut().insert(header::LOCATION, location);

@@ -161,7 +161,11 @@ impl Shared {
         let method = request.method();
         let route = route(request);
         let Some(slot) = method_index(method).map(|i| &self.names[i]) else {
-            return intern(method, route);
+            // Methods past the nine of RFC 9110 are the client's to invent:
+            // one name for them all keeps names, metric labels and
+            // dashboard rows bounded.
+            static OTHER: OnceLock<Method> = OnceLock::new();
+            return intern(OTHER.get_or_init(|| Method::from_bytes(b"OTHER").expect("a method token")), route);
         };
         match slot.get() {
             Some((cached, name)) if **cached == *route => Cow::Borrowed(name),

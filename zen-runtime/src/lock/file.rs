@@ -5,11 +5,11 @@
 //! ```toml
 //! version = 1
 //!
-//! ["articles::lists_every_article"."GET /articles"]
+//! [tests."articles::lists_every_article"."GET /articles"]
 //! queries = 2
 //! memory_kib = 64
 //!
-//! ["articles::lists_every_article"."GET /articles".statements]
+//! [tests."articles::lists_every_article"."GET /articles".statements]
 //! "SELECT * FROM articles" = 1
 //! "SELECT * FROM tags WHERE article_id IN (?)" = 1
 //!
@@ -129,6 +129,16 @@ impl Reader<'_> {
         value.get_ref().as_str().ok_or_else(|| self.error(value.span().start, format!("{what} must be a string")))
     }
 
+    /// A string that is not blank: an empty `call_site` would match every
+    /// call site.
+    fn text<'v>(&self, value: &'v Spanned<DeValue<'_>>, what: &str) -> Result<&'v str, LockError> {
+        let text = self.string(value, what)?;
+        if text.trim().is_empty() {
+            return Err(self.error(value.span().start, format!("{what} cannot be empty")));
+        }
+        Ok(text)
+    }
+
     fn table<'v, 'i>(&self, value: &'v Spanned<DeValue<'i>>, what: &str) -> Result<&'v DeTable<'i>, LockError> {
         value.get_ref().as_table().ok_or_else(|| self.error(value.span().start, format!("{what} must be a table")))
     }
@@ -191,11 +201,9 @@ impl Reader<'_> {
                     })?;
                     budget = Some(*found);
                 }
-                "statement" => {
-                    matches = Some(Matches::Statement(Cow::Owned(self.string(v, "`statement`")?.to_owned())))
-                }
-                "call_site" => matches = Some(Matches::CallSite(Cow::Owned(self.string(v, "`call_site`")?.to_owned()))),
-                "reason" => reason = Some(self.string(v, "`reason`")?.to_owned()),
+                "statement" => matches = Some(Matches::Statement(Cow::Owned(self.text(v, "`statement`")?.to_owned()))),
+                "call_site" => matches = Some(Matches::CallSite(Cow::Owned(self.text(v, "`call_site`")?.to_owned()))),
+                "reason" => reason = Some(self.text(v, "`reason`")?.to_owned()),
                 "until" => {
                     let text = match v.get_ref() {
                         DeValue::Datetime(d) => d.to_string(),
@@ -262,12 +270,21 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
                     lock.exemptions.push(r.exemption(item)?);
                 }
             }
-            test => {
-                let mut scopes = BTreeMap::new();
-                for (scope, entry) in r.table(value, &format!("`{test}`"))? {
-                    scopes.insert(scope.get_ref().to_string(), r.entry(entry)?);
+            "tests" => {
+                for (test, scopes) in r.table(value, "`tests`")? {
+                    let test = test.get_ref();
+                    let mut entries = BTreeMap::new();
+                    for (scope, entry) in r.table(scopes, &format!("`tests.\"{test}\"`"))? {
+                        entries.insert(scope.get_ref().to_string(), r.entry(entry)?);
+                    }
+                    lock.entries.insert(test.to_string(), entries);
                 }
-                lock.entries.insert(test.to_owned(), scopes);
+            }
+            other => {
+                return Err(r.error(
+                    key.span().start,
+                    format!("unknown key `{other}`; a zen.lock holds `version`, `[tests.\"<test>\".\"<scope>\"]` entries and `[[exempt]]`"),
+                ));
             }
         }
     }
@@ -304,7 +321,7 @@ pub(crate) fn render(lock: &LockFile) -> String {
     );
     for (test, scopes) in &lock.entries {
         for (scope, e) in scopes {
-            let head = format!("{}.{}", quoted(test), quoted(scope));
+            let head = format!("tests.{}.{}", quoted(test), quoted(scope));
             let _ = write!(out, "\n[{head}]\nqueries = {}\n", e.queries);
             if let Some(kib) = e.memory_kib {
                 let _ = writeln!(out, "memory_kib = {kib}");
@@ -401,7 +418,8 @@ mod tests {
         assert!(e.message.contains("`queries` must be a whole number"), "{e}");
         let e = parse(Path::new("zen.lock"), &text.replacen("queries = 3", "querys = 3", 1)).unwrap_err();
         assert!(e.message.contains("unknown key `querys`"), "{e}");
-        let e = parse(Path::new("zen.lock"), &text.replacen("[\"app::lists\"", "[\"app::lists", 1)).unwrap_err();
+        let e = parse(Path::new("zen.lock"), &text.replacen("[tests.\"app::lists\"", "[tests.\"app::lists", 1))
+            .unwrap_err();
         assert_eq!(e.line, line - 1, "a syntax error, on its line: {e}");
         let e = parse(Path::new("zen.lock"), &text.replacen("2027-03-31", "2027-02-30", 1)).unwrap_err();
         assert!(e.message.contains("`until` must be a date"), "{e}");

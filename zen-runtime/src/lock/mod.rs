@@ -140,7 +140,7 @@ pub(crate) fn has_exemptions() -> bool {
 }
 
 /// The lock file's exemptions for the scope named `name`.
-pub(crate) fn exemptions(name: &str) -> impl Iterator<Item = &'static Exemption> {
+pub(crate) fn exemptions(name: &str) -> impl Iterator<Item = &'static Exemption> + Clone {
     let lock = state().locked.as_ref().ok().filter(|_| mode() != LockMode::Off);
     lock.into_iter()
         .flat_map(|l| l.exemptions.iter())
@@ -148,19 +148,44 @@ pub(crate) fn exemptions(name: &str) -> impl Iterator<Item = &'static Exemption>
         .map(|(_, e)| e)
 }
 
+/// The name of this program: `axum_layer-0123456789abcdef` is the test
+/// binary `axum_layer`.
+fn binary() -> &'static str {
+    static BINARY: OnceLock<String> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let exe = std::env::current_exe().ok();
+        let stem =
+            exe.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        match stem.rsplit_once('-') {
+            Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.to_owned(),
+            _ => stem,
+        }
+    })
+}
+
+/// A doctest (rustdoc builds each as `rust_out`): not recorded, since its
+/// scope names carry rustdoc's numbering of the examples, which changes
+/// whenever one is added.
+fn doctest() -> bool {
+    binary() == "rust_out"
+}
+
 /// The test a scope belongs to: `<binary>::<test>` from the test's thread,
 /// or the binary alone off a test's thread.
 fn test_key() -> String {
-    let exe = std::env::current_exe().ok();
-    let stem = exe.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    // `axum_layer-0123456789abcdef` is the test binary `axum_layer`.
-    let binary = match stem.rsplit_once('-') {
-        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.to_owned(),
-        _ => stem,
-    };
+    let binary = binary();
     match std::thread::current().name() {
-        Some(test) if test != "main" && !test.starts_with("tokio-runtime-worker") => format!("{binary}::{test}"),
-        _ => binary,
+        Some(test) if check::is_test_name(test) => format!("{binary}::{test}"),
+        _ => binary.to_owned(),
+    }
+}
+
+/// A call site with the package's directory left out, so that the lock
+/// reads the same on every machine.
+fn relative(site: &str) -> String {
+    match std::env::var("CARGO_MANIFEST_DIR") {
+        Ok(dir) if !dir.is_empty() => site.replace(&format!("{dir}/"), ""),
+        _ => site.to_owned(),
     }
 }
 
@@ -169,6 +194,7 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     if mode() == LockMode::Off
         || matches!(end.outcome, Outcome::Cancelled | Outcome::Panicked)
         || crate::testing::is_measuring(end.name)
+        || doctest()
     {
         return;
     }
@@ -187,9 +213,8 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     }
     if let Some(report) = end.report {
         for s in &report.n_plus_one {
-            entry
-                .n_plus_one
-                .insert(s.fingerprint.clone(), s.call_site.clone().unwrap_or_else(|| "an unknown call site".into()));
+            let site = s.call_site.as_deref().map_or_else(|| "an unknown call site".to_owned(), relative);
+            entry.n_plus_one.insert(s.fingerprint.clone(), site);
         }
     }
     let mut seen = state().seen.lock().unwrap_or_else(PoisonError::into_inner);

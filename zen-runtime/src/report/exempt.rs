@@ -81,7 +81,7 @@ impl Date {
     }
 
     fn days_in_month(self) -> u8 {
-        let leap = self.year % 4 == 0 && (self.year % 100 != 0 || self.year % 400 == 0);
+        let leap = self.year.is_multiple_of(4) && (!self.year.is_multiple_of(100) || self.year.is_multiple_of(400));
         match self.month {
             2 if leap => 29,
             2 => 28,
@@ -173,28 +173,28 @@ pub(crate) struct Judged {
 }
 
 /// Removes from `suspects` and `violations` what an exemption in force
-/// accepts.
+/// accepts; then lists the expired exemptions that would have covered what
+/// is left (one renewed elsewhere, in force, is not expired).
 pub(crate) fn judge<'a>(
-    exemptions: impl Iterator<Item = &'a Exemption>,
+    exemptions: impl Iterator<Item = &'a Exemption> + Clone,
     suspects: &mut Vec<NPlusOne>,
     violations: &mut Vec<Violation>,
     statements: &[StatementSummary],
     today: Date,
 ) -> Judged {
     let mut judged = Judged::default();
-    for e in exemptions {
-        let before = (suspects.len(), violations.len());
-        let hit = suspects.iter().any(|s| e.matches_suspect(s))
-            || violations.iter().any(|v| e.matches_violation(v, statements));
-        if !hit {
-            continue;
-        }
-        if e.in_force(today) {
+    let hits = |e: &Exemption, suspects: &[NPlusOne], violations: &[Violation]| {
+        suspects.iter().any(|s| e.matches_suspect(s)) || violations.iter().any(|v| e.matches_violation(v, statements))
+    };
+    for e in exemptions.clone().filter(|e| e.in_force(today)) {
+        if hits(e, suspects, violations) {
             suspects.retain(|s| !e.matches_suspect(s));
             violations.retain(|v| !e.matches_violation(v, statements));
-            debug_assert!(before != (suspects.len(), violations.len()));
             judged.applied.push(e.clone());
-        } else {
+        }
+    }
+    for e in exemptions.filter(|e| !e.in_force(today)) {
+        if hits(e, suspects, violations) {
             judged.expired.push(e.clone());
         }
     }
@@ -203,7 +203,36 @@ pub(crate) fn judge<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::Date;
+    use super::{Date, Exempted, Exemption, Matches, judge};
+    use crate::report::NPlusOne;
+
+    #[test]
+    fn an_exemption_in_force_wins_over_an_expired_one_in_any_order() {
+        let exemption = |until: &str| Exemption {
+            what: Exempted::NPlusOne,
+            matches: Matches::Statement("SELECT * FROM users WHERE id = ?".into()),
+            reason: "known".into(),
+            until: Date::parse(until),
+        };
+        let today = Date::parse("2026-06-01").unwrap();
+        let suspect = NPlusOne {
+            fingerprint: "SELECT * FROM users WHERE id = ?".into(),
+            backend: "PostgreSQL",
+            count: 6,
+            call_site: None,
+        };
+        for list in
+            [[exemption("2026-01-01"), exemption("2027-01-01")], [exemption("2027-01-01"), exemption("2026-01-01")]]
+        {
+            let mut suspects = vec![suspect.clone()];
+            let judged = judge(list.iter(), &mut suspects, &mut Vec::new(), &[], today);
+            assert!(suspects.is_empty());
+            assert_eq!((judged.applied.len(), judged.expired.len()), (1, 0));
+        }
+        let mut suspects = vec![suspect];
+        let judged = judge([exemption("2026-01-01")].iter(), &mut suspects, &mut Vec::new(), &[], today);
+        assert_eq!((suspects.len(), judged.applied.len(), judged.expired.len()), (1, 0, 1));
+    }
 
     #[test]
     fn dates_read_and_count_like_the_calendar() {

@@ -4,6 +4,7 @@
 mod deliver;
 mod exempt;
 mod figures;
+mod jsonl;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,6 +15,7 @@ pub(crate) use deliver::{deliver, wanted};
 pub use exempt::{Date, Exempted, Exemption, Matches};
 pub(crate) use exempt::{Judged, judge};
 pub use figures::Figures;
+pub use jsonl::{JsonLines, JsonLinesBuilder};
 
 use crate::budget::{Budget, Kind, Limits, Measure, Mode};
 

@@ -1,0 +1,92 @@
+//! Reports of a real run (an axum app on SQLite under the layer) written as
+//! JSON lines, in files of bounded size, and the budgets `zen suggest`
+//! proposes from them.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use zen_runtime::db::SqlitePool;
+use zen_runtime::layer::ZenLayer;
+use zen_runtime::report::JsonLines;
+
+/// One lookup per article, then one query with a literal in its text.
+async fn articles(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String {
+    for n in 0..=id % 3 {
+        let _: Option<String> = sqlx::query_scalar("SELECT title FROM articles WHERE id = ?")
+            .bind(n + 1)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+    }
+    let others: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE name <> 'hunter2-secret'").fetch_one(&pool).await.unwrap();
+    format!("{others}")
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+fn dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("zen-suggest-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn reports_of_a_real_run_give_a_budget_per_route_in_files_that_stay_small() {
+    let dir = dir("run");
+    let path = dir.join("zen.jsonl");
+    let sink = JsonLines::builder(&path).max_bytes(16 * 1024).keep(2).open().unwrap();
+
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 2).await;
+    let app = Router::new()
+        .route("/articles/{id}", get(articles))
+        .route("/health", get(health))
+        .layer(ZenLayer::new())
+        .with_state(pool);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    for id in 0..150 {
+        assert_eq!(client.get(format!("{url}/articles/{id}")).send().await.unwrap().status(), 200);
+    }
+    for _ in 0..30 {
+        client.get(format!("{url}/health")).send().await.unwrap();
+    }
+    sink.flush();
+    assert_eq!((sink.written(), sink.dropped()), (180, 0));
+
+    // Bounded: the current file and two rotated ones, none over the limit.
+    let mut text = String::new();
+    for name in ["zen.jsonl.2", "zen.jsonl.1", "zen.jsonl"] {
+        let file = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert!(file.len() <= 16 * 1024, "{name}: {} bytes", file.len());
+        text.push_str(&file);
+    }
+    assert!(!dir.join("zen.jsonl.3").exists());
+    assert!(!text.contains("hunter2") && !text.contains("\"id\":"), "no value in a report line");
+    assert!(text.contains("SELECT count(*) FROM users WHERE name <> ?"));
+
+    // What the files still hold: the newest reports, every line whole.
+    let records = zen_cli::parse("zen.jsonl", &text).unwrap();
+    assert!(records.len() > 30 && records.len() < 180, "{} lines kept", records.len());
+    let suggestions = zen_cli::suggest(&records, 50);
+    let article = suggestions.iter().find(|s| s.name == "GET /articles/{id}").expect("the route");
+    let queries = &article.figures[0];
+    assert_eq!((queries.key, queries.p50, queries.p99, queries.max), ("max_queries", 3.0, 4.0, 4.0));
+    assert_eq!(queries.proposed, 6, "4 + 50%");
+    let attribute = article.attribute();
+    assert!(attribute.starts_with("#[zen(max_queries = 6, max_db_ms = "), "{attribute}");
+    assert!(attribute.contains(", timeout_ms = ") && attribute.contains(", max_http_calls = 0"), "{attribute}");
+    let health = suggestions.iter().find(|s| s.name == "GET /health").expect("the other route");
+    assert!(health.attribute().starts_with("#[zen(max_queries = 0, timeout_ms = "), "{}", health.attribute());
+    let printed = zen_cli::render(&suggestions, 50);
+    assert!(printed.contains("GET /articles/{id} (handler, ") && printed.contains(&attribute), "{printed}");
+}

@@ -1,0 +1,277 @@
+//! `zen suggest`: reads the JSON lines that `zen_runtime::report::JsonLines`
+//! writes and proposes, for each route and job, a `#[zen(...)]` line from
+//! what it used: the 99th percentile of each figure plus a stated margin,
+//! rounded up to two significant digits.
+//!
+//! ```
+//! let line = r#"{"v":1,"name":"GET /a","kind":"handler","mode":"observe","outcome":"ok","used":{"max_queries":2,"timeout_ms":3.5}}"#;
+//! let reports = zen_cli::parse("reports.jsonl", line).unwrap();
+//! let suggestions = zen_cli::suggest(&reports, 50);
+//! assert_eq!(suggestions[0].attribute(), "#[zen(max_queries = 3, timeout_ms = 6)]");
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use zen_runtime::Budget;
+
+/// Time and size are measured, and a limit of them is at least 1; the
+/// other budgets count whole things, and `0` allows none.
+fn measured(budget: Budget) -> bool {
+    matches!(budget.unit(), "ms" | "KiB")
+}
+
+/// One report, as far as suggesting goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The route, job or fn.
+    pub name: String,
+    /// `handler`, `job` or `other`.
+    pub kind: String,
+    /// How it ended.
+    pub outcome: String,
+    /// Each figure by its `#[zen]` key, in that key's unit.
+    pub used: BTreeMap<String, f64>,
+}
+
+/// A line that cannot be read, with where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The file.
+    pub file: String,
+    /// The line, from 1.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Reads the reports in `text`, the contents of `file`; blank lines are
+/// skipped, and so is a last line cut short (a file still being written).
+///
+/// # Errors
+/// The first line that is not a report, naming the file and line.
+pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, ParseError> {
+    let mut records = Vec::new();
+    let lines = text.lines().count();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let error = |message: String| ParseError { file: file.to_owned(), line: i + 1, message };
+        let value: serde_json::Value = match serde_json::from_str(line) {
+            Ok(value) => value,
+            Err(e) if e.is_eof() && i + 1 == lines && !text.ends_with('\n') => break,
+            Err(e) => return Err(error(format!("not JSON: {e}"))),
+        };
+        let text_field = |key: &str| {
+            value
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| error(format!("no `{key}` string: not a zen report")))
+        };
+        let (name, kind, outcome) = (text_field("name")?, text_field("kind")?, text_field("outcome")?);
+        let used_value = value
+            .get("used")
+            .and_then(serde_json::Value::as_object)
+            .ok_or_else(|| error("no `used` object: not a zen report".into()))?;
+        let mut used = BTreeMap::new();
+        for (key, figure) in used_value {
+            let n = figure
+                .as_f64()
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| error(format!("`used.{key}` is not a number of 0 or more")))?;
+            used.insert(key.clone(), n);
+        }
+        records.push(Record { name, kind, outcome, used });
+    }
+    Ok(records)
+}
+
+/// One figure of one scope over its reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// The `#[zen]` key.
+    pub key: &'static str,
+    /// The median.
+    pub p50: f64,
+    /// The 99th percentile (nearest rank).
+    pub p99: f64,
+    /// The largest.
+    pub max: f64,
+    /// The proposed limit.
+    pub proposed: u64,
+    /// Reports that used more than `proposed`.
+    pub above: usize,
+}
+
+/// What one route or job used, and the budget proposed for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    /// The route, job or fn.
+    pub name: String,
+    /// `handler`, `job` or `other`.
+    pub kind: String,
+    /// Reports read (cancelled and panicked ones are left out: their figures
+    /// stop short).
+    pub reports: usize,
+    /// Each figure measured, in `#[zen]` key order.
+    pub figures: Vec<Figure>,
+}
+
+impl Suggestion {
+    /// The proposed attribute, such as `#[zen(max_queries = 5, timeout_ms = 120)]`.
+    #[must_use]
+    pub fn attribute(&self) -> String {
+        let keys: Vec<String> = self.figures.iter().map(|f| format!("{} = {}", f.key, f.proposed)).collect();
+        format!("#[zen({})]", keys.join(", "))
+    }
+}
+
+/// The nearest-rank percentile of sorted `values`.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// `x` rounded up to two significant digits: 0.31 → 1 (limits are whole),
+/// 123 → 130, 4,510 → 4,600.
+fn round_up(x: f64) -> u64 {
+    if x <= 0.0 {
+        return 0;
+    }
+    let whole = x.ceil() as u64;
+    let mut step = 1;
+    while whole / step >= 100 {
+        step *= 10;
+    }
+    whole.div_ceil(step).saturating_mul(step)
+}
+
+/// Proposes a budget for each scope of `records`: for each figure, its 99th
+/// percentile plus `margin_percent`, rounded up to two significant digits
+/// (times and sizes at least 1; counts may be 0, which allows none). A
+/// database or external-call time above the proposed timeout raises it, as
+/// `#[zen]` requires. Scopes are sorted by name.
+#[must_use]
+pub fn suggest(records: &[Record], margin_percent: u32) -> Vec<Suggestion> {
+    let mut scopes: BTreeMap<(&str, &str), Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.outcome != "cancelled" && r.outcome != "panicked") {
+        scopes.entry((&r.name, &r.kind)).or_default().push(r);
+    }
+    let factor = 1.0 + f64::from(margin_percent) / 100.0;
+    scopes
+        .into_iter()
+        .map(|((name, kind), reports)| {
+            let mut figures = Vec::new();
+            for &budget in Budget::ALL {
+                let key = budget.key();
+                let mut values: Vec<f64> = reports.iter().filter_map(|r| r.used.get(key).copied()).collect();
+                if values.is_empty() {
+                    continue;
+                }
+                values.sort_by(f64::total_cmp);
+                let (p50, p99, max) = (percentile(&values, 50.0), percentile(&values, 99.0), values[values.len() - 1]);
+                if max == 0.0 && (measured(budget) || budget == Budget::Rows) {
+                    continue;
+                }
+                let mut proposed = round_up(p99 * factor);
+                if measured(budget) {
+                    proposed = proposed.max(1);
+                }
+                figures.push(Figure { key, p50, p99, max, proposed, above: 0 });
+            }
+            let most = |key: &str| figures.iter().filter(|f| f.key == key).map(|f| f.proposed).max();
+            let inner = most("max_db_ms").max(most("max_http_ms"));
+            if let (Some(inner), Some(t)) = (inner, figures.iter_mut().find(|f| f.key == "timeout_ms"))
+                && t.proposed < inner
+            {
+                t.proposed = inner;
+            }
+            for f in &mut figures {
+                f.above = reports.iter().filter(|r| r.used.get(f.key).is_some_and(|&v| v > f.proposed as f64)).count();
+            }
+            Suggestion { name: name.to_owned(), kind: kind.to_owned(), reports: reports.len(), figures }
+        })
+        .collect()
+}
+
+fn number(x: f64) -> String {
+    if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.3}") }
+}
+
+/// The suggestions as the `zen suggest` command prints them.
+#[must_use]
+pub fn render(suggestions: &[Suggestion], margin_percent: u32) -> String {
+    let mut out = String::new();
+    let reports: usize = suggestions.iter().map(|s| s.reports).sum();
+    let _ = writeln!(
+        out,
+        "zen suggest: {reports} reports, {} scopes; proposed = p99 + {margin_percent}%, rounded up to two significant digits",
+        suggestions.len()
+    );
+    for s in suggestions {
+        let _ = writeln!(out, "\n{} ({}, {} reports)", s.name, s.kind, s.reports);
+        let _ = writeln!(out, "  {:<16} {:>12} {:>12} {:>12} {:>10}", "budget", "p50", "p99", "max", "proposed");
+        for f in &s.figures {
+            let above = if f.above > 0 { format!("  ({} above)", f.above) } else { String::new() };
+            let _ = writeln!(
+                out,
+                "  {:<16} {:>12} {:>12} {:>12} {:>10}{above}",
+                f.key,
+                number(f.p50),
+                number(f.p99),
+                number(f.max),
+                f.proposed
+            );
+        }
+        if s.reports < 100 {
+            let _ = writeln!(out, "  only {} reports: the p99 is close to the max; collect more traffic", s.reports);
+        }
+        let _ = writeln!(out, "  {}", s.attribute());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse, percentile, round_up, suggest};
+
+    #[test]
+    fn rounding_and_percentiles() {
+        assert_eq!(
+            [round_up(0.0), round_up(0.31), round_up(9.2), round_up(123.0), round_up(4510.0)],
+            [0, 1, 10, 130, 4600]
+        );
+        assert_eq!(round_up(1e30), u64::MAX, "saturates");
+        let v: Vec<f64> = (1..=200).map(f64::from).collect();
+        assert_eq!((percentile(&v, 50.0), percentile(&v, 99.0)), (100.0, 198.0));
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+    }
+
+    #[test]
+    fn a_bad_line_names_the_file_and_line() {
+        let text = "{\"name\":\"a\",\"kind\":\"job\",\"outcome\":\"ok\",\"used\":{}}\n\n{\"name\":\"a\"";
+        assert_eq!(parse("r.jsonl", text).unwrap().len(), 1, "a last line still being written is left out");
+        let e = parse("r.jsonl", &format!("{text}\n")).unwrap_err();
+        assert_eq!((e.line, e.to_string().starts_with("r.jsonl:3: not JSON")), (3, true), "{e}");
+        let e = parse("r.jsonl", "{\"name\":\"a\",\"kind\":\"job\",\"outcome\":\"ok\",\"used\":{\"max_queries\":-1}}")
+            .unwrap_err();
+        assert!(e.message.contains("`used.max_queries`"), "{e}");
+    }
+
+    #[test]
+    fn the_timeout_covers_the_database_time_it_contains() {
+        let line = r#"{"name":"j","kind":"job","outcome":"ok","used":{"max_db_ms":90.0,"timeout_ms":40.0}}"#;
+        let s = suggest(&parse("f", line).unwrap(), 50);
+        assert_eq!(s[0].attribute(), "#[zen(max_db_ms = 140, timeout_ms = 140)]");
+    }
+}

@@ -1,0 +1,57 @@
+//! `zen suggest [--margin PERCENT] FILE...`: budgets proposed from the
+//! reports a run wrote with `zen_runtime::report::JsonLines`.
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: zen suggest [--margin PERCENT] FILE...\n\
+    reads zen's JSON-lines reports (zen_runtime::report::JsonLines) and proposes a #[zen(...)] line per route and job:\n\
+    the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits";
+
+fn run(args: &[String]) -> Result<String, String> {
+    let Some((command, rest)) = args.split_first() else { return Err(USAGE.into()) };
+    if command != "suggest" {
+        return Err(format!("unknown command `{command}`\n{USAGE}"));
+    }
+    let mut margin = 50;
+    let mut files = Vec::new();
+    let mut rest = rest.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--margin" => {
+                let value = rest.next().ok_or("--margin needs a whole percentage, such as `--margin 50`")?;
+                margin = value.trim_end_matches('%').parse().map_err(|_| {
+                    format!("--margin takes a whole percentage, such as `--margin 50`; found `{value}`")
+                })?;
+            }
+            "-h" | "--help" => return Ok(format!("{USAGE}\n")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n{USAGE}")),
+            file => files.push(file),
+        }
+    }
+    if files.is_empty() {
+        return Err(format!("name at least one reports file\n{USAGE}"));
+    }
+    let mut records = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: cannot read it: {e}"))?;
+        records.extend(zen_cli::parse(file, &text).map_err(|e| e.to_string())?);
+    }
+    Ok(zen_cli::render(&zen_cli::suggest(&records, margin), margin))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(text) => {
+            #[allow(clippy::print_stdout, reason = "a command's output")]
+            {
+                print!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

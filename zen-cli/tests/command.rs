@@ -1,0 +1,53 @@
+//! The `zen suggest` command on reports written by `JsonLines` from real
+//! scopes, and on a file that is not one.
+
+use std::process::Command;
+
+use zen_runtime::report::JsonLines;
+use zen_runtime::{instrument, zen};
+
+#[zen(name = "job digest", kind = "job")]
+async fn digest(users: u32) {
+    for _ in 0..users {
+        instrument::query("sqlite", "SELECT email FROM users WHERE id = ?").unwrap().finish(true);
+    }
+}
+
+fn zen(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zen")).args(args).output().unwrap()
+}
+
+#[tokio::test]
+async fn suggests_a_budget_from_a_file_of_reports_and_names_a_bad_line() {
+    let dir = std::env::temp_dir().join(format!("zen-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("reports.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let sink = JsonLines::builder(&path).open().unwrap();
+    for users in 1..=200 {
+        digest(users % 10).await;
+    }
+    sink.flush();
+    drop(sink);
+
+    let out = zen(&["suggest", "--margin", "20", path.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("200 reports, 1 scopes; proposed = p99 + 20%"), "{text}");
+    assert!(text.contains("job digest (job, 200 reports)"), "{text}");
+    // 0 to 9 queries: p99 9, + 20% = 10.8, rounded up to 11.
+    let row =
+        |key: &str| text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|w| w.first() == Some(&key));
+    assert_eq!(row("max_queries").unwrap(), ["max_queries", "4", "9", "9", "11"], "{text}");
+    assert!(text.contains("  #[zen(max_queries = 11, ") && text.contains(", timeout_ms = "), "{text}");
+
+    let bad = dir.join("bad.jsonl");
+    let good_line = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().to_owned();
+    std::fs::write(&bad, format!("{good_line}\n{{\"name\": 3}}\n")).unwrap();
+    let out = zen(&["suggest", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.starts_with(&format!("zen: {}:2: no `name` string", bad.display())), "{e}");
+    let out = zen(&["suggest", "--margin", "lots", bad.to_str().unwrap()]);
+    assert!(String::from_utf8(out.stderr).unwrap().contains("--margin takes a whole percentage"));
+}

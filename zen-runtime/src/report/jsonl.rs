@@ -1,0 +1,406 @@
+//! Reports as JSON lines in a file of bounded size, rotated: what `zen
+//! suggest` reads to propose budgets from real traffic.
+//!
+//! One line per report:
+//!
+//! ```json
+//! {"v":1,"ts_ms":1795000000000,"name":"GET /articles/{slug}","kind":"handler",
+//!  "handler":"app::show","mode":"observe","outcome":"ok","status":200,
+//!  "used":{"max_queries":3,"max_db_ms":1.204,"timeout_ms":4.512,...},
+//!  "limits":{"max_queries":5,"timeout_ms":200},"violations":[],
+//!  "n_plus_one":[{"statement":"SELECT ...","count":6,"call_site":"..."}],
+//!  "statements":[{"statement":"SELECT ...","count":3,"ms":1.1}]}
+//! ```
+//!
+//! `used` is keyed by the `#[zen]` key of each budget, in that key's unit
+//! (time in ms, memory in KiB, with decimals); a figure that was not
+//! measured (memory without `ZenAlloc`) is absent. Statements are
+//! fingerprints, never values, cut at 2 KiB.
+
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Report, SinkId, add_sink, remove_sink};
+use crate::budget::{Budget, Measure};
+
+/// The longest statement text written; longer ones are cut.
+const MAX_STATEMENT: usize = 2048;
+
+/// Lines waiting for the writer thread, and their bytes; past either,
+/// lines are dropped and counted rather than slowing the scopes that end.
+const QUEUE: usize = 4096;
+const QUEUE_BYTES: usize = 16 << 20;
+
+/// Writes every report of the process to a file, one JSON object per line,
+/// from a thread of its own. Made with [`JsonLines::builder`]; dropping it
+/// stops the sink and writes what is queued.
+///
+/// ```no_run
+/// let reports = zen_runtime::report::JsonLines::builder("/var/log/app/zen.jsonl")
+///     .max_bytes(64 << 20)
+///     .keep(3)
+///     .open()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// The file never grows past `max_bytes`: the line that would pass it
+/// first moves the file to `<path>.1` (`.1` to `.2`, and so on, the oldest
+/// of `keep` removed). Registering it makes every scope build a report, as
+/// any sink does.
+#[derive(Debug)]
+pub struct JsonLines {
+    sink: SinkId,
+    queue: Option<SyncSender<Message>>,
+    writer: Option<JoinHandle<()>>,
+    counts: Arc<Counts>,
+}
+
+/// Where the file goes and how large it may grow.
+#[derive(Debug, Clone)]
+pub struct JsonLinesBuilder {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    written: AtomicU64,
+    dropped: AtomicU64,
+    /// Bytes of the lines in the queue.
+    queued: AtomicUsize,
+}
+
+enum Message {
+    Line(String),
+    Flush(SyncSender<()>),
+}
+
+impl JsonLines {
+    /// Reports to `path`, at most 64 MiB per file, three rotated files kept.
+    pub fn builder(path: impl Into<PathBuf>) -> JsonLinesBuilder {
+        JsonLinesBuilder { path: path.into(), max_bytes: 64 << 20, keep: 3 }
+    }
+
+    /// Waits until every line queued so far is written.
+    pub fn flush(&self) {
+        let (done, wait) = sync_channel(1);
+        if let Some(queue) = &self.queue
+            && queue.send(Message::Flush(done)).is_ok()
+        {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Lines written so far.
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        self.counts.written.load(Ordering::Relaxed)
+    }
+
+    /// Reports not written: the queue was full, a line was larger than a
+    /// whole file, or the file could not be written (logged once).
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.counts.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for JsonLines {
+    fn drop(&mut self) {
+        remove_sink(self.sink);
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl JsonLinesBuilder {
+    /// The largest a file may grow, in bytes (at least 4 KiB).
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes.max(4096);
+        self
+    }
+
+    /// How many rotated files to keep beside the current one (`0`: none).
+    #[must_use]
+    pub fn keep(mut self, files: u32) -> Self {
+        self.keep = files;
+        self
+    }
+
+    /// Opens (appends to) the file, starts the writer and registers the sink.
+    ///
+    /// # Errors
+    /// The file cannot be opened for appending.
+    pub fn open(self) -> io::Result<JsonLines> {
+        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let size = file.metadata()?.len();
+        let (queue, lines) = sync_channel(QUEUE);
+        let counts = Arc::new(Counts::default());
+        let mut out = Output { path: self.path, max_bytes: self.max_bytes, keep: self.keep, file, size, failed: false };
+        let writer_counts = Arc::clone(&counts);
+        let writer =
+            std::thread::Builder::new().name("zen-jsonl".into()).spawn(move || out.run(&lines, &writer_counts))?;
+        let sink_queue = queue.clone();
+        let sink_counts = Arc::clone(&counts);
+        let sink = add_sink(move |report: &Report| {
+            let line = report.to_json();
+            let len = line.len();
+            if sink_counts.queued.fetch_add(len, Ordering::Relaxed) + len > QUEUE_BYTES {
+                sink_counts.queued.fetch_sub(len, Ordering::Relaxed);
+                sink_counts.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = sink_queue.try_send(Message::Line(line))
+            {
+                sink_counts.queued.fetch_sub(len, Ordering::Relaxed);
+                sink_counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Ok(JsonLines { sink, queue: Some(queue), writer: Some(writer), counts })
+    }
+}
+
+/// The writer thread's file.
+struct Output {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+    file: File,
+    size: u64,
+    failed: bool,
+}
+
+impl Output {
+    fn run(&mut self, lines: &Receiver<Message>, counts: &Counts) {
+        for message in lines {
+            match message {
+                Message::Line(line) => {
+                    counts.queued.fetch_sub(line.len(), Ordering::Relaxed);
+                    let written = self.write(&line);
+                    match written {
+                        Ok(true) => {
+                            counts.written.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {
+                            counts.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            counts.dropped.fetch_add(1, Ordering::Relaxed);
+                            if !self.failed {
+                                self.failed = true;
+                                tracing::warn!(target: "zen", path = %self.path.display(), error = %e, "zen cannot write reports to the file");
+                            }
+                        }
+                    }
+                }
+                Message::Flush(done) => {
+                    let _ = self.file.flush();
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    /// Writes one line, rotating first if it would pass `max_bytes`;
+    /// `false` when the line is larger than a whole file.
+    fn write(&mut self, line: &str) -> io::Result<bool> {
+        let len = line.len() as u64 + 1;
+        if len > self.max_bytes {
+            return Ok(false);
+        }
+        if self.size + len > self.max_bytes {
+            self.rotate()?;
+        }
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.file.write_all(&bytes)?;
+        self.size += len;
+        Ok(true)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let nth = |n: u32| -> PathBuf {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            p.into()
+        };
+        // A file moved or removed meanwhile (by logrotate, by hand) is not
+        // an error: what is there is rotated, and a new file opened.
+        if self.keep == 0 {
+            remove_if_there(&self.path)?;
+        } else {
+            remove_if_there(&nth(self.keep))?;
+            for n in (1..self.keep).rev() {
+                rename_if_there(&nth(n), &nth(n + 1))?;
+            }
+            rename_if_there(&self.path, &nth(1))?;
+        }
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = self.file.metadata()?.len();
+        Ok(())
+    }
+}
+
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn rename_if_there(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// `s` as a JSON string.
+fn string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A statement, cut at [`MAX_STATEMENT`] bytes on a character boundary.
+fn statement(out: &mut String, s: &str) {
+    if s.len() <= MAX_STATEMENT {
+        return string(out, s);
+    }
+    let mut end = MAX_STATEMENT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    string(out, &format!("{}…", &s[..end]));
+}
+
+/// A figure in its budget's unit: counts whole, ms and KiB with decimals.
+fn figure(out: &mut String, budget: Budget, base: u64) {
+    let _ = match budget.measure() {
+        Measure::Count => write!(out, "{base}"),
+        Measure::Millis => write!(out, "{:.3}", base as f64 / 1e6),
+        Measure::KiB => write!(out, "{:.1}", base as f64 / 1024.0),
+    };
+}
+
+impl Report {
+    /// The report as one line of JSON, as [`JsonLines`] writes it. No
+    /// value of a query or a request is in it: statements are fingerprints.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(512);
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let _ = write!(out, "{{\"v\":1,\"ts_ms\":{ts},\"name\":");
+        string(&mut out, &self.name);
+        let _ = write!(out, ",\"kind\":\"{}\"", self.kind.as_str());
+        if let Some(handler) = self.handler {
+            out.push_str(",\"handler\":");
+            string(&mut out, handler);
+        }
+        let _ = write!(out, ",\"mode\":\"{}\",\"outcome\":\"{}\"", self.mode.as_str(), self.outcome.as_str());
+        if let Some(status) = self.status {
+            let _ = write!(out, ",\"status\":{status}");
+        }
+        if let Some(attempt) = self.attempt {
+            let _ = write!(out, ",\"attempt\":{attempt}");
+        }
+        out.push_str(",\"used\":{");
+        let mut first = true;
+        for &budget in Budget::ALL {
+            if let Some(used) = self.used_base(budget) {
+                let _ = write!(out, "{}\"{}\":", if first { "" } else { "," }, budget.key());
+                figure(&mut out, budget, used);
+                first = false;
+            }
+        }
+        out.push_str("},\"limits\":{");
+        for (i, (budget, limit)) in self.limits.iter().enumerate() {
+            let _ = write!(out, "{}\"{}\":{limit}", if i == 0 { "" } else { "," }, budget.key());
+        }
+        out.push_str("},\"violations\":[");
+        for (i, v) in self.violations.iter().enumerate() {
+            let _ = write!(out, "{}\"{}\"", if i == 0 { "" } else { "," }, v.budget.key());
+        }
+        out.push_str("],\"n_plus_one\":[");
+        for (i, n) in self.n_plus_one.iter().enumerate() {
+            out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
+            statement(&mut out, &n.fingerprint);
+            let _ = write!(out, ",\"count\":{}", n.count);
+            if let Some(site) = &n.call_site {
+                out.push_str(",\"call_site\":");
+                string(&mut out, site);
+            }
+            out.push('}');
+        }
+        out.push_str("],\"statements\":[");
+        for (i, s) in self.statements.iter().enumerate() {
+            out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
+            statement(&mut out, &s.fingerprint);
+            out.push_str(",\"backend\":");
+            string(&mut out, s.backend);
+            let _ = write!(out, ",\"count\":{},\"ms\":{:.3}}}", s.count, s.total.as_secs_f64() * 1e3);
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+
+    use super::Output;
+
+    #[test]
+    fn rotation_keeps_files_under_the_limit_and_survives_a_file_moved_away() {
+        let dir = std::env::temp_dir().join(format!("zen-jsonl-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let mut out = Output { path: path.clone(), max_bytes: 4096, keep: 1, file, size: 0, failed: false };
+        let line = "x".repeat(999);
+        for _ in 0..5 {
+            assert!(out.write(&line).unwrap());
+        }
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            1000,
+            "four lines filled the file, the fifth began another"
+        );
+        assert_eq!(std::fs::metadata(dir.join("r.jsonl.1")).unwrap().len(), 4000);
+        // Moved away by another program: the next rotation does not fail.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(dir.join("r.jsonl.1")).unwrap();
+        for _ in 0..8 {
+            assert!(out.write(&line).unwrap());
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() <= 4096);
+        assert!(!out.write(&"y".repeat(5000)).unwrap(), "a line larger than a whole file is dropped");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
