@@ -221,9 +221,11 @@ struct Registered {
 
 static REGISTERED: RwLock<Option<Registered>> = RwLock::new(None);
 
-/// Which recorder is installed: its address (the no-op one has its own).
-fn recorder() -> usize {
-    metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
+/// Which recorder is installed: its address; `None` when it is the
+/// `metrics` crate's no-op one (zero-sized: it can record nothing), so that
+/// an application without a recorder pays nothing per scope.
+fn recorder() -> Option<usize> {
+    metrics::with_recorder(|r| (size_of_val(r) > 0).then(|| std::ptr::from_ref(r).cast::<()>() as usize))
 }
 
 /// `GET /articles/{slug}` is method `GET`, route `/articles/{slug}`.
@@ -292,7 +294,7 @@ impl Registered {
 
 /// Runs `f` on the handles of one scope, registered on first use.
 fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
-    let recorder = recorder();
+    let Some(recorder) = recorder() else { return };
     {
         let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(handles) =
@@ -354,9 +356,9 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
 
 /// Records one database operation's time.
 pub(crate) fn operation_ended(backend: &'static str, fingerprint: &str, elapsed: Duration) {
+    let Some(recorder) = recorder() else { return };
     let system = system_name(backend);
     let operation = operation_name(fingerprint);
-    let recorder = recorder();
     {
         let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = registered.as_ref().filter(|r| r.recorder == recorder)

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::hash::FxHashMap;
 use crate::report::{BackendSummary, HostSummary, NPlusOne, SlowQuery, StatementSummary};
 
 /// Distinct fingerprints kept per scope.
@@ -15,7 +14,11 @@ pub(crate) const MAX_STATEMENTS: usize = 64;
 
 #[derive(Default)]
 pub(crate) struct DbStats {
-    statements: FxHashMap<Arc<str>, Stat>,
+    /// At most [`MAX_STATEMENTS`], in the order first seen. A list, not a
+    /// map: fingerprints come from the shared cache, so the one asked for is
+    /// almost always the same `Arc` as the one kept, found by address
+    /// without hashing or comparing the text.
+    statements: Vec<(Arc<str>, Stat)>,
     untracked: u64,
     backends: Vec<(&'static str, BackendStat)>,
     slowest: Option<(Arc<str>, &'static str, u64)>,
@@ -38,10 +41,19 @@ struct BackendStat {
 }
 
 impl DbStats {
+    fn get_mut(&mut self, fingerprint: &Arc<str>) -> Option<&mut Stat> {
+        let index = self
+            .statements
+            .iter()
+            .position(|(kept, _)| Arc::ptr_eq(kept, fingerprint))
+            .or_else(|| self.statements.iter().position(|(kept, _)| **kept == **fingerprint))?;
+        Some(&mut self.statements[index].1)
+    }
+
     /// Counts an issued statement; returns its count in this scope.
     pub(crate) fn issue(&mut self, fingerprint: &Arc<str>, backend: &'static str) -> u64 {
         self.backend(backend).queries += 1;
-        if let Some(stat) = self.statements.get_mut(fingerprint) {
+        if let Some(stat) = self.get_mut(fingerprint) {
             stat.count += 1;
             return stat.count;
         }
@@ -51,7 +63,7 @@ impl DbStats {
         }
         let stat = Stat { backend, count: 1, failed: 0, total_ns: 0, max_ns: 0, call_site: None };
         // The table grows with zen's memory, not the scope's.
-        crate::alloc::untracked(|| self.statements.insert(Arc::clone(fingerprint), stat));
+        crate::alloc::untracked(|| self.statements.push((Arc::clone(fingerprint), stat)));
         1
     }
 
@@ -60,7 +72,7 @@ impl DbStats {
         let b = self.backend(backend);
         b.nanos += nanos;
         b.failed += u64::from(!ok);
-        if let Some(stat) = self.statements.get_mut(fingerprint) {
+        if let Some(stat) = self.get_mut(fingerprint) {
             stat.total_ns += nanos;
             stat.max_ns = stat.max_ns.max(nanos);
             stat.failed += u64::from(!ok);
@@ -72,7 +84,7 @@ impl DbStats {
 
     /// Keeps where a suspected N+1 statement is issued from (first one wins).
     pub(crate) fn set_call_site(&mut self, fingerprint: &Arc<str>, call_site: &Arc<CallSite>) {
-        if let Some(stat) = self.statements.get_mut(fingerprint) {
+        if let Some(stat) = self.get_mut(fingerprint) {
             stat.call_site.get_or_insert_with(|| Arc::clone(call_site));
         }
     }
@@ -86,11 +98,18 @@ impl DbStats {
     }
 
     pub(crate) fn has_call_site(&self, fingerprint: &Arc<str>) -> bool {
-        self.statements.get(fingerprint).is_some_and(|s| s.call_site.is_some())
+        self.statements.iter().any(|(kept, s)| **kept == **fingerprint && s.call_site.is_some())
     }
 
     fn backend(&mut self, backend: &'static str) -> &mut BackendStat {
-        let index = match self.backends.iter().position(|(name, _)| *name == backend) {
+        // The same `&'static str` each time (a driver's name): its address
+        // finds it without comparing the text.
+        let index = match self
+            .backends
+            .iter()
+            .position(|(name, _)| std::ptr::eq(*name, backend))
+            .or_else(|| self.backends.iter().position(|(name, _)| *name == backend))
+        {
             Some(index) => index,
             None => {
                 crate::alloc::untracked(|| self.backends.push((backend, BackendStat::default())));

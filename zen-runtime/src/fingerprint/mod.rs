@@ -44,6 +44,13 @@ impl Dialect {
     /// [`Dialect::Generic`] for any other.
     #[must_use]
     pub fn of_backend(backend: &str) -> Dialect {
+        // zen's own wrappers name their backends exactly so: no folding.
+        match backend {
+            "PostgreSQL" => return Dialect::Postgres,
+            "SQLite" => return Dialect::Sqlite,
+            "MySQL" => return Dialect::MySql,
+            _ => {}
+        }
         let is = |name: &str| backend.eq_ignore_ascii_case(name);
         if is("PostgreSQL") || is("postgres") {
             Dialect::Postgres

@@ -89,7 +89,27 @@ impl Header {
         &self.buf[..self.len]
     }
 
+    #[inline(always)]
+    fn byte(&mut self, b: u8) -> &mut Self {
+        match self.buf.get_mut(self.len) {
+            Some(slot) => {
+                *slot = b;
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
+        self
+    }
+
     fn int(&mut self, mut n: u64) -> &mut Self {
+        // Most figures and limits are one or two digits: written as such,
+        // without a loop or a copy of variable length.
+        if n < 10 {
+            return self.byte(b'0' + n as u8);
+        }
+        if n < 100 {
+            return self.byte(b'0' + (n / 10) as u8).byte(b'0' + (n % 10) as u8);
+        }
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         loop {
@@ -107,7 +127,7 @@ impl Header {
     fn ms(&mut self, nanos: u64) -> &mut Self {
         // In u64: a u128 division is a call, and the slowest part of the header.
         let tenths = nanos.saturating_add(50_000) / 100_000;
-        self.int(tenths / 10).text(".").int(tenths % 10)
+        self.int(tenths / 10).byte(b'.').byte(b'0' + (tenths % 10) as u8)
     }
 
     /// `used/limit`, or `used` without a limit.

@@ -1,0 +1,405 @@
+//! What zen costs, in instructions: callgrind (valgrind) through gungraun,
+//! which counts only the benchmarked function, not its setup. Instruction
+//! counts do not drift with the machine's load as times do, so differences
+//! of a fraction of a percent show.
+//!
+//! ```sh
+//! cargo install gungraun-runner --version 0.20.0   # once; it must match gungraun's version
+//! cargo bench --bench instructions                  # needs PostgreSQL on 127.0.0.1:5432 (database test)
+//! ```
+//!
+//! Each group compares its functions bench by bench (`compare_by_id`):
+//!
+//! - `realistic`: a list endpoint reading 20 rows and answering about 26 KB
+//!   of JSON through axum, 20 requests, on PostgreSQL and on SQLite: plain
+//!   (sqlx's pool, no layer, `System`) against the whole zen stack (the
+//!   layer, a `#[zen]` handler, zen's pool, `ZenAlloc`). SQLite statements
+//!   run on sqlx's worker thread, which the count leaves out: its ratio is of
+//!   the async side only.
+//! - `trivial`: a handler answering a short string, 100 requests: bare, a
+//!   do-nothing `from_fn`, tower-http's `TraceLayer`, zen's layer with a
+//!   `#[zen]` handler (all with `System`).
+//! - `allocator`: 1,000 allocation-and-free pairs of 64 bytes inside a
+//!   scope, `System` against `ZenAlloc`.
+//! - `query`: one scope, then the same scope with 100 queries' bookkeeping
+//!   (count, fingerprint from the cache, time, the statement table): the
+//!   difference over 100 is one query's.
+#![allow(clippy::print_stdout, missing_docs)]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::routing::get;
+use axum::{Json, Router};
+use gungraun::{library_benchmark, library_benchmark_group, main};
+use tower::ServiceExt;
+use zen_runtime::alloc::ZenAlloc;
+use zen_runtime::layer::ZenLayer;
+use zen_runtime::{instrument, testing, zen};
+
+/// The global allocator: `System` until a benchmark's setup turns zen's on.
+/// Gungraun runs each benchmark in a process of its own, so each has one.
+struct Switch;
+
+static ZEN_ALLOC_ON: AtomicBool = AtomicBool::new(false);
+static ZEN_ALLOC: ZenAlloc = ZenAlloc::system();
+
+// SAFETY: every call goes to `System` or to `ZenAlloc`, itself over
+// `System`, with the caller's arguments: the same heap either way.
+unsafe impl GlobalAlloc for Switch {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { if ZEN_ALLOC_ON.load(Ordering::Relaxed) { ZEN_ALLOC.alloc(layout) } else { System.alloc(layout) } }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            if ZEN_ALLOC_ON.load(Ordering::Relaxed) {
+                ZEN_ALLOC.dealloc(ptr, layout)
+            } else {
+                System.dealloc(ptr, layout)
+            }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        unsafe {
+            if ZEN_ALLOC_ON.load(Ordering::Relaxed) {
+                ZEN_ALLOC.realloc(ptr, layout, new_size)
+            } else {
+                System.realloc(ptr, layout, new_size)
+            }
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Switch = Switch;
+
+const LIST: &str = "SELECT id, title, author, body, tags FROM zen_bench_articles ORDER BY id LIMIT 20";
+const REALISTIC_REQUESTS: usize = 20;
+const TRIVIAL_REQUESTS: usize = 100;
+
+#[derive(serde::Serialize)]
+struct Article {
+    id: i64,
+    title: String,
+    author: String,
+    body: String,
+    tags: String,
+}
+
+type Row = (i64, String, String, String, String);
+
+fn articles(rows: Vec<Row>) -> Json<Vec<Article>> {
+    Json(rows.into_iter().map(|(id, title, author, body, tags)| Article { id, title, author, body, tags }).collect())
+}
+
+async fn plain_pg(State(pool): State<sqlx::PgPool>) -> Json<Vec<Article>> {
+    articles(sqlx::query_as(LIST).fetch_all(&pool).await.unwrap())
+}
+
+#[zen(max_queries = 5, max_db_ms = 50, max_mem_kb = 4096, timeout_ms = 500)]
+async fn zen_pg(State(pool): State<zen_runtime::db::PgPool>) -> Json<Vec<Article>> {
+    articles(sqlx::query_as(LIST).fetch_all(&pool).await.unwrap())
+}
+
+async fn plain_sqlite(State(pool): State<sqlx::SqlitePool>) -> Json<Vec<Article>> {
+    articles(sqlx::query_as(LIST).fetch_all(&pool).await.unwrap())
+}
+
+#[zen(max_queries = 5, max_db_ms = 50, max_mem_kb = 4096, timeout_ms = 500)]
+async fn zen_sqlite(State(pool): State<zen_runtime::db::SqlitePool>) -> Json<Vec<Article>> {
+    articles(sqlx::query_as(LIST).fetch_all(&pool).await.unwrap())
+}
+
+async fn hello() -> &'static str {
+    "hello, world"
+}
+
+#[zen(max_queries = 5, max_db_ms = 50, timeout_ms = 200)]
+async fn zen_hello() -> &'static str {
+    "hello, world"
+}
+
+async fn noop(request: Request<Body>, next: axum::middleware::Next) -> axum::response::Response {
+    next.run(request).await
+}
+
+/// A router on a current-thread runtime, warmed up.
+struct App {
+    rt: tokio::runtime::Runtime,
+    router: Router,
+    path: &'static str,
+}
+
+impl App {
+    fn new(rt: tokio::runtime::Runtime, router: Router, path: &'static str) -> App {
+        let app = App { rt, router, path };
+        app.serve(5);
+        app
+    }
+
+    /// Sends `n` requests and reads each body; the bytes read.
+    fn serve(&self, n: usize) -> usize {
+        self.rt.block_on(async {
+            let mut bytes = 0;
+            for _ in 0..n {
+                let request = Request::get(self.path).body(Body::empty()).unwrap();
+                let response = self.router.clone().oneshot(request).await.unwrap();
+                assert!(response.status().is_success());
+                bytes += axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().len();
+            }
+            bytes
+        })
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Twenty articles of about 1.3 KB of JSON each, through `$db` (any
+/// executor) with `$insert`.
+macro_rules! seed {
+    ($db:expr, $insert:expr) => {
+        for id in 1..=20_i64 {
+            sqlx::query($insert)
+                .bind(id)
+                .bind(format!("Article number {id}: budgets for every request"))
+                .bind(format!("author{}", id % 5))
+                .bind(format!("Paragraph {id}. ").repeat(80))
+                .bind("rust,axum,sqlx,budgets")
+                .execute($db)
+                .await
+                .unwrap();
+        }
+    };
+}
+
+fn postgres_url() -> String {
+    std::env::var("ZEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+const SQLITE_TABLE: &str = "CREATE TABLE zen_bench_articles (id INTEGER PRIMARY KEY, title TEXT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL, tags TEXT NOT NULL)";
+
+/// The articles table on PostgreSQL, written afresh by each setup.
+async fn seed_pg() {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS zen_bench_articles (id BIGINT PRIMARY KEY, title TEXT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL, tags TEXT NOT NULL)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM zen_bench_articles").execute(&mut db).await.unwrap();
+    seed!(&mut db, "INSERT INTO zen_bench_articles (id, title, author, body, tags) VALUES ($1, $2, $3, $4, $5)");
+}
+
+fn pg_options() -> sqlx::postgres::PgPoolOptions {
+    sqlx::postgres::PgPoolOptions::new().max_connections(1).min_connections(1)
+}
+
+fn setup_plain_pg() -> App {
+    let rt = runtime();
+    let pool = rt.block_on(async {
+        seed_pg().await;
+        pg_options().connect(&postgres_url()).await.unwrap()
+    });
+    App::new(rt, Router::new().route("/articles", get(plain_pg)).with_state(pool), "/articles")
+}
+
+fn setup_zen_pg() -> App {
+    ZEN_ALLOC_ON.store(true, Ordering::Relaxed);
+    let rt = runtime();
+    let pool = rt.block_on(async {
+        seed_pg().await;
+        zen_runtime::db::PgPool::connect_with_pool_options(pg_options(), postgres_url().parse().unwrap()).await.unwrap()
+    });
+    App::new(rt, Router::new().route("/articles", get(zen_pg)).layer(ZenLayer::new()).with_state(pool), "/articles")
+}
+
+const SQLITE_INSERT: &str = "INSERT INTO zen_bench_articles (id, title, author, body, tags) VALUES (?, ?, ?, ?, ?)";
+
+fn sqlite_options() -> (sqlx::sqlite::SqlitePoolOptions, sqlx::sqlite::SqliteConnectOptions) {
+    (sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).min_connections(1), "sqlite::memory:".parse().unwrap())
+}
+
+fn setup_plain_sqlite() -> App {
+    let rt = runtime();
+    let pool = rt.block_on(async {
+        let (pool, options) = sqlite_options();
+        let pool = pool.connect_with(options).await.unwrap();
+        sqlx::query(SQLITE_TABLE).execute(&pool).await.unwrap();
+        seed!(&pool, SQLITE_INSERT);
+        pool
+    });
+    App::new(rt, Router::new().route("/articles", get(plain_sqlite)).with_state(pool), "/articles")
+}
+
+fn setup_zen_sqlite() -> App {
+    ZEN_ALLOC_ON.store(true, Ordering::Relaxed);
+    let rt = runtime();
+    let pool = rt.block_on(async {
+        let (pool, options) = sqlite_options();
+        let pool = zen_runtime::db::SqlitePool::connect_with_pool_options(pool, options).await.unwrap();
+        sqlx::query(SQLITE_TABLE).execute(&pool).await.unwrap();
+        seed!(&pool, SQLITE_INSERT);
+        pool
+    });
+    App::new(rt, Router::new().route("/articles", get(zen_sqlite)).layer(ZenLayer::new()).with_state(pool), "/articles")
+}
+
+// The benchmarks return the app, so that dropping it is not counted.
+
+#[library_benchmark]
+#[bench::postgres(setup = setup_plain_pg)]
+#[bench::sqlite(setup = setup_plain_sqlite)]
+fn plain(app: App) -> App {
+    black_box(app.serve(REALISTIC_REQUESTS));
+    app
+}
+
+#[library_benchmark]
+#[bench::postgres(setup = setup_zen_pg)]
+#[bench::sqlite(setup = setup_zen_sqlite)]
+fn zen_stack(app: App) -> App {
+    black_box(app.serve(REALISTIC_REQUESTS));
+    app
+}
+
+library_benchmark_group!(name = realistic; compare_by_id = true; benchmarks = plain, zen_stack);
+
+fn trivial_app(router: Router) -> App {
+    App::new(runtime(), router.with_state(()), "/")
+}
+
+fn setup_bare() -> App {
+    trivial_app(Router::new().route("/", get(hello)))
+}
+
+fn setup_from_fn() -> App {
+    trivial_app(Router::new().route("/", get(hello)).layer(axum::middleware::from_fn(noop)))
+}
+
+fn setup_trace_layer() -> App {
+    trivial_app(Router::new().route("/", get(hello)).layer(tower_http::trace::TraceLayer::new_for_http()))
+}
+
+fn setup_zen_layer() -> App {
+    trivial_app(Router::new().route("/", get(zen_hello)).layer(ZenLayer::new()))
+}
+
+#[library_benchmark]
+#[bench::hello(setup = setup_bare)]
+fn bare(app: App) -> App {
+    black_box(app.serve(TRIVIAL_REQUESTS));
+    app
+}
+
+#[library_benchmark]
+#[bench::hello(setup = setup_from_fn)]
+fn from_fn(app: App) -> App {
+    black_box(app.serve(TRIVIAL_REQUESTS));
+    app
+}
+
+#[library_benchmark]
+#[bench::hello(setup = setup_trace_layer)]
+fn trace_layer(app: App) -> App {
+    black_box(app.serve(TRIVIAL_REQUESTS));
+    app
+}
+
+#[library_benchmark]
+#[bench::hello(setup = setup_zen_layer)]
+fn zen_layer(app: App) -> App {
+    black_box(app.serve(TRIVIAL_REQUESTS));
+    app
+}
+
+library_benchmark_group!(name = trivial; compare_by_id = true; benchmarks = bare, from_fn, trace_layer, zen_layer);
+
+const PAIRS: usize = 1000;
+
+/// `PAIRS` allocation-and-free pairs of 64 bytes through `alloc`, inside a
+/// scope.
+fn pairs(alloc: &dyn GlobalAlloc) -> usize {
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    let (n, _) = common::poll_once(testing::measure(async {
+        let mut n = 0;
+        for _ in 0..PAIRS {
+            // SAFETY: a valid, non-zero layout, freed with the same one.
+            unsafe {
+                let p = alloc.alloc(black_box(layout));
+                n += usize::from(!p.is_null());
+                alloc.dealloc(black_box(p), layout);
+            }
+        }
+        n
+    }));
+    n
+}
+
+#[library_benchmark]
+#[bench::pairs()]
+fn system() -> usize {
+    black_box(pairs(&System))
+}
+
+fn setup_zen_alloc() -> &'static ZenAlloc {
+    ZEN_ALLOC_ON.store(true, Ordering::Relaxed);
+    &ZEN_ALLOC
+}
+
+#[library_benchmark]
+#[bench::pairs(setup = setup_zen_alloc)]
+fn zen_alloc(alloc: &'static ZenAlloc) -> usize {
+    black_box(pairs(alloc))
+}
+
+library_benchmark_group!(name = allocator; compare_by_id = true; benchmarks = system, zen_alloc);
+
+/// One scope, with `n` queries' bookkeeping in it.
+fn scope_with(n: usize) -> u64 {
+    let ((), report) = common::poll_once(testing::measure(async {
+        for _ in 0..n {
+            instrument::query("PostgreSQL", "SELECT id, title FROM articles WHERE author_id = $1 ORDER BY id LIMIT 20")
+                .unwrap()
+                .finish(true);
+        }
+    }));
+    report.figures.queries()
+}
+
+/// N+1 detection off (a statement run 100 times would be one, and its call
+/// site resolved once, a cost of its own), and the statement's fingerprint
+/// cached, as in a server that has run for a while.
+fn steady() {
+    zen_runtime::config::set_n_plus_one(0);
+    scope_with(1);
+}
+
+#[library_benchmark]
+#[bench::one_scope(setup = steady)]
+fn no_query((): ()) -> u64 {
+    black_box(scope_with(0))
+}
+
+#[library_benchmark]
+#[bench::one_scope(setup = steady)]
+fn hundred_queries((): ()) -> u64 {
+    black_box(scope_with(100))
+}
+
+library_benchmark_group!(name = query; compare_by_id = true; benchmarks = no_query, hundred_queries);
+
+main!(library_benchmark_groups = realistic, trivial, allocator, query);
