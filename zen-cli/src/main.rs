@@ -7,6 +7,23 @@ const USAGE: &str = "usage: zen suggest [--margin PERCENT] FILE...\n\
     reads zen's JSON-lines reports (zen_runtime::report::JsonLines) and proposes a #[zen(...)] line per route and job:\n\
     the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits";
 
+/// The file as text. A file still being written may end inside a line, and
+/// inside a character: that last line is left to `parse`, which skips it.
+fn text(file: &str, bytes: Vec<u8>) -> Result<String, String> {
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let bytes = e.into_bytes();
+            if bytes[valid..].contains(&b'\n') {
+                let line = bytes[..valid].iter().filter(|b| **b == b'\n').count() + 1;
+                return Err(format!("{file}:{line}: not UTF-8"));
+            }
+            Ok(String::from_utf8_lossy(&bytes[..valid]).into_owned())
+        }
+    }
+}
+
 fn run(args: &[String]) -> Result<String, String> {
     let Some((command, rest)) = args.split_first() else { return Err(USAGE.into()) };
     if command != "suggest" {
@@ -33,7 +50,8 @@ fn run(args: &[String]) -> Result<String, String> {
     }
     let mut records = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: cannot read it: {e}"))?;
+        let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read it: {e}"))?;
+        let text = text(file, bytes)?;
         records.extend(zen_cli::parse(file, &text).map_err(|e| e.to_string())?);
     }
     Ok(zen_cli::render(&zen_cli::suggest(&records, margin), margin))
@@ -53,5 +71,20 @@ fn main() -> ExitCode {
             eprintln!("zen: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text;
+
+    #[test]
+    fn a_file_cut_inside_its_last_character_reads_up_to_it() {
+        let mut bytes = "{\"a\":1}\n{\"name\":\"caf".as_bytes().to_vec();
+        bytes.extend_from_slice(&"é".as_bytes()[..1]);
+        assert_eq!(text("r.jsonl", bytes).unwrap(), "{\"a\":1}\n{\"name\":\"caf");
+        let mut bad = b"{\"a\":1}\n\xff\n".to_vec();
+        bad.extend_from_slice(b"{}\n");
+        assert_eq!(text("r.jsonl", bad).unwrap_err(), "r.jsonl:2: not UTF-8");
     }
 }

@@ -29,6 +29,7 @@
 //! Install the recorder before the first scope ends (as every `metrics`
 //! user does at start-up): zen keeps the handles it registers per route.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{OnceLock, PoisonError, RwLock};
@@ -221,16 +222,15 @@ struct Registered {
 
 static REGISTERED: RwLock<Option<Registered>> = RwLock::new(None);
 
-/// Which recorder is installed: its address; `None` when it is the
-/// `metrics` crate's no-op one (zero-sized: it can record nothing), so that
-/// an application without a recorder pays nothing per scope.
-fn recorder() -> Option<usize> {
-    metrics::with_recorder(|r| (size_of_val(r) > 0).then(|| std::ptr::from_ref(r).cast::<()>() as usize))
+/// Which recorder is installed: its address (the no-op one has its own).
+fn recorder() -> usize {
+    metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
 }
 
 /// `GET /articles/{slug}` is method `GET`, route `/articles/{slug}`.
 fn route_and_method(name: &str, kind: Kind) -> (&str, Option<&'static str>) {
-    const METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    const METHODS: [&str; 10] =
+        ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
     if kind == Kind::Handler
         && let Some((method, route)) = name.split_once(' ')
         && let Some(method) = METHODS.iter().find(|m| **m == method)
@@ -294,7 +294,7 @@ impl Registered {
 
 /// Runs `f` on the handles of one scope, registered on first use.
 fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
-    let Some(recorder) = recorder() else { return };
+    let recorder = recorder();
     {
         let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(handles) =
@@ -356,15 +356,40 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
 
 /// Records one database operation's time.
 pub(crate) fn operation_ended(backend: &'static str, fingerprint: &str, elapsed: Duration) {
-    let Some(recorder) = recorder() else { return };
+    thread_local! {
+        /// This thread's last operation and its histogram: the same kind of
+        /// statement again (the common case) skips the lock and the lookup.
+        static LAST: RefCell<Option<(usize, &'static str, &'static str, Histogram)>> = const { RefCell::new(None) };
+    }
     let system = system_name(backend);
     let operation = operation_name(fingerprint);
+    let recorder = recorder();
+    let same = |(r, s, o, _): &(usize, &'static str, &'static str, Histogram)| {
+        *r == recorder && std::ptr::eq(*s, system) && std::ptr::eq(*o, operation)
+    };
+    let hit = LAST.try_with(|last| {
+        let last = last.try_borrow().ok()?;
+        let (.., histogram) = last.as_ref().filter(|l| same(l))?;
+        histogram.record(elapsed.as_secs_f64());
+        Some(())
+    });
+    if matches!(hit, Ok(Some(()))) {
+        return;
+    }
+    let remember = |histogram: &Histogram| {
+        let _ = LAST.try_with(|last| {
+            if let Ok(mut last) = last.try_borrow_mut() {
+                *last = Some((recorder, system, operation, histogram.clone()));
+            }
+        });
+    };
     {
         let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = registered.as_ref().filter(|r| r.recorder == recorder)
             && let Some(h) = r.operations.get(&(system, operation))
         {
             h.record(elapsed.as_secs_f64());
+            remember(h);
             return;
         }
     }
@@ -380,6 +405,7 @@ pub(crate) fn operation_ended(backend: &'static str, fingerprint: &str, elapsed:
         })
         .unwrap_or_else(Histogram::noop);
     histogram.record(elapsed.as_secs_f64());
+    remember(&histogram);
 }
 
 #[cfg(test)]

@@ -98,7 +98,12 @@ impl DbStats {
     }
 
     pub(crate) fn has_call_site(&self, fingerprint: &Arc<str>) -> bool {
-        self.statements.iter().any(|(kept, s)| **kept == **fingerprint && s.call_site.is_some())
+        let kept = self
+            .statements
+            .iter()
+            .find(|(kept, _)| Arc::ptr_eq(kept, fingerprint))
+            .or_else(|| self.statements.iter().find(|(kept, _)| **kept == **fingerprint));
+        kept.is_some_and(|(_, s)| s.call_site.is_some())
     }
 
     fn backend(&mut self, backend: &'static str) -> &mut BackendStat {

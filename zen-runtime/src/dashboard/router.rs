@@ -163,7 +163,9 @@ async fn guard(State(shared): State<Shared>, request: Request, next: axum::middl
             .get::<OriginalUri>()
             .map_or_else(|| parts.uri.path().to_owned(), |o| o.0.path().to_owned());
         let location = if rest.is_empty() { here } else { format!("{here}?{}", rest.join("&")) };
-        let path = if base.is_empty() { "/" } else { &base };
+        // A base path that could end the cookie's attributes early gets the
+        // whole site's path instead.
+        let path = if base.is_empty() || base.contains([';', ',', ' ', '\t']) { "/" } else { &base };
         let cookie = format!("{COOKIE}={expected}; Path={path}; HttpOnly; SameSite=Strict");
         let mut response = StatusCode::SEE_OTHER.into_response();
         if let (Ok(location), Ok(cookie)) = (HeaderValue::from_str(&location), HeaderValue::from_str(&cookie)) {

@@ -161,7 +161,8 @@ impl Shared {
         let method = request.method();
         let route = route(request);
         let Some(slot) = method_index(method).map(|i| &self.names[i]) else {
-            // Methods past the nine of RFC 9110 are the client's to invent:
+            // Methods past the standard nine (RFC 9110's and PATCH) are the
+            // client's to invent:
             // one name for them all keeps names, metric labels and
             // dashboard rows bounded.
             static OTHER: OnceLock<Method> = OnceLock::new();

@@ -147,7 +147,15 @@ impl JsonLinesBuilder {
         let size = file.metadata()?.len();
         let (queue, lines) = sync_channel(QUEUE);
         let counts = Arc::new(Counts::default());
-        let mut out = Output { path: self.path, max_bytes: self.max_bytes, keep: self.keep, file, size, failed: false };
+        let mut out = Output {
+            path: self.path,
+            max_bytes: self.max_bytes,
+            keep: self.keep,
+            file,
+            size,
+            failed: false,
+            rotation_failed: None,
+        };
         let writer_counts = Arc::clone(&counts);
         let writer =
             std::thread::Builder::new().name("zen-jsonl".into()).spawn(move || out.run(&lines, &writer_counts))?;
@@ -179,6 +187,10 @@ struct Output {
     file: File,
     size: u64,
     failed: bool,
+    /// When a rotation last failed: not tried again for a minute, so that
+    /// a failure that lasts (no file descriptors left) does not rotate the
+    /// kept files away one line at a time. Lines are dropped meanwhile.
+    rotation_failed: Option<std::time::Instant>,
 }
 
 impl Output {
@@ -220,7 +232,14 @@ impl Output {
             return Ok(false);
         }
         if self.size + len > self.max_bytes {
-            self.rotate()?;
+            if self.rotation_failed.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(60)) {
+                return Ok(false);
+            }
+            if let Err(e) = self.rotate() {
+                self.rotation_failed = Some(std::time::Instant::now());
+                return Err(e);
+            }
+            self.rotation_failed = None;
         }
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
@@ -382,7 +401,15 @@ mod tests {
         let path = dir.join("r.jsonl");
         let _ = std::fs::remove_file(&path);
         let file = OpenOptions::new().create(true).append(true).open(&path).unwrap();
-        let mut out = Output { path: path.clone(), max_bytes: 4096, keep: 1, file, size: 0, failed: false };
+        let mut out = Output {
+            path: path.clone(),
+            max_bytes: 4096,
+            keep: 1,
+            file,
+            size: 0,
+            failed: false,
+            rotation_failed: None,
+        };
         let line = "x".repeat(999);
         for _ in 0..5 {
             assert!(out.write(&line).unwrap());
