@@ -41,12 +41,16 @@ struct BackendStat {
 }
 
 impl DbStats {
-    fn get_mut(&mut self, fingerprint: &Arc<str>) -> Option<&mut Stat> {
-        let index = self
-            .statements
+    /// Where `fingerprint` is kept: by address, else by text.
+    fn position(&self, fingerprint: &Arc<str>) -> Option<usize> {
+        self.statements
             .iter()
             .position(|(kept, _)| Arc::ptr_eq(kept, fingerprint))
-            .or_else(|| self.statements.iter().position(|(kept, _)| **kept == **fingerprint))?;
+            .or_else(|| self.statements.iter().position(|(kept, _)| **kept == **fingerprint))
+    }
+
+    fn get_mut(&mut self, fingerprint: &Arc<str>) -> Option<&mut Stat> {
+        let index = self.position(fingerprint)?;
         Some(&mut self.statements[index].1)
     }
 
@@ -98,12 +102,7 @@ impl DbStats {
     }
 
     pub(crate) fn has_call_site(&self, fingerprint: &Arc<str>) -> bool {
-        let kept = self
-            .statements
-            .iter()
-            .find(|(kept, _)| Arc::ptr_eq(kept, fingerprint))
-            .or_else(|| self.statements.iter().find(|(kept, _)| **kept == **fingerprint));
-        kept.is_some_and(|(_, s)| s.call_site.is_some())
+        self.position(fingerprint).is_some_and(|i| self.statements[i].1.call_site.is_some())
     }
 
     fn backend(&mut self, backend: &'static str) -> &mut BackendStat {

@@ -7,7 +7,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::ZenBody;
 use crate::budget::{Budget, Limits, Measure};
-use crate::report::Figures;
+use crate::report::{Figures, json_string};
 use crate::scope::Scope;
 
 /// `queries;desc="4/5", db;dur=12.4;desc="budget 50ms", total;dur=48.1;desc="budget 200ms"`:
@@ -176,21 +176,6 @@ fn problem<B>(status: StatusCode, body: String) -> Response<ZenBody<B>> {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

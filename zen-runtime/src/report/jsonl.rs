@@ -286,16 +286,15 @@ fn rename_if_there(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// `s` as a JSON string.
-fn string(out: &mut String, s: &str) {
+/// `s` as a JSON string: the one escaper of zen's hand-written JSON (these
+/// lines, the layer's problem documents). Control characters, and the two
+/// separators JavaScript does not allow in strings, as `\uXXXX`.
+pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
             c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
@@ -308,13 +307,13 @@ fn string(out: &mut String, s: &str) {
 /// A statement, cut at [`MAX_STATEMENT`] bytes on a character boundary.
 fn statement(out: &mut String, s: &str) {
     if s.len() <= MAX_STATEMENT {
-        return string(out, s);
+        return json_string(out, s);
     }
     let mut end = MAX_STATEMENT;
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    string(out, &format!("{}…", &s[..end]));
+    json_string(out, &format!("{}…", &s[..end]));
 }
 
 /// A figure in its budget's unit: counts whole, ms and KiB with decimals.
@@ -334,11 +333,11 @@ impl Report {
         let mut out = String::with_capacity(512);
         let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let _ = write!(out, "{{\"v\":1,\"ts_ms\":{ts},\"name\":");
-        string(&mut out, &self.name);
+        json_string(&mut out, &self.name);
         let _ = write!(out, ",\"kind\":\"{}\"", self.kind.as_str());
         if let Some(handler) = self.handler {
             out.push_str(",\"handler\":");
-            string(&mut out, handler);
+            json_string(&mut out, handler);
         }
         let _ = write!(out, ",\"mode\":\"{}\",\"outcome\":\"{}\"", self.mode.as_str(), self.outcome.as_str());
         if let Some(status) = self.status {
@@ -371,7 +370,7 @@ impl Report {
             let _ = write!(out, ",\"count\":{}", n.count);
             if let Some(site) = &n.call_site {
                 out.push_str(",\"call_site\":");
-                string(&mut out, site);
+                json_string(&mut out, site);
             }
             out.push('}');
         }
@@ -380,7 +379,7 @@ impl Report {
             out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
             statement(&mut out, &s.fingerprint);
             out.push_str(",\"backend\":");
-            string(&mut out, s.backend);
+            json_string(&mut out, s.backend);
             let _ = write!(out, ",\"count\":{},\"ms\":{:.3}}}", s.count, s.total.as_secs_f64() * 1e3);
         }
         out.push_str("]}");

@@ -15,6 +15,8 @@ pub(crate) use deliver::{deliver, wanted};
 pub use exempt::{Date, Exempted, Exemption, Matches};
 pub(crate) use exempt::{Judged, judge};
 pub use figures::Figures;
+#[cfg_attr(not(feature = "tower"), allow(unused_imports))]
+pub(crate) use jsonl::json_string;
 pub use jsonl::{JsonLines, JsonLinesBuilder};
 
 use crate::budget::{Budget, Kind, Limits, Measure, Mode};
