@@ -14,70 +14,24 @@
 
 mod common;
 
-use common::poll_once;
+use common::{Switch, USE_ZEN, ZEN, pairs, poll_once};
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::alloc::System;
+use std::sync::atomic::Ordering;
 
-use divan::black_box;
 use stats_alloc::StatsAlloc;
-use zen_runtime::alloc::ZenAlloc;
 use zen_runtime::{testing, zen};
 
 fn main() {
     divan::main();
 }
 
-/// The global allocator of this binary: `System` or `ZenAlloc`, switched by
-/// each `handler_*` benchmark. Both forward to `System`, so memory from one
-/// may be freed by the other.
-struct Switch;
-
-static USE_ZEN: AtomicBool = AtomicBool::new(false);
-static ZEN: ZenAlloc = ZenAlloc::system();
-static STATS: StatsAlloc<System> = StatsAlloc::system();
-
-// SAFETY: forwards to `ZenAlloc<System>` or `System`, which share the
-// system heap, so either may free or grow what the other allocated.
-unsafe impl GlobalAlloc for Switch {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        unsafe { if USE_ZEN.load(Ordering::Relaxed) { ZEN.alloc(layout) } else { System.alloc(layout) } }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded.
-        unsafe { if USE_ZEN.load(Ordering::Relaxed) { ZEN.dealloc(ptr, layout) } else { System.dealloc(ptr, layout) } }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded.
-        unsafe {
-            if USE_ZEN.load(Ordering::Relaxed) {
-                ZEN.realloc(ptr, layout, new_size)
-            } else {
-                System.realloc(ptr, layout, new_size)
-            }
-        }
-    }
-}
-
+// `System` or `ZenAlloc`, switched by each `handler_*` benchmark (both
+// variants pay the same switch).
 #[global_allocator]
 static GLOBAL: Switch = Switch;
 
-const PAIRS: usize = 1000;
-
-fn pairs<A: GlobalAlloc>(allocator: &A, size: usize) {
-    let layout = Layout::from_size_align(size, 8).unwrap();
-    for _ in 0..PAIRS {
-        // SAFETY: a non-zero layout, freed with the same layout.
-        unsafe {
-            let ptr = allocator.alloc(layout);
-            black_box(ptr);
-            allocator.dealloc(ptr, layout);
-        }
-    }
-}
+static STATS: StatsAlloc<System> = StatsAlloc::system();
 
 const SIZES: [usize; 3] = [16, 256, 65536];
 

@@ -29,9 +29,9 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -44,57 +44,12 @@ use zen_runtime::alloc::ZenAlloc;
 use zen_runtime::layer::ZenLayer;
 use zen_runtime::{instrument, testing, zen};
 
-/// The global allocator: `System` until a benchmark's setup turns zen's on.
-/// Gungraun runs each benchmark in a process of its own, so each has one.
-struct Switch;
+use common::{Switch, USE_ZEN, ZEN};
 
-static ZEN_ALLOC_ON: AtomicBool = AtomicBool::new(false);
-static ZEN_ALLOC: ZenAlloc = ZenAlloc::system();
-
-// SAFETY: every call goes to `System` or to `ZenAlloc`, itself over
-// `System`, with the caller's arguments: the same heap either way.
-unsafe impl GlobalAlloc for Switch {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { if ZEN_ALLOC_ON.load(Ordering::Relaxed) { ZEN_ALLOC.alloc(layout) } else { System.alloc(layout) } }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if ZEN_ALLOC_ON.load(Ordering::Relaxed) {
-                ZEN_ALLOC.alloc_zeroed(layout)
-            } else {
-                System.alloc_zeroed(layout)
-            }
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if ZEN_ALLOC_ON.load(Ordering::Relaxed) {
-                ZEN_ALLOC.dealloc(ptr, layout)
-            } else {
-                System.dealloc(ptr, layout)
-            }
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract, passed on.
-        unsafe {
-            if ZEN_ALLOC_ON.load(Ordering::Relaxed) {
-                ZEN_ALLOC.realloc(ptr, layout, new_size)
-            } else {
-                System.realloc(ptr, layout, new_size)
-            }
-        }
-    }
-}
-
+// `System` until a benchmark's setup turns zen's on. Gungraun runs each
+// benchmark in a process of its own, so each has one allocator.
 #[global_allocator]
-static ALLOC: Switch = Switch;
+static GLOBAL: Switch = Switch;
 
 // Time limits are generous: under callgrind everything runs some fifty
 // times slower, and a blown budget would build a report and an event that
@@ -161,6 +116,13 @@ impl App {
         let app = App { rt, router, path };
         app.serve(5);
         app
+    }
+
+    /// What each benchmark does: `n` requests; the app is handed back, so
+    /// that dropping it is not counted.
+    fn served(self, n: usize) -> App {
+        black_box(self.serve(n));
+        self
     }
 
     /// Sends `n` requests and reads each body; the bytes read.
@@ -232,7 +194,7 @@ fn setup_plain_pg() -> App {
 }
 
 fn setup_zen_pg() -> App {
-    ZEN_ALLOC_ON.store(true, Ordering::Relaxed);
+    USE_ZEN.store(true, Ordering::Relaxed);
     let rt = runtime();
     let pool = rt.block_on(async {
         seed_pg().await;
@@ -260,7 +222,7 @@ fn setup_plain_sqlite() -> App {
 }
 
 fn setup_zen_sqlite() -> App {
-    ZEN_ALLOC_ON.store(true, Ordering::Relaxed);
+    USE_ZEN.store(true, Ordering::Relaxed);
     let rt = runtime();
     let pool = rt.block_on(async {
         let (pool, options) = sqlite_options();
@@ -272,22 +234,18 @@ fn setup_zen_sqlite() -> App {
     App::new(rt, Router::new().route("/articles", get(zen_sqlite)).layer(ZenLayer::new()).with_state(pool), "/articles")
 }
 
-// The benchmarks return the app, so that dropping it is not counted.
-
 #[library_benchmark]
 #[bench::postgres(setup = setup_plain_pg)]
 #[bench::sqlite(setup = setup_plain_sqlite)]
 fn plain(app: App) -> App {
-    black_box(app.serve(REALISTIC_REQUESTS));
-    app
+    app.served(REALISTIC_REQUESTS)
 }
 
 #[library_benchmark]
 #[bench::postgres(setup = setup_zen_pg)]
 #[bench::sqlite(setup = setup_zen_sqlite)]
 fn zen_stack(app: App) -> App {
-    black_box(app.serve(REALISTIC_REQUESTS));
-    app
+    app.served(REALISTIC_REQUESTS)
 }
 
 library_benchmark_group!(name = realistic; compare_by_id = true; benchmarks = plain, zen_stack);
@@ -315,69 +273,50 @@ fn setup_zen_layer() -> App {
 #[library_benchmark]
 #[bench::hello(setup = setup_bare)]
 fn bare(app: App) -> App {
-    black_box(app.serve(TRIVIAL_REQUESTS));
-    app
+    app.served(TRIVIAL_REQUESTS)
 }
 
 #[library_benchmark]
 #[bench::hello(setup = setup_from_fn)]
 fn from_fn(app: App) -> App {
-    black_box(app.serve(TRIVIAL_REQUESTS));
-    app
+    app.served(TRIVIAL_REQUESTS)
 }
 
 #[library_benchmark]
 #[bench::hello(setup = setup_trace_layer)]
 fn trace_layer(app: App) -> App {
-    black_box(app.serve(TRIVIAL_REQUESTS));
-    app
+    app.served(TRIVIAL_REQUESTS)
 }
 
 #[library_benchmark]
 #[bench::hello(setup = setup_zen_layer)]
 fn zen_layer(app: App) -> App {
-    black_box(app.serve(TRIVIAL_REQUESTS));
-    app
+    app.served(TRIVIAL_REQUESTS)
 }
 
 library_benchmark_group!(name = trivial; compare_by_id = true; benchmarks = bare, from_fn, trace_layer, zen_layer);
 
-const PAIRS: usize = 1000;
-
-/// `PAIRS` allocation-and-free pairs of 64 bytes through `alloc`, inside a
-/// scope.
-fn pairs(alloc: &dyn GlobalAlloc) -> usize {
-    let layout = Layout::from_size_align(64, 8).unwrap();
-    let (n, _) = common::poll_once(testing::measure(async {
-        let mut n = 0;
-        for _ in 0..PAIRS {
-            // SAFETY: a valid, non-zero layout, freed with the same one.
-            unsafe {
-                let p = alloc.alloc(black_box(layout));
-                n += usize::from(!p.is_null());
-                alloc.dealloc(black_box(p), layout);
-            }
-        }
-        n
-    }));
-    n
+/// `PAIRS` allocation-and-free pairs of 64 bytes through `allocator`,
+/// inside a scope.
+fn pairs_in_scope<A: GlobalAlloc>(allocator: &A) {
+    common::poll_once(testing::measure(async { common::pairs(allocator, 64) }));
 }
 
 #[library_benchmark]
 #[bench::pairs()]
-fn system() -> usize {
-    black_box(pairs(&System))
+fn system() {
+    pairs_in_scope(&System);
 }
 
 fn setup_zen_alloc() -> &'static ZenAlloc {
-    ZEN_ALLOC_ON.store(true, Ordering::Relaxed);
-    &ZEN_ALLOC
+    USE_ZEN.store(true, Ordering::Relaxed);
+    &ZEN
 }
 
 #[library_benchmark]
 #[bench::pairs(setup = setup_zen_alloc)]
-fn zen_alloc(alloc: &'static ZenAlloc) -> usize {
-    black_box(pairs(alloc))
+fn zen_alloc(allocator: &'static ZenAlloc) {
+    pairs_in_scope(allocator);
 }
 
 library_benchmark_group!(name = allocator; compare_by_id = true; benchmarks = system, zen_alloc);

@@ -42,21 +42,21 @@ async fn feed_joined(pool: &SqlitePool) -> Vec<(String, String)> {
         .unwrap()
 }
 
+/// What the assertion said when it failed; it must fail.
+async fn panic_message<T>(assertion: impl std::future::Future<Output = T>) -> String {
+    let failed = AssertUnwindSafe(assertion).catch_unwind().await.err().expect("the assertion fails");
+    failed.downcast_ref::<String>().expect("a formatted message").clone()
+}
+
 #[tokio::test]
 async fn a_constant_number_of_queries_passes_and_an_n_plus_one_fails_with_the_counts() {
     let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
     let counts = testing::assert_constant_queries(&[1, 5, 20], |s| populate(&pool, s), || feed_joined(&pool)).await;
     assert_eq!(counts, [1, 1, 1]);
 
-    let failed = AssertUnwindSafe(testing::assert_constant_queries(
-        &[1, 5, 20],
-        |s| populate(&pool, s),
-        || feed_n_plus_one(&pool),
-    ))
-    .catch_unwind()
-    .await
-    .unwrap_err();
-    let message = failed.downcast_ref::<String>().unwrap();
+    let message =
+        panic_message(testing::assert_constant_queries(&[1, 5, 20], |s| populate(&pool, s), || feed_n_plus_one(&pool)))
+            .await;
     assert!(message.contains("the number of queries grows with the data"), "{message}");
     assert!(message.contains("scale      1: 2 queries\n"), "{message}");
     assert!(message.contains("scale      5: 6 queries  (allowed 2)"), "{message}");
@@ -77,18 +77,11 @@ async fn the_linear_variant_allows_its_slope_and_no_more() {
         feed_n_plus_one(&pool).await;
         feed_n_plus_one(&pool).await
     };
-    let failed = AssertUnwindSafe(testing::assert_linear_queries(&[1, 5], 1, |s| populate(&pool, s), twice))
-        .catch_unwind()
-        .await
-        .unwrap_err();
-    let message = failed.downcast_ref::<String>().unwrap();
+    let message = panic_message(testing::assert_linear_queries(&[1, 5], 1, |s| populate(&pool, s), twice)).await;
     assert!(message.contains("grows faster than 1 per unit of scale"), "{message}");
     assert!(message.contains("scale      5: 12 queries  (allowed 8)"), "{message}");
 
-    let bad =
-        AssertUnwindSafe(testing::assert_constant_queries(&[5, 1], |s| populate(&pool, s), || feed_joined(&pool)))
-            .catch_unwind()
-            .await
-            .unwrap_err();
-    assert!(bad.downcast_ref::<String>().unwrap().contains("at least two increasing scale factors"));
+    let message =
+        panic_message(testing::assert_constant_queries(&[5, 1], |s| populate(&pool, s), || feed_joined(&pool))).await;
+    assert!(message.contains("at least two increasing scale factors"), "{message}");
 }

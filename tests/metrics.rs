@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use zen_runtime::db::SqlitePool;
@@ -44,19 +44,6 @@ async fn article(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String 
     format!("{id}: {} and {others} others", names.join(","))
 }
 
-#[derive(serde::Deserialize)]
-struct Many {
-    n: u32,
-}
-
-#[zen(max_queries = 2)]
-async fn over(State(pool): State<SqlitePool>, Query(Many { n }): Query<Many>) -> String {
-    for _ in 0..n {
-        sqlx::query("SELECT 1").execute(&pool).await.unwrap();
-    }
-    format!("{n} queries")
-}
-
 /// An app under the layer, its routes under `prefix`, with `/metrics`
 /// outside the layer (a scrape is nobody's request).
 async fn serve(prefix: &str) -> String {
@@ -64,7 +51,7 @@ async fn serve(prefix: &str) -> String {
     let pool = common::sqlite_pool_at(&common::sqlite_url(), 2).await;
     let app = Router::new()
         .route(&format!("{prefix}/articles/{{id}}"), get(article))
-        .route(&format!("{prefix}/over"), get(over))
+        .route(&format!("{prefix}/over"), get(common::over))
         .layer(ZenLayer::new())
         .with_state(pool)
         .route("/metrics", get(move || std::future::ready(handle.render())));

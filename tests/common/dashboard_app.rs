@@ -3,7 +3,7 @@
 //! in memory, under the layer, and the dashboard at `/_zen`.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use zen_runtime::dashboard::{Authorize, Dashboard};
 use zen_runtime::db::SqlitePool;
@@ -19,19 +19,6 @@ async fn article(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String 
             sqlx::query_scalar("SELECT name FROM users WHERE id = ?").bind(n).fetch_one(&pool).await.unwrap();
     }
     format!("article {id}")
-}
-
-#[derive(serde::Deserialize)]
-struct Many {
-    n: u32,
-}
-
-#[zen(max_queries = 2)]
-async fn over(State(pool): State<SqlitePool>, Query(Many { n }): Query<Many>) -> String {
-    for _ in 0..n {
-        sqlx::query("SELECT 1").execute(&pool).await.unwrap();
-    }
-    format!("{n}")
 }
 
 #[zen(max_queries = 20)]
@@ -62,7 +49,7 @@ pub async fn serve(prefix: &str, dashboard: &Dashboard) -> String {
     let pool = super::common::sqlite_pool_at(&super::common::sqlite_url(), 2).await;
     let app = Router::new()
         .route(&format!("{prefix}/articles/{{id}}"), get(article))
-        .route(&format!("{prefix}/over"), get(over))
+        .route(&format!("{prefix}/over"), get(super::common::over))
         .route(&format!("{prefix}/listing"), get(listing))
         .route(&format!("{prefix}/hostile"), get(hostile))
         .layer(ZenLayer::new())

@@ -3,8 +3,9 @@
 //! (CI) makes them mandatory.
 #![allow(dead_code, unreachable_pub)]
 
+use axum::extract::{Query, State};
 use zen_runtime::db::SqlitePool;
-use zen_runtime::{BudgetExceeded, Report};
+use zen_runtime::{BudgetExceeded, Report, zen};
 
 fn required() -> bool {
     std::env::var("ZEN_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
@@ -153,4 +154,19 @@ pub async fn nth_report_named(name: &str, n: usize) -> Report {
 /// Waits up to 10 s for a report named `name`.
 pub async fn report_named(name: &str) -> Report {
     nth_report_named(name, 1).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct Many {
+    n: u32,
+}
+
+/// A route of a budget of 2 queries that runs `?n=` of them: over its
+/// budget when `n` is more than 2.
+#[zen(max_queries = 2)]
+pub async fn over(State(pool): State<SqlitePool>, Query(Many { n }): Query<Many>) -> String {
+    for _ in 0..n {
+        sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+    }
+    format!("{n} queries")
 }
