@@ -163,3 +163,28 @@ async fn enforce_stops_a_scope_over_max_mem_kb_at_its_next_poll() {
     assert!(peak < 512 * 1024, "stopped soon after 256 KiB, not at 6.4 MiB: {peak}");
     assert_eq!(r.violation(Budget::Memory).map(|v| v.limit), Some(256));
 }
+
+#[zen(name = "memory::reported")]
+async fn reported() {}
+
+/// zen's own work at a scope's end (here a report sink of the
+/// application's, which holds 1 MiB and runs a scope of its own meanwhile)
+/// is charged to no scope: neither the one whose report it is handed, nor
+/// the one it runs.
+#[tokio::test]
+async fn a_report_sink_is_charged_to_no_scope_even_when_it_runs_one() {
+    let id = zen_runtime::report::add_sink(|r| {
+        if r.name != "memory::reported" {
+            return;
+        }
+        let held = std::hint::black_box(vec![5u8; MIB]);
+        futures::executor::block_on(testing::measure(async {
+            std::hint::black_box(vec![6u8; MIB]);
+        }));
+        drop(held);
+    });
+    let ((), outer) = testing::measure(reported()).await;
+    zen_runtime::report::remove_sink(id);
+    let m = outer.figures.memory().unwrap();
+    assert!(m.peak < (MIB / 4) as u64 && m.allocated < (MIB / 4) as u64, "{m:?}");
+}

@@ -12,9 +12,9 @@
 //! allocating thread, which the tracker hands to the scope being polled when
 //! the poll ends (and to its parents, and from tasks started with
 //! `zen_runtime::spawn`). The allocation path takes no lock, touches no
-//! shared cache line, allocates nothing and cannot panic; outside a scope
-//! (including while a thread starts or ends) it only reads one thread-local
-//! pointer.
+//! shared cache line, allocates nothing and cannot panic; it is the same
+//! few instructions inside a scope and outside one (including while a
+//! thread starts or ends), where what it counted is dropped.
 //!
 //! Reports then carry `memory`: bytes allocated, peak live bytes, and bytes
 //! still held at the end (`retained`). `max_mem_kb` applies to the peak.
@@ -29,24 +29,26 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What a thread's allocations count for, and the heap they added since it
-/// was last taken: plain counters only their own thread touches. Aligned to
-/// its own cache lines, away from heap chunks. `allocated` and `live` are
-/// kept apart: side by side, the compiler updates both with one 16-byte load
-/// and store, which a free's 8-byte store to `live` then stalls (store
+/// The heap a thread's allocations added since its owner last changed, and
+/// who they count for: plain counters only their own thread touches,
+/// updated on every allocation whoever the owner is (a branch on "is anyone
+/// counting" would cost as much as the counting), and handed over, or
+/// dropped when nobody owns them, when the owner changes. Aligned to its
+/// own cache lines, away from heap chunks. `allocated` and `live` are kept
+/// apart: side by side, the compiler updates both with one 16-byte load and
+/// store, which a free's 8-byte store to `live` then stalls (store
 /// forwarding fails), a third of the allocator's cost.
 #[repr(C, align(128))]
 struct Heap {
-    /// An owner is set and zen is not doing its own bookkeeping: the one
-    /// flag the allocation path reads.
-    counting: Cell<bool>,
     live: Cell<i64>,
     peak: Cell<i64>,
     allocated: Cell<u64>,
     /// Who allocations count for: a word the tracker sets, 0 for nobody.
     /// This module never looks inside it.
     owner: Cell<usize>,
-    paused: Cell<bool>,
+    /// How many [`untracked`] calls are running on this thread: while any
+    /// is, what is counted is nobody's, even across a change of owner.
+    untracked: Cell<u32>,
 }
 
 thread_local! {
@@ -55,12 +57,11 @@ thread_local! {
     // allocates.
     static HEAP: Heap = const {
         Heap {
-            counting: Cell::new(false),
             live: Cell::new(0),
             peak: Cell::new(0),
             allocated: Cell::new(0),
             owner: Cell::new(0),
-            paused: Cell::new(false),
+            untracked: Cell::new(0),
         }
     };
 }
@@ -81,15 +82,32 @@ pub(crate) struct Counted {
 pub(crate) fn set_owner(owner: usize) -> (usize, Option<Counted>) {
     HEAP.try_with(|h| {
         let previous = h.owner.replace(owner);
-        h.counting.set(owner != 0 && !h.paused.get());
         if h.allocated.get() == 0 && h.live.get() == 0 {
             return (previous, None);
         }
+        let counted = h.take();
+        // Nobody's allocations are counted too, and dropped here; so are
+        // zen's own, should its bookkeeping change the owner.
+        if previous == 0 || h.untracked.get() > 0 {
+            return (previous, None);
+        }
         mark_installed();
-        let counted = Counted { allocated: h.allocated.replace(0), live: h.live.replace(0), peak: h.peak.replace(0) };
         (previous, Some(counted))
     })
     .unwrap_or((0, None))
+}
+
+impl Heap {
+    /// What was counted since the last take, and a fresh start.
+    fn take(&self) -> Counted {
+        Counted { allocated: self.allocated.replace(0), live: self.live.replace(0), peak: self.peak.replace(0) }
+    }
+
+    fn restore(&self, counted: Counted) {
+        self.allocated.set(counted.allocated);
+        self.live.set(counted.live);
+        self.peak.set(counted.peak);
+    }
 }
 
 /// The owner set on this thread, 0 for nobody.
@@ -100,22 +118,26 @@ pub(crate) fn owner() -> usize {
 
 /// Runs `f` without counting its allocations: zen's own bookkeeping (the
 /// statement cache, a scope's tables) is never charged to a user's scope.
+/// What was counted before is put aside and back, so that what `f`
+/// allocates (and frees) in between is forgotten, also if `f` makes another
+/// scope current for a while (a report sink polling a scoped future): that
+/// scope is charged nothing, as no scope is for zen's work.
 pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
-    struct Resume(bool);
+    struct Resume(Counted);
     impl Drop for Resume {
         fn drop(&mut self) {
             let _ = HEAP.try_with(|h| {
-                h.paused.set(self.0);
-                h.counting.set(h.owner.get() != 0 && !self.0);
+                h.untracked.set(h.untracked.get().saturating_sub(1));
+                h.restore(self.0);
             });
         }
     }
     let _resume = Resume(
         HEAP.try_with(|h| {
-            h.counting.set(false);
-            h.paused.replace(true)
+            h.untracked.set(h.untracked.get() + 1);
+            h.take()
         })
-        .unwrap_or(false),
+        .unwrap_or_default(),
     );
     f()
 }
@@ -182,9 +204,6 @@ fn signed(bytes: usize) -> i64 {
 #[inline]
 fn grew(bytes: usize) {
     HEAP.with(|t| {
-        if !t.counting.get() {
-            return;
-        }
         let live = t.live.get().wrapping_add(signed(bytes));
         t.live.set(live);
         if live > t.peak.get() {
@@ -196,11 +215,7 @@ fn grew(bytes: usize) {
 
 #[inline]
 fn shrank(bytes: usize) {
-    HEAP.with(|t| {
-        if t.counting.get() {
-            t.live.set(t.live.get().wrapping_sub(signed(bytes)));
-        }
-    });
+    HEAP.with(|t| t.live.set(t.live.get().wrapping_sub(signed(bytes))));
 }
 
 // SAFETY: every method forwards to `inner`, which upholds `GlobalAlloc`'s

@@ -75,10 +75,11 @@ impl<F> Boundary<F> {
         self.scope.end(outcome, Receiver::Everyone, true)
     }
 
-    /// Delivers the report of a scope the caller sealed itself.
+    /// Delivers the report of a scope the caller sealed itself, and then
+    /// read the figures of.
     #[cfg(feature = "tower")]
-    pub(crate) fn deliver(&self) {
-        self.scope.deliver(Receiver::Everyone, true);
+    pub(crate) fn deliver(&self, figures: &crate::report::Figures) {
+        self.scope.deliver_figures(Receiver::Everyone, true, Some(figures));
     }
 }
 

@@ -64,13 +64,13 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
 
 /// Hands one finished database operation to every exporter compiled in.
 #[inline]
-pub(crate) fn operation_ended(backend: &'static str, fingerprint: &str, elapsed: Duration) {
+pub(crate) fn operation_ended(backend: &'static str, operation: &'static str, elapsed: Duration) {
     crate::alloc::untracked(|| {
         #[cfg(feature = "metrics")]
-        crate::metrics::operation_ended(backend, fingerprint, elapsed);
+        crate::metrics::operation_ended(backend, operation, elapsed);
     });
     #[cfg(not(feature = "metrics"))]
-    let _ = (backend, fingerprint, elapsed);
+    let _ = (backend, operation, elapsed);
 }
 
 /// `postgresql`, `sqlite`, `mysql`, `redis`: the OpenTelemetry semantic
@@ -85,111 +85,12 @@ pub(crate) fn system_name(backend: &'static str) -> &'static str {
     }
 }
 
-/// The operation of a statement from a fixed set (`SELECT`, `INSERT`, ...,
-/// or a Redis command), else `OTHER`: never text of the statement's own.
-#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
-pub(crate) fn operation_name(fingerprint: &str) -> &'static str {
-    // The most frequent first: a statement is mostly found in a compare or two.
-    const KNOWN: [&str; 44] = [
-        "SELECT",
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "WITH",
-        "BEGIN",
-        "COMMIT",
-        "ROLLBACK",
-        "SAVEPOINT",
-        "RELEASE",
-        "GET",
-        "SET",
-        "DEL",
-        "MGET",
-        "MSET",
-        "HGET",
-        "HSET",
-        "HGETALL",
-        "EXPIRE",
-        "INCR",
-        "DECR",
-        "LPUSH",
-        "RPUSH",
-        "LPOP",
-        "RPOP",
-        "BLPOP",
-        "BRPOP",
-        "SADD",
-        "SREM",
-        "ZADD",
-        "ZRANGE",
-        "PIPELINE",
-        "PUBLISH",
-        "EVAL",
-        "EVALSHA",
-        "CREATE",
-        "ALTER",
-        "DROP",
-        "TRUNCATE",
-        "COPY",
-        "CALL",
-        "SHOW",
-        "EXPLAIN",
-        "VALUES",
-    ];
-    // Each word as a number: compared in one instruction, not by `memcmp`.
-    const fn key(word: &[u8]) -> u128 {
-        let mut key = 0u128;
-        let mut i = 0;
-        while i < word.len() {
-            key = key << 8 | word[i] as u128;
-            i += 1;
-        }
-        key
-    }
-    const KEYS: [u128; 44] = {
-        let mut keys = [0; 44];
-        let mut i = 0;
-        while i < KNOWN.len() {
-            keys[i] = key(KNOWN[i].as_bytes());
-            i += 1;
-        }
-        keys
-    };
-    // The first word, upper-cased on the stack; longer than any known one
-    // is `OTHER` at once.
-    let bytes = fingerprint.as_bytes();
-    let start = bytes.iter().position(u8::is_ascii_alphabetic).unwrap_or(bytes.len());
-    let mut word = [0u8; 9];
-    let mut len = 0;
-    for &b in &bytes[start..] {
-        if !b.is_ascii_alphabetic() {
-            break;
-        }
-        if len == word.len() {
-            return "OTHER";
-        }
-        word[len] = b.to_ascii_uppercase();
-        len += 1;
-    }
-    let key = key(&word[..len]);
-    KEYS.iter().position(|k| *k == key).map_or("OTHER", |i| KNOWN[i])
-}
-
 #[cfg(all(test, any(feature = "metrics", feature = "opentelemetry")))]
 mod tests {
-    use super::{operation_name, system_name};
+    use super::system_name;
 
     #[test]
-    fn operations_come_from_a_fixed_set() {
-        assert_eq!(operation_name("SELECT id FROM users WHERE id = $1"), "SELECT");
-        assert_eq!(operation_name("  with t AS (SELECT ?) SELECT * FROM t"), "WITH");
-        assert_eq!(operation_name("(SELECT 1) UNION (SELECT 2)"), "SELECT");
-        assert_eq!(operation_name("GET"), "GET");
-        assert_eq!(operation_name("secret_procedure(?)"), "OTHER");
-        assert_eq!(operation_name(""), "OTHER");
-        assert_eq!(operation_name("savepoint sp1"), "SAVEPOINT");
-        assert_eq!(operation_name("SAVEPOINTS"), "OTHER", "longer than any known word");
-        assert_eq!(operation_name("hgetall key"), "HGETALL");
+    fn systems_are_named_as_the_convention_says() {
         assert_eq!(system_name("PostgreSQL"), "postgresql");
         assert_eq!(system_name("redis"), "redis");
     }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::BudgetExceeded;
-use crate::fingerprint::{self, Dialect};
+use crate::fingerprint::{self, Dialect, Shared};
 use crate::scope::{self, Resource, Scope};
 
 /// One database operation or external call in progress, started by [`query`]
@@ -43,12 +43,12 @@ pub struct Operation {
     scope: Option<Arc<Scope>>,
     resource: Resource,
     backend: &'static str,
-    /// The statement's fingerprint, or the host called.
-    label: Option<Arc<str>>,
+    subject: Subject,
     start: Option<Instant>,
-    /// Its CLIENT span, when `otel::set_db_spans(true)`.
+    /// Its CLIENT span, when `otel::set_db_spans(true)` (else nothing to
+    /// drop).
     #[cfg(feature = "opentelemetry")]
-    span: tracing::Span,
+    span: Option<tracing::Span>,
 }
 
 /// Issues a database operation on `backend` (`"PostgreSQL"`, `"redis"`,
@@ -67,14 +67,14 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
     };
     scope.admit(Resource::Db)?;
     let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
-    scope.issue_query(backend, &fingerprint);
+    scope.issue_query(backend, &fingerprint.text);
     Ok(Operation {
         scope: Some(scope),
         resource: Resource::Db,
         backend,
         #[cfg(feature = "opentelemetry")]
-        span: crate::otel::operation_span(backend, &fingerprint),
-        label: Some(fingerprint),
+        span: crate::otel::operation_span(backend, &fingerprint.text, fingerprint.operation),
+        subject: Subject::Statement(fingerprint),
         start: Some(Instant::now()),
     })
 }
@@ -103,11 +103,20 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
         scope: Some(scope),
         resource: Resource::Http,
         backend: "http",
-        label: Some(Arc::from(host)),
+        subject: Subject::Host(Arc::from(host)),
         start: Some(Instant::now()),
         #[cfg(feature = "opentelemetry")]
-        span: tracing::Span::none(),
+        span: None,
     })
+}
+
+/// What an operation is on: a database statement or a host; nothing
+/// outside a scope, where nothing is recorded.
+#[derive(Debug)]
+enum Subject {
+    Statement(Shared),
+    Host(Arc<str>),
+    Nothing,
 }
 
 impl Operation {
@@ -117,10 +126,10 @@ impl Operation {
             scope: None,
             resource,
             backend,
-            label: None,
+            subject: Subject::Nothing,
             start: None,
             #[cfg(feature = "opentelemetry")]
-            span: tracing::Span::none(),
+            span: None,
         }
     }
 
@@ -181,15 +190,15 @@ impl Operation {
 
     fn record(&mut self, ok: bool) {
         #[cfg(feature = "opentelemetry")]
-        if !ok {
-            crate::otel::operation_failed(&self.span);
+        if !ok && let Some(span) = &self.span {
+            crate::otel::operation_failed(span);
         }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = start.elapsed();
-            let label = self.label.as_deref().unwrap_or("");
-            match (&self.resource, &self.label) {
-                (Resource::Db, Some(fingerprint)) => scope.finish_query(self.backend, fingerprint, elapsed, ok),
-                _ => scope.record_call(label, elapsed, ok),
+            match &self.subject {
+                Subject::Statement(fingerprint) => scope.finish_query(self.backend, fingerprint, elapsed, ok),
+                Subject::Host(host) => scope.record_call(host, elapsed, ok),
+                Subject::Nothing => {}
             }
         }
     }
@@ -206,7 +215,7 @@ impl Drop for Operation {
 pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, ok: bool) {
     if let Some(scope) = scope::current() {
         let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
-        scope.issue_query(backend, &fingerprint);
+        scope.issue_query(backend, &fingerprint.text);
         scope.finish_query(backend, &fingerprint, elapsed, ok);
     }
 }

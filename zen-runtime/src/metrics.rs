@@ -38,7 +38,7 @@ use std::time::Duration;
 use metrics::{Counter, Histogram, Label, Unit};
 
 use crate::budget::{Budget, Kind, Mode};
-use crate::export::{ScopeEnd, operation_name, system_name};
+use crate::export::{ScopeEnd, system_name};
 use crate::hash::FxBuild;
 use crate::report::Outcome;
 
@@ -355,14 +355,13 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
 }
 
 /// Records one database operation's time.
-pub(crate) fn operation_ended(backend: &'static str, fingerprint: &str, elapsed: Duration) {
+pub(crate) fn operation_ended(backend: &'static str, operation: &'static str, elapsed: Duration) {
     thread_local! {
         /// This thread's last operation and its histogram: the same kind of
         /// statement again (the common case) skips the lock and the lookup.
         static LAST: RefCell<Option<(usize, &'static str, &'static str, Histogram)>> = const { RefCell::new(None) };
     }
     let system = system_name(backend);
-    let operation = operation_name(fingerprint);
     let recorder = recorder();
     let same = |(r, s, o, _): &(usize, &'static str, &'static str, Histogram)| {
         *r == recorder && std::ptr::eq(*s, system) && std::ptr::eq(*o, operation)

@@ -34,7 +34,7 @@ use opentelemetry::{KeyValue, Value};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::budget::{Budget, Kind, Measure};
-use crate::export::{ScopeEnd, operation_name, system_name};
+use crate::export::{ScopeEnd, system_name};
 
 static DB_SPANS: AtomicBool = AtomicBool::new(false);
 
@@ -104,14 +104,17 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
 }
 
 /// The CLIENT span of one database operation, when [`db_spans`] is on.
-pub(crate) fn operation_span(backend: &'static str, fingerprint: &str) -> tracing::Span {
+pub(crate) fn operation_span(
+    backend: &'static str,
+    fingerprint: &str,
+    operation: &'static str,
+) -> Option<tracing::Span> {
     if !db_spans() {
-        return tracing::Span::none();
+        return None;
     }
-    let operation = operation_name(fingerprint);
     let system = system_name(backend);
     let name = if operation == "OTHER" { system } else { operation };
-    tracing::info_span!(
+    Some(tracing::info_span!(
         target: "zen::db",
         "db",
         otel.kind = "client",
@@ -120,7 +123,7 @@ pub(crate) fn operation_span(backend: &'static str, fingerprint: &str) -> tracin
         db.system.name = system,
         db.operation.name = operation,
         db.query.text = fingerprint,
-    )
+    ))
 }
 
 /// Marks an operation's span as failed.

@@ -55,6 +55,7 @@ impl DbStats {
     }
 
     /// Counts an issued statement; returns its count in this scope.
+    #[inline]
     pub(crate) fn issue(&mut self, fingerprint: &Arc<str>, backend: &'static str) -> u64 {
         self.backend(backend).queries += 1;
         if let Some(stat) = self.get_mut(fingerprint) {
@@ -72,6 +73,7 @@ impl DbStats {
     }
 
     /// Records how a statement ended.
+    #[inline]
     pub(crate) fn finish(&mut self, fingerprint: &Arc<str>, backend: &'static str, nanos: u64, ok: bool) {
         let b = self.backend(backend);
         b.nanos += nanos;
@@ -105,6 +107,7 @@ impl DbStats {
         self.position(fingerprint).is_some_and(|i| self.statements[i].1.call_site.is_some())
     }
 
+    #[inline]
     fn backend(&mut self, backend: &'static str) -> &mut BackendStat {
         // The same `&'static str` each time (a driver's name): its address
         // finds it without comparing the text.

@@ -43,6 +43,7 @@ impl Dialect {
     /// `"MySQL"`, the names sqlx gives its databases, in any case);
     /// [`Dialect::Generic`] for any other.
     #[must_use]
+    #[inline]
     pub fn of_backend(backend: &str) -> Dialect {
         // zen's own wrappers name their backends exactly so: no folding.
         match backend {
@@ -125,7 +126,10 @@ const MAX_CACHE_ENTRIES: usize = 512;
 
 #[derive(Default)]
 struct Cache {
-    by_dialect: [FxHashMap<Box<str>, Arc<str>>; 4],
+    by_dialect: [FxHashMap<Arc<str>, Shared>; 4],
+    /// The statement last looked up: one run again (in a loop, on a busy
+    /// route) is found by one comparison of its text, without hashing it.
+    last: Option<(Arc<str>, Dialect, Shared)>,
     bytes: usize,
     entries: usize,
 }
@@ -135,37 +139,176 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
+/// The operation of a statement from a fixed set (`SELECT`, `INSERT`, ...,
+/// or a Redis command), else `OTHER`: never text of the statement's own.
+/// Found once per fingerprint, when it is made.
+pub(crate) fn operation_name(fingerprint: &str) -> &'static str {
+    // The most frequent first: a statement is mostly found in a compare or two.
+    const KNOWN: [&str; 44] = [
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "WITH",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "RELEASE",
+        "GET",
+        "SET",
+        "DEL",
+        "MGET",
+        "MSET",
+        "HGET",
+        "HSET",
+        "HGETALL",
+        "EXPIRE",
+        "INCR",
+        "DECR",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "BLPOP",
+        "BRPOP",
+        "SADD",
+        "SREM",
+        "ZADD",
+        "ZRANGE",
+        "PIPELINE",
+        "PUBLISH",
+        "EVAL",
+        "EVALSHA",
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "TRUNCATE",
+        "COPY",
+        "CALL",
+        "SHOW",
+        "EXPLAIN",
+        "VALUES",
+    ];
+    // Each word as a number: compared in one instruction, not by `memcmp`.
+    const fn key(word: &[u8]) -> u128 {
+        let mut key = 0u128;
+        let mut i = 0;
+        while i < word.len() {
+            key = key << 8 | word[i] as u128;
+            i += 1;
+        }
+        key
+    }
+    const KEYS: [u128; 44] = {
+        let mut keys = [0; 44];
+        let mut i = 0;
+        while i < KNOWN.len() {
+            keys[i] = key(KNOWN[i].as_bytes());
+            i += 1;
+        }
+        keys
+    };
+    // The first word, upper-cased on the stack; longer than any known one
+    // is `OTHER` at once.
+    let bytes = fingerprint.as_bytes();
+    let start = bytes.iter().position(u8::is_ascii_alphabetic).unwrap_or(bytes.len());
+    let mut word = [0u8; 9];
+    let mut len = 0;
+    for &b in &bytes[start..] {
+        if !b.is_ascii_alphabetic() {
+            break;
+        }
+        if len == word.len() {
+            return "OTHER";
+        }
+        word[len] = b.to_ascii_uppercase();
+        len += 1;
+    }
+    let key = key(&word[..len]);
+    KEYS.iter().position(|k| *k == key).map_or("OTHER", |i| KNOWN[i])
+}
+
+/// A statement's fingerprint, shared, and its operation.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    pub(crate) text: Arc<str>,
+    /// From [`operation_name`]: `SELECT`, `INSERT`, ..., `OTHER`; for the
+    /// exporters.
+    #[cfg_attr(
+        not(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock")),
+        allow(dead_code)
+    )]
+    pub(crate) operation: &'static str,
+}
+
+impl Shared {
+    fn of(sql: &str, dialect: Dialect) -> Shared {
+        let text: Arc<str> = fingerprint(sql, dialect).into();
+        Shared { operation: operation_name(&text), text }
+    }
+}
+
 /// The fingerprint of `sql`, shared. Computed once per thread for short
 /// statements, which is what most are; zen's own memory, which no scope is
 /// charged for.
-pub(crate) fn shared(sql: &str, dialect: Dialect) -> Arc<str> {
+pub(crate) fn shared(sql: &str, dialect: Dialect) -> Shared {
     if sql.len() > MAX_CACHED_SQL {
-        return crate::alloc::untracked(|| Arc::from(fingerprint(sql, dialect)));
+        return crate::alloc::untracked(|| Shared::of(sql, dialect));
     }
     let cached = CACHE.try_with(|cache| {
         let mut cache = cache.try_borrow_mut().ok()?;
+        if let Some((text, d, shared)) = &cache.last
+            && *d == dialect
+            && **text == *sql
+        {
+            return Some(shared.clone());
+        }
         let index = dialect as usize;
-        if let Some(fingerprint) = cache.by_dialect[index].get(sql) {
-            return Some(Arc::clone(fingerprint));
+        if let Some((text, shared)) = cache.by_dialect[index].get_key_value(sql) {
+            let shared = shared.clone();
+            cache.last = Some((Arc::clone(text), dialect, shared.clone()));
+            return Some(shared);
         }
         // A miss allocates: zen's memory, not the scope's.
         crate::alloc::untracked(|| {
-            let fingerprint: Arc<str> = fingerprint(sql, dialect).into();
+            let shared = Shared::of(sql, dialect);
             if cache.entries >= MAX_CACHE_ENTRIES || cache.bytes + sql.len() > MAX_CACHE_BYTES {
                 *cache = Cache::default();
             }
-            cache.bytes += sql.len() + fingerprint.len();
+            cache.bytes += sql.len() + shared.text.len();
             cache.entries += 1;
-            cache.by_dialect[index].insert(sql.into(), Arc::clone(&fingerprint));
-            Some(fingerprint)
+            let text: Arc<str> = sql.into();
+            cache.by_dialect[index].insert(Arc::clone(&text), shared.clone());
+            cache.last = Some((text, dialect, shared.clone()));
+            Some(shared)
         })
     });
-    cached.ok().flatten().unwrap_or_else(|| crate::alloc::untracked(|| fingerprint(sql, dialect).into()))
+    cached.ok().flatten().unwrap_or_else(|| crate::alloc::untracked(|| Shared::of(sql, dialect)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Dialect, MAX_LEN, fingerprint};
+    use super::{Dialect, MAX_LEN, fingerprint, operation_name};
+
+    #[test]
+    fn operations_come_from_a_fixed_set() {
+        let cases = [
+            ("SELECT id FROM users WHERE id = $1", "SELECT"),
+            ("  with t AS (SELECT ?) SELECT * FROM t", "WITH"),
+            ("(SELECT 1) UNION (SELECT 2)", "SELECT"),
+            ("GET", "GET"),
+            ("secret_procedure(?)", "OTHER"),
+            ("", "OTHER"),
+            ("savepoint sp1", "SAVEPOINT"),
+            // Longer than any known word.
+            ("SAVEPOINTS", "OTHER"),
+            ("hgetall key", "HGETALL"),
+        ];
+        for (statement, operation) in cases {
+            assert_eq!(operation_name(statement), operation, "{statement}");
+        }
+    }
 
     fn pg(sql: &str) -> String {
         fingerprint(sql, Dialect::Postgres)

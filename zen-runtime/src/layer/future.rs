@@ -99,7 +99,7 @@ where
             (None, None) => unreachable!("a handler's result or a stop, always"),
         };
         if deliver_now {
-            work.deliver();
+            work.deliver(&figures);
         }
         Poll::Ready(result.map(|mut response| {
             if *this.server_timing

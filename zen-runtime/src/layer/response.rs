@@ -2,7 +2,9 @@
 //! problem responses it sends instead of the handler's.
 
 use std::fmt::Write as _;
+use std::mem::MaybeUninit;
 
+use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::ZenBody;
@@ -13,10 +15,21 @@ use crate::scope::Scope;
 /// `queries;desc="4/5", db;dur=12.4;desc="budget 50ms", total;dur=48.1;desc="budget 200ms"`:
 /// one entry per budget (its name in the budget table) that was used or is
 /// limited, in the form browsers' developer tools show, with `total` last.
-/// Written with integer arithmetic: `format!` and float printing were most
-/// of the layer's cost per request.
+/// Written with integer arithmetic into a buffer on the stack, first a
+/// short one: `format!`, float printing and zeroing a large buffer were
+/// most of the layer's cost per request.
 pub(super) fn server_timing(figures: &Figures, limits: &Limits) -> Option<HeaderValue> {
-    let mut v = Header { buf: [0; HEADER_MAX], len: 0, overflow: false };
+    write::<SHORT>(figures, limits).or_else(|| write::<LONGEST>(figures, limits))
+}
+
+/// Fits the header of every budget at usual values (all nine limited, a
+/// pool wait: about 300 bytes).
+const SHORT: usize = 384;
+/// Fits every budget at `u64::MAX`.
+const LONGEST: usize = 1024;
+
+fn write<const N: usize>(figures: &Figures, limits: &Limits) -> Option<HeaderValue> {
+    let mut v = Header::<N>::new();
     let entries = Budget::ALL.iter().filter(|b| **b != Budget::Timeout).chain([&Budget::Timeout]);
     for &budget in entries {
         let limit = limits.get(budget);
@@ -47,25 +60,31 @@ pub(super) fn server_timing(figures: &Figures, limits: &Limits) -> Option<Header
             v.text(", db-wait;dur=").ms(figures.wait_ns).text(";desc=\"pool wait\"");
         }
     }
-    // Past the buffer (only with absurd limits such as `u64::MAX`), no
-    // header rather than a cut one.
     if v.overflow {
         return None;
     }
-    HeaderValue::from_bytes(v.as_bytes()).ok()
+    let bytes = Bytes::copy_from_slice(v.as_bytes());
+    // SAFETY: every byte written above is a budget's timing name, a piece
+    // of text from this function or an ASCII digit: visible ASCII and
+    // spaces, which a header value may hold (debug builds check it, and a
+    // test writes every budget at its largest).
+    Some(unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) })
 }
 
-const HEADER_MAX: usize = 1024;
-
 /// The header's text, on the stack: copied once, at its exact length, into
-/// the header value.
-struct Header {
-    buf: [u8; HEADER_MAX],
+/// the header value. The buffer is not zeroed first (that was a tenth of the
+/// header's cost): every byte below `len` has been written.
+struct Header<const N: usize> {
+    buf: [MaybeUninit<u8>; N],
     len: usize,
     overflow: bool,
 }
 
-impl Header {
+impl<const N: usize> Header<N> {
+    fn new() -> Self {
+        Header { buf: [MaybeUninit::uninit(); N], len: 0, overflow: false }
+    }
+
     #[inline(always)]
     fn text(&mut self, s: &str) -> &mut Self {
         self.bytes(s.as_bytes())
@@ -77,7 +96,7 @@ impl Header {
     fn bytes(&mut self, b: &[u8]) -> &mut Self {
         match self.buf.get_mut(self.len..self.len + b.len()) {
             Some(slot) => {
-                slot.copy_from_slice(b);
+                slot.write_copy_of_slice(b);
                 self.len += b.len();
             }
             None => self.overflow = true,
@@ -86,14 +105,16 @@ impl Header {
     }
 
     fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+        // SAFETY: `len` only grows past bytes just written (`bytes`, `byte`,
+        // `int` write their slot before moving it).
+        unsafe { self.buf[..self.len].assume_init_ref() }
     }
 
     #[inline(always)]
     fn byte(&mut self, b: u8) -> &mut Self {
         match self.buf.get_mut(self.len) {
             Some(slot) => {
-                *slot = b;
+                slot.write(b);
                 self.len += 1;
             }
             None => self.overflow = true,
@@ -101,26 +122,20 @@ impl Header {
         self
     }
 
+    /// Written in place, last digit first: no loop over a copy, no call to
+    /// `memcpy` for a length known only at run time.
     fn int(&mut self, mut n: u64) -> &mut Self {
-        // Most figures and limits are one or two digits: written as such,
-        // without a loop or a copy of variable length.
-        if n < 10 {
-            return self.byte(b'0' + n as u8);
-        }
-        if n < 100 {
-            return self.byte(b'0' + (n / 10) as u8).byte(b'0' + (n % 10) as u8);
-        }
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
+        let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+        let Some(slot) = self.buf.get_mut(self.len..self.len + digits) else {
+            self.overflow = true;
+            return self;
+        };
+        for d in slot.iter_mut().rev() {
+            d.write(b'0' + (n % 10) as u8);
             n /= 10;
-            if n == 0 {
-                break;
-            }
         }
-        self.bytes(&digits[i..])
+        self.len += digits;
+        self
     }
 
     /// Milliseconds with one decimal, rounded to nearest, from nanoseconds.
@@ -185,7 +200,7 @@ mod tests {
     #[test]
     fn milliseconds_have_one_decimal_rounded_to_nearest() {
         let ms = |nanos: u64| {
-            let mut h = super::Header { buf: [0; super::HEADER_MAX], len: 0, overflow: false };
+            let mut h = super::Header::<{ super::SHORT }>::new();
             h.ms(nanos);
             String::from_utf8(h.as_bytes().to_vec()).unwrap()
         };
@@ -195,6 +210,17 @@ mod tests {
         assert_eq!(ms(12_449_999), "12.4");
         assert_eq!(ms(12_450_000), "12.5");
         assert_eq!(ms(1_999_950_000), "2000.0");
+        let int = |n: u64| {
+            let mut h = super::Header::<24>::new();
+            h.int(n);
+            String::from_utf8(h.as_bytes().to_vec()).unwrap()
+        };
+        for n in [0, 7, 9, 10, 99, 100, 12_345, 1_000_000, u64::MAX] {
+            assert_eq!(int(n), n.to_string());
+        }
+        let mut full = super::Header::<4>::new();
+        full.text("ab").int(123);
+        assert!(full.overflow && full.len == 2, "a number that does not fit is not cut");
     }
 
     #[test]

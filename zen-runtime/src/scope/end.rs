@@ -11,7 +11,7 @@ use super::Scope;
 use super::usage::nanos;
 use crate::alloc::untracked;
 use crate::budget::Mode;
-use crate::report::{self, Outcome, Report};
+use crate::report::{self, Figures, Outcome, Report};
 
 /// How a scope ended. Plain atomics, not a `OnceLock`, whose slow path every
 /// request would take.
@@ -96,8 +96,17 @@ impl Scope {
     /// only where `may_panic` (never from a drop). zen's own allocations
     /// here are not charged to any scope.
     pub(crate) fn deliver(&self, receiver: Receiver, may_panic: bool) {
+        self.deliver_figures(receiver, may_panic, None);
+    }
+
+    /// [`deliver`](Self::deliver), with the figures the caller read after
+    /// sealing the scope, if it did.
+    pub(crate) fn deliver_figures(&self, receiver: Receiver, may_panic: bool, figures: Option<&Figures>) {
         let Some((outcome, elapsed)) = self.sealed() else { return };
-        let figures = self.figures(elapsed);
+        let figures = match figures {
+            Some(figures) => *figures,
+            None => self.figures(elapsed),
+        };
         let limits = &self.terms().limits;
         let exceeded = figures.exceed(limits);
         let quiet = outcome == Outcome::Ok
@@ -142,7 +151,7 @@ impl Scope {
 
     /// Hands the scope's end to the exporters compiled in.
     #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
-    fn export(&self, outcome: Outcome, elapsed: Duration, figures: &crate::report::Figures, report: Option<&Report>) {
+    fn export(&self, outcome: Outcome, elapsed: Duration, figures: &Figures, report: Option<&Report>) {
         crate::export::scope_ended(&crate::export::ScopeEnd {
             name: &self.name,
             kind: self.kind,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::Scope;
 use crate::alloc::{Counted, untracked};
 use crate::budget::Budget;
+use crate::fingerprint::Shared;
 use crate::report::{Figures, Memory, NestedViolation, Violation};
 use crate::stats::{self, DbStats, HttpStats};
 
@@ -79,10 +80,11 @@ impl Scope {
 
     /// Records how an issued database operation ended, and the rows it
     /// returned.
-    pub(crate) fn finish_query(&self, backend: &'static str, fingerprint: &Arc<str>, elapsed: Duration, ok: bool) {
+    pub(crate) fn finish_query(&self, backend: &'static str, fingerprint: &Shared, elapsed: Duration, ok: bool) {
         let ns = nanos(elapsed);
         #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
-        crate::export::operation_ended(backend, fingerprint, elapsed);
+        crate::export::operation_ended(backend, fingerprint.operation, elapsed);
+        let fingerprint = &fingerprint.text;
         for scope in self.chain() {
             let u = &scope.usage;
             u.db_nanos.fetch_add(ns, Relaxed);
