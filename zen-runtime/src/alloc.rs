@@ -123,13 +123,17 @@ pub(crate) fn owner() -> usize {
 /// scope current for a while (a report sink polling a scoped future): that
 /// scope is charged nothing, as no scope is for zen's work.
 pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
-    struct Resume(Counted);
+    /// What was put aside, if the thread's state could be reached: only
+    /// then is anything undone.
+    struct Resume(Option<Counted>);
     impl Drop for Resume {
         fn drop(&mut self) {
-            let _ = HEAP.try_with(|h| {
-                h.untracked.set(h.untracked.get().saturating_sub(1));
-                h.restore(self.0);
-            });
+            if let Some(counted) = self.0 {
+                let _ = HEAP.try_with(|h| {
+                    h.untracked.set(h.untracked.get() - 1);
+                    h.restore(counted);
+                });
+            }
         }
     }
     let _resume = Resume(
@@ -137,7 +141,7 @@ pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
             h.untracked.set(h.untracked.get() + 1);
             h.take()
         })
-        .unwrap_or_default(),
+        .ok(),
     );
     f()
 }

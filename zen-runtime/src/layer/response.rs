@@ -22,6 +22,21 @@ pub(super) fn server_timing(figures: &Figures, limits: &Limits) -> Option<Header
     write::<SHORT>(figures, limits).or_else(|| write::<LONGEST>(figures, limits))
 }
 
+// What makes the header's bytes valid without checking them at run time:
+// the budgets' names are visible ASCII, checked here when compiling.
+const _: () = {
+    let mut i = 0;
+    while i < Budget::ALL.len() {
+        let name = Budget::ALL[i].timing_name().as_bytes();
+        let mut j = 0;
+        while j < name.len() {
+            assert!(name[j].is_ascii_graphic(), "a Server-Timing name must be visible ASCII");
+            j += 1;
+        }
+        i += 1;
+    }
+};
+
 /// Fits the header of every budget at usual values (all nine limited, a
 /// pool wait: about 300 bytes).
 const SHORT: usize = 384;
@@ -64,10 +79,11 @@ fn write<const N: usize>(figures: &Figures, limits: &Limits) -> Option<HeaderVal
         return None;
     }
     let bytes = Bytes::copy_from_slice(v.as_bytes());
-    // SAFETY: every byte written above is a budget's timing name, a piece
-    // of text from this function or an ASCII digit: visible ASCII and
-    // spaces, which a header value may hold (debug builds check it, and a
-    // test writes every budget at its largest).
+    // SAFETY: every byte written above is a budget's timing name (visible
+    // ASCII, checked when compiling, above), a piece of text from this
+    // function or an ASCII digit: visible ASCII and spaces, which a header
+    // value may hold (debug builds check it again, and a test writes every
+    // budget at its largest).
     Some(unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) })
 }
 
