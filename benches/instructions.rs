@@ -26,6 +26,8 @@
 //!   difference over 100 is one query's.
 #![allow(clippy::print_stdout, missing_docs)]
 
+#[path = "common/articles.rs"]
+mod articles;
 #[path = "common/mod.rs"]
 mod common;
 
@@ -33,11 +35,10 @@ use std::alloc::{GlobalAlloc, System};
 use std::hint::black_box;
 use std::sync::atomic::Ordering;
 
+use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::Request;
 use axum::routing::get;
-use axum::{Json, Router};
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use tower::ServiceExt;
 use zen_runtime::alloc::ZenAlloc;
@@ -51,45 +52,8 @@ use common::{Switch, USE_ZEN, ZEN};
 #[global_allocator]
 static GLOBAL: Switch = Switch;
 
-// Time limits are generous: under callgrind everything runs some fifty
-// times slower, and a blown budget would build a report and an event that
-// the plain arm does not.
-const LIST: &str = "SELECT id, title, author, body, tags FROM zen_bench_articles ORDER BY id LIMIT 20";
 const REALISTIC_REQUESTS: usize = 20;
 const TRIVIAL_REQUESTS: usize = 100;
-
-#[derive(serde::Serialize)]
-struct Article {
-    id: i64,
-    title: String,
-    author: String,
-    body: String,
-    tags: String,
-}
-
-type Row = (i64, String, String, String, String);
-
-fn articles(rows: Vec<Row>) -> Json<Vec<Article>> {
-    Json(rows.into_iter().map(|(id, title, author, body, tags)| Article { id, title, author, body, tags }).collect())
-}
-
-async fn plain_pg(State(pool): State<sqlx::PgPool>) -> Json<Vec<Article>> {
-    articles(sqlx::query_as(LIST).fetch_all(&pool).await.unwrap())
-}
-
-#[zen(max_queries = 5, max_db_ms = 30_000, max_mem_kb = 4096, timeout_ms = 60_000)]
-async fn zen_pg(State(pool): State<zen_runtime::db::PgPool>) -> Json<Vec<Article>> {
-    articles(sqlx::query_as(LIST).fetch_all(&pool).await.unwrap())
-}
-
-async fn plain_sqlite(State(pool): State<sqlx::SqlitePool>) -> Json<Vec<Article>> {
-    articles(sqlx::query_as(LIST).fetch_all(&pool).await.unwrap())
-}
-
-#[zen(max_queries = 5, max_db_ms = 30_000, max_mem_kb = 4096, timeout_ms = 60_000)]
-async fn zen_sqlite(State(pool): State<zen_runtime::db::SqlitePool>) -> Json<Vec<Article>> {
-    articles(sqlx::query_as(LIST).fetch_all(&pool).await.unwrap())
-}
 
 async fn hello() -> &'static str {
     "hello, world"
@@ -144,94 +108,28 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-/// Twenty articles of about 1.3 KB of JSON each, through `$db` (any
-/// executor) with `$insert`.
-macro_rules! seed {
-    ($db:expr, $insert:expr) => {
-        for id in 1..=20_i64 {
-            sqlx::query($insert)
-                .bind(id)
-                .bind(format!("Article number {id}: budgets for every request"))
-                .bind(format!("author{}", id % 5))
-                .bind(format!("Paragraph {id}. ").repeat(80))
-                .bind("rust,axum,sqlx,budgets")
-                .execute($db)
-                .await
-                .unwrap();
-        }
-    };
-}
-
-fn postgres_url() -> String {
-    std::env::var("ZEN_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-const SQLITE_TABLE: &str = "CREATE TABLE zen_bench_articles (id INTEGER PRIMARY KEY, title TEXT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL, tags TEXT NOT NULL)";
-
-/// The articles table on PostgreSQL, written afresh by each setup.
-async fn seed_pg() {
-    use sqlx::Connection;
-    let mut db = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
-    sqlx::query("CREATE TABLE IF NOT EXISTS zen_bench_articles (id BIGINT PRIMARY KEY, title TEXT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL, tags TEXT NOT NULL)")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM zen_bench_articles").execute(&mut db).await.unwrap();
-    seed!(&mut db, "INSERT INTO zen_bench_articles (id, title, author, body, tags) VALUES ($1, $2, $3, $4, $5)");
-}
-
-fn pg_options() -> sqlx::postgres::PgPoolOptions {
-    sqlx::postgres::PgPoolOptions::new().max_connections(1).min_connections(1)
+fn realistic_app(app: impl std::future::Future<Output = Router>) -> App {
+    let rt = runtime();
+    let router = rt.block_on(app);
+    App::new(rt, router, articles::PATH)
 }
 
 fn setup_plain_pg() -> App {
-    let rt = runtime();
-    let pool = rt.block_on(async {
-        seed_pg().await;
-        pg_options().connect(&postgres_url()).await.unwrap()
-    });
-    App::new(rt, Router::new().route("/articles", get(plain_pg)).with_state(pool), "/articles")
+    realistic_app(articles::plain_pg_app())
 }
 
 fn setup_zen_pg() -> App {
     USE_ZEN.store(true, Ordering::Relaxed);
-    let rt = runtime();
-    let pool = rt.block_on(async {
-        seed_pg().await;
-        zen_runtime::db::PgPool::connect_with_pool_options(pg_options(), postgres_url().parse().unwrap()).await.unwrap()
-    });
-    App::new(rt, Router::new().route("/articles", get(zen_pg)).layer(ZenLayer::new()).with_state(pool), "/articles")
-}
-
-const SQLITE_INSERT: &str = "INSERT INTO zen_bench_articles (id, title, author, body, tags) VALUES (?, ?, ?, ?, ?)";
-
-fn sqlite_options() -> (sqlx::sqlite::SqlitePoolOptions, sqlx::sqlite::SqliteConnectOptions) {
-    (sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).min_connections(1), "sqlite::memory:".parse().unwrap())
+    realistic_app(articles::zen_pg_app())
 }
 
 fn setup_plain_sqlite() -> App {
-    let rt = runtime();
-    let pool = rt.block_on(async {
-        let (pool, options) = sqlite_options();
-        let pool = pool.connect_with(options).await.unwrap();
-        sqlx::query(SQLITE_TABLE).execute(&pool).await.unwrap();
-        seed!(&pool, SQLITE_INSERT);
-        pool
-    });
-    App::new(rt, Router::new().route("/articles", get(plain_sqlite)).with_state(pool), "/articles")
+    realistic_app(articles::plain_sqlite_app())
 }
 
 fn setup_zen_sqlite() -> App {
     USE_ZEN.store(true, Ordering::Relaxed);
-    let rt = runtime();
-    let pool = rt.block_on(async {
-        let (pool, options) = sqlite_options();
-        let pool = zen_runtime::db::SqlitePool::connect_with_pool_options(pool, options).await.unwrap();
-        sqlx::query(SQLITE_TABLE).execute(&pool).await.unwrap();
-        seed!(&pool, SQLITE_INSERT);
-        pool
-    });
-    App::new(rt, Router::new().route("/articles", get(zen_sqlite)).layer(ZenLayer::new()).with_state(pool), "/articles")
+    realistic_app(articles::zen_sqlite_app())
 }
 
 #[library_benchmark]

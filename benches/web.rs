@@ -3,7 +3,10 @@
 //!
 //! `cargo bench --bench web`: in-process, the router called as a tower
 //! service (`ServiceExt::oneshot`) on a current-thread runtime, for a
-//! handler returning a short string and for one running a SQLite query.
+//! handler returning a short string, for one running a SQLite query, and for
+//! the realistic list endpoint of `instructions.rs` (20 rows, 26 KB of JSON)
+//! on PostgreSQL (127.0.0.1:5432, database test) and SQLite, plain against
+//! the whole zen stack.
 //! `cargo bench --bench web -- --wrk`: the same apps served on 127.0.0.1 and
 //! loaded by `wrk` (installed apart: `apt-get install wrk`).
 //!
@@ -14,6 +17,8 @@
 //! bare router's, and the throughput as a ratio of the bare router's.
 #![allow(clippy::print_stdout)]
 
+#[path = "common/articles.rs"]
+mod articles;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -122,22 +127,22 @@ async fn sqlite_apps() -> Vec<(&'static str, Router)> {
     ]
 }
 
-async fn call(app: &Router) {
-    let response: Result<_, Infallible> = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await;
+async fn call(app: &Router, path: &str) {
+    let response: Result<_, Infallible> = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await;
     let response = response.unwrap();
     assert!(response.status().is_success());
-    let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
     assert!(!body.is_empty());
 }
 
-async fn in_process(title: &str, apps: &[(&'static str, Router)], batch: u32) {
+async fn in_process(title: &str, apps: &[(&'static str, Router)], batch: u32, path: &str) {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); apps.len()];
     for round in 0..=ROUNDS {
         for i in 0..apps.len() {
             let variant = (round + i) % apps.len();
             let start = Instant::now();
             for _ in 0..batch {
-                call(&apps[variant].1).await;
+                call(&apps[variant].1, path).await;
             }
             // The first round warms caches, connections and route names up.
             if round > 0 {
@@ -228,7 +233,7 @@ fn main() {
         let start = Instant::now();
         rt.block_on(async {
             while start.elapsed() < Duration::from_secs(5) {
-                call(app).await;
+                call(app, "/").await;
             }
         });
         return;
@@ -243,7 +248,13 @@ fn main() {
         return;
     }
     rt.block_on(async {
-        in_process("In-process, trivial handler", &trivial_apps(), 2_000).await;
-        in_process("In-process, one SQLite query per request", &sqlite_apps().await, 200).await;
+        in_process("In-process, trivial handler", &trivial_apps(), 2_000, "/").await;
+        in_process("In-process, one SQLite query per request", &sqlite_apps().await, 200, "/").await;
+        let pg =
+            [("plain, PostgreSQL", articles::plain_pg_app().await), ("zen, PostgreSQL", articles::zen_pg_app().await)];
+        in_process("In-process, the realistic list endpoint on PostgreSQL", &pg, 20, articles::PATH).await;
+        let sqlite =
+            [("plain, SQLite", articles::plain_sqlite_app().await), ("zen, SQLite", articles::zen_sqlite_app().await)];
+        in_process("In-process, the realistic list endpoint on SQLite", &sqlite, 20, articles::PATH).await;
     });
 }
