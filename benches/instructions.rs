@@ -26,8 +26,8 @@
 //!   difference over 100 is one query's.
 #![allow(clippy::print_stdout, missing_docs)]
 
-#[path = "common/articles.rs"]
-mod articles;
+#[path = "common/apps.rs"]
+mod apps;
 #[path = "common/mod.rs"]
 mod common;
 
@@ -38,7 +38,6 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use axum::routing::get;
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use tower::ServiceExt;
 use zen_runtime::alloc::ZenAlloc;
@@ -55,17 +54,9 @@ static GLOBAL: Switch = Switch;
 const REALISTIC_REQUESTS: usize = 20;
 const TRIVIAL_REQUESTS: usize = 100;
 
-async fn hello() -> &'static str {
-    "hello, world"
-}
-
 #[zen(max_queries = 5, max_db_ms = 30_000, timeout_ms = 60_000)]
 async fn zen_hello() -> &'static str {
     "hello, world"
-}
-
-async fn noop(request: Request<Body>, next: axum::middleware::Next) -> axum::response::Response {
-    next.run(request).await
 }
 
 /// A router on a current-thread runtime, warmed up.
@@ -111,25 +102,25 @@ fn runtime() -> tokio::runtime::Runtime {
 fn realistic_app(app: impl std::future::Future<Output = Router>) -> App {
     let rt = runtime();
     let router = rt.block_on(app);
-    App::new(rt, router, articles::PATH)
+    App::new(rt, router, apps::PATH)
 }
 
 fn setup_plain_pg() -> App {
-    realistic_app(articles::plain_pg_app())
+    realistic_app(apps::plain_pg_app())
 }
 
 fn setup_zen_pg() -> App {
     USE_ZEN.store(true, Ordering::Relaxed);
-    realistic_app(articles::zen_pg_app())
+    realistic_app(apps::zen_pg_app())
 }
 
 fn setup_plain_sqlite() -> App {
-    realistic_app(articles::plain_sqlite_app())
+    realistic_app(apps::plain_sqlite_app())
 }
 
 fn setup_zen_sqlite() -> App {
     USE_ZEN.store(true, Ordering::Relaxed);
-    realistic_app(articles::zen_sqlite_app())
+    realistic_app(apps::zen_sqlite_app())
 }
 
 #[library_benchmark]
@@ -153,19 +144,22 @@ fn trivial_app(router: Router) -> App {
 }
 
 fn setup_bare() -> App {
-    trivial_app(Router::new().route("/", get(hello)))
+    let [bare, ..] = apps::trivial_baselines();
+    trivial_app(bare)
 }
 
 fn setup_from_fn() -> App {
-    trivial_app(Router::new().route("/", get(hello)).layer(axum::middleware::from_fn(noop)))
+    let [_, from_fn, _] = apps::trivial_baselines();
+    trivial_app(from_fn)
 }
 
 fn setup_trace_layer() -> App {
-    trivial_app(Router::new().route("/", get(hello)).layer(tower_http::trace::TraceLayer::new_for_http()))
+    let [.., trace_layer] = apps::trivial_baselines();
+    trivial_app(trace_layer)
 }
 
 fn setup_zen_layer() -> App {
-    trivial_app(Router::new().route("/", get(zen_hello)).layer(ZenLayer::new()))
+    trivial_app(apps::trivial(zen_hello).layer(ZenLayer::new()))
 }
 
 #[library_benchmark]

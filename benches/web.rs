@@ -17,8 +17,8 @@
 //! bare router's, and the throughput as a ratio of the bare router's.
 #![allow(clippy::print_stdout)]
 
-#[path = "common/articles.rs"]
-mod articles;
+#[path = "common/apps.rs"]
+mod apps;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -43,10 +43,6 @@ static ALLOC: ZenAlloc = ZenAlloc::system();
 
 const ROUNDS: usize = 41;
 
-async fn hello() -> &'static str {
-    "hello, world"
-}
-
 #[zen(max_queries = 5, max_db_ms = 50, timeout_ms = 200)]
 async fn zen_hello() -> &'static str {
     "hello, world"
@@ -68,30 +64,18 @@ async fn zen_count(State(pool): State<SqlitePool>) -> String {
     n.to_string()
 }
 
-async fn noop(request: Request<Body>, next: axum::middleware::Next) -> axum::response::Response {
-    next.run(request).await
-}
-
 /// The variants of one table: a label and the app.
 fn trivial_apps() -> Vec<(&'static str, Router)> {
     // `with_state(())` turns handlers into routes (and applies the layers)
     // once, as `axum::serve` does; called bare, a router does it per request.
+    let [bare, from_fn, trace_layer] = apps::trivial_baselines();
     let apps: Vec<(&'static str, Router)> = vec![
-        ("bare router", Router::new().route("/", get(hello))),
-        ("`from_fn` doing nothing", Router::new().route("/", get(hello)).layer(axum::middleware::from_fn(noop))),
-        (
-            "tower-http `TraceLayer`",
-            Router::new().route("/", get(hello)).layer(tower_http::trace::TraceLayer::new_for_http()),
-        ),
-        ("zen layer + `#[zen]` handler", Router::new().route("/", get(zen_hello)).layer(ZenLayer::new())),
-        (
-            "zen, no `Server-Timing`",
-            Router::new().route("/", get(zen_hello)).layer(ZenLayer::new().server_timing(false)),
-        ),
-        (
-            "zen in `enforce` (deadline timer)",
-            Router::new().route("/", get(zen_hello)).layer(ZenLayer::new().mode(Mode::Enforce)),
-        ),
+        ("bare router", bare),
+        ("`from_fn` doing nothing", from_fn),
+        ("tower-http `TraceLayer`", trace_layer),
+        ("zen layer + `#[zen]` handler", apps::trivial(zen_hello).layer(ZenLayer::new())),
+        ("zen, no `Server-Timing`", apps::trivial(zen_hello).layer(ZenLayer::new().server_timing(false))),
+        ("zen in `enforce` (deadline timer)", apps::trivial(zen_hello).layer(ZenLayer::new().mode(Mode::Enforce))),
     ];
     apps.into_iter().map(|(label, app)| (label, app.with_state(()))).collect()
 }
@@ -250,11 +234,9 @@ fn main() {
     rt.block_on(async {
         in_process("In-process, trivial handler", &trivial_apps(), 2_000, "/").await;
         in_process("In-process, one SQLite query per request", &sqlite_apps().await, 200, "/").await;
-        let pg =
-            [("plain, PostgreSQL", articles::plain_pg_app().await), ("zen, PostgreSQL", articles::zen_pg_app().await)];
-        in_process("In-process, the realistic list endpoint on PostgreSQL", &pg, 20, articles::PATH).await;
-        let sqlite =
-            [("plain, SQLite", articles::plain_sqlite_app().await), ("zen, SQLite", articles::zen_sqlite_app().await)];
-        in_process("In-process, the realistic list endpoint on SQLite", &sqlite, 20, articles::PATH).await;
+        let pg = [("plain, PostgreSQL", apps::plain_pg_app().await), ("zen, PostgreSQL", apps::zen_pg_app().await)];
+        in_process("In-process, the realistic list endpoint on PostgreSQL", &pg, 20, apps::PATH).await;
+        let sqlite = [("plain, SQLite", apps::plain_sqlite_app().await), ("zen, SQLite", apps::zen_sqlite_app().await)];
+        in_process("In-process, the realistic list endpoint on SQLite", &sqlite, 20, apps::PATH).await;
     });
 }

@@ -1,5 +1,7 @@
-//! The realistic list endpoint that `instructions.rs` counts and `web.rs`
-//! times: 20 articles of about 1.3 KB of JSON each, read with one query and
+//! The apps that `instructions.rs` counts and `web.rs` times. The trivial
+//! handler's baselines: bare, under a do-nothing `from_fn`, under
+//! tower-http's `TraceLayer` (each bench adds its zen variants, whose
+//! limits differ). The realistic list endpoint: 20 articles of about 1.3 KB of JSON each, read with one query and
 //! answered through axum's `Json`, on PostgreSQL and on SQLite; plain (sqlx's
 //! pool, no layer) against the whole zen stack (zen's pool, a `#[zen]`
 //! handler, the layer). Time limits are generous: under callgrind
@@ -7,11 +9,41 @@
 //! a report and an event that the plain arm does not.
 #![allow(dead_code, unreachable_pub)]
 
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::Request;
 use axum::routing::get;
 use axum::{Json, Router};
 use zen_runtime::layer::ZenLayer;
 use zen_runtime::zen;
+
+async fn hello() -> &'static str {
+    "hello, world"
+}
+
+/// `hello`'s route, `/`, with `hello` as its handler; `handler` for the
+/// variants that annotate it.
+pub fn trivial<H, T>(handler: H) -> Router
+where
+    H: axum::handler::Handler<T, ()>,
+    T: 'static,
+{
+    Router::new().route("/", get(handler))
+}
+
+async fn noop(request: Request<Body>, next: axum::middleware::Next) -> axum::response::Response {
+    next.run(request).await
+}
+
+/// The trivial handler without middleware, under a do-nothing `from_fn`,
+/// and under `TraceLayer` (no subscriber).
+pub fn trivial_baselines() -> [Router; 3] {
+    [
+        trivial(hello),
+        trivial(hello).layer(axum::middleware::from_fn(noop)),
+        trivial(hello).layer(tower_http::trace::TraceLayer::new_for_http()),
+    ]
+}
 
 pub const PATH: &str = "/articles";
 const LIST: &str = "SELECT id, title, author, body, tags FROM zen_bench_articles ORDER BY id LIMIT 20";
