@@ -141,9 +141,8 @@ thread_local! {
 
 /// The operation of a statement from a fixed set (`SELECT`, `INSERT`, ...,
 /// or a Redis command), else `OTHER`: never text of the statement's own.
-/// Found once per fingerprint, when it is made.
+/// Found once per fingerprint, when it is made, so a plain search will do.
 pub(crate) fn operation_name(fingerprint: &str) -> &'static str {
-    // The most frequent first: a statement is mostly found in a compare or two.
     const KNOWN: [&str; 44] = [
         "SELECT",
         "INSERT",
@@ -190,43 +189,8 @@ pub(crate) fn operation_name(fingerprint: &str) -> &'static str {
         "EXPLAIN",
         "VALUES",
     ];
-    // Each word as a number: compared in one instruction, not by `memcmp`.
-    const fn key(word: &[u8]) -> u128 {
-        let mut key = 0u128;
-        let mut i = 0;
-        while i < word.len() {
-            key = key << 8 | word[i] as u128;
-            i += 1;
-        }
-        key
-    }
-    const KEYS: [u128; 44] = {
-        let mut keys = [0; 44];
-        let mut i = 0;
-        while i < KNOWN.len() {
-            keys[i] = key(KNOWN[i].as_bytes());
-            i += 1;
-        }
-        keys
-    };
-    // The first word, upper-cased on the stack; longer than any known one
-    // is `OTHER` at once.
-    let bytes = fingerprint.as_bytes();
-    let start = bytes.iter().position(u8::is_ascii_alphabetic).unwrap_or(bytes.len());
-    let mut word = [0u8; 9];
-    let mut len = 0;
-    for &b in &bytes[start..] {
-        if !b.is_ascii_alphabetic() {
-            break;
-        }
-        if len == word.len() {
-            return "OTHER";
-        }
-        word[len] = b.to_ascii_uppercase();
-        len += 1;
-    }
-    let key = key(&word[..len]);
-    KEYS.iter().position(|k| *k == key).map_or("OTHER", |i| KNOWN[i])
+    let first = fingerprint.split(|c: char| !c.is_ascii_alphabetic()).find(|w| !w.is_empty()).unwrap_or("");
+    KNOWN.iter().find(|k| k.eq_ignore_ascii_case(first)).copied().unwrap_or("OTHER")
 }
 
 /// A statement's fingerprint, shared, and its operation.
