@@ -196,6 +196,37 @@ async fn two_hundred_concurrent_scopes_each_count_their_own_queries() {
     common::assert_counts(&reports, (0..200).map(|i| i % 7));
 }
 
+/// Streams on a pool of one connection: each must give it back when it
+/// ends (even while still held) and when dropped halfway, or the next
+/// query waits for it.
+#[zen(max_queries = 4)]
+async fn streams_on_one_connection(pool: &SqlitePool) -> Result<(u64, i64), AppError> {
+    let mut ended = sqlx::query("SELECT id FROM articles ORDER BY id").fetch(pool);
+    let mut read = 0;
+    while ended.try_next().await?.is_some() {
+        read += 1;
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM articles").fetch_one(pool).await?;
+    let mut halfway = sqlx::query("SELECT id FROM articles").fetch(pool);
+    halfway.try_next().await?.expect("a row");
+    drop(halfway);
+    let again: i64 = sqlx::query_scalar("SELECT count(*) FROM articles").fetch_one(pool).await?;
+    drop(ended);
+    assert_eq!(count, again);
+    Ok((read, count))
+}
+
+#[tokio::test]
+async fn a_pool_stream_gives_its_connection_back_when_it_ends_or_is_dropped() {
+    let pool = pool(1).await;
+    let (result, report) =
+        testing::measure(tokio::time::timeout(Duration::from_secs(10), streams_on_one_connection(&pool))).await;
+    let (read, count) = result.expect("no query waited for a connection a stream kept").unwrap();
+    assert_eq!((read, count), (10, 10));
+    // 10 streamed, 1 counted, 1 read before the drop, 1 counted again.
+    assert_eq!((report.figures.queries(), report.figures.rows(), report.figures.failed_queries()), (4, 13, 0));
+}
+
 #[zen]
 async fn waits_for_a_connection(pool: &SqlitePool) -> i64 {
     sqlx::query_scalar("SELECT 1").fetch_one(pool).await.unwrap()

@@ -63,13 +63,13 @@ pub(crate) fn issue<DB: Backend>(conn: &Connection<DB>, sql: &str) -> Result<Ope
     instrument::query(DB::NAME, sql).map_err(budget_error)
 }
 
-type Step<DB> = Either<<DB as Database>::QueryResult, <DB as Database>::Row>;
+pub(crate) type Step<DB> = Either<<DB as Database>::QueryResult, <DB as Database>::Row>;
 
 pin_project_lite::pin_project! {
     /// The steps of one query, measured. Polled once per row, it adds a
     /// count and a comparison to sqlx's own stream; its timer is polled only
     /// while the database keeps the query waiting.
-    struct Measured<'e, DB: Database> {
+    pub(crate) struct Measured<'e, DB: Database> {
         steps: BoxStream<'e, Result<Step<DB>, sqlx::Error>>,
         // Where to mark the connection cut: closed when dropped, never reused.
         cut: &'e mut Option<BudgetExceeded>,
@@ -96,6 +96,8 @@ pin_project_lite::pin_project! {
 impl<DB: Database> Stream for Measured<'_, DB> {
     type Item = Result<Step<DB>, sqlx::Error>;
 
+    // Inlined into the pool's query stream, which polls it once per row.
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         if this.op.is_none() {
@@ -158,15 +160,28 @@ where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
-    let op = match issue(conn, query.text()) {
-        Ok(op) => op,
-        Err(e) => return Box::pin(futures_util::stream::once(async move { Err(e) })),
-    };
+    match measured::<DB>(conn, query) {
+        Ok(steps) => Box::pin(steps),
+        Err(e) => Box::pin(futures_util::stream::once(async move { Err(e) })),
+    }
+}
+
+/// Issues the query on `conn` and starts its measured steps; the error
+/// refuses it before it reaches the database.
+pub(crate) fn measured<'e, DB>(
+    conn: &'e mut Connection<DB>,
+    query: Rebuilt<DB>,
+) -> Result<Measured<'e, DB>, sqlx::Error>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    let op = issue(conn, query.text())?;
     let timer = op.time_limit().map(tokio::time::sleep);
     let rows_left = op.rows_left();
     let Connection { raw, cut } = conn;
     let steps = (&mut **raw).fetch_many(query);
-    Box::pin(Measured::<DB> { steps, cut, op: Some(op), timer, rows: 0, rows_left })
+    Ok(Measured { steps, cut, op: Some(op), timer, rows: 0, rows_left })
 }
 
 pub(crate) fn fetch_optional<'e, DB>(
@@ -198,7 +213,7 @@ where
 }
 
 /// Acquires from the pool, recording the wait apart from query time.
-pub(crate) async fn acquire<DB: Backend>(pool: &sqlx::Pool<DB>) -> Result<Connection<DB>, sqlx::Error> {
+pub(crate) async fn acquire<DB: Backend>(pool: sqlx::Pool<DB>) -> Result<Connection<DB>, sqlx::Error> {
     let start = Instant::now();
     let raw = pool.acquire().await;
     instrument::record_wait(start.elapsed());

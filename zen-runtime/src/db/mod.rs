@@ -34,6 +34,7 @@
 //! `client_connection_check_interval`, which [`Pool::connect_with`] sets
 //! to 100 ms) and no half-read connection is ever reused.
 
+mod checkout;
 mod connection;
 mod measure;
 mod options;

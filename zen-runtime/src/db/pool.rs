@@ -2,13 +2,12 @@
 
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
-use futures_util::StreamExt;
 use sqlx::pool::PoolOptions;
 use sqlx::{Database, Describe, Either, Execute, Executor, SqlStr};
 
+use super::checkout::{self, checkout};
 use super::measure::{self, Rebuilt};
-use super::{Backend, PoolConnection, Transaction, budget_error};
-use crate::instrument;
+use super::{Backend, PoolConnection, Transaction};
 
 type Options<DB> = <<DB as Database>::Connection as sqlx::Connection>::Options;
 
@@ -79,7 +78,7 @@ impl<DB: Backend> Pool<DB> {
     /// # Errors
     /// As sqlx's `acquire`.
     pub async fn acquire(&self) -> Result<PoolConnection<DB>, sqlx::Error> {
-        Ok(PoolConnection::new(measure::acquire(&self.inner).await?))
+        Ok(PoolConnection::new(measure::acquire(self.inner.clone()).await?))
     }
 
     /// Checks a connection out and begins a transaction on it.
@@ -87,7 +86,7 @@ impl<DB: Backend> Pool<DB> {
     /// # Errors
     /// As sqlx's `begin`, or a `BudgetExceeded` in `enforce` mode.
     pub async fn begin(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
-        Transaction::begin_owned(measure::acquire(&self.inner).await?).await
+        Transaction::begin_owned(measure::acquire(self.inner.clone()).await?).await
     }
 
     /// Closes the pool; see sqlx's `Pool::close`.
@@ -112,15 +111,6 @@ impl<DB: Backend> From<sqlx::Pool<DB>> for Pool<DB> {
     }
 }
 
-/// Refuses before a connection is taken; counts a query that cannot get one
-/// as failed (the wait is in `db_wait`).
-async fn checkout<DB: Backend>(pool: &sqlx::Pool<DB>, sql: &str) -> Result<super::Connection<DB>, sqlx::Error> {
-    instrument::admit_query().map_err(budget_error)?;
-    measure::acquire(pool).await.inspect_err(|_| {
-        instrument::record_query(DB::NAME, sql, std::time::Duration::ZERO, false);
-    })
-}
-
 impl<'p, DB> Executor<'p> for &'_ Pool<DB>
 where
     DB: Backend,
@@ -132,19 +122,7 @@ where
     where
         E: 'q + Execute<'q, DB>,
     {
-        let pool = self.inner.clone();
-        let query = Rebuilt::new(query);
-        Box::pin(async_stream::stream! {
-            match checkout(&pool, query.text()).await {
-                Ok(mut conn) => {
-                    let mut steps = measure::fetch_many::<DB>(&mut conn, query);
-                    while let Some(step) = steps.next().await {
-                        yield step;
-                    }
-                }
-                Err(e) => yield Err(e),
-            }
-        })
+        Box::pin(checkout::query(&self.inner, Rebuilt::new(query)))
     }
 
     fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<DB::Row>, sqlx::Error>>
