@@ -18,6 +18,11 @@ use zen_runtime::db::SqlitePool;
 use zen_runtime::layer::ZenLayer;
 use zen_runtime::zen;
 
+/// One test at a time: `tracing` caches whether a callsite is enabled
+/// process-wide, and a test's subscriber coming or going while the other
+/// runs could leave a callsite of the other cached as disabled (seen once).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Spans exported while the guard lives, on this thread (these tests run on
 /// a current-thread runtime, so every task they start is on it too).
 fn exporting() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
@@ -25,7 +30,9 @@ fn exporting() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     let subscriber =
         tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("zen-test")));
-    (exporter, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    (exporter, guard)
 }
 
 fn attributes(attributes: &[KeyValue]) -> BTreeMap<String, Value> {
@@ -54,6 +61,7 @@ async fn sync_users(pool: &SqlitePool) -> usize {
 #[tokio::test(flavor = "current_thread")]
 async fn the_instrumented_span_carries_the_figures_and_the_budget_exceeded_event() {
     let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    let _one = ONE_AT_A_TIME.lock().await;
     let (exporter, _guard) = exporting();
     assert_eq!(sync_users(&pool).await, 3);
 
@@ -96,6 +104,7 @@ async fn article(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String 
 #[tokio::test(flavor = "current_thread")]
 async fn the_request_span_of_trace_layer_gets_the_route_and_each_query_a_client_span() {
     let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    let _one = ONE_AT_A_TIME.lock().await;
     let (exporter, _guard) = exporting();
     zen_runtime::otel::set_db_spans(true);
     let app = Router::new()

@@ -48,7 +48,7 @@ pub struct Operation {
     /// Its CLIENT span, when `otel::set_db_spans(true)` (else nothing to
     /// drop).
     #[cfg(feature = "opentelemetry")]
-    span: Option<tracing::Span>,
+    span: Option<Box<tracing::Span>>,
 }
 
 /// Issues a database operation on `backend` (`"PostgreSQL"`, `"redis"`,
@@ -67,7 +67,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
     };
     scope.admit(Resource::Db)?;
     let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
-    scope.issue_query(backend, &fingerprint.text);
+    scope.issue_query();
     Ok(Operation {
         scope: Some(scope),
         resource: Resource::Db,
@@ -215,7 +215,7 @@ impl Drop for Operation {
 pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, ok: bool) {
     if let Some(scope) = scope::current() {
         let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
-        scope.issue_query(backend, &fingerprint.text);
+        scope.issue_query();
         scope.finish_query(backend, &fingerprint, elapsed, ok);
     }
 }

@@ -361,10 +361,10 @@ pub(crate) fn operation_ended(backend: &'static str, operation: &'static str, el
         /// statement again (the common case) skips the lock and the lookup.
         static LAST: RefCell<Option<(usize, &'static str, &'static str, Histogram)>> = const { RefCell::new(None) };
     }
-    let system = system_name(backend);
     let recorder = recorder();
-    let same = |(r, s, o, _): &(usize, &'static str, &'static str, Histogram)| {
-        *r == recorder && std::ptr::eq(*s, system) && std::ptr::eq(*o, operation)
+    // Keyed by zen's name of the backend: the convention's is looked up on a miss.
+    let same = |(r, b, o, _): &(usize, &'static str, &'static str, Histogram)| {
+        *r == recorder && std::ptr::eq(*b, backend) && std::ptr::eq(*o, operation)
     };
     let hit = LAST.try_with(|last| {
         let last = last.try_borrow().ok()?;
@@ -375,10 +375,11 @@ pub(crate) fn operation_ended(backend: &'static str, operation: &'static str, el
     if matches!(hit, Ok(Some(()))) {
         return;
     }
+    let system = system_name(backend);
     let remember = |histogram: &Histogram| {
         let _ = LAST.try_with(|last| {
             if let Ok(mut last) = last.try_borrow_mut() {
-                *last = Some((recorder, system, operation, histogram.clone()));
+                *last = Some((recorder, backend, operation, histogram.clone()));
             }
         });
     };

@@ -103,27 +103,31 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     }
 }
 
-/// The CLIENT span of one database operation, when [`db_spans`] is on.
+/// The CLIENT span of one database operation, when [`db_spans`] is on;
+/// boxed, so that an operation without one stays small to move.
 pub(crate) fn operation_span(
     backend: &'static str,
     fingerprint: &str,
     operation: &'static str,
-) -> Option<tracing::Span> {
+) -> Option<Box<tracing::Span>> {
     if !db_spans() {
         return None;
     }
     let system = system_name(backend);
     let name = if operation == "OTHER" { system } else { operation };
-    Some(tracing::info_span!(
-        target: "zen::db",
-        "db",
-        otel.kind = "client",
-        otel.name = name,
-        otel.status_code = tracing::field::Empty,
-        db.system.name = system,
-        db.operation.name = operation,
-        db.query.text = fingerprint,
-    ))
+    // The span and its box are zen's work, not the scope's memory.
+    Some(crate::alloc::untracked(|| {
+        Box::new(tracing::info_span!(
+            target: "zen::db",
+            "db",
+            otel.kind = "client",
+            otel.name = name,
+            otel.status_code = tracing::field::Empty,
+            db.system.name = system,
+            db.operation.name = operation,
+            db.query.text = fingerprint,
+        ))
+    }))
 }
 
 /// Marks an operation's span as failed.

@@ -54,38 +54,32 @@ impl DbStats {
         Some(&mut self.statements[index].1)
     }
 
-    /// Counts an issued statement; returns its count in this scope.
+    /// Records a statement that ended; returns how many times it ran in
+    /// this scope.
     #[inline]
-    pub(crate) fn issue(&mut self, fingerprint: &Arc<str>, backend: &'static str) -> u64 {
-        self.backend(backend).queries += 1;
+    pub(crate) fn record(&mut self, fingerprint: &Arc<str>, backend: &'static str, nanos: u64, ok: bool) -> u64 {
+        let b = self.backend(backend);
+        b.queries += 1;
+        b.nanos += nanos;
+        b.failed += u64::from(!ok);
+        if self.slowest.as_ref().is_none_or(|(_, _, ns)| nanos > *ns) {
+            self.slowest = Some((Arc::clone(fingerprint), backend, nanos));
+        }
         if let Some(stat) = self.get_mut(fingerprint) {
             stat.count += 1;
+            stat.total_ns += nanos;
+            stat.max_ns = stat.max_ns.max(nanos);
+            stat.failed += u64::from(!ok);
             return stat.count;
         }
         if self.statements.len() >= MAX_STATEMENTS {
             self.untracked += 1;
             return 1;
         }
-        let stat = Stat { backend, count: 1, failed: 0, total_ns: 0, max_ns: 0, call_site: None };
+        let stat = Stat { backend, count: 1, failed: u64::from(!ok), total_ns: nanos, max_ns: nanos, call_site: None };
         // The table grows with zen's memory, not the scope's.
         crate::alloc::untracked(|| self.statements.push((Arc::clone(fingerprint), stat)));
         1
-    }
-
-    /// Records how a statement ended.
-    #[inline]
-    pub(crate) fn finish(&mut self, fingerprint: &Arc<str>, backend: &'static str, nanos: u64, ok: bool) {
-        let b = self.backend(backend);
-        b.nanos += nanos;
-        b.failed += u64::from(!ok);
-        if let Some(stat) = self.get_mut(fingerprint) {
-            stat.total_ns += nanos;
-            stat.max_ns = stat.max_ns.max(nanos);
-            stat.failed += u64::from(!ok);
-        }
-        if self.slowest.as_ref().is_none_or(|(_, _, ns)| nanos > *ns) {
-            self.slowest = Some((Arc::clone(fingerprint), backend, nanos));
-        }
     }
 
     /// Keeps where a suspected N+1 statement is issued from (first one wins).

@@ -7,6 +7,7 @@
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_core::future::BoxFuture;
@@ -21,7 +22,7 @@ use crate::instrument;
 pub(super) async fn checkout<DB: Backend>(pool: &sqlx::Pool<DB>, sql: &str) -> Result<Connection<DB>, sqlx::Error> {
     instrument::admit_query().map_err(budget_error)?;
     measure::acquire(pool.clone()).await.inspect_err(|_| {
-        instrument::record_query(DB::NAME, sql, std::time::Duration::ZERO, false);
+        instrument::record_query(DB::NAME, sql, Duration::ZERO, false);
     })
 }
 
@@ -48,16 +49,23 @@ impl<DB: Backend> Drop for Owned<DB> {
 // `Send` connection is `Send`.
 unsafe impl<DB: Backend> Send for Owned<DB> where Connection<DB>: Send {}
 
-/// sqlx's checkout is a future of kilobytes: boxed, it is moved once,
-/// where inline it would be moved with every change of state.
-type Acquire<DB> = BoxFuture<'static, Result<Connection<DB>, sqlx::Error>>;
+/// sqlx's checkout, a future of kilobytes: boxed where it is made (see
+/// [`in_place`]), it is never moved.
+type Acquire<DB> = BoxFuture<'static, Result<sqlx::pool::PoolConnection<DB>, sqlx::Error>>;
+
+/// Boxes what `make` returns, letting the compiler build it in the box
+/// rather than on the stack and copy it there (kilobytes, per query).
+fn in_place<F>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
+}
 
 pin_project_lite::pin_project! {
     /// The steps of one query on the pool.
     #[project = QueryProj]
     pub(super) enum Query<DB: Backend> {
-        /// Admitted on the first poll, then waiting for a connection.
-        Checkout { acquire: Acquire<DB>, query: Option<Rebuilt<DB>>, admitted: bool },
+        /// Admitted on the first poll (`asked` is when), then waiting for
+        /// a connection.
+        Checkout { acquire: Acquire<DB>, query: Option<Rebuilt<DB>>, asked: Option<Instant> },
         /// Its steps borrow `conn` for as long as the stream lives (hence
         /// `'static`): declared first, they are dropped first.
         Running { #[pin] steps: Measured<'static, DB>, conn: Owned<DB> },
@@ -68,7 +76,7 @@ pin_project_lite::pin_project! {
 
 /// The query's stream; nothing runs before it is polled.
 pub(super) fn query<DB: Backend>(pool: &sqlx::Pool<DB>, query: Rebuilt<DB>) -> Query<DB> {
-    Query::Checkout { acquire: Box::pin(measure::acquire(pool.clone())), query: Some(query), admitted: false }
+    Query::Checkout { acquire: in_place(|| pool.acquire()), query: Some(query), asked: None }
 }
 
 impl<DB> Stream for Query<DB>
@@ -81,23 +89,24 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             match self.as_mut().project() {
-                QueryProj::Checkout { acquire, query, admitted } => {
-                    if !*admitted {
+                QueryProj::Checkout { acquire, query, asked } => {
+                    if asked.is_none() {
                         if let Err(refused) = instrument::admit_query() {
                             self.set(Query::Done);
                             return Poll::Ready(Some(Err(budget_error(refused))));
                         }
-                        *admitted = true;
+                        *asked = Some(Instant::now());
                     }
                     let acquired = ready!(acquire.as_mut().poll(cx));
+                    instrument::record_wait(asked.map_or(Duration::ZERO, |asked| asked.elapsed()));
                     let Some(query) = query.take() else {
                         self.set(Query::Done);
                         return Poll::Ready(None);
                     };
                     let conn = match acquired {
-                        Ok(conn) => Owned::new(conn),
+                        Ok(raw) => Owned::new(Connection::new(raw)),
                         Err(e) => {
-                            instrument::record_query(DB::NAME, query.text(), std::time::Duration::ZERO, false);
+                            instrument::record_query(DB::NAME, query.text(), Duration::ZERO, false);
                             self.set(Query::Done);
                             return Poll::Ready(Some(Err(e)));
                         }

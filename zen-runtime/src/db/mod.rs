@@ -19,9 +19,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Each query is counted once when issued, under its statement fingerprint
-//! and the call site of user code when it repeats like N+1, and timed from
-//! issue until its result stream ends or is dropped. Time waiting for a
+//! Each query is counted once when issued (toward `max_queries`), and timed
+//! from issue until its result stream ends or is dropped; it is then
+//! recorded under its statement fingerprint, with the call site of user
+//! code when it repeats like N+1. Time waiting for a
 //! pooled connection is reported apart, as `db_wait`. `BEGIN`, `COMMIT` and
 //! `ROLLBACK` are round trips too, and count as queries.
 //!

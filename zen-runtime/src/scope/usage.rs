@@ -56,42 +56,51 @@ impl Usage {
 }
 
 impl Scope {
-    /// Counts an issued database operation on this scope and its parents,
-    /// and notes where user code issued it once it looks like N+1.
-    pub(crate) fn issue_query(&self, backend: &'static str, fingerprint: &Arc<str>) {
-        let mut suspect = false;
+    /// Counts an issued database operation on this scope and its parents;
+    /// its statement is recorded when it ends ([`Self::finish_query`]).
+    pub(crate) fn issue_query(&self) {
         for scope in self.chain() {
             scope.usage.queries.fetch_add(1, Relaxed);
-            let mut db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
-            let count = db.issue(fingerprint, backend);
-            let threshold = scope.terms().n_plus_one;
-            if threshold > 0 && count >= u64::from(threshold) {
-                scope.usage.suspected.store(true, Relaxed);
-                suspect |= !db.has_call_site(fingerprint);
-            }
-        }
-        if suspect {
-            let site = untracked(|| stats::CallSite::of(&self.name, fingerprint));
-            for scope in self.chain() {
-                scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
-            }
         }
     }
 
-    /// Records how an issued database operation ended, and the rows it
-    /// returned.
+    /// Records how an issued database operation ended, under its statement,
+    /// and notes where user code runs it once it looks like N+1. One lock
+    /// per scope and operation. (The call site is still on the stack: an
+    /// operation ends inside the poll or the drop of the code awaiting it.)
     pub(crate) fn finish_query(&self, backend: &'static str, fingerprint: &Shared, elapsed: Duration, ok: bool) {
         let ns = nanos(elapsed);
         #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
         crate::export::operation_ended(backend, fingerprint.operation, elapsed);
         let fingerprint = &fingerprint.text;
+        let mut suspect = false;
         for scope in self.chain() {
             let u = &scope.usage;
             u.db_nanos.fetch_add(ns, Relaxed);
             if !ok {
                 u.failed_queries.fetch_add(1, Relaxed);
             }
-            u.db.lock().unwrap_or_else(PoisonError::into_inner).finish(fingerprint, backend, ns, ok);
+            let mut db = u.db.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = db.record(fingerprint, backend, ns, ok);
+            let threshold = scope.terms().n_plus_one;
+            if threshold > 0 && count >= u64::from(threshold) {
+                u.suspected.store(true, Relaxed);
+                suspect |= !db.has_call_site(fingerprint);
+            }
+        }
+        if suspect {
+            self.note_call_site(fingerprint);
+        }
+    }
+
+    /// Keeps where user code runs a suspected N+1 statement, on this scope
+    /// and each enclosing one.
+    #[cold]
+    #[inline(never)]
+    fn note_call_site(&self, fingerprint: &Arc<str>) {
+        let site = untracked(|| stats::CallSite::of(&self.name, fingerprint));
+        for scope in self.chain() {
+            scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
         }
     }
 
