@@ -162,3 +162,34 @@ async fn outside_a_scope_nothing_is_recorded_or_refused() {
     let expired = instrument::query("test", "SELECT 1").unwrap().expire();
     assert_eq!(expired.scope(), "(outside any scope)");
 }
+
+/// Four runs of one statement, all issued before any ends: finished where
+/// they ran, or dropped.
+#[zen(n_plus_one = 3)]
+async fn issued_together(finish: bool) {
+    let ops: Vec<_> = (0..4).map(|_| instrument::query("test", "SELECT 2").unwrap()).collect();
+    tokio::task::yield_now().await;
+    for op in ops {
+        if finish {
+            op.finish(true);
+        } else {
+            drop(op);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_n_plus_one_issued_together_gets_its_call_site_only_from_the_code_that_ran_it() {
+    let ((), reports) = testing::collect(issued_together(true)).await;
+    let report = &reports[0];
+    let [suspect] = report.n_plus_one.as_slice() else { panic!("one suspect: {report}") };
+    assert_eq!(suspect.count, 4);
+    let site = suspect.call_site.as_deref().unwrap_or_default();
+    assert!(site.contains("issued_together"), "the code that finished them: {site:?}");
+    // Dropped, they may have been cancelled from outside: the suspect is
+    // reported, and no frame that is not theirs is taken for its site.
+    let ((), reports) = testing::collect(issued_together(false)).await;
+    let report = &reports[0];
+    let [suspect] = report.n_plus_one.as_slice() else { panic!("one suspect: {report}") };
+    assert_eq!((suspect.count, suspect.call_site.as_deref()), (4, None));
+}

@@ -52,8 +52,9 @@ pub struct Operation {
 }
 
 /// Issues a database operation on `backend` (`"PostgreSQL"`, `"redis"`,
-/// ...): counts it now, under the fingerprint of `statement` (a SQL text or
-/// a command name), read in the dialect of `backend` (see
+/// ...): counts it now, and when it ends records it under the fingerprint
+/// of `statement` (a SQL text or a command name), read in the dialect of
+/// `backend` (see
 /// [`Dialect::of_backend`]; any other backend is read in the most careful
 /// dialect). Values in it are dropped, but prefer placeholders.
 ///
@@ -67,7 +68,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
     };
     scope.admit(Resource::Db)?;
     let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
-    scope.issue_query();
+    scope.issue_query(&fingerprint.text);
     Ok(Operation {
         scope: Some(scope),
         resource: Resource::Db,
@@ -144,7 +145,7 @@ impl Operation {
 
     /// Records how the operation ended.
     pub fn finish(mut self, ok: bool) {
-        self.record(ok);
+        self.record(ok, true);
     }
 
     /// How many more rows the scope may receive before an enforced
@@ -168,7 +169,7 @@ impl Operation {
     pub fn exceed_rows(mut self, rows: u64) -> BudgetExceeded {
         self.add_rows(rows);
         let scope = self.scope.clone();
-        self.record(false);
+        self.record(false, true);
         match scope.and_then(|s| s.blown()) {
             Some(exceeded) => exceeded,
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Rows, 0, rows),
@@ -181,22 +182,24 @@ impl Operation {
     /// anyway, it says so rather than panic.)
     pub fn expire(mut self) -> BudgetExceeded {
         let scope = self.scope.clone();
-        self.record(false);
+        self.record(false, true);
         match scope {
             Some(scope) => scope.expired(self.resource),
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Timeout, 0, 0),
         }
     }
 
-    fn record(&mut self, ok: bool) {
+    /// `in_poll`: ended by the code that runs it, not dropped (maybe with
+    /// a future cancelled from outside it).
+    fn record(&mut self, ok: bool, in_poll: bool) {
         #[cfg(feature = "opentelemetry")]
-        if !ok && let Some(span) = &self.span {
-            crate::otel::operation_failed(span);
+        if let Some(span) = self.span.take() {
+            crate::otel::close_operation_span(span, ok);
         }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = start.elapsed();
             match &self.subject {
-                Subject::Statement(fingerprint) => scope.finish_query(self.backend, fingerprint, elapsed, ok),
+                Subject::Statement(fingerprint) => scope.finish_query(self.backend, fingerprint, elapsed, ok, in_poll),
                 Subject::Host(host) => scope.record_call(host, elapsed, ok),
                 Subject::Nothing => {}
             }
@@ -205,8 +208,13 @@ impl Operation {
 }
 
 impl Drop for Operation {
+    // Inlined: after `finish`, `expire` or `exceed_rows` there is nothing
+    // left to record, and finding that out costs one comparison.
+    #[inline]
     fn drop(&mut self) {
-        self.record(true);
+        if self.scope.is_some() {
+            self.record(true, false);
+        }
     }
 }
 
@@ -215,8 +223,8 @@ impl Drop for Operation {
 pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, ok: bool) {
     if let Some(scope) = scope::current() {
         let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
-        scope.issue_query();
-        scope.finish_query(backend, &fingerprint, elapsed, ok);
+        scope.issue_query(&fingerprint.text);
+        scope.finish_query(backend, &fingerprint, elapsed, ok, true);
     }
 }
 

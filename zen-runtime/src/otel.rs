@@ -130,9 +130,15 @@ pub(crate) fn operation_span(
     }))
 }
 
-/// Marks an operation's span as failed.
-pub(crate) fn operation_failed(span: &tracing::Span) {
-    span.record("otel.status_code", "ERROR");
+/// Closes an operation's span, marked failed unless `ok`: outside the
+/// scope's memory, where it was made.
+#[cold]
+#[inline(never)]
+pub(crate) fn close_operation_span(span: Box<tracing::Span>, ok: bool) {
+    if !ok {
+        span.record("otel.status_code", "ERROR");
+    }
+    crate::alloc::untracked(|| drop(span));
 }
 
 #[cfg(test)]

@@ -82,6 +82,11 @@ impl DbStats {
         1
     }
 
+    /// How many runs of `fingerprint` ended in this scope.
+    pub(crate) fn count(&self, fingerprint: &Arc<str>) -> u64 {
+        self.position(fingerprint).map_or(0, |i| self.statements[i].1.count)
+    }
+
     /// Keeps where a suspected N+1 statement is issued from (first one wins).
     pub(crate) fn set_call_site(&mut self, fingerprint: &Arc<str>, call_site: &Arc<CallSite>) {
         if let Some(stat) = self.get_mut(fingerprint) {

@@ -21,7 +21,7 @@ use crate::instrument;
 /// as failed (the wait is in `db_wait`).
 pub(super) async fn checkout<DB: Backend>(pool: &sqlx::Pool<DB>, sql: &str) -> Result<Connection<DB>, sqlx::Error> {
     instrument::admit_query().map_err(budget_error)?;
-    measure::acquire(pool.clone()).await.inspect_err(|_| {
+    measure::acquire(pool).await.inspect_err(|_| {
         instrument::record_query(DB::NAME, sql, Duration::ZERO, false);
     })
 }
@@ -49,12 +49,14 @@ impl<DB: Backend> Drop for Owned<DB> {
 // `Send` connection is `Send`.
 unsafe impl<DB: Backend> Send for Owned<DB> where Connection<DB>: Send {}
 
-/// sqlx's checkout, a future of kilobytes: boxed where it is made (see
-/// [`in_place`]), it is never moved.
+/// sqlx's checkout, a future of kilobytes, boxed (see [`in_place`]) so
+/// that the stream's changes of state do not move it.
 type Acquire<DB> = BoxFuture<'static, Result<sqlx::pool::PoolConnection<DB>, sqlx::Error>>;
 
-/// Boxes what `make` returns, letting the compiler build it in the box
-/// rather than on the stack and copy it there (kilobytes, per query).
+/// Boxes what `make` returns with the box allocated first, so that the
+/// optimiser can build the value in the box instead of on the stack and
+/// copy it there. Not guaranteed, but measured: `Box::pin(make())` copied
+/// sqlx's checkout (8.7k instructions per query), this does not.
 fn in_place<F>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
     Box::into_pin(Box::write(Box::new_uninit(), make()))
 }

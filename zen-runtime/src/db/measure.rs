@@ -83,11 +83,13 @@ pin_project_lite::pin_project! {
 
     impl<'e, DB: Database> PinnedDrop for Measured<'e, DB> {
         fn drop(this: Pin<&mut Self>) {
-            // Dropped halfway: what it returned counts, and it counts as a success.
+            // Dropped halfway: what it returned counts, and it counts as a
+            // success (dropped, not finished: maybe cancelled from outside
+            // the code that ran it).
             let this = this.project();
             if let Some(op) = this.op.take() {
                 op.add_rows(*this.rows);
-                op.finish(true);
+                drop(op);
             }
         }
     }
@@ -213,7 +215,7 @@ where
 }
 
 /// Acquires from the pool, recording the wait apart from query time.
-pub(crate) async fn acquire<DB: Backend>(pool: sqlx::Pool<DB>) -> Result<Connection<DB>, sqlx::Error> {
+pub(crate) async fn acquire<DB: Backend>(pool: &sqlx::Pool<DB>) -> Result<Connection<DB>, sqlx::Error> {
     let start = Instant::now();
     let raw = pool.acquire().await;
     instrument::record_wait(start.elapsed());

@@ -78,7 +78,7 @@ impl<DB: Backend> Pool<DB> {
     /// # Errors
     /// As sqlx's `acquire`.
     pub async fn acquire(&self) -> Result<PoolConnection<DB>, sqlx::Error> {
-        Ok(PoolConnection::new(measure::acquire(self.inner.clone()).await?))
+        Ok(PoolConnection::new(measure::acquire(&self.inner).await?))
     }
 
     /// Checks a connection out and begins a transaction on it.
@@ -86,7 +86,7 @@ impl<DB: Backend> Pool<DB> {
     /// # Errors
     /// As sqlx's `begin`, or a `BudgetExceeded` in `enforce` mode.
     pub async fn begin(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
-        Transaction::begin_owned(measure::acquire(self.inner.clone()).await?).await
+        Transaction::begin_owned(measure::acquire(&self.inner).await?).await
     }
 
     /// Closes the pool; see sqlx's `Pool::close`.

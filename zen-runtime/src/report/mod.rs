@@ -117,7 +117,8 @@ pub struct StatementSummary {
     pub fingerprint: String,
     /// The backend that ran it.
     pub backend: &'static str,
-    /// Times issued.
+    /// Times run, recorded as each ended (a run still going when the
+    /// report is built counts in `queries` only).
     pub count: u64,
     /// Times it failed.
     pub failed: u64,
@@ -135,7 +136,7 @@ pub struct NPlusOne {
     pub fingerprint: String,
     /// The backend that ran it.
     pub backend: &'static str,
-    /// Times issued.
+    /// Times run, recorded as each ended.
     pub count: u64,
     /// Where user code issued it: function, and file and line when debug
     /// information is present.
@@ -147,7 +148,7 @@ pub struct NPlusOne {
 pub struct BackendSummary {
     /// The backend.
     pub backend: &'static str,
-    /// Operations issued.
+    /// Operations run, recorded as each ended.
     pub queries: u64,
     /// Operations that failed.
     pub failed: u64,

@@ -57,18 +57,50 @@ impl Usage {
 
 impl Scope {
     /// Counts an issued database operation on this scope and its parents;
-    /// its statement is recorded when it ends ([`Self::finish_query`]).
-    pub(crate) fn issue_query(&self) {
+    /// its statement is recorded when it ends ([`Self::finish_query`]). A
+    /// scope that has issued as many queries as its N+1 threshold also
+    /// looks whether this statement reaches it, to note where user code
+    /// issues it while that code is on the stack.
+    pub(crate) fn issue_query(&self, fingerprint: &Arc<str>) {
+        let mut may_repeat = false;
         for scope in self.chain() {
-            scope.usage.queries.fetch_add(1, Relaxed);
+            let issued = scope.usage.queries.fetch_add(1, Relaxed) + 1;
+            let threshold = scope.terms().n_plus_one;
+            may_repeat |= threshold > 0 && issued >= u64::from(threshold);
+        }
+        if may_repeat {
+            self.note_repeat(fingerprint);
         }
     }
 
-    /// Records how an issued database operation ended, under its statement,
-    /// and notes where user code runs it once it looks like N+1. One lock
-    /// per scope and operation. (The call site is still on the stack: an
-    /// operation ends inside the poll or the drop of the code awaiting it.)
-    pub(crate) fn finish_query(&self, backend: &'static str, fingerprint: &Shared, elapsed: Duration, ok: bool) {
+    /// Notes the call site of a statement issued as often as a scope's N+1
+    /// threshold (its runs that ended, and this one).
+    #[cold]
+    #[inline(never)]
+    fn note_repeat(&self, fingerprint: &Arc<str>) {
+        let suspect = self.chain().any(|scope| {
+            let threshold = u64::from(scope.terms().n_plus_one);
+            let db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
+            threshold > 0 && db.count(fingerprint) + 1 >= threshold && !db.has_call_site(fingerprint)
+        });
+        if suspect {
+            self.note_call_site(fingerprint);
+        }
+    }
+
+    /// Records how an issued database operation ended, under its statement:
+    /// one lock per operation and scope. A statement that reached the N+1
+    /// threshold without a call site (its runs were issued together) gets
+    /// one here, if user code is on the stack: `in_poll`, not when the
+    /// operation is dropped with a future someone else cancelled.
+    pub(crate) fn finish_query(
+        &self,
+        backend: &'static str,
+        fingerprint: &Shared,
+        elapsed: Duration,
+        ok: bool,
+        in_poll: bool,
+    ) {
         let ns = nanos(elapsed);
         #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
         crate::export::operation_ended(backend, fingerprint.operation, elapsed);
@@ -85,7 +117,7 @@ impl Scope {
             let threshold = scope.terms().n_plus_one;
             if threshold > 0 && count >= u64::from(threshold) {
                 u.suspected.store(true, Relaxed);
-                suspect |= !db.has_call_site(fingerprint);
+                suspect |= in_poll && !db.has_call_site(fingerprint);
             }
         }
         if suspect {
