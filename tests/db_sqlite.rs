@@ -94,6 +94,31 @@ async fn an_n_plus_one_loop_is_flagged_with_its_call_site() {
     assert!(reports[1].n_plus_one.is_empty(), "4 repetitions are under the threshold of 5");
 }
 
+/// An N+1 loop of streams each dropped after its first row: every run ends
+/// in a drop, so the call site is taken where the statement is issued.
+#[zen(n_plus_one = 3)]
+async fn first_rows(pool: &SqlitePool) -> Result<u32, AppError> {
+    let mut issued_at = 0;
+    for _ in 0..4 {
+        let mut rows = sqlx::query("SELECT id FROM articles ORDER BY id").fetch(pool);
+        let (first, line) = (rows.try_next().await?, line!());
+        assert!(first.is_some());
+        issued_at = line;
+    }
+    Ok(issued_at)
+}
+
+#[tokio::test]
+async fn an_n_plus_one_of_dropped_streams_is_flagged_where_it_is_issued() {
+    let pool = pool(1).await;
+    let (result, reports) = testing::collect(first_rows(&pool)).await;
+    let line = result.unwrap();
+    let [suspect] = reports[0].n_plus_one.as_slice() else { panic!("one suspect: {}", reports[0]) };
+    assert_eq!(suspect.count, 4);
+    let site = suspect.call_site.as_deref().unwrap_or_default();
+    assert!(site.contains("first_rows") && site.ends_with(&format!("db_sqlite.rs:{line})")), "{site:?}");
+}
+
 #[zen(max_queries = 3, mode = "enforce")]
 async fn insert_many(pool: &SqlitePool, n: i64) -> Result<(), AppError> {
     for i in 0..n {

@@ -179,7 +179,7 @@ async fn issued_together(finish: bool) {
 }
 
 #[tokio::test]
-async fn an_n_plus_one_issued_together_gets_its_call_site_only_from_the_code_that_ran_it() {
+async fn an_n_plus_one_issued_together_takes_its_call_site_when_finished_never_when_dropped() {
     let ((), reports) = testing::collect(issued_together(true)).await;
     let report = &reports[0];
     let [suspect] = report.n_plus_one.as_slice() else { panic!("one suspect: {report}") };

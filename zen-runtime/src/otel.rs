@@ -135,10 +135,12 @@ pub(crate) fn operation_span(
 #[cold]
 #[inline(never)]
 pub(crate) fn close_operation_span(span: Box<tracing::Span>, ok: bool) {
-    if !ok {
-        span.record("otel.status_code", "ERROR");
-    }
-    crate::alloc::untracked(|| drop(span));
+    crate::alloc::untracked(|| {
+        if !ok {
+            span.record("otel.status_code", "ERROR");
+        }
+        drop(span);
+    });
 }
 
 #[cfg(test)]

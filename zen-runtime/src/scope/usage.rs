@@ -4,7 +4,7 @@
 //! host tables behind a lock. Tables grow with zen's own allocations, which
 //! are never charged to the scope.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -40,9 +40,19 @@ pub(crate) struct Usage {
     /// A statement reached the N+1 threshold: the report must be built and
     /// warned about even within budget.
     pub(crate) suspected: AtomicBool,
+    /// The address of the fingerprint of a statement one run from the N+1
+    /// threshold without a call site, set when a run of it ends; 0 for
+    /// none. Its next issue takes the site, while user code is on the stack.
+    armed: AtomicUsize,
     pub(crate) db: Mutex<DbStats>,
     pub(crate) hosts: Mutex<HttpStats>,
     pub(crate) nested: Mutex<(Vec<NestedViolation>, u64)>,
+}
+
+/// Where a fingerprint's text is: the same cached statement, the same
+/// address (a reused address is only a needless look under the lock).
+fn address(fingerprint: &Arc<str>) -> usize {
+    Arc::as_ptr(fingerprint).cast::<u8>() as usize
 }
 
 pub(crate) fn nanos(d: Duration) -> u64 {
@@ -58,41 +68,48 @@ impl Usage {
 impl Scope {
     /// Counts an issued database operation on this scope and its parents;
     /// its statement is recorded when it ends ([`Self::finish_query`]). A
-    /// scope that has issued as many queries as its N+1 threshold also
-    /// looks whether this statement reaches it, to note where user code
-    /// issues it while that code is on the stack.
+    /// statement that this run takes to its N+1 threshold (armed when its
+    /// previous run ended) gets its call site now, while user code is on
+    /// the stack: one comparison per scope otherwise.
     pub(crate) fn issue_query(&self, fingerprint: &Arc<str>) {
-        let mut may_repeat = false;
+        let address = address(fingerprint);
+        let mut armed = false;
         for scope in self.chain() {
-            let issued = scope.usage.queries.fetch_add(1, Relaxed) + 1;
-            let threshold = scope.terms().n_plus_one;
-            may_repeat |= threshold > 0 && issued >= u64::from(threshold);
+            scope.usage.queries.fetch_add(1, Relaxed);
+            armed |= scope.usage.armed.load(Relaxed) == address;
         }
-        if may_repeat {
+        if armed {
             self.note_repeat(fingerprint);
         }
     }
 
-    /// Notes the call site of a statement issued as often as a scope's N+1
-    /// threshold (its runs that ended, and this one).
+    /// Takes the call site of an armed statement that reaches a scope's N+1
+    /// threshold with this run, and disarms it.
     #[cold]
     #[inline(never)]
     fn note_repeat(&self, fingerprint: &Arc<str>) {
-        let suspect = self.chain().any(|scope| {
+        let address = address(fingerprint);
+        let mut suspect = false;
+        for scope in self.chain() {
+            let u = &scope.usage;
+            if u.armed.compare_exchange(address, 0, Relaxed, Relaxed).is_err() {
+                continue;
+            }
             let threshold = u64::from(scope.terms().n_plus_one);
-            let db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
-            threshold > 0 && db.count(fingerprint) + 1 >= threshold && !db.has_call_site(fingerprint)
-        });
+            let db = u.db.lock().unwrap_or_else(PoisonError::into_inner);
+            suspect |= threshold > 0 && db.count(fingerprint) + 1 >= threshold && !db.has_call_site(fingerprint);
+        }
         if suspect {
             self.note_call_site(fingerprint);
         }
     }
 
     /// Records how an issued database operation ended, under its statement:
-    /// one lock per operation and scope. A statement that reached the N+1
-    /// threshold without a call site (its runs were issued together) gets
-    /// one here, if user code is on the stack: `in_poll`, not when the
-    /// operation is dropped with a future someone else cancelled.
+    /// one lock per operation and scope. A statement at the N+1 threshold
+    /// without a call site (its runs were issued together, or dropped) gets
+    /// one here if user code is on the stack, `in_poll` (not when the
+    /// operation is dropped with a future someone else cancelled), and is
+    /// armed for its next issue otherwise.
     pub(crate) fn finish_query(
         &self,
         backend: &'static str,
@@ -114,10 +131,20 @@ impl Scope {
             }
             let mut db = u.db.lock().unwrap_or_else(PoisonError::into_inner);
             let count = db.record(fingerprint, backend, ns, ok);
-            let threshold = scope.terms().n_plus_one;
-            if threshold > 0 && count >= u64::from(threshold) {
+            let threshold = u64::from(scope.terms().n_plus_one);
+            if threshold == 0 || count + 1 < threshold {
+                continue;
+            }
+            let reached = count >= threshold;
+            if reached {
                 u.suspected.store(true, Relaxed);
-                suspect |= in_poll && !db.has_call_site(fingerprint);
+            }
+            if !db.has_call_site(fingerprint) {
+                if reached && in_poll {
+                    suspect = true;
+                } else {
+                    u.armed.store(address(fingerprint), Relaxed);
+                }
             }
         }
         if suspect {
