@@ -55,9 +55,15 @@ impl DbStats {
     }
 
     /// Records a statement that ended; returns how many times it ran in
-    /// this scope.
+    /// this scope, and whether its call site is kept.
     #[inline]
-    pub(crate) fn record(&mut self, fingerprint: &Arc<str>, backend: &'static str, nanos: u64, ok: bool) -> u64 {
+    pub(crate) fn record(
+        &mut self,
+        fingerprint: &Arc<str>,
+        backend: &'static str,
+        nanos: u64,
+        ok: bool,
+    ) -> (u64, bool) {
         let b = self.backend(backend);
         b.queries += 1;
         b.nanos += nanos;
@@ -70,16 +76,16 @@ impl DbStats {
             stat.total_ns += nanos;
             stat.max_ns = stat.max_ns.max(nanos);
             stat.failed += u64::from(!ok);
-            return stat.count;
+            return (stat.count, stat.call_site.is_some());
         }
         if self.statements.len() >= MAX_STATEMENTS {
             self.untracked += 1;
-            return 1;
+            return (1, false);
         }
         let stat = Stat { backend, count: 1, failed: u64::from(!ok), total_ns: nanos, max_ns: nanos, call_site: None };
         // The table grows with zen's memory, not the scope's.
         crate::alloc::untracked(|| self.statements.push((Arc::clone(fingerprint), stat)));
-        1
+        (1, false)
     }
 
     /// How many runs of `fingerprint` ended in this scope.

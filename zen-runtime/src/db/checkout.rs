@@ -20,10 +20,21 @@ use crate::instrument;
 /// Refuses before a connection is taken; counts a query that cannot get one
 /// as failed (the wait is in `db_wait`).
 pub(super) async fn checkout<DB: Backend>(pool: &sqlx::Pool<DB>, sql: &str) -> Result<Connection<DB>, sqlx::Error> {
-    instrument::admit_query().map_err(budget_error)?;
-    measure::acquire(pool).await.inspect_err(|_| {
-        instrument::record_query(DB::NAME, sql, Duration::ZERO, false);
-    })
+    admit()?;
+    counted(measure::acquire(pool).await, sql)
+}
+
+/// The budget's word before a connection is taken.
+fn admit() -> Result<(), sqlx::Error> {
+    instrument::admit_query().map_err(budget_error)
+}
+
+/// A checkout for `sql` that failed counts as a failed query.
+fn counted<DB: Backend>(
+    acquired: Result<Connection<DB>, sqlx::Error>,
+    sql: &str,
+) -> Result<Connection<DB>, sqlx::Error> {
+    acquired.inspect_err(|_| instrument::record_query(DB::NAME, sql, Duration::ZERO, false))
 }
 
 /// A connection on the heap, owned through a pointer so that the query's
@@ -92,23 +103,26 @@ where
         loop {
             match self.as_mut().project() {
                 QueryProj::Checkout { acquire, query, asked } => {
-                    if asked.is_none() {
-                        if let Err(refused) = instrument::admit_query() {
-                            self.set(Query::Done);
-                            return Poll::Ready(Some(Err(budget_error(refused))));
+                    // The same steps as `checkout`, around sqlx's future in
+                    // its box.
+                    let asked = match *asked {
+                        Some(asked) => asked,
+                        None => {
+                            if let Err(refused) = admit() {
+                                self.set(Query::Done);
+                                return Poll::Ready(Some(Err(refused)));
+                            }
+                            *asked.insert(Instant::now())
                         }
-                        *asked = Some(Instant::now());
-                    }
-                    let acquired = ready!(acquire.as_mut().poll(cx));
-                    instrument::record_wait(asked.map_or(Duration::ZERO, |asked| asked.elapsed()));
+                    };
+                    let raw = ready!(acquire.as_mut().poll(cx));
                     let Some(query) = query.take() else {
                         self.set(Query::Done);
                         return Poll::Ready(None);
                     };
-                    let conn = match acquired {
-                        Ok(raw) => Owned::new(Connection::new(raw)),
+                    let conn = match counted(measure::waited(asked, raw), query.text()) {
+                        Ok(conn) => Owned::new(conn),
                         Err(e) => {
-                            instrument::record_query(DB::NAME, query.text(), Duration::ZERO, false);
                             self.set(Query::Done);
                             return Poll::Ready(Some(Err(e)));
                         }

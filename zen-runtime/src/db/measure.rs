@@ -216,8 +216,15 @@ where
 
 /// Acquires from the pool, recording the wait apart from query time.
 pub(crate) async fn acquire<DB: Backend>(pool: &sqlx::Pool<DB>) -> Result<Connection<DB>, sqlx::Error> {
-    let start = Instant::now();
-    let raw = pool.acquire().await;
-    instrument::record_wait(start.elapsed());
+    let asked = Instant::now();
+    waited(asked, pool.acquire().await)
+}
+
+/// A checkout asked for at `asked` ended: its wait is recorded.
+pub(crate) fn waited<DB: Backend>(
+    asked: Instant,
+    raw: Result<sqlx::pool::PoolConnection<DB>, sqlx::Error>,
+) -> Result<Connection<DB>, sqlx::Error> {
+    instrument::record_wait(asked.elapsed());
     Ok(Connection::new(raw?))
 }

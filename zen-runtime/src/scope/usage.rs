@@ -130,7 +130,7 @@ impl Scope {
                 u.failed_queries.fetch_add(1, Relaxed);
             }
             let mut db = u.db.lock().unwrap_or_else(PoisonError::into_inner);
-            let count = db.record(fingerprint, backend, ns, ok);
+            let (count, has_call_site) = db.record(fingerprint, backend, ns, ok);
             let threshold = u64::from(scope.terms().n_plus_one);
             if threshold == 0 || count + 1 < threshold {
                 continue;
@@ -139,7 +139,7 @@ impl Scope {
             if reached {
                 u.suspected.store(true, Relaxed);
             }
-            if !db.has_call_site(fingerprint) {
+            if !has_call_site {
                 if reached && in_poll {
                     suspect = true;
                 } else {
