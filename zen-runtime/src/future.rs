@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::budget::Mode;
 use crate::error::BudgetExceeded;
 use crate::report::{Outcome, Report};
-use crate::scope::{Asked, Defaults, Receiver, Role, Scope, Spec, enter};
+use crate::scope::{Asked, Defaults, Receiver, Role, Scope, Spec, current, enter};
 
 /// Where the report goes when the scope ends.
 enum Finish {
@@ -217,7 +217,13 @@ impl<F: Future> Future for Scoped<F> {
         };
         // SAFETY: see above; `this` is pinned, so its `fut` is too.
         let fut = unsafe { Pin::new_unchecked(fut) };
-        let poll = enter(Some(scope), Role::Own, || fut.poll(cx));
+        // An adopted handler is polled by its boundary, inside the scope
+        // already: only a poll from elsewhere (the future moved) enters it.
+        let poll = if matches!(this.track.finish, Finish::Joined) && current::is_own(scope) {
+            fut.poll(cx)
+        } else {
+            enter(Some(scope), Role::Own, || fut.poll(cx))
+        };
         let end = this.track.polled(start);
         match poll {
             Poll::Ready(output) => {

@@ -32,7 +32,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, Label, Unit};
@@ -163,6 +163,8 @@ impl Figure {
 /// first recorded, a budget's when it is first limited, so that no series
 /// exists for what a route never measures or limits.
 struct Handles {
+    /// The scope name they were registered for ([`OTHER_ROUTES`] past the limit).
+    name: Box<str>,
     kind: Kind,
     mode: Mode,
     /// `route`, `method` (for a request), `kind`, `mode`.
@@ -175,7 +177,7 @@ struct Handles {
 }
 
 impl Handles {
-    fn new(route: &str, method: Option<&'static str>, kind: Kind, mode: Mode) -> Handles {
+    fn new(name: &str, route: &str, method: Option<&'static str>, kind: Kind, mode: Mode) -> Handles {
         let mut labels = vec![Label::new("route", route.to_owned())];
         labels.extend(method.map(|m| Label::new("method", m)));
         labels.push(Label::new("kind", kind.as_str()));
@@ -186,6 +188,7 @@ impl Handles {
             all
         };
         Handles {
+            name: name.into(),
             kind,
             mode,
             outcomes: OUTCOMES.map(|o| metrics::counter!(SCOPES, with("outcome", o.as_str()))),
@@ -216,7 +219,7 @@ struct Registered {
     /// The recorder the handles belong to: registered again if it changes.
     recorder: usize,
     /// By scope name, then kind and mode (almost always one of each).
-    scopes: HashMap<Box<str>, Vec<Handles>, FxBuild>,
+    scopes: HashMap<Box<str>, Vec<Arc<Handles>>, FxBuild>,
     operations: HashMap<(&'static str, &'static str), Histogram, FxBuild>,
 }
 
@@ -271,20 +274,20 @@ fn registered(recorder: usize) -> std::sync::RwLockWriteGuard<'static, Option<Re
 }
 
 impl Registered {
-    fn find(&self, name: &str, kind: Kind, mode: Mode) -> Option<&Handles> {
+    fn find(&self, name: &str, kind: Kind, mode: Mode) -> Option<&Arc<Handles>> {
         self.scopes.get(name)?.iter().find(|h| h.kind == kind && h.mode == mode)
     }
 
     /// The handles of one scope name, kind and mode, registered on first
     /// use; past `max` names, those of [`OTHER_ROUTES`].
-    fn handles(&mut self, name: &str, kind: Kind, mode: Mode, max: usize) -> &Handles {
+    fn handles(&mut self, name: &str, kind: Kind, mode: Mode, max: usize) -> &Arc<Handles> {
         let name = if self.scopes.contains_key(name) || self.scopes.len() < max { name } else { OTHER_ROUTES };
         let (route, method) = if name == OTHER_ROUTES { (name, None) } else { route_and_method(name, kind) };
         let handles = self.scopes.entry(name.into()).or_default();
         let i = match handles.iter().position(|h| h.kind == kind && h.mode == mode) {
             Some(i) => i,
             None => {
-                handles.push(Handles::new(route, method, kind, mode));
+                handles.push(Arc::new(Handles::new(name, route, method, kind, mode)));
                 handles.len() - 1
             }
         };
@@ -292,21 +295,46 @@ impl Registered {
     }
 }
 
+thread_local! {
+    /// This thread's last scope handles and their recorder: the same route
+    /// again (the common case) skips the lock and the lookup.
+    static LAST_SCOPE: RefCell<Option<(usize, Arc<Handles>)>> = const { RefCell::new(None) };
+}
+
 /// Runs `f` on the handles of one scope, registered on first use.
 fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
     let recorder = recorder();
-    {
+    let mut f = Some(f);
+    let hit = LAST_SCOPE.try_with(|last| {
+        let last = last.try_borrow().ok()?;
+        let (_, handles) =
+            last.as_ref().filter(|(r, h)| *r == recorder && h.kind == kind && h.mode == mode && *h.name == *name)?;
+        f.take()?(handles);
+        Some(())
+    });
+    if matches!(hit, Ok(Some(()))) {
+        return;
+    }
+    let handles = {
         let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(handles) =
-            registered.as_ref().filter(|r| r.recorder == recorder).and_then(|r| r.find(name, kind, mode))
-        {
-            return f(handles);
+        registered.as_ref().filter(|r| r.recorder == recorder).and_then(|r| r.find(name, kind, mode)).cloned()
+    };
+    let handles = match handles {
+        Some(handles) => handles,
+        None => {
+            let mut registered = registered(recorder);
+            let Some(r) = registered.as_mut() else { return };
+            Arc::clone(r.handles(name, kind, mode, max_routes()))
         }
+    };
+    if let Some(f) = f.take() {
+        f(&handles);
     }
-    let mut registered = registered(recorder);
-    if let Some(r) = registered.as_mut() {
-        f(r.handles(name, kind, mode, max_routes()));
-    }
+    let _ = LAST_SCOPE.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some((recorder, handles));
+        }
+    });
 }
 
 fn seconds(ns: u64) -> f64 {

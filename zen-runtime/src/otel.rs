@@ -66,6 +66,10 @@ fn int(n: u64) -> Value {
 
 /// Writes one scope's end on the current span.
 pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
+    // No subscriber was ever set: no span can be current.
+    if !tracing::dispatcher::has_been_set() {
+        return;
+    }
     let span = tracing::Span::current();
     if span.is_none() {
         return;

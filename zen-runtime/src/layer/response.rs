@@ -30,31 +30,55 @@ fn write_long(figures: &Figures, limits: &Limits) -> Option<HeaderValue> {
     write::<LONGEST>(figures, limits)
 }
 
-// What makes the header's bytes valid without checking them at run time:
-// the budgets' names are visible ASCII, checked here when compiling.
-const _: () = {
-    let mut i = 0;
+/// The entries in header order: the budget table's, with `total` last.
+const ORDER: [Budget; Budget::ALL.len()] = {
+    let mut order = [Budget::Timeout; Budget::ALL.len()];
+    let (mut i, mut j) = (0, 0);
     while i < Budget::ALL.len() {
-        let name = Budget::ALL[i].timing_name().as_bytes();
-        let mut j = 0;
-        while j < name.len() {
-            assert!(name[j].is_ascii_graphic(), "a Server-Timing name must be visible ASCII");
+        if !matches!(Budget::ALL[i], Budget::Timeout) {
+            order[j] = Budget::ALL[i];
             j += 1;
         }
         i += 1;
     }
+    order
+};
+
+/// The longest timing name [`NAMES`] holds.
+const NAME: usize = 16;
+
+/// Each budget's timing name (by `budget as usize`), padded to [`NAME`]
+/// bytes: copied with one fixed-size move, then the length advanced by the
+/// name's own. What makes the header's bytes valid without checking them
+/// at run time: the names are visible ASCII, checked here when compiling.
+const NAMES: [([u8; NAME], usize); Budget::ALL.len()] = {
+    let mut names = [([0; NAME], 0); Budget::ALL.len()];
+    let mut i = 0;
+    while i < Budget::ALL.len() {
+        let budget = Budget::ALL[i];
+        let name = budget.timing_name().as_bytes();
+        assert!(name.len() <= NAME, "a Server-Timing name fits its slot");
+        let mut j = 0;
+        while j < name.len() {
+            assert!(name[j].is_ascii_graphic(), "a Server-Timing name must be visible ASCII");
+            names[budget as usize].0[j] = name[j];
+            j += 1;
+        }
+        names[budget as usize].1 = name.len();
+        i += 1;
+    }
+    names
 };
 
 /// Fits the header of every budget at usual values (all nine limited, a
 /// pool wait: about 300 bytes).
 const SHORT: usize = 384;
-/// Fits every budget at `u64::MAX`.
-const LONGEST: usize = 1024;
+/// Fits every budget at `u64::MAX`, and a name's padding past the end.
+const LONGEST: usize = 1024 + NAME;
 
 fn write<const N: usize>(figures: &Figures, limits: &Limits) -> Option<HeaderValue> {
     let mut v = Header::<N>::new();
-    let entries = Budget::ALL.iter().filter(|b| **b != Budget::Timeout).chain([&Budget::Timeout]);
-    for &budget in entries {
+    for budget in ORDER {
         let limit = limits.get(budget);
         let Some(used) = figures.used(budget) else { continue };
         if used == 0 && limit.is_none() && budget != Budget::Timeout {
@@ -63,7 +87,7 @@ fn write<const N: usize>(figures: &Figures, limits: &Limits) -> Option<HeaderVal
         if v.len > 0 {
             v.text(", ");
         }
-        v.text(budget.timing_name());
+        v.name(budget);
         match budget.measure() {
             Measure::Millis => {
                 v.text(";dur=").ms(used);
@@ -140,6 +164,20 @@ impl<const N: usize> Header<N> {
         self
     }
 
+    /// A budget's timing name: one fixed-size copy of its padded slot.
+    #[inline(always)]
+    fn name(&mut self, budget: Budget) -> &mut Self {
+        let (padded, len) = &NAMES[budget as usize];
+        match self.buf.get_mut(self.len..self.len + NAME) {
+            Some(slot) => {
+                slot.write_copy_of_slice(padded);
+                self.len += len;
+            }
+            None => self.overflow = true,
+        }
+        self
+    }
+
     fn as_bytes(&self) -> &[u8] {
         // SAFETY: `len` only grows past bytes just written (`bytes`, `byte`,
         // `int` write their slot before moving it).
@@ -161,6 +199,10 @@ impl<const N: usize> Header<N> {
     /// Written in place, last digits first, two per division: no loop over
     /// a copy, no call to `memcpy` for a length known only at run time.
     fn int(&mut self, mut n: u64) -> &mut Self {
+        // Most figures are a digit or two: a count, a time under 10 ms.
+        if n < 10 {
+            return self.byte(b'0' + n as u8);
+        }
         let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
         let Some(slot) = self.buf.get_mut(self.len..self.len + digits) else {
             self.overflow = true;

@@ -107,6 +107,13 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
     with(|scope| scope.cloned())
 }
 
+/// `true` when `scope` is current on this thread, entered by its own
+/// future: entering it again would change nothing.
+pub(crate) fn is_own(scope: &Arc<Scope>) -> bool {
+    let word = alloc::owner();
+    word & CARRIED == 0 && at(word).is_some_and(|current| Arc::ptr_eq(current, scope))
+}
+
 /// `true` when the current scope was carried here rather than entered by
 /// its own future.
 pub(crate) fn carried() -> bool {

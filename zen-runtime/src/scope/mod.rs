@@ -16,7 +16,7 @@ mod usage;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(crate) use current::{Role, current, enter};
@@ -40,7 +40,7 @@ pub(crate) struct Scope {
     pub(crate) start: Instant,
     /// As opened; `adopted` once a boundary's handler tightened them.
     terms: Terms,
-    adopted: OnceLock<Terms>,
+    adopted: terms::Adopted,
     /// A boundary's scope whose handler has not been adopted yet.
     adoptable: AtomicBool,
     pub(crate) usage: Usage,
@@ -72,12 +72,16 @@ impl Scope {
         let mode = d.mode.unwrap_or_else(crate::config::global_mode);
         let n_plus_one = d.n_plus_one.unwrap_or_else(crate::config::n_plus_one);
         let start = Instant::now();
-        Arc::new(Scope {
+        // Allocated first, so that the optimiser builds the scope in place
+        // rather than on the stack and then copies it (measured, not
+        // guaranteed).
+        let mut scope = Arc::new_uninit();
+        Arc::get_mut(&mut scope).expect("a new Arc is unique").write(Scope {
             name: spec.name,
             kind,
             attempt: spec.attempt,
             terms: Terms::new(start, &d, mode, n_plus_one),
-            adopted: OnceLock::new(),
+            adopted: terms::Adopted::default(),
             adoptable: AtomicBool::new(spec.adoptable),
             usage: Usage::default(),
             parent,
@@ -85,7 +89,9 @@ impl Scope {
             collector: spec.collector,
             panicked: AtomicBool::new(false),
             ended: end::Ended::default(),
-        })
+        });
+        // SAFETY: written just above.
+        unsafe { scope.assume_init() }
     }
 
     /// This scope, then each enclosing one.

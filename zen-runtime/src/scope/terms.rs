@@ -2,8 +2,10 @@
 //! a boundary's scope (the layer's request, a job) is that boundary's
 //! handler, and tightens its terms instead of opening a scope of its own.
 
+use std::cell::UnsafeCell;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Instant;
 
 use super::{Scope, current};
@@ -39,6 +41,39 @@ impl Terms {
 fn deadline(start: Instant, limits: &Limits) -> Option<Instant> {
     // A deadline too far to represent is no deadline.
     limits.duration(Budget::Timeout).and_then(|t| start.checked_add(t))
+}
+
+/// A boundary's terms as its handler tightened them: written once, by the
+/// one caller that wins the scope's `adoptable` swap, then only read. A
+/// `OnceLock` would do the same through its slow path, on every request.
+#[derive(Default)]
+pub(super) struct Adopted {
+    set: AtomicBool,
+    terms: UnsafeCell<Option<Terms>>,
+}
+
+// SAFETY: `terms` is written once, before `set` is stored (`Release`), by
+// the only caller of `Adopted::set` (the winner of `adoptable`'s swap), and
+// read only after `set` is loaded `true` (`Acquire`): no read overlaps the
+// write, and there is no second write. `Terms` is `Copy` and `Send`.
+unsafe impl Sync for Adopted {}
+
+impl Adopted {
+    fn get(&self) -> Option<&Terms> {
+        if !self.set.load(Acquire) {
+            return None;
+        }
+        // SAFETY: see `Sync` above: written before `set`, never again.
+        unsafe { (*self.terms.get()).as_ref() }
+    }
+
+    /// Only the winner of the scope's `adoptable` swap calls this, once.
+    fn set(&self, terms: Terms) {
+        debug_assert!(!self.set.load(Relaxed), "a scope adopts one handler");
+        // SAFETY: see `Sync` above: nobody reads `terms` until `set` is true.
+        unsafe { *self.terms.get() = Some(terms) };
+        self.set.store(true, Release);
+    }
 }
 
 /// The defaults a boundary (the layer, a job runner) gives every scope it
@@ -108,7 +143,7 @@ impl Scope {
             exemptions: if asked.exemptions.is_empty() { before.exemptions } else { asked.exemptions },
         };
         // Only the swap above gets here, once per scope.
-        let _ = scope.adopted.set(terms);
+        scope.adopted.set(terms);
         Some(scope)
     }
 }
