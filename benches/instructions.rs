@@ -18,7 +18,8 @@
 //!   the async side only.
 //! - `trivial`: a handler answering a short string, 100 requests: bare, a
 //!   do-nothing `from_fn`, tower-http's `TraceLayer`, zen's layer with a
-//!   `#[zen]` handler (all with `System`).
+//!   `#[zen]` handler, and the same with `server_timing(false)` (all with
+//!   `System`).
 //! - `allocator`: 1,000 allocation-and-free pairs of 64 bytes inside a
 //!   scope, `System` against `ZenAlloc`.
 //! - `query`: one scope, then the same scope with 100 queries' bookkeeping
@@ -162,6 +163,10 @@ fn setup_zen_layer() -> App {
     trivial_app(apps::trivial(zen_hello).layer(ZenLayer::new()))
 }
 
+fn setup_zen_layer_no_header() -> App {
+    trivial_app(apps::trivial(zen_hello).layer(ZenLayer::new().server_timing(false)))
+}
+
 #[library_benchmark]
 #[bench::hello(setup = setup_bare)]
 fn bare(app: App) -> App {
@@ -186,7 +191,17 @@ fn zen_layer(app: App) -> App {
     app.served(TRIVIAL_REQUESTS)
 }
 
-library_benchmark_group!(name = trivial; compare_by_id = true; benchmarks = bare, from_fn, trace_layer, zen_layer);
+#[library_benchmark]
+#[bench::hello(setup = setup_zen_layer_no_header)]
+fn zen_layer_no_header(app: App) -> App {
+    app.served(TRIVIAL_REQUESTS)
+}
+
+library_benchmark_group!(
+    name = trivial;
+    compare_by_id = true;
+    benchmarks = bare, from_fn, trace_layer, zen_layer, zen_layer_no_header
+);
 
 /// `PAIRS` allocation-and-free pairs of 64 bytes through `allocator`,
 /// inside a scope.

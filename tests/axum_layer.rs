@@ -559,6 +559,44 @@ async fn a_zen_fn_in_a_spawned_task_is_not_taken_for_the_handler() {
     assert!(helper.violation(Budget::Timeout).is_some(), "the helper's own scope holds its budget");
 }
 
+/// Adopted as the handler at its first poll, inside the request; then moved
+/// into a task of its own (a plain `tokio::spawn`, which carries no scope).
+#[zen(max_queries = 10)]
+async fn moved_after_its_first_poll(
+    pool: SqlitePool,
+    gate: tokio::sync::oneshot::Receiver<()>,
+) -> Result<&'static str, AppError> {
+    let _ = gate.await;
+    sqlx::query("SELECT name FROM users WHERE id = ?").bind(1).fetch_one(&pool).await?;
+    Ok("moved")
+}
+
+async fn moves_its_handler(State(pool): State<SqlitePool>) -> Result<&'static str, AppError> {
+    let (open, gate) = tokio::sync::oneshot::channel();
+    let mut handler = Box::pin(moved_after_its_first_poll(pool, gate));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(handler.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "waits for the gate");
+    open.send(()).unwrap();
+    tokio::spawn(handler).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_adopted_handler_moved_to_another_task_still_counts_toward_its_request() {
+    let app = Router::new()
+        .route("/moved/handler", get(moves_its_handler))
+        .layer(ZenLayer::new())
+        .with_state(sqlite(1).await);
+    let url = serve(app).await;
+    let response = client().get(format!("{url}/moved/handler")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-zen-queries"], "1");
+    assert_eq!(response.text().await.unwrap(), "moved");
+    let report = report_named("GET /moved/handler").await;
+    assert_eq!(report.handler, Some(concat!(module_path!(), "::moved_after_its_first_poll")));
+    assert_eq!(report.figures.queries(), 1, "its query, run in the other task, is the request's");
+    assert_eq!(report.limits.get(Budget::Queries), Some(10));
+}
+
 #[derive(serde::Deserialize)]
 struct Page {
     #[allow(dead_code)]

@@ -103,9 +103,13 @@ impl Scope {
     /// sealing the scope, if it did.
     pub(crate) fn deliver_figures(&self, receiver: Receiver, may_panic: bool, figures: Option<&Figures>) {
         let Some((outcome, elapsed)) = self.sealed() else { return };
+        let read;
         let figures = match figures {
-            Some(figures) => *figures,
-            None => self.figures(elapsed),
+            Some(figures) => figures,
+            None => {
+                read = self.figures(elapsed);
+                &read
+            }
         };
         let limits = &self.terms().limits;
         let exceeded = figures.exceed(limits);
@@ -116,7 +120,7 @@ impl Scope {
             && !report::wanted();
         if quiet && matches!(receiver, Receiver::Everyone) {
             #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
-            self.export(outcome, elapsed, &figures, None);
+            self.export(outcome, elapsed, figures, None);
             return;
         }
         let report = untracked(|| {
@@ -137,7 +141,7 @@ impl Scope {
         self.export(
             if exceeded && outcome == Outcome::Ok { Outcome::Exceeded } else { outcome },
             elapsed,
-            &figures,
+            figures,
             report,
         );
         if let Some(report) = report
