@@ -395,6 +395,30 @@ async fn a_panicking_handler_gets_500_and_the_connection_keeps_serving() {
     assert_eq!(report_named("GET /panic/explode").await.outcome, Outcome::Panicked);
 }
 
+#[zen(max_queries = 5)]
+async fn adopted_then_panics() -> &'static str {
+    panic!("caught further in");
+}
+
+/// Catches the panic of the fn it runs, which the layer's request adopted.
+async fn catches_its_handlers_panic() -> &'static str {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(adopted_then_panics()).catch_unwind().await.unwrap_or("caught")
+}
+
+#[tokio::test]
+async fn a_panic_caught_between_the_layer_and_its_handler_is_still_the_requests() {
+    let app = Router::new().route("/panic/caught", get(catches_its_handlers_panic)).layer(ZenLayer::new());
+    let url = serve(app).await;
+    let response = client().get(format!("{url}/panic/caught")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the panic was caught before the layer");
+    assert_eq!(response.headers()["x-zen-outcome"], "panicked");
+    assert_eq!(response.text().await.unwrap(), "caught");
+    let report = report_named("GET /panic/caught").await;
+    assert_eq!(report.handler, Some(concat!(module_path!(), "::adopted_then_panics")));
+    assert_eq!(report.outcome, Outcome::Panicked);
+}
+
 #[derive(serde::Deserialize)]
 struct Batch {
     items: Vec<u64>,

@@ -218,9 +218,9 @@ impl<F: Future> Future for Scoped<F> {
         // SAFETY: see above; `this` is pinned, so its `fut` is too.
         let fut = unsafe { Pin::new_unchecked(fut) };
         // An adopted handler is polled by its boundary, inside the scope
-        // already: only a poll from elsewhere (the future moved) enters it.
-        let poll = if matches!(this.track.finish, Finish::Joined) && current::is_own(scope) {
-            fut.poll(cx)
+        // already: only a poll from elsewhere (the future moved) switches.
+        let poll = if matches!(this.track.finish, Finish::Joined) {
+            current::enter_own(scope, || fut.poll(cx))
         } else {
             enter(Some(scope), Role::Own, || fut.poll(cx))
         };

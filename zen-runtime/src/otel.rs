@@ -66,8 +66,8 @@ fn int(n: u64) -> Value {
 
 /// Writes one scope's end on the current span.
 pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
-    // No subscriber was ever set: no span can be current.
-    if !tracing::dispatcher::has_been_set() {
+    // No subscriber wants anything (none is set): no span can be current.
+    if tracing::level_filters::LevelFilter::current() == tracing::level_filters::LevelFilter::OFF {
         return;
     }
     let span = tracing::Span::current();

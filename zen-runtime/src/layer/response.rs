@@ -111,11 +111,12 @@ fn write<const N: usize>(figures: &Figures, limits: &Limits) -> Option<HeaderVal
         return None;
     }
     let bytes = Bytes::copy_from_slice(v.as_bytes());
-    // SAFETY: every byte written above is a budget's timing name (visible
-    // ASCII, checked when compiling, above), a piece of text from this
-    // function or an ASCII digit: visible ASCII and spaces, which a header
-    // value may hold (debug builds check it again, and a test writes every
-    // budget at its largest).
+    // SAFETY: every byte below the header's length is a budget's timing
+    // name (visible ASCII, checked when compiling, above; a name's padding
+    // lies past the length, and the next piece overwrites it), a piece of
+    // text from this function or an ASCII digit: visible ASCII and spaces,
+    // which a header value may hold (debug builds check it again, and a
+    // test writes every budget at its largest).
     Some(unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) })
 }
 
@@ -180,7 +181,8 @@ impl<const N: usize> Header<N> {
 
     fn as_bytes(&self) -> &[u8] {
         // SAFETY: `len` only grows past bytes just written (`bytes`, `byte`,
-        // `int` write their slot before moving it).
+        // `int` and `name` write their slot before moving it; `name` moves
+        // it by no more than it wrote).
         unsafe { self.buf[..self.len].assume_init_ref() }
     }
 

@@ -107,11 +107,26 @@ pub(crate) fn current() -> Option<Arc<Scope>> {
     with(|scope| scope.cloned())
 }
 
-/// `true` when `scope` is current on this thread, entered by its own
-/// future: entering it again would change nothing.
-pub(crate) fn is_own(scope: &Arc<Scope>) -> bool {
+/// Runs `f` with `scope` current as its own future's, like
+/// `enter(Some(scope), Role::Own, f)`, without switching when it is current
+/// so already (an adopted handler polled by its boundary): a panic through
+/// `f` still marks it panicked, as `enter` would.
+pub(crate) fn enter_own<R>(scope: &Arc<Scope>, f: impl FnOnce() -> R) -> R {
     let word = alloc::owner();
-    word & CARRIED == 0 && at(word).is_some_and(|current| Arc::ptr_eq(current, scope))
+    if word & CARRIED != 0 || !at(word).is_some_and(|current| Arc::ptr_eq(current, scope)) {
+        return enter(Some(scope), Role::Own, f);
+    }
+    /// Marks the scope panicked unless forgotten once `f` returned.
+    struct Unwinding<'a>(&'a Scope);
+    impl Drop for Unwinding<'_> {
+        fn drop(&mut self) {
+            self.0.mark_panicked();
+        }
+    }
+    let unwinding = Unwinding(scope);
+    let result = f();
+    std::mem::forget(unwinding);
+    result
 }
 
 /// `true` when the current scope was carried here rather than entered by

@@ -58,6 +58,12 @@ pub(super) struct Adopted {
 // write, and there is no second write. `Terms` is `Copy` and `Send`.
 unsafe impl Sync for Adopted {}
 
+// What `OnceLock<Terms>` checked for itself: the terms may be shared.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Terms>();
+};
+
 impl Adopted {
     fn get(&self) -> Option<&Terms> {
         if !self.set.load(Acquire) {
