@@ -33,6 +33,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use metrics::{Counter, Histogram, Label, Unit};
@@ -301,18 +302,43 @@ thread_local! {
     static LAST_SCOPE: RefCell<Option<(usize, Arc<Handles>)>> = const { RefCell::new(None) };
 }
 
+/// A thread's last lookup in the registry, kept so that the same route or
+/// operation again skips its lock and lookup.
+type Last<T> = &'static LocalKey<RefCell<Option<T>>>;
+
+/// Runs `hit` on what this thread kept in `last`, when `matches` says it is
+/// what is asked for; `false` otherwise (also when called again from inside
+/// `hit`, by a recorder that ends a scope).
+#[inline(always)]
+fn recall<T>(last: Last<T>, matches: impl FnOnce(&T) -> bool, hit: impl FnOnce(&T)) -> bool {
+    let found = last.try_with(|last| {
+        let last = last.try_borrow().ok()?;
+        hit(last.as_ref().filter(|kept| matches(kept))?);
+        Some(())
+    });
+    matches!(found, Ok(Some(())))
+}
+
+/// Keeps `value` in `last` for this thread's next lookup.
+fn remember<T>(last: Last<T>, value: T) {
+    let _ = last.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some(value);
+        }
+    });
+}
+
 /// Runs `f` on the handles of one scope, registered on first use.
 fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
     let recorder = recorder();
     let mut f = Some(f);
-    let hit = LAST_SCOPE.try_with(|last| {
-        let last = last.try_borrow().ok()?;
-        let (_, handles) =
-            last.as_ref().filter(|(r, h)| *r == recorder && h.kind == kind && h.mode == mode && *h.name == *name)?;
-        f.take()?(handles);
-        Some(())
-    });
-    if matches!(hit, Ok(Some(()))) {
+    let same = |(r, h): &(usize, Arc<Handles>)| *r == recorder && h.kind == kind && h.mode == mode && *h.name == *name;
+    let hit = |(_, handles): &(usize, Arc<Handles>)| {
+        if let Some(f) = f.take() {
+            f(handles);
+        }
+    };
+    if recall(&LAST_SCOPE, same, hit) {
         return;
     }
     let handles = {
@@ -330,11 +356,7 @@ fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
     if let Some(f) = f.take() {
         f(&handles);
     }
-    let _ = LAST_SCOPE.try_with(|last| {
-        if let Ok(mut last) = last.try_borrow_mut() {
-            *last = Some((recorder, handles));
-        }
-    });
+    remember(&LAST_SCOPE, (recorder, handles));
 }
 
 fn seconds(ns: u64) -> f64 {
@@ -394,30 +416,17 @@ pub(crate) fn operation_ended(backend: &'static str, operation: &'static str, el
     let same = |(r, b, o, _): &(usize, &'static str, &'static str, Histogram)| {
         *r == recorder && std::ptr::eq(*b, backend) && std::ptr::eq(*o, operation)
     };
-    let hit = LAST.try_with(|last| {
-        let last = last.try_borrow().ok()?;
-        let (.., histogram) = last.as_ref().filter(|l| same(l))?;
-        histogram.record(elapsed.as_secs_f64());
-        Some(())
-    });
-    if matches!(hit, Ok(Some(()))) {
+    if recall(&LAST, same, |(.., histogram)| histogram.record(elapsed.as_secs_f64())) {
         return;
     }
     let system = system_name(backend);
-    let remember = |histogram: &Histogram| {
-        let _ = LAST.try_with(|last| {
-            if let Ok(mut last) = last.try_borrow_mut() {
-                *last = Some((recorder, backend, operation, histogram.clone()));
-            }
-        });
-    };
     {
         let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = registered.as_ref().filter(|r| r.recorder == recorder)
             && let Some(h) = r.operations.get(&(system, operation))
         {
             h.record(elapsed.as_secs_f64());
-            remember(h);
+            remember(&LAST, (recorder, backend, operation, h.clone()));
             return;
         }
     }
@@ -433,7 +442,7 @@ pub(crate) fn operation_ended(backend: &'static str, operation: &'static str, el
         })
         .unwrap_or_else(Histogram::noop);
     histogram.record(elapsed.as_secs_f64());
-    remember(&histogram);
+    remember(&LAST, (recorder, backend, operation, histogram));
 }
 
 #[cfg(test)]
