@@ -40,6 +40,12 @@ struct BackendStat {
     nanos: u64,
 }
 
+/// `runs` of one statement in a scope are a suspected N+1 at the scope's
+/// `threshold` (0: detection off).
+pub(crate) fn reaches(runs: u64, threshold: u64) -> bool {
+    threshold > 0 && runs >= threshold
+}
+
 impl DbStats {
     /// Where `fingerprint` is kept: by address, else by text.
     fn position(&self, fingerprint: &Arc<str>) -> Option<usize> {
@@ -149,7 +155,7 @@ impl DbStats {
         let mut suspects: Vec<NPlusOne> = self
             .statements
             .iter()
-            .filter(|(_, s)| n_plus_one > 0 && s.count >= u64::from(n_plus_one))
+            .filter(|(_, s)| reaches(s.count, u64::from(n_plus_one)))
             .map(|(fingerprint, s)| NPlusOne {
                 fingerprint: fingerprint.to_string(),
                 backend: s.backend,

@@ -13,7 +13,7 @@ use crate::alloc::{Counted, untracked};
 use crate::budget::Budget;
 use crate::fingerprint::Shared;
 use crate::report::{Figures, Memory, NestedViolation, Violation};
-use crate::stats::{self, DbStats, HttpStats};
+use crate::stats::{self, DbStats, HttpStats, reaches};
 
 /// Violations of nested scopes kept per scope; the rest are counted.
 const MAX_NESTED: usize = 16;
@@ -97,7 +97,7 @@ impl Scope {
             }
             let threshold = u64::from(scope.terms().n_plus_one);
             let db = u.db.lock().unwrap_or_else(PoisonError::into_inner);
-            suspect |= threshold > 0 && db.count(fingerprint) + 1 >= threshold && !db.has_call_site(fingerprint);
+            suspect |= reaches(db.count(fingerprint) + 1, threshold) && !db.has_call_site(fingerprint);
         }
         if suspect {
             self.note_call_site(fingerprint);
@@ -132,7 +132,7 @@ impl Scope {
             let mut db = u.db.lock().unwrap_or_else(PoisonError::into_inner);
             let (count, has_call_site) = db.record(fingerprint, backend, ns, ok);
             let threshold = u64::from(scope.terms().n_plus_one);
-            if threshold == 0 || count + 1 < threshold {
+            if !reaches(count + 1, threshold) {
                 continue;
             }
             let reached = count >= threshold;
