@@ -526,6 +526,61 @@ async fn any_tower_service_can_carry_the_layer() {
     assert_eq!(reports[0].name, "GET (unmatched)");
 }
 
+/// A service's future that holds a buffer allocated when the request
+/// arrived, and frees it (then panics) only when the layer drops it.
+struct DropsLate {
+    buffer: Vec<u8>,
+}
+
+impl std::future::Future for DropsLate {
+    type Output = Result<axum::http::Response<http_body_util::Full<axum::body::Bytes>>, std::convert::Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Ready(Ok(axum::http::Response::new(http_body_util::Full::new(bytes_of("dropped late")))))
+    }
+}
+
+/// Run to its end by a destructor, where the request's scope is current.
+#[zen]
+async fn run_by_a_destructor() {}
+
+impl Drop for DropsLate {
+    fn drop(&mut self) {
+        drop(std::mem::take(&mut self.buffer));
+        // The request's work has ended: it adopts no handler any more.
+        futures::executor::block_on(run_by_a_destructor());
+        // A panic without the hook's message and backtrace, whose memory
+        // would count toward the request.
+        std::panic::resume_unwind(Box::new("a destructor that panics"));
+    }
+}
+
+#[tokio::test]
+async fn the_finished_work_is_dropped_inside_its_request_and_its_destructor_panics_stay_there() {
+    use tower::{Layer, ServiceExt};
+    use zen_runtime::layer::RouteName;
+
+    let service = ZenLayer::new().layer(tower::service_fn(|_request: axum::http::Request<String>| DropsLate {
+        buffer: std::hint::black_box(vec![7u8; 256 * 1024]),
+    }));
+    let mut request = axum::http::Request::get("/late").body(String::new()).unwrap();
+    request.extensions_mut().insert(RouteName("/late".into()));
+    let (response, reports) = zen_runtime::testing::collect(service.oneshot(request)).await;
+    let response = response.unwrap();
+    assert_eq!(response.status(), 200, "a destructor's panic is not the request's");
+    let destructors = concat!(module_path!(), "::run_by_a_destructor");
+    assert!(reports.iter().any(|r| r.name == destructors), "a scope of its own, nested in the request's");
+    let report = reports.into_iter().find(|r| r.name == "GET /late").expect("the request's report");
+    assert_eq!(report.outcome, Outcome::Ok);
+    assert_eq!(report.handler, None, "a fn run by a destructor is not the request's handler");
+    let memory = report.figures.memory().expect("ZenAlloc is installed");
+    assert!(memory.allocated >= 256 * 1024, "{memory:?}");
+    // Freed when the layer dropped the finished future, inside the request.
+    assert!(memory.retained < 64 * 1024, "{memory:?}");
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"dropped late");
+}
+
 fn bytes_of(s: &'static str) -> axum::body::Bytes {
     axum::body::Bytes::from_static(s.as_bytes())
 }

@@ -34,6 +34,9 @@ pin_project_lite::pin_project! {
         work: Option<F>,
         scope: Arc<Scope>,
         timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        // When the last poll ended (after dropping the work, when it was
+        // ready): the boundary's end, once the work has ended.
+        polled: Option<Instant>,
     }
 
     impl<F> PinnedDrop for Boundary<F> {
@@ -54,7 +57,7 @@ impl<F> Boundary<F> {
     #[inline]
     pub(crate) fn start(scope: Arc<Scope>, make: impl FnOnce() -> F) -> Self {
         let work = enter(Some(&scope), Role::Own, make);
-        Boundary { work: Some(work), scope, timer: None }
+        Boundary { work: Some(work), scope, timer: None, polled: None }
     }
 
     #[cfg(feature = "tower")]
@@ -68,11 +71,24 @@ impl<F> Boundary<F> {
         enter(Some(&self.scope), Role::Carried, || drop(value));
     }
 
+    /// When the work ended: the end of its last poll, one clock reading for
+    /// both.
+    fn ended_at(&self) -> Instant {
+        self.polled.unwrap_or_else(Instant::now)
+    }
+
     /// Ends the scope after [`poll_work`](Self::poll_work) was ready: seals
     /// it and reports it once. Returns the boundary's time.
     #[inline]
     pub(crate) fn finish(&self, outcome: Outcome) -> Duration {
-        self.scope.end(outcome, Receiver::Everyone, true)
+        self.scope.end_at(self.ended_at(), outcome, Receiver::Everyone, true)
+    }
+
+    /// Seals the scope after [`poll_work`](Self::poll_work) was ready,
+    /// for a caller that reads its figures before delivering them.
+    #[cfg(feature = "tower")]
+    pub(crate) fn seal(&self, outcome: Outcome) -> Duration {
+        self.scope.seal_at(self.ended_at(), outcome)
     }
 
     /// Delivers the report of a scope the caller sealed itself, and then
@@ -84,36 +100,66 @@ impl<F> Boundary<F> {
 }
 
 impl<F: Future> Boundary<F> {
-    /// Polls the work inside the scope. When it ends, is cut or panics, it
-    /// is dropped inside the scope before this returns ready.
+    /// Polls the work inside the scope. When it ends or panics, it is
+    /// dropped there and then, in the same switch to the scope, and the
+    /// poll's time includes the drop (the thread was busy with it); when it
+    /// is cut, after. Either way, before this returns ready, and before the
+    /// boundary's end is read.
     #[inline]
     pub(crate) fn poll_work(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<F::Output>> {
         let mut this = self.project();
-        let Some(work) = this.work.as_mut().as_pin_mut() else {
+        if this.work.is_none() {
             panic!("a zen boundary was polled after its work ended");
-        };
+        }
         let start = Instant::now();
-        let poll = enter(Some(this.scope), Role::Own, || catch_unwind(AssertUnwindSafe(|| work.poll(cx))));
-        this.scope.record_poll(start.elapsed());
-        let ended = match poll {
-            Ok(Poll::Ready(output)) => Ended::Done(output),
+        let work = this.work.as_mut();
+        let (poll, end) = enter(Some(this.scope), Role::Own, || {
+            let mut work = work;
+            let poll = catch_unwind(AssertUnwindSafe(|| match work.as_mut().as_pin_mut() {
+                Some(work) => work.poll(cx),
+                None => unreachable!("checked above"),
+            }));
+            if !matches!(poll, Ok(Poll::Pending)) {
+                drop_here(this.scope, work);
+            }
+            (poll, Instant::now())
+        });
+        *this.polled = Some(end);
+        this.scope.record_poll(end.saturating_duration_since(start));
+        match poll {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ended::Done(output)),
             Ok(Poll::Pending) => match crate::future::poll_cut(this.scope, this.timer, cx) {
-                None => return Poll::Pending,
-                Some(exceeded) => Ended::Cut(exceeded),
+                None => Poll::Pending,
+                Some(exceeded) => {
+                    drop_work(this.scope, this.work.as_mut());
+                    // What dropping it took (an operation still in flight
+                    // records its time then) is the boundary's too.
+                    *this.polled = Some(Instant::now());
+                    Poll::Ready(Ended::Cut(exceeded))
+                }
             },
             Err(payload) => {
                 this.scope.mark_panicked();
-                Ended::Panicked(payload)
+                Poll::Ready(Ended::Panicked(payload))
             }
-        };
-        drop_work(this.scope, this.work.as_mut());
-        Poll::Ready(ended)
+        }
     }
 }
 
 /// Drops the work inside the scope, and keeps a panic in its destructor here.
-fn drop_work<F>(scope: &Arc<Scope>, mut work: Pin<&mut Option<F>>) {
-    enter(Some(scope), Role::Carried, || {
-        let _ = catch_unwind(AssertUnwindSafe(|| work.set(None)));
-    });
+fn drop_work<F>(scope: &Arc<Scope>, work: Pin<&mut Option<F>>) {
+    enter(Some(scope), Role::Carried, || drop_here(scope, work));
+}
+
+/// Drops the work where its scope is current (from inside the work's own
+/// switch, or [`drop_work`]'s): the scope adopts nothing more, and a panic
+/// in a destructor stays here (the work did not panic), as does one in
+/// dropping that panic's payload (which is then leaked).
+fn drop_here<F>(scope: &Scope, mut work: Pin<&mut Option<F>>) {
+    scope.stop_adopting();
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| work.set(None)))
+        && let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(payload)))
+    {
+        std::mem::forget(again);
+    }
 }

@@ -86,7 +86,7 @@ where
         };
         scope.set_status(status.as_u16());
         // Everything the client sees below reads these figures, as the report will.
-        let elapsed = scope.seal(outcome);
+        let elapsed = work.seal(outcome);
         let figures = scope.figures(elapsed);
         let (result, deliver_now) = match (stop, result) {
             (Some(Stop::Exceeded(budget)), _) => (Ok(response::exceeded(scope, budget, &figures)), true),

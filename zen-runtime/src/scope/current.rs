@@ -26,6 +26,8 @@ const CARRIED: usize = 1;
 pub(crate) enum Role {
     /// The scope's own future: a panic through it is the scope's, and the
     /// first `#[zen]` fn it runs may be adopted as the boundary's handler.
+    /// (A boundary drops its finished work in the same switch, catching
+    /// what the destructors panic and adopting nothing more.)
     Own,
     /// Work carried into the scope (a task started with `spawn`, a future
     /// being dropped, a response body): its panics are its own, and it

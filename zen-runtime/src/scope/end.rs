@@ -1,7 +1,8 @@
 //! The one way a scope ends, whoever owns it (`#[zen]`'s future, a
-//! boundary, `testing`): [`Scope::seal`] fixes how and when it ended, once;
-//! [`Scope::deliver`] builds its report, only when someone receives it or it
-//! must warn, and sends it where it goes.
+//! boundary, `testing`): sealing it ([`Scope::end`], or the layer's
+//! `seal_at`) fixes how and when it ended, once; [`Scope::deliver`] builds
+//! its report, only when someone receives it or it must warn, and sends it
+//! where it goes.
 
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -60,11 +61,12 @@ impl Scope {
         elapsed
     }
 
-    /// Records how the scope ended (a panic, seen by its future, wins over
-    /// the outcome given), once: a later call returns the first time.
+    /// Records how the scope ended, at `now` (a panic, seen by its future,
+    /// wins over the outcome given), once: a later call returns the first
+    /// time.
     #[cfg(feature = "tower")]
-    pub(crate) fn seal(&self, outcome: Outcome) -> Duration {
-        self.seal_after(self.elapsed(), outcome)
+    pub(crate) fn seal_at(&self, now: Instant, outcome: Outcome) -> Duration {
+        self.seal_after(now.saturating_duration_since(self.start), outcome)
     }
 
     fn seal_after(&self, elapsed: Duration, outcome: Outcome) -> Duration {
@@ -72,7 +74,7 @@ impl Scope {
             return elapsed;
         }
         // An ended request or job adopts nothing more.
-        self.adoptable.store(false, Relaxed);
+        self.stop_adopting();
         let outcome = if self.panicked() { Outcome::Panicked } else { outcome };
         self.ended.outcome.store(outcome as u8, Relaxed);
         self.ended.nanos.store(nanos(elapsed).saturating_add(1).max(1), Release);

@@ -152,4 +152,10 @@ impl Scope {
         scope.adopted.set(terms);
         Some(scope)
     }
+
+    /// The boundary's work ended: the scope adopts nothing more (a store,
+    /// which wins no swap).
+    pub(crate) fn stop_adopting(&self) {
+        self.adoptable.store(false, Relaxed);
+    }
 }
