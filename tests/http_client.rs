@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use zen_runtime::http::{Client, Error};
+use zen_runtime::report::Writes;
 use zen_runtime::{Budget, BudgetExceeded, Kind, testing, zen};
 
 /// A server with a fast, a failing and a slow route, counting every hit.
@@ -15,11 +16,19 @@ async fn server() -> (String, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&hits);
     let app = Router::new()
-        .route("/fast", get(|| async { "ok" }))
-        .route("/fail", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }))
+        .route("/fast", get(|| async { "ok" }).post(|| async { "ok" }))
+        .route(
+            "/fail",
+            get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") })
+                .post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }),
+        )
         .route(
             "/slow",
             get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            })
+            .post(|| async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 "late"
             }),
@@ -303,5 +312,31 @@ async fn enforce_cuts_a_body_read_at_the_budget_and_records_it() {
         let v = r.violation(Budget::HttpTime).expect("the cut is a violation in the report");
         assert_eq!((v.limit, v.used), (300, exceeded.used()), "the error and the report agree: {r}");
         assert_eq!((r.figures.http_calls(), r.figures.failed_http_calls()), (1, 1));
+    }
+}
+
+/// Every call but a `GET`, `HEAD`, `OPTIONS` or `TRACE` may write: its
+/// answer says what it did, and a call without one may have.
+#[tokio::test]
+async fn a_call_says_what_its_write_did() {
+    let (url, _) = server().await;
+    let client = client(Duration::from_millis(300));
+    for (method, path, writes) in [
+        (reqwest::Method::GET, "/fast", Writes::None),
+        (reqwest::Method::POST, "/fast", Writes::Committed),
+        // Refused by the peer (no such route): nothing done.
+        (reqwest::Method::POST, "/missing", Writes::None),
+        // A server error, and a call the client's own timeout gave up on.
+        (reqwest::Method::POST, "/fail", Writes::Unknown),
+        (reqwest::Method::POST, "/slow", Writes::Unknown),
+        (reqwest::Method::GET, "/slow", Writes::None),
+    ] {
+        let ((), report) = testing::measure(async {
+            if let Ok(response) = client.request(method.clone(), format!("{url}{path}")).send().await {
+                let _ = response.bytes().await;
+            }
+        })
+        .await;
+        assert_eq!(report.figures.writes(), writes, "{method} {path}");
     }
 }

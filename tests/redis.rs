@@ -112,3 +112,27 @@ async fn a_slow_command_is_cut_at_the_time_left() {
     assert!(start.elapsed() < Duration::from_secs(2), "cut at ~200 ms: {:?}", start.elapsed());
     assert_eq!(report.figures.failed_queries(), 1);
 }
+
+/// Reads leave nothing committed; a write that Redis answered did commit,
+/// and one that failed with Redis's answer did not.
+#[tokio::test]
+async fn redis_writes_say_what_they_did() {
+    let Some((mut redis, _)) = redis().await else { return };
+    let ((), reads) = testing::measure(async {
+        let _: Option<String> = redis.get(key("w")).await.unwrap();
+        let _: (Option<String>, i64) = redis::pipe().get(key("w")).ttl(key("w")).query_async(&mut redis).await.unwrap();
+    })
+    .await;
+    assert_eq!(reads.figures.writes(), zen_runtime::report::Writes::None, "{reads}");
+    let ((), set) = testing::measure(async {
+        let _: () = redis.set(key("list"), "not a number").await.unwrap();
+    })
+    .await;
+    assert_eq!(set.figures.writes(), zen_runtime::report::Writes::Committed);
+    let ((), failed) = testing::measure(async {
+        let error = redis.incr::<_, _, i64>(key("list"), 1).await.unwrap_err();
+        assert!(!error.is_io_error(), "Redis answered: {error}");
+    })
+    .await;
+    assert_eq!(failed.figures.writes(), zen_runtime::report::Writes::None);
+}

@@ -26,12 +26,31 @@
 //! ```
 //!
 //! Outside any scope, every function here does nothing and never refuses.
+//!
+//! # Writes
+//!
+//! A request that `enforce` refuses says whether anything it did was
+//! committed ([`Writes`]), from the operations that may write: a database
+//! statement that is not known to be a read (taken from its text), and
+//! every external call, unless [`Operation::writes`] says otherwise (zen's
+//! sqlx wrapper says so for statements inside a transaction, whose writes
+//! take effect at its `COMMIT`; its HTTP client for `GET`, `HEAD`,
+//! `OPTIONS` and `TRACE`). How a write ends decides what it did:
+//! [`finish(true)`](Operation::finish) took effect, `finish(false)` did
+//! not (the system answered with an error),
+//! [`finish_in_doubt`](Operation::finish_in_doubt) may have (no answer
+//! came: the connection broke); a write cut by its time limit
+//! ([`expire`](Operation::expire)), past `max_rows`, or dropped before it
+//! was finished may have taken effect too.
+//!
+//! [`Writes`]: crate::report::Writes
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::BudgetExceeded;
 use crate::fingerprint::{self, Dialect, Shared};
+use crate::report::Writes;
 use crate::scope::{self, Resource, Scope};
 
 /// One database operation or external call in progress, started by [`query`]
@@ -45,6 +64,8 @@ pub struct Operation {
     backend: &'static str,
     subject: Subject,
     start: Option<Instant>,
+    /// It may change what the system keeps (see "Writes" above).
+    writes: bool,
     /// Its CLIENT span, when `otel::set_db_spans(true)` (else nothing to
     /// drop).
     #[cfg(feature = "opentelemetry")]
@@ -75,6 +96,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         backend,
         #[cfg(feature = "opentelemetry")]
         span: crate::otel::operation_span(backend, &fingerprint.text, fingerprint.operation),
+        writes: fingerprint.writes,
         subject: Subject::Statement(fingerprint),
         start: Some(Instant::now()),
     })
@@ -106,6 +128,7 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
         backend: "http",
         subject: Subject::Host(Arc::from(host)),
         start: Some(Instant::now()),
+        writes: true,
         #[cfg(feature = "opentelemetry")]
         span: None,
     })
@@ -129,6 +152,7 @@ impl Operation {
             backend,
             subject: Subject::Nothing,
             start: None,
+            writes: false,
             #[cfg(feature = "opentelemetry")]
             span: None,
         }
@@ -143,9 +167,32 @@ impl Operation {
         self.scope.as_ref().and_then(|s| s.time_left(self.resource))
     }
 
-    /// Records how the operation ended.
+    /// Says whether the operation may change what the system keeps, in
+    /// place of what [`query`] read from its statement (anything not known
+    /// to be a read) or [`call`] assumed (every call).
+    #[must_use]
+    pub fn writes(mut self, writes: bool) -> Self {
+        self.writes = writes;
+        self
+    }
+
+    /// Records how the operation ended: `ok`, or failed with an answer from
+    /// the system (a write that failed so took no effect).
     pub fn finish(mut self, ok: bool) {
-        self.record(ok, true);
+        self.record(ok, true, if ok { Writes::Committed } else { Writes::None });
+    }
+
+    /// Records the operation as failed without an answer from the system
+    /// (the connection broke, a timeout of the client's own): a write may
+    /// or may not have taken effect.
+    pub fn finish_in_doubt(mut self) {
+        self.record(false, true, Writes::Unknown);
+    }
+
+    /// [`finish`](Self::finish), with what a write did given apart: for a
+    /// client whose answer says it (an HTTP status).
+    pub(crate) fn finish_written(mut self, ok: bool, written: Writes) {
+        self.record(ok, true, written);
     }
 
     /// How many more rows the scope may receive before an enforced
@@ -169,7 +216,8 @@ impl Operation {
     pub fn exceed_rows(mut self, rows: u64) -> BudgetExceeded {
         self.add_rows(rows);
         let scope = self.scope.clone();
-        self.record(false, true);
+        // It ran, and is cut mid-reply.
+        self.record(false, true, Writes::Unknown);
         match scope.and_then(|s| s.blown()) {
             Some(exceeded) => exceeded,
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Rows, 0, rows),
@@ -182,7 +230,7 @@ impl Operation {
     /// anyway, it says so rather than panic.)
     pub fn expire(mut self) -> BudgetExceeded {
         let scope = self.scope.clone();
-        self.record(false, true);
+        self.record(false, true, Writes::Unknown);
         match scope {
             Some(scope) => scope.expired(self.resource),
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Timeout, 0, 0),
@@ -190,8 +238,8 @@ impl Operation {
     }
 
     /// `in_poll`: ended by the code that runs it, not dropped (maybe with
-    /// a future cancelled from outside it).
-    fn record(&mut self, ok: bool, in_poll: bool) {
+    /// a future cancelled from outside it). `written`: what a write did.
+    fn record(&mut self, ok: bool, in_poll: bool, written: Writes) {
         #[cfg(feature = "opentelemetry")]
         if let Some(span) = self.span.take() {
             crate::otel::close_operation_span(span, ok);
@@ -203,17 +251,22 @@ impl Operation {
                 Subject::Host(host) => scope.record_call(host, elapsed, ok),
                 Subject::Nothing => {}
             }
+            if self.writes {
+                scope.note_write(written);
+            }
         }
     }
 }
 
 impl Drop for Operation {
     // Inlined: after `finish`, `expire` or `exceed_rows` there is nothing
-    // left to record, and finding that out costs one comparison.
+    // left to record, and finding that out costs one comparison. Dropped
+    // unfinished (a stream dropped halfway, a future cancelled), it counts
+    // as a success; a write may or may not have taken effect.
     #[inline]
     fn drop(&mut self) {
         if self.scope.is_some() {
-            self.record(true, false);
+            self.record(true, false, Writes::Unknown);
         }
     }
 }
@@ -225,6 +278,9 @@ pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, o
         let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
         scope.issue_query(&fingerprint.text);
         scope.finish_query(backend, &fingerprint, elapsed, ok, true);
+        if ok && fingerprint.writes {
+            scope.note_write(Writes::Committed);
+        }
     }
 }
 
@@ -239,11 +295,15 @@ pub fn record_wait(elapsed: Duration) {
 }
 
 /// Records an external call to `host` that already happened and was timed
-/// by the caller.
+/// by the caller; like every call, one that went well is taken for a write
+/// that took effect.
 pub fn record_call(host: &str, elapsed: Duration, ok: bool) {
     scope::current::with(|s| {
         if let Some(s) = s {
             s.record_call(host, elapsed, ok);
+            if ok {
+                s.note_write(Writes::Committed);
+            }
         }
     });
 }

@@ -88,7 +88,28 @@ fn name(cmd: &Cmd) -> String {
     }
 }
 
-async fn run<T>(statement: &str, request: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisError> {
+/// What Redis answered: an error reply arrives as a value, and the command
+/// (every command of a pipeline) failed with it, taking no effect.
+trait Answer {
+    fn failed(&self) -> bool;
+}
+
+impl Answer for Value {
+    fn failed(&self) -> bool {
+        matches!(self, Value::ServerError(_))
+    }
+}
+
+impl Answer for Vec<Value> {
+    fn failed(&self) -> bool {
+        !self.is_empty() && self.iter().all(Answer::failed)
+    }
+}
+
+async fn run<T: Answer>(
+    statement: &str,
+    request: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, RedisError> {
     let op: Operation = instrument::query(BACKEND, statement).map_err(budget_error)?;
     let result = match op.time_limit() {
         Some(limit) => match tokio::time::timeout(limit, request).await {
@@ -97,7 +118,12 @@ async fn run<T>(statement: &str, request: impl Future<Output = Result<T, RedisEr
         },
         None => request.await,
     };
-    op.finish(result.is_ok());
+    match &result {
+        // No answer came: a write may have taken effect.
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => op.finish_in_doubt(),
+        Err(_) => op.finish(false),
+        Ok(answer) => op.finish(!answer.failed()),
+    }
     result
 }
 

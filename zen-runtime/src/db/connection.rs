@@ -21,13 +21,21 @@ pub struct Connection<DB: Database> {
     /// Set when a budget cut a query on this connection: it may still be
     /// mid-reply, so it refuses further work and is closed, not reused.
     pub(crate) cut: Option<BudgetExceeded>,
+    /// Set while a transaction-control statement (`BEGIN`, `COMMIT`, ...)
+    /// awaits its reply, and left set if that never came (the statement was
+    /// cut, or its future dropped): the server may hold a transaction sqlx
+    /// does not know of, so the connection refuses further work and is
+    /// closed, never returned to the pool, where a later autocommit write
+    /// would run inside that transaction and be lost with it.
+    unsettled: bool,
 }
 
 impl<DB: Database> Drop for Connection<DB> {
     fn drop(&mut self) {
         // A connection a budget cut may still be mid-reply: closing it, not
-        // returning it to the pool, makes the server stop the statement too.
-        if self.cut.is_some() {
+        // returning it to the pool, makes the server stop the statement too
+        // (and roll back any transaction it holds).
+        if self.cut.is_some() || self.unsettled {
             self.raw.close_on_drop();
         }
     }
@@ -35,17 +43,37 @@ impl<DB: Database> Drop for Connection<DB> {
 
 impl<DB: Database> fmt::Debug for Connection<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("raw", &self.raw).field("cut", &self.cut.is_some()).finish()
+        f.debug_struct("Connection")
+            .field("raw", &self.raw)
+            .field("cut", &self.cut.is_some())
+            .field("unsettled", &self.unsettled)
+            .finish()
     }
 }
 
 impl<DB: Backend> Connection<DB> {
     pub(crate) fn new(raw: sqlx::pool::PoolConnection<DB>) -> Self {
-        Connection { raw, cut: None }
+        Connection { raw, cut: None, unsettled: false }
     }
 
     pub(crate) fn raw(&mut self) -> &mut DB::Connection {
         &mut self.raw
+    }
+
+    /// `Ok` unless a budget cut this connection or a transaction-control
+    /// statement left it unsettled: it then refuses every further query.
+    pub(crate) fn usable(&self) -> Result<(), sqlx::Error> {
+        if let Some(exceeded) = &self.cut {
+            return Err(super::budget_error(exceeded.clone()));
+        }
+        if self.unsettled {
+            return Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "a transaction-control statement on this connection was cancelled before its reply: whether the \
+                 server holds a transaction is unknown, so the connection is closed rather than used again",
+            )));
+        }
+        Ok(())
     }
 
     /// The sqlx connection underneath, for what zen does not wrap. Queries
@@ -63,7 +91,9 @@ impl<DB: Backend> Connection<DB> {
         Transaction::begin(Slot::Borrowed(self)).await
     }
 
-    /// Runs one transaction-control statement, counted like a query.
+    /// Runs one transaction-control statement, counted and bounded by the
+    /// time left like any query. Cut, or dropped, before its reply, it
+    /// leaves the connection unsettled: closed, never reused.
     async fn control<'c, F>(
         &'c mut self,
         statement: &str,
@@ -72,9 +102,22 @@ impl<DB: Backend> Connection<DB> {
     where
         F: Future<Output = Result<(), sqlx::Error>> + 'c,
     {
-        let op = measure::issue(self, statement)?;
-        let result = run(&mut self.raw).await;
-        op.finish(result.is_ok());
+        // A `COMMIT` is where a transaction's writes take effect.
+        let op = measure::issue(self, statement)?.writes(statement == "COMMIT");
+        let limit = op.time_limit();
+        let Connection { raw, cut, unsettled } = self;
+        // Until the reply is read; a dropped future leaves it set.
+        *unsettled = true;
+        let run = run(DerefMut::deref_mut(raw));
+        let result = match limit {
+            Some(limit) => match tokio::time::timeout(limit, run).await {
+                Ok(result) => result,
+                Err(_elapsed) => return Err(measure::cut(cut, op.expire())),
+            },
+            None => run.await,
+        };
+        *unsettled = false;
+        measure::settle(op, &result);
         result
     }
 }
@@ -260,7 +303,7 @@ impl<DB: Database> Drop for Transaction<'_, DB> {
         }
         let level = self.level;
         let conn: &mut Connection<DB> = self;
-        if conn.cut.is_some() {
+        if conn.cut.is_some() || conn.unsettled {
             // The connection is closed on drop: the server rolls back.
             return;
         }

@@ -11,6 +11,7 @@ use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Either, Execute, Executor, SqlStr};
+use sqlx_core::transaction::TransactionManager;
 
 use super::{Backend, Connection, budget_error};
 use crate::error::BudgetExceeded;
@@ -55,12 +56,22 @@ impl<DB: Database> Execute<'_, DB> for Rebuilt<DB> {
 }
 
 /// Counts the query and checks the budget; the error ends the query before
-/// it reaches the database.
+/// it reaches the database. Inside a transaction nothing is written before
+/// its `COMMIT`.
 pub(crate) fn issue<DB: Backend>(conn: &Connection<DB>, sql: &str) -> Result<Operation, sqlx::Error> {
-    if let Some(exceeded) = &conn.cut {
-        return Err(budget_error(exceeded.clone()));
+    conn.usable()?;
+    let op = instrument::query(DB::NAME, sql).map_err(budget_error)?;
+    Ok(if DB::TransactionManager::get_transaction_depth(&conn.raw) > 0 { op.writes(false) } else { op })
+}
+
+/// Records how an operation ended from its result: an error the database
+/// answered with took no effect; any other (the connection broke) may have.
+pub(crate) fn settle<T>(op: Operation, result: &Result<T, sqlx::Error>) {
+    match result {
+        Ok(_) => op.finish(true),
+        Err(sqlx::Error::Database(_)) => op.finish(false),
+        Err(_) => op.finish_in_doubt(),
     }
-    instrument::query(DB::NAME, sql).map_err(budget_error)
 }
 
 pub(crate) type Step<DB> = Either<<DB as Database>::QueryResult, <DB as Database>::Row>;
@@ -129,27 +140,28 @@ impl<DB: Database> Stream for Measured<'_, DB> {
                 Poll::Ready(Some(Ok(step)))
             }
             Some(Err(e)) => {
-                end(this.op, *this.rows, false);
-                Poll::Ready(Some(Err(e)))
+                let result = Err(e);
+                end(this.op, *this.rows, &result);
+                Poll::Ready(Some(result))
             }
             None => {
-                end(this.op, *this.rows, true);
+                end(this.op, *this.rows, &Ok(()));
                 Poll::Ready(None)
             }
         }
     }
 }
 
-fn end(op: &mut Option<Operation>, rows: u64, ok: bool) {
+fn end<T>(op: &mut Option<Operation>, rows: u64, result: &Result<T, sqlx::Error>) {
     if let Some(op) = op.take() {
         op.add_rows(rows);
-        op.finish(ok);
+        settle(op, result);
     }
 }
 
 /// Marks the connection cut (it may be mid-reply: it is closed, not
 /// reused, so the server stops too) and returns the query's error.
-fn cut(slot: &mut Option<BudgetExceeded>, exceeded: BudgetExceeded) -> sqlx::Error {
+pub(crate) fn cut(slot: &mut Option<BudgetExceeded>, exceeded: BudgetExceeded) -> sqlx::Error {
     *slot = Some(exceeded.clone());
     budget_error(exceeded)
 }
@@ -181,7 +193,7 @@ where
     let op = issue(conn, query.text())?;
     let timer = op.time_limit().map(tokio::time::sleep);
     let rows_left = op.rows_left();
-    let Connection { raw, cut } = conn;
+    let Connection { raw, cut, .. } = conn;
     let steps = (&mut **raw).fetch_many(query);
     Ok(Measured { steps, cut, op: Some(op), timer, rows: 0, rows_left })
 }
@@ -209,7 +221,7 @@ where
             return Err(cut(&mut conn.cut, op.exceed_rows(rows)));
         }
         op.add_rows(rows);
-        op.finish(result.is_ok());
+        settle(op, &result);
         result
     })
 }

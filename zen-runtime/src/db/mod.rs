@@ -34,6 +34,17 @@
 //! server stops it too (PostgreSQL notices the closed connection within
 //! `client_connection_check_interval`, which [`Pool::connect_with`] sets
 //! to 100 ms) and no half-read connection is ever reused.
+//!
+//! `BEGIN`, `COMMIT`, `ROLLBACK` and savepoints from `begin()`, `commit()`
+//! and `rollback()` are bounded by the time left like any query. One cut,
+//! or whose future is dropped (a deadline of the layer, your own
+//! `tokio::time::timeout`), before its reply leaves its connection
+//! unsettled: the server may hold a transaction sqlx does not know of, so
+//! the connection refuses further queries and is closed, never returned to
+//! the pool, where the next request's autocommit write would run inside
+//! that transaction and be lost with it. Writes inside a transaction take
+//! effect at its `COMMIT`: see [`Writes`](crate::report::Writes) for what a
+//! refused request says about them.
 
 mod checkout;
 mod connection;

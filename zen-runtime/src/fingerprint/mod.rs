@@ -193,6 +193,105 @@ pub(crate) fn operation_name(fingerprint: &str) -> &'static str {
     KNOWN.iter().find(|k| k.eq_ignore_ascii_case(first)).copied().unwrap_or("OTHER")
 }
 
+/// Statements and commands that change nothing a client keeps: the first
+/// word of a SQL read or of transaction control, and Redis's reads. Any
+/// other statement may write.
+const READS: [&str; 66] = [
+    // SQL.
+    "SELECT",
+    "SHOW",
+    "VALUES",
+    "TABLE",
+    "DESCRIBE",
+    "DESC",
+    "BEGIN",
+    "START",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+    // Redis.
+    "GET",
+    "MGET",
+    "GETRANGE",
+    "STRLEN",
+    "EXISTS",
+    "TTL",
+    "PTTL",
+    "TYPE",
+    "KEYS",
+    "SCAN",
+    "HGET",
+    "HMGET",
+    "HGETALL",
+    "HKEYS",
+    "HVALS",
+    "HLEN",
+    "HEXISTS",
+    "HSCAN",
+    "LRANGE",
+    "LLEN",
+    "LINDEX",
+    "SMEMBERS",
+    "SISMEMBER",
+    "SMISMEMBER",
+    "SCARD",
+    "SSCAN",
+    "SRANDMEMBER",
+    "ZRANGE",
+    "ZRANGEBYSCORE",
+    "ZREVRANGE",
+    "ZREVRANGEBYSCORE",
+    "ZSCORE",
+    "ZMSCORE",
+    "ZCARD",
+    "ZCOUNT",
+    "ZRANK",
+    "ZREVRANK",
+    "ZSCAN",
+    "XRANGE",
+    "XREVRANGE",
+    "XLEN",
+    "PFCOUNT",
+    "BITCOUNT",
+    "GETBIT",
+    "GEOPOS",
+    "GEODIST",
+    "PING",
+    "ECHO",
+    "DBSIZE",
+    "INFO",
+    "TIME",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PUNSUBSCRIBE",
+];
+
+/// Whether a statement may change what the database keeps, from its
+/// fingerprint: what a refused request says about its writes rests on it,
+/// so anything not known to be a read is a write. A `WITH` is a write when
+/// it holds one (`WITH x AS (DELETE ...)`), `EXPLAIN ANALYZE` runs its
+/// statement, and a Redis pipeline writes when any of its commands does.
+/// A `SELECT` that calls a function with side effects is taken for a read:
+/// zen cannot see into it.
+pub(crate) fn writes(fingerprint: &str) -> bool {
+    let mut words =
+        fingerprint.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).filter(|w| !w.is_empty());
+    // No word (`?`: a command zen would not name) may be anything.
+    let Some(first) = words.next() else { return !fingerprint.trim().is_empty() };
+    let is = |word: &str, name: &str| word.eq_ignore_ascii_case(name);
+    if is(first, "WITH") {
+        return words.any(|w| ["INSERT", "UPDATE", "DELETE", "MERGE"].iter().any(|dml| is(w, dml)));
+    }
+    if is(first, "EXPLAIN") {
+        return words.any(|w| is(w, "ANALYZE") || is(w, "ANALYSE"));
+    }
+    if is(first, "PIPELINE") {
+        return words.any(|w| !READS.iter().any(|read| is(w, read)));
+    }
+    !READS.iter().any(|read| is(first, read))
+}
+
 /// A statement's fingerprint, shared, and its operation.
 #[derive(Clone, Debug)]
 pub(crate) struct Shared {
@@ -204,12 +303,14 @@ pub(crate) struct Shared {
         allow(dead_code)
     )]
     pub(crate) operation: &'static str,
+    /// From [`writes`].
+    pub(crate) writes: bool,
 }
 
 impl Shared {
     fn of(sql: &str, dialect: Dialect) -> Shared {
         let text: Arc<str> = fingerprint(sql, dialect).into();
-        Shared { operation: operation_name(&text), text }
+        Shared { operation: operation_name(&text), writes: writes(&text), text }
     }
 }
 
@@ -253,7 +354,51 @@ pub(crate) fn shared(sql: &str, dialect: Dialect) -> Shared {
 
 #[cfg(test)]
 mod tests {
-    use super::{Dialect, MAX_LEN, fingerprint, operation_name};
+    use super::{Dialect, MAX_LEN, fingerprint, operation_name, writes};
+
+    #[test]
+    fn anything_not_known_to_read_may_write() {
+        let reads = [
+            "SELECT * FROM t WHERE id = ?",
+            "select 1",
+            "  (SELECT 1)",
+            "SELECT id FROM t FOR UPDATE",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "EXPLAIN SELECT 1",
+            "BEGIN",
+            "ROLLBACK",
+            "SAVEPOINT sp",
+            "RELEASE SAVEPOINT sp",
+            "SHOW search_path",
+            "GET",
+            "HGETALL",
+            "PIPELINE GET MGET TTL",
+            "",
+        ];
+        let writes_ = [
+            "INSERT INTO t VALUES (...)",
+            "UPDATE t SET a = ?",
+            "DELETE FROM t",
+            "COMMIT",
+            "CREATE TABLE t (id INT)",
+            "WITH d AS (DELETE FROM t RETURNING id) SELECT * FROM d",
+            "with x as (select 1) insert into t select * from x",
+            "EXPLAIN ANALYZE DELETE FROM t",
+            "CALL do_it(?)",
+            "SET",
+            "INCR",
+            "PIPELINE GET SET",
+            "JSON.SET",
+            "?",
+            "OTHER",
+        ];
+        for statement in reads {
+            assert!(!writes(statement), "{statement:?} reads");
+        }
+        for statement in writes_ {
+            assert!(writes(statement), "{statement:?} may write");
+        }
+    }
 
     #[test]
     fn operations_come_from_a_fixed_set() {

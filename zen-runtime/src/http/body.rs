@@ -13,6 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 use reqwest::ResponseBuilderExt;
 
 use crate::instrument::Operation;
+use crate::report::Writes;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -22,11 +23,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct Call {
     op: Option<Operation>,
     ok: bool,
+    /// What a write did, by the response's status: unknown until it came.
+    written: Writes,
 }
 
 impl Call {
-    pub(crate) fn new(op: Operation) -> Self {
-        Call { op: Some(op), ok: false }
+    /// A call with `method`: every method but the safe ones (`GET`,
+    /// `HEAD`, `OPTIONS`, `TRACE`) may write.
+    pub(crate) fn new(op: Operation, method: &http::Method) -> Self {
+        Call { op: Some(op.writes(!method.is_safe())), ok: false, written: Writes::Unknown }
     }
 
     pub(crate) fn time_limit(&self) -> Option<std::time::Duration> {
@@ -43,7 +48,7 @@ impl Call {
 
     fn finish(&mut self, ok: bool) {
         if let Some(op) = self.op.take() {
-            op.finish(ok);
+            op.finish_written(ok, self.written);
         }
     }
 }
@@ -108,7 +113,16 @@ pub(crate) fn carry(
     mut call: Call,
     deadline: Option<tokio::time::Instant>,
 ) -> reqwest::Response {
-    call.ok = !response.status().is_server_error();
+    let status = response.status();
+    call.ok = !status.is_server_error();
+    // A refusal (4xx) did nothing; a server error may have done part.
+    call.written = if status.is_server_error() {
+        Writes::Unknown
+    } else if status.is_client_error() {
+        Writes::None
+    } else {
+        Writes::Committed
+    };
     let url = response.url().clone();
     let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
     let timed = Timed { inner: body, call, deadline: deadline.map(tokio::time::sleep_until) };

@@ -176,7 +176,7 @@ impl RequestBuilder {
         let (client, request) = self.inner.build_split();
         let mut request = request.map_err(Error::Request)?;
         let host = request.url().host_str().unwrap_or("").to_owned();
-        let mut call = body::Call::new(instrument::call(&host).map_err(Error::Budget)?);
+        let mut call = body::Call::new(instrument::call(&host).map_err(Error::Budget)?, request.method());
         // reqwest bounds the whole call, body included, by the client's own
         // timeout; an enforced budget that runs out sooner is zen's to cut.
         *request.timeout_mut() = Some(self.timeout);

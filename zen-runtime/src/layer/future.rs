@@ -90,7 +90,7 @@ where
         let figures = scope.figures(elapsed);
         let (result, deliver_now) = match (stop, result) {
             (Some(Stop::Exceeded(budget)), _) => (Ok(response::exceeded(scope, budget, &figures)), true),
-            (Some(Stop::Panicked), _) => (Ok(response::panicked(&scope.name)), true),
+            (Some(Stop::Panicked), _) => (Ok(response::panicked(&scope.name, &figures)), true),
             (None, Some(Ok(response))) if streamed => {
                 let stream = Streamed::new(Arc::clone(scope));
                 (Ok(response.map(|body| ZenBody::inner(body, Some(stream)))), false)

@@ -45,6 +45,19 @@
 //! `panicked`, and the connection stays up; a client that goes away
 //! mid-request leaves a report that says `cancelled`.
 //!
+//! Both problem documents say what the request's writes did, in `writes`
+//! ([`Writes`](crate::report::Writes)), so that a client knows whether it
+//! may retry:
+//!
+//! | `writes` | what it means | retry |
+//! |---|---|---|
+//! | `none` | no write took effect, none was cut waiting for its answer | safe |
+//! | `committed` | at least one write took effect | only an idempotent request |
+//! | `unknown` | a write (a `COMMIT`, an autocommit statement, a call) was cut before its answer | check first |
+//!
+//! Writes that tasks the request spawned are still making when it is
+//! answered are not known to it.
+//!
 //! [`Report`]: crate::Report
 
 mod body;

@@ -246,7 +246,8 @@ impl<const N: usize> Header<N> {
 const BUDGET_EXCEEDED: &str = "https://github.com/zen-rs/zen#when-a-budget-is-exceeded";
 
 /// `503` with an RFC 9457 problem document naming the budget, with what
-/// was used as the request's report and `Server-Timing` say it.
+/// was used as the request's report and `Server-Timing` say it, and what
+/// the request's writes did (`writes`: `none`, `committed`, `unknown`).
 pub(super) fn exceeded<B>(scope: &Scope, budget: Budget, figures: &Figures) -> Response<ZenBody<B>> {
     let limit = scope.limit(budget).unwrap_or(0);
     let used = figures.used_in_unit(budget).unwrap_or(0);
@@ -257,17 +258,22 @@ pub(super) fn exceeded<B>(scope: &Scope, budget: Budget, figures: &Figures) -> R
     json_string(&mut body, &format!("{} used {used} {} of its {budget} = {limit}", scope.name, budget.unit()));
     body.push_str(",\"route\":");
     json_string(&mut body, &scope.name);
-    let _ = write!(body, ",\"budget\":\"{budget}\",\"limit\":{limit},\"used\":{used},\"unit\":\"{}\"}}", budget.unit());
+    let _ = write!(
+        body,
+        ",\"budget\":\"{budget}\",\"limit\":{limit},\"used\":{used},\"unit\":\"{}\",\"writes\":\"{}\"}}",
+        budget.unit(),
+        figures.writes()
+    );
     problem(StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 /// `500` for a handler that panicked; what it said stays in the logs.
-pub(super) fn panicked<B>(route: &str) -> Response<ZenBody<B>> {
+pub(super) fn panicked<B>(route: &str, figures: &Figures) -> Response<ZenBody<B>> {
     let mut body = String::from(
         "{\"type\":\"about:blank\",\"title\":\"Internal Server Error\",\"status\":500,\"detail\":\"the handler panicked\",\"route\":",
     );
     json_string(&mut body, route);
-    body.push('}');
+    let _ = write!(body, ",\"writes\":\"{}\"}}", figures.writes());
     problem(StatusCode::INTERNAL_SERVER_ERROR, body)
 }
 

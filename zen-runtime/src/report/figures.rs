@@ -40,6 +40,65 @@ pub struct Figures {
     pub(crate) longest_poll_ns: u64,
     pub(crate) slow_polls: u64,
     pub(crate) response_bytes: Option<u64>,
+    pub(crate) writes: Writes,
+}
+
+/// What a scope's writes did, as far as zen saw them end: whether a client
+/// may retry a request that was refused. Writes are the database
+/// statements that may change what it keeps (outside a transaction; inside
+/// one, its `COMMIT`) and external calls other than `GET`, `HEAD`,
+/// `OPTIONS` and `TRACE` (see [`instrument`](crate::instrument#writes)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Writes {
+    /// Nothing was committed: no write took effect, and none was cut
+    /// waiting for its answer. Retrying does the work once.
+    #[default]
+    None,
+    /// At least one write took effect (an autocommit write or a `COMMIT`
+    /// answered, a call answered with a success or redirect). Retry only a
+    /// request that is idempotent.
+    Committed,
+    /// A write was cut, or lost its connection, before its answer, and none
+    /// is known to have taken effect: it may have. Check before retrying.
+    Unknown,
+}
+
+impl Writes {
+    /// Lowercase name, as in the problem document: `none`, `committed`,
+    /// `unknown`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Writes::None => "none",
+            Writes::Committed => "committed",
+            Writes::Unknown => "unknown",
+        }
+    }
+
+    pub(crate) const fn bit(self) -> u8 {
+        match self {
+            Writes::None => 0,
+            Writes::Committed => 1,
+            Writes::Unknown => 2,
+        }
+    }
+
+    /// A write known to have taken effect says more than one in doubt.
+    pub(crate) const fn of_bits(bits: u8) -> Writes {
+        if bits & 1 != 0 {
+            Writes::Committed
+        } else if bits & 2 != 0 {
+            Writes::Unknown
+        } else {
+            Writes::None
+        }
+    }
+}
+
+impl std::fmt::Display for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Figures {
@@ -136,6 +195,12 @@ impl Figures {
     #[must_use]
     pub fn response_bytes(&self) -> Option<u64> {
         self.response_bytes
+    }
+
+    /// What the scope's writes did.
+    #[must_use]
+    pub fn writes(&self) -> Writes {
+        self.writes
     }
 
     /// What `budget` measures: a count, nanoseconds or bytes; `None` when it

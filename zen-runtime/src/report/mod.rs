@@ -14,7 +14,7 @@ pub use deliver::{Sink, SinkId, add_sink, remove_sink};
 pub(crate) use deliver::{deliver, wanted};
 pub use exempt::{Date, Exempted, Exemption, Matches};
 pub(crate) use exempt::{Judged, judge};
-pub use figures::Figures;
+pub use figures::{Figures, Writes};
 #[cfg_attr(not(feature = "tower"), allow(unused_imports))]
 pub(crate) use jsonl::json_string;
 pub use jsonl::{JsonLines, JsonLinesBuilder};
@@ -328,6 +328,9 @@ impl fmt::Display for Report {
                 write!(f, " (limit {limit})")?;
             }
             details(f, self, budget)?;
+        }
+        if self.outcome != Outcome::Ok {
+            write!(f, "\n  writes           {}", self.figures.writes)?;
         }
         if self.violations.is_empty() {
             write!(f, "\n  within budget")?;

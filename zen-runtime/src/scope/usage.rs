@@ -4,7 +4,7 @@
 //! host tables behind a lock. Tables grow with zen's own allocations, which
 //! are never charged to the scope.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use super::Scope;
 use crate::alloc::{Counted, untracked};
 use crate::budget::Budget;
 use crate::fingerprint::Shared;
-use crate::report::{Figures, Memory, NestedViolation, Violation};
+use crate::report::{Figures, Memory, NestedViolation, Violation, Writes};
 use crate::stats::{self, DbStats, HttpStats, reaches};
 
 /// Violations of nested scopes kept per scope; the rest are counted.
@@ -37,6 +37,8 @@ pub(crate) struct Usage {
     slow_polls: AtomicU64,
     /// The response body's bytes plus one; 0 while not known.
     response_bytes: AtomicU64,
+    /// What the scope's writes did: [`Writes::bit`]s.
+    writes: AtomicU8,
     /// A statement reached the N+1 threshold: the report must be built and
     /// warned about even within budget.
     pub(crate) suspected: AtomicBool,
@@ -172,6 +174,15 @@ impl Scope {
         }
     }
 
+    /// A write of this scope ended: it took effect, or may have.
+    pub(crate) fn note_write(&self, written: Writes) {
+        if written != Writes::None {
+            for scope in self.chain() {
+                scope.usage.writes.fetch_or(written.bit(), Relaxed);
+            }
+        }
+    }
+
     /// Records time spent waiting for a pooled connection.
     pub(crate) fn record_wait(&self, elapsed: Duration) {
         let ns = nanos(elapsed);
@@ -289,6 +300,7 @@ impl Scope {
             longest_poll_ns: u.longest_poll.load(Relaxed),
             slow_polls: u.slow_polls.load(Relaxed),
             response_bytes: response.checked_sub(1),
+            writes: Writes::of_bits(u.writes.load(Relaxed)),
         }
     }
 }
