@@ -58,6 +58,12 @@ fn child() {
             None => testing::collect(articles(&pool, queries, extra)).await,
         };
         result.unwrap();
+        // The lock was read when the scope ended: how much memory it took.
+        if var("ZEN_LOCK_MEMORY").is_some() {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let peak = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().to_owned();
+            eprintln!("peak resident set: {peak}");
+        }
         // The parent reads the reports from the child's output.
         #[allow(clippy::print_stdout)]
         for report in reports {
@@ -297,4 +303,80 @@ async fn the_attributes_exemptions_are_listed_and_expire() {
     let message = panic.into_panic();
     let message = message.downcast_ref::<String>().unwrap();
     assert!(message.contains("exemption expired: N+1 at tests/lock.rs: was paged (until 2021-06-30)"), "{message}");
+}
+
+#[test]
+fn a_byte_that_is_not_utf8_is_an_error_naming_its_line() {
+    let run = Run::new("utf8");
+    ok(&run.run("update", &[]));
+    // A fingerprint cut inside a multi-byte character, as a truncated file is.
+    let text = run.text();
+    let line = text.lines().position(|l| l.starts_with("\"SELECT")).unwrap() + 1;
+    let mut bytes = text.into_bytes();
+    let at = bytes.windows(7).position(|w| w == b"\"SELECT").unwrap() + 1;
+    bytes.splice(at..at, [0xE2, 0x80]);
+    std::fs::write(&run.file, &bytes).unwrap();
+    for mode in ["check", "update"] {
+        let e = fails(&run.run(mode, &[]));
+        assert!(e.contains(&format!("{}:{line}: ", run.file.display())), "{mode}: {e}");
+        assert!(e.contains("UTF-8"), "{e}");
+        assert_eq!(std::fs::read(&run.file).unwrap(), bytes, "{mode} left the file alone");
+    }
+}
+
+/// KiB in a `/proc/self/status` line such as `VmHWM:   12345 kB`.
+fn kib(stderr: &str) -> u64 {
+    let line = stderr.lines().find_map(|l| l.strip_prefix("peak resident set:")).expect("the child says its peak");
+    line.trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
+#[test]
+fn a_large_lock_is_checked_within_a_few_times_its_size() {
+    let run = Run::new("large");
+    ok(&run.run("update", &[]));
+    let empty = kib(&stderr(&run.run("check", &[("ZEN_LOCK_MEMORY", "1")])));
+    // 20 MB of other tests' entries, as a long-lived project's lock grows:
+    // many scopes, each with its statements.
+    let mut text = run.text();
+    let mut n = 0;
+    while text.len() < 20 << 20 {
+        text.push_str(&format!("\n[tests.\"app::test_{n}\".\"GET /items/{n}\"]\nqueries = 12\nmemory_kib = 128\n"));
+        text.push_str(&format!("\n[tests.\"app::test_{n}\".\"GET /items/{n}\".statements]\n"));
+        for s in 0..10 {
+            text.push_str(&format!("\"SELECT id, name, price FROM items_{s} WHERE owner = ? AND kind = ?\" = {s}\n"));
+        }
+        n += 1;
+    }
+    std::fs::write(&run.file, &text).unwrap();
+    let large = kib(&stderr(&run.run("check", &[("ZEN_LOCK_MEMORY", "1")])));
+    let size_kib = u64::try_from(text.len()).unwrap() / 1024;
+    eprintln!("a lock of {size_kib} KiB took {} KiB more to check", large - empty);
+    assert!(large - empty < 4 * size_kib, "a lock of {size_kib} KiB took {} KiB more to check", large - empty);
+}
+
+#[test]
+fn the_lock_is_replaced_whole_never_rewritten_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let run = Run::new("replaced");
+    ok(&run.run("update", &[("ZEN_LOCK_QUERIES", "2")]));
+    let before = std::fs::metadata(&run.file).unwrap().ino();
+    ok(&run.run("update", &[("ZEN_LOCK_QUERIES", "1")]));
+    assert!(run.text().contains(&format!("{ENTRY}\nqueries = 1\n")), "{}", run.text());
+    assert_ne!(std::fs::metadata(&run.file).unwrap().ino(), before, "a new file took the old one's place");
+    let dir: Vec<_> = std::fs::read_dir(run.file.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(dir, ["zen.lock"], "nothing is left beside it");
+    // Writers killed at any point leave a lock that reads whole.
+    let mut text = run.text();
+    for n in 0..20_000 {
+        text.push_str(&format!("\n[tests.\"app::t{n}\".\"GET /{n}\"]\nqueries = 1\n"));
+    }
+    std::fs::write(&run.file, &text).unwrap();
+    for wait in [5, 20, 40, 80, 160] {
+        let mut child = run.command("update", &[("ZEN_LOCK_QUERIES", "1")]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = run.run("check", &[("ZEN_LOCK_QUERIES", "1")]);
+        ok(&o);
+    }
 }

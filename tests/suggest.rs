@@ -38,8 +38,13 @@ fn dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Every sink sees every report of the process: tests that count what a
+/// sink wrote run one at a time.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn reports_of_a_real_run_give_a_budget_per_route_in_files_that_stay_small() {
+    let _alone = ALONE.lock().await;
     let dir = dir("run");
     let path = dir.join("zen.jsonl");
     let sink = JsonLines::builder(&path).max_bytes(16 * 1024).keep(2).open().unwrap();
@@ -89,4 +94,47 @@ async fn reports_of_a_real_run_give_a_budget_per_route_in_files_that_stay_small(
     assert!(health.attribute().starts_with("#[zen(max_queries = 0, timeout_ms = "), "{}", health.attribute());
     let printed = zen_cli::render(&suggestions, 50);
     assert!(printed.contains("GET /articles/{id} (handler, ") && printed.contains(&attribute), "{printed}");
+}
+
+#[zen_runtime::zen(kind = "job")]
+async fn tick() {}
+
+#[test]
+fn a_file_too_small_for_a_report_is_refused_with_its_size() {
+    let dir = dir("small");
+    let e = JsonLines::builder(dir.join("zen.jsonl")).max_bytes(1000).open().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("max_bytes(1000)") && e.to_string().contains("4096"), "{e}");
+    assert!(JsonLines::builder(dir.join("zen.jsonl")).max_bytes(zen_runtime::report::MIN_BYTES).open().is_ok());
+}
+
+#[tokio::test]
+async fn writing_resumes_soon_after_the_directory_comes_back() {
+    let dir = dir("removed");
+    let path = dir.join("zen.jsonl");
+    let sink = JsonLines::builder(&path).max_bytes(4096).keep(2).open().unwrap();
+    let _alone = ALONE.lock().await;
+    let run = |n: usize| async move {
+        for _ in 0..n {
+            tick().await;
+        }
+    };
+    run(100).await;
+    sink.flush();
+    assert!(dir.join("zen.jsonl.1").exists(), "rotated while the directory was there");
+    // Gone: rotations fail, and the reports are dropped and counted.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let dropped = sink.dropped();
+    run(100).await;
+    sink.flush();
+    assert!(sink.dropped() > dropped, "reports with nowhere to go are counted");
+    // Back: within a second, reports are written again.
+    std::fs::create_dir_all(&dir).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let written = sink.written();
+    run(100).await;
+    sink.flush();
+    assert!(sink.written() > written, "written again once the directory is back");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.lines().count() > 0 && text.len() <= 4096, "{} bytes", text.len());
 }

@@ -191,6 +191,7 @@ impl Operation {
 
     /// [`finish`](Self::finish), with what a write did given apart: for a
     /// client whose answer says it (an HTTP status).
+    #[cfg(feature = "http")]
     pub(crate) fn finish_written(mut self, ok: bool, written: Writes) {
         self.record(ok, true, written);
     }

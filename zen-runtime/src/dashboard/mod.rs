@@ -119,6 +119,8 @@ struct Inner {
 struct Routes {
     by_name: HashMap<Box<str>, Vec<Arc<Route>>, FxBuild>,
     all: Vec<Arc<Route>>,
+    /// Names kept apart, per kind (by `Kind as usize`).
+    named: [usize; Kind::Other as usize + 1],
 }
 
 /// Every live dashboard; `ACTIVE` counts them so that none costs one load.
@@ -204,8 +206,8 @@ impl Inner {
         self.generation.fetch_add(1, Relaxed);
     }
 
-    /// The entry of a name and kind, made on first use; past `max_names`,
-    /// the kind's shared one.
+    /// The entry of a name and kind, made on first use; past `max_names`
+    /// names of its kind, the kind's shared one.
     fn route(&self, name: &str, kind: Kind) -> Arc<Route> {
         let find = |routes: &Routes, name: &str| {
             routes.by_name.get(name).and_then(|v| v.iter().find(|r| r.kind == kind)).cloned()
@@ -214,11 +216,7 @@ impl Inner {
             return route;
         }
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
-        let name = if routes.by_name.contains_key(name) || routes.all.len() < self.options.max_names {
-            name
-        } else {
-            OTHER_NAMES
-        };
+        let name = if routes.named[kind as usize] < self.options.max_names { name } else { OTHER_NAMES };
         if let Some(route) = find(&routes, name) {
             return route;
         }
@@ -226,6 +224,9 @@ impl Inner {
             Arc::new(Route { id: routes.all.len(), name: name.into(), kind, stats: Mutex::new(Stats::default()) });
         routes.by_name.entry(name.into()).or_default().push(Arc::clone(&route));
         routes.all.push(Arc::clone(&route));
+        if name != OTHER_NAMES {
+            routes.named[kind as usize] += 1;
+        }
         route
     }
 

@@ -154,11 +154,7 @@ mod tests {
     use crate::lock::file::{Entry, LockFile};
 
     fn entry(queries: u64, statements: &[(&str, u64)]) -> Entry {
-        Entry {
-            queries,
-            statements: statements.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect(),
-            ..Entry::default()
-        }
+        Entry { queries, statements: statements.iter().map(|(s, n)| ((*s).into(), *n)).collect(), ..Entry::default() }
     }
 
     #[test]

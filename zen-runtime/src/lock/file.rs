@@ -22,9 +22,12 @@
 //! ```
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -38,10 +41,11 @@ pub(crate) struct Entry {
     pub(crate) queries: u64,
     /// Peak memory rounded up to its band, in KiB (see [`band`]).
     pub(crate) memory_kib: Option<u64>,
-    /// Times each statement ran, by fingerprint.
-    pub(crate) statements: BTreeMap<String, u64>,
+    /// Times each statement ran, by fingerprint (shared: the same
+    /// statements recur across a lock's tests).
+    pub(crate) statements: BTreeMap<Arc<str>, u64>,
     /// N+1 suspects: fingerprint, and where it was issued from.
-    pub(crate) n_plus_one: BTreeMap<String, String>,
+    pub(crate) n_plus_one: BTreeMap<Arc<str>, String>,
     /// External calls per host.
     pub(crate) http_calls: BTreeMap<String, u64>,
 }
@@ -106,14 +110,34 @@ impl fmt::Display for LockError {
 
 impl std::error::Error for LockError {}
 
+/// A lock file's bytes as text; a byte that is not UTF-8 (a file cut
+/// inside a character) is an error naming its line.
+pub(crate) fn text(path: &Path, bytes: Vec<u8>) -> Result<String, LockError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+        LockError {
+            path: path.to_owned(),
+            line,
+            message: "a byte that is not UTF-8 (was the file cut short, or written by another program?)".into(),
+        }
+    })
+}
+
+/// Reads one section of the file: `text[base..]` holds it, and errors name
+/// their line in the whole file.
 struct Reader<'a> {
     path: &'a Path,
     text: &'a str,
+    base: usize,
+    /// Every fingerprint read so far, kept once.
+    shared: &'a RefCell<HashSet<Arc<str>>>,
 }
 
 impl Reader<'_> {
     fn error(&self, at: usize, message: impl Into<String>) -> LockError {
-        let line = self.text[..at.min(self.text.len())].matches('\n').count() + 1;
+        let at = (self.base + at).min(self.text.len());
+        let line = self.text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
         LockError { path: self.path.to_owned(), line, message: message.into() }
     }
 
@@ -143,25 +167,42 @@ impl Reader<'_> {
         value.get_ref().as_table().ok_or_else(|| self.error(value.span().start, format!("{what} must be a table")))
     }
 
-    fn counts(&self, value: &Spanned<DeValue<'_>>, what: &str) -> Result<BTreeMap<String, u64>, LockError> {
+    fn counts<K: Ord>(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        what: &str,
+        key: impl Fn(&str) -> K,
+    ) -> Result<BTreeMap<K, u64>, LockError> {
         let mut out = BTreeMap::new();
         for (k, v) in self.table(value, what)? {
-            out.insert(k.get_ref().to_string(), self.count(v, &format!("`{}` in {what}", k.get_ref()))?);
+            out.insert(key(k.get_ref()), self.count(v, &format!("`{}` in {what}", k.get_ref()))?);
         }
         Ok(out)
     }
 
-    fn entry(&self, value: &Spanned<DeValue<'_>>) -> Result<Entry, LockError> {
-        let mut entry = Entry::default();
+    /// `text`, shared with every other key of the same text.
+    fn share(&self, text: &str) -> Arc<str> {
+        let mut shared = self.shared.borrow_mut();
+        if let Some(kept) = shared.get(text) {
+            return Arc::clone(kept);
+        }
+        let kept: Arc<str> = Arc::from(text);
+        shared.insert(Arc::clone(&kept));
+        kept
+    }
+
+    /// Fills `entry` with the keys of `value` (a section may hold some of
+    /// them: `[...."GET /a"]`, then `[...."GET /a".statements]`).
+    fn entry(&self, value: &Spanned<DeValue<'_>>, entry: &mut Entry) -> Result<(), LockError> {
         for (k, v) in self.table(value, "a scope's entry")? {
             match &**k.get_ref() {
                 "queries" => entry.queries = self.count(v, "`queries`")?,
                 "memory_kib" => entry.memory_kib = Some(self.count(v, "`memory_kib`")?),
-                "statements" => entry.statements = self.counts(v, "`statements`")?,
-                "http_calls" => entry.http_calls = self.counts(v, "`http_calls`")?,
+                "statements" => entry.statements.append(&mut self.counts(v, "`statements`", |k| self.share(k))?),
+                "http_calls" => entry.http_calls.append(&mut self.counts(v, "`http_calls`", str::to_owned)?),
                 "n_plus_one" => {
                     for (fp, site) in self.table(v, "`n_plus_one`")? {
-                        entry.n_plus_one.insert(fp.get_ref().to_string(), self.string(site, "a call site")?.to_owned());
+                        entry.n_plus_one.insert(self.share(fp.get_ref()), self.string(site, "a call site")?.to_owned());
                     }
                 }
                 other => {
@@ -174,7 +215,7 @@ impl Reader<'_> {
                 }
             }
         }
-        Ok(entry)
+        Ok(())
     }
 
     fn exemption(&self, value: &Spanned<DeValue<'_>>) -> Result<(Option<String>, Exemption), LockError> {
@@ -244,14 +285,67 @@ impl Reader<'_> {
     }
 }
 
-/// Reads a lock file.
+/// Reads a lock file, one section (a `[table]` header and its keys) at a
+/// time: a lock of many megabytes never exists as a whole TOML document in
+/// memory, only as what it holds. A section that does not read alone (a
+/// multi-line string crossing a header, say) sends the whole file to the
+/// TOML reader, whose verdict stands.
 pub(crate) fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
-    let r = Reader { path, text };
+    let mut lock = LockFile::default();
+    let mut headers = HashSet::new();
+    let shared = RefCell::default();
+    for (base, section) in sections(text) {
+        let r = Reader { path, text, base, shared: &shared };
+        let header = section.lines().next().unwrap_or("").trim();
+        if header.starts_with("[[") {
+            // An array of tables: every one is new.
+        } else if header.starts_with('[') && !headers.insert(header) {
+            return Err(r.error(0, format!("{header} is defined twice (a merge kept both sides?)")));
+        }
+        let Ok(document) = DeTable::parse(section) else { return parse_whole(path, text) };
+        read_document(&r, &document, &mut lock)?;
+    }
+    Ok(lock)
+}
+
+/// Each section of `text`, with where it starts: split before every line
+/// that opens a table outside a multi-line string.
+fn sections(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut starts = vec![0];
+    let mut open: Option<&str> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if open.is_none() && line.trim_start().starts_with('[') && at > 0 {
+            starts.push(at);
+        }
+        for delimiter in ["\"\"\"", "\'\'\'"] {
+            let n = line.matches(delimiter).count();
+            if n % 2 == 1 && open.is_none_or(|o| o == delimiter) {
+                open = if open.is_some() { None } else { Some(delimiter) };
+            }
+        }
+        at += line.len();
+    }
+    starts.push(text.len());
+    let windows: Vec<(usize, usize)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
+    windows.into_iter().filter(|(a, b)| a < b).map(move |(a, b)| (a, &text[a..b]))
+}
+
+/// The whole file as one TOML document: for what sections cannot say.
+fn parse_whole(path: &Path, text: &str) -> Result<LockFile, LockError> {
+    let shared = RefCell::default();
+    let r = Reader { path, text, base: 0, shared: &shared };
     let document = DeTable::parse(text).map_err(|e| {
         let at = e.span().map_or(0, |s| s.start);
         r.error(at, e.message().trim().to_owned())
     })?;
     let mut lock = LockFile::default();
+    read_document(&r, &document, &mut lock)?;
+    Ok(lock)
+}
+
+/// Adds what a document (a whole file, or one section of it) holds.
+fn read_document(r: &Reader<'_>, document: &Spanned<DeTable<'_>>, lock: &mut LockFile) -> Result<(), LockError> {
     for (key, value) in document.get_ref() {
         match &**key.get_ref() {
             "version" => {
@@ -273,11 +367,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
             "tests" => {
                 for (test, scopes) in r.table(value, "`tests`")? {
                     let test = test.get_ref();
-                    let mut entries = BTreeMap::new();
+                    let entries = lock.entries.entry(test.to_string()).or_default();
                     for (scope, entry) in r.table(scopes, &format!("`tests.\"{test}\"`"))? {
-                        entries.insert(scope.get_ref().to_string(), r.entry(entry)?);
+                        r.entry(entry, entries.entry(scope.get_ref().to_string()).or_default())?;
                     }
-                    lock.entries.insert(test.to_string(), entries);
                 }
             }
             other => {
@@ -288,7 +381,7 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
             }
         }
     }
-    Ok(lock)
+    Ok(())
 }
 
 /// `text` as a TOML basic string.
@@ -312,6 +405,16 @@ fn quoted(text: &str) -> String {
     out
 }
 
+/// A table of counts of a scope's entry, if it has any.
+fn counts<K: AsRef<str>>(out: &mut String, head: &str, name: &str, counts: &BTreeMap<K, u64>) {
+    if !counts.is_empty() {
+        let _ = writeln!(out, "\n[{head}.{name}]");
+        for (k, v) in counts {
+            let _ = writeln!(out, "{} = {v}", quoted(k.as_ref()));
+        }
+    }
+}
+
 /// Writes a lock file: sorted by test, scope and key, one value per line.
 pub(crate) fn render(lock: &LockFile) -> String {
     let mut out = String::from(
@@ -326,14 +429,8 @@ pub(crate) fn render(lock: &LockFile) -> String {
             if let Some(kib) = e.memory_kib {
                 let _ = writeln!(out, "memory_kib = {kib}");
             }
-            for (name, map) in [("statements", &e.statements), ("http_calls", &e.http_calls)] {
-                if !map.is_empty() {
-                    let _ = writeln!(out, "\n[{head}.{name}]");
-                    for (k, v) in map {
-                        let _ = writeln!(out, "{} = {v}", quoted(k));
-                    }
-                }
-            }
+            counts(&mut out, &head, "statements", &e.statements);
+            counts(&mut out, &head, "http_calls", &e.http_calls);
             if !e.n_plus_one.is_empty() {
                 let _ = writeln!(out, "\n[{head}.n_plus_one]");
                 for (k, v) in &e.n_plus_one {
@@ -427,6 +524,25 @@ mod tests {
         assert!(e.message.contains("unknown key `why`"), "{e}");
         let e = parse(Path::new("zen.lock"), &text.replacen("version = 1", "version = 2", 1)).unwrap_err();
         assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn sections_read_as_the_whole_document_does() {
+        let text = render(&sample());
+        // A table defined twice, as a merge that kept both sides leaves it.
+        let twice = format!("{text}\n[tests.\"app::lists\".\"GET /items/{{id}}\"]\nqueries = 4\n");
+        let e = parse(Path::new("zen.lock"), &twice).unwrap_err();
+        assert_eq!(e.line, twice.lines().count() - 1, "{e}");
+        assert!(e.message.contains("defined twice"), "{e}");
+        // A multi-line string holding a line that looks like a table.
+        let odd = text.replacen("reason = \"rewritten in #412\"", "reason = \"\"\"rewritten\n[in #412]\"\"\"", 1);
+        let read = parse(Path::new("zen.lock"), &odd).unwrap();
+        assert_eq!(read.entries, sample().entries);
+        assert_eq!(&*read.exemptions[0].1.reason, "rewritten\n[in #412]");
+        // A syntax error in a section is named on its line, as before.
+        let broken = text.replacen("queries = 3", "queries = = 3", 1);
+        let line = broken.lines().position(|l| l.contains("= = 3")).unwrap() + 1;
+        assert_eq!(parse(Path::new("zen.lock"), &broken).unwrap_err().line, line);
     }
 
     #[test]

@@ -28,9 +28,9 @@ mod check;
 mod file;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 pub use file::LockError;
 
@@ -98,13 +98,13 @@ fn path() -> PathBuf {
 fn read(path: &std::path::Path) -> Result<LockFile, LockError> {
     match std::fs::File::open(path) {
         Ok(mut f) => {
-            let mut text = String::new();
-            f.lock_shared().and_then(|()| f.read_to_string(&mut text)).map_err(|e| LockError {
+            let mut bytes = Vec::new();
+            f.lock_shared().and_then(|()| f.read_to_end(&mut bytes)).map_err(|e| LockError {
                 path: path.to_owned(),
                 line: 0,
                 message: format!("cannot read it: {e}"),
             })?;
-            file::parse(path, &text)
+            file::parse(path, &file::text(path, bytes)?)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockFile::default()),
         Err(e) => Err(LockError { path: path.to_owned(), line: 0, message: format!("cannot open it: {e}") }),
@@ -203,7 +203,7 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
         Entry { queries: f.queries(), memory_kib: f.memory().map(|m| file::band(m.peak)), ..Entry::default() };
     if let Some(db) = end.db {
         db.lock().unwrap_or_else(PoisonError::into_inner).each(|fingerprint, _, count, _| {
-            entry.statements.insert(fingerprint.to_string(), count);
+            entry.statements.insert(Arc::clone(fingerprint), count);
         });
     }
     if let Some(hosts) = end.hosts {
@@ -214,7 +214,7 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     if let Some(report) = end.report {
         for s in &report.n_plus_one {
             let site = s.call_site.as_deref().map_or_else(|| "an unknown call site".to_owned(), relative);
-            entry.n_plus_one.insert(s.fingerprint.clone(), site);
+            entry.n_plus_one.insert(s.fingerprint.as_str().into(), site);
         }
     }
     let mut seen = state().seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -228,30 +228,73 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
 }
 
 /// Writes the lock under an exclusive lock on the file, merged with what
-/// other processes wrote meanwhile.
+/// other processes wrote meanwhile. The new text goes to a file beside it,
+/// renamed over it once complete: a writer killed halfway leaves the old
+/// lock whole, never a truncated one.
 fn write(state: &State, seen: &BTreeMap<String, BTreeMap<String, Entry>>, accept: bool) -> Result<(), LockError> {
-    let error =
-        |e: std::io::Error| LockError { path: state.path.clone(), line: 0, message: format!("cannot write it: {e}") };
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&state.path)
-        .map_err(error)?;
-    f.lock().map_err(error)?;
-    let mut text = String::new();
-    f.read_to_string(&mut text).map_err(error)?;
-    let mut lock = file::parse(&state.path, &text)?;
-    check::merge(&mut lock, seen, accept);
-    let rendered = file::render(&lock);
-    if rendered != text {
-        f.set_len(0).map_err(error)?;
-        f.rewind().map_err(error)?;
-        f.write_all(rendered.as_bytes()).map_err(error)?;
-        f.sync_all().map_err(error)?;
+    let path = &state.path;
+    let error = |e: std::io::Error| LockError { path: path.clone(), line: 0, message: format!("cannot write it: {e}") };
+    loop {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(error)?;
+        f.lock().map_err(error)?;
+        // A writer that held the lock meanwhile renamed a new file over the
+        // one opened here: lock that one instead.
+        if !is_at(&f, path) {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map_err(error)?;
+        let text = file::text(path, bytes)?;
+        let mut lock = file::parse(path, &text)?;
+        check::merge(&mut lock, seen, accept);
+        let rendered = file::render(&lock);
+        drop(lock);
+        if rendered != text {
+            replace(path, &rendered).map_err(error)?;
+        }
+        // The lock on `f` goes with it.
+        return Ok(());
     }
-    Ok(())
+}
+
+/// Whether `f` is still the file at `path`.
+fn is_at(f: &std::fs::File, path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (f.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (f, path);
+        true
+    }
+}
+
+/// Puts `text` at `path` whole or not at all: written to a file beside it,
+/// synced, then renamed over it.
+fn replace(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let written = std::fs::File::create(&temporary).and_then(|mut t| {
+        t.write_all(text.as_bytes())?;
+        t.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&temporary, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    renamed
 }
 
 /// Checks or writes the lock at the end of the process; `false` when the

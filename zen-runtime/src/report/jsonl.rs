@@ -33,6 +33,14 @@ use crate::budget::{Budget, Measure};
 /// The longest statement text written; longer ones are cut.
 const MAX_STATEMENT: usize = 2048;
 
+/// The smallest file [`JsonLinesBuilder::max_bytes`] accepts: a report
+/// with a few statements takes a few hundred bytes.
+pub const MIN_BYTES: u64 = 4096;
+
+/// After a rotation failed, how long lines are dropped before it is tried
+/// again: a directory removed and made again is written to soon after.
+const RETRY_ROTATION: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Lines waiting for the writer thread, and their bytes; past either,
 /// lines are dropped and counted rather than slowing the scopes that end.
 const QUEUE: usize = 4096;
@@ -124,10 +132,11 @@ impl Drop for JsonLines {
 }
 
 impl JsonLinesBuilder {
-    /// The largest a file may grow, in bytes (at least 4 KiB).
+    /// The largest a file may grow, in bytes: at least [`MIN_BYTES`]
+    /// (4 KiB), or [`open`](Self::open) refuses it.
     #[must_use]
     pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.max_bytes = bytes.max(4096);
+        self.max_bytes = bytes;
         self
     }
 
@@ -141,8 +150,19 @@ impl JsonLinesBuilder {
     /// Opens (appends to) the file, starts the writer and registers the sink.
     ///
     /// # Errors
-    /// The file cannot be opened for appending.
+    /// `max_bytes` is under [`MIN_BYTES`] (most reports would not fit), or
+    /// the file cannot be opened for appending.
     pub fn open(self) -> io::Result<JsonLines> {
+        if self.max_bytes < MIN_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "JsonLines::max_bytes({}) is too small for {}: a file must hold at least {MIN_BYTES} bytes",
+                    self.max_bytes,
+                    self.path.display()
+                ),
+            ));
+        }
         let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         let size = file.metadata()?.len();
         let (queue, lines) = sync_channel(QUEUE);
@@ -187,9 +207,8 @@ struct Output {
     file: File,
     size: u64,
     failed: bool,
-    /// When a rotation last failed: not tried again for a minute, so that
-    /// a failure that lasts (no file descriptors left) does not rotate the
-    /// kept files away one line at a time. Lines are dropped meanwhile.
+    /// When a rotation last failed: tried again [`RETRY_ROTATION`] later.
+    /// Lines are dropped meanwhile.
     rotation_failed: Option<std::time::Instant>,
 }
 
@@ -232,7 +251,7 @@ impl Output {
             return Ok(false);
         }
         if self.size + len > self.max_bytes {
-            if self.rotation_failed.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(60)) {
+            if self.rotation_failed.is_some_and(|at| at.elapsed() < RETRY_ROTATION) {
                 return Ok(false);
             }
             if let Err(e) = self.rotate() {
@@ -255,16 +274,20 @@ impl Output {
             p.push(format!(".{n}"));
             p.into()
         };
-        // A file moved or removed meanwhile (by logrotate, by hand) is not
-        // an error: what is there is rotated, and a new file opened.
-        if self.keep == 0 {
-            remove_if_there(&self.path)?;
-        } else {
-            remove_if_there(&nth(self.keep))?;
-            for n in (1..self.keep).rev() {
-                rename_if_there(&nth(n), &nth(n + 1))?;
+        // A file moved or removed meanwhile (by logrotate, by hand, or by a
+        // rotation that failed after moving it) is not an error: no file, no
+        // rotation, so that retrying a failed rotation never moves the kept
+        // files further along; a new file is opened.
+        if self.path.exists() {
+            if self.keep == 0 {
+                remove_if_there(&self.path)?;
+            } else {
+                remove_if_there(&nth(self.keep))?;
+                for n in (1..self.keep).rev() {
+                    rename_if_there(&nth(n), &nth(n + 1))?;
+                }
+                rename_if_there(&self.path, &nth(1))?;
             }
-            rename_if_there(&self.path, &nth(1))?;
         }
         self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         self.size = self.file.metadata()?.len();

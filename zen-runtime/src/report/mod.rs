@@ -17,7 +17,7 @@ pub(crate) use exempt::{Judged, judge};
 pub use figures::{Figures, Writes};
 #[cfg_attr(not(feature = "tower"), allow(unused_imports))]
 pub(crate) use jsonl::json_string;
-pub use jsonl::{JsonLines, JsonLinesBuilder};
+pub use jsonl::{JsonLines, JsonLinesBuilder, MIN_BYTES};
 
 use crate::budget::{Budget, Kind, Limits, Measure, Mode};
 
