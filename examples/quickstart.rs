@@ -175,10 +175,10 @@ fn app(state: App, observed: Option<&Observed>) -> Router {
     let Some(observed) = observed else { return router };
     let handle = observed.metrics.clone();
     // Added after the layer: a scrape or a look at the dashboard is nobody's request.
-    router.route("/metrics", get(move || std::future::ready(handle.render()))).nest(
-        "/_zen",
-        observed.dashboard.router(Authorize::token(&observed.token).expect("32 hexadecimal digits are long enough")),
-    )
+    let authorize = Authorize::token(&observed.token).expect("32 hexadecimal digits are long enough");
+    router
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .layer(observed.dashboard.layer("/_zen", authorize))
 }
 
 /// A token nobody can guess: 16 random bytes in hexadecimal.

@@ -13,6 +13,7 @@ use app::{TOKEN, serve, traffic};
 use axum::Router;
 use serde_json::Value;
 use zen_runtime::dashboard::{Authorize, Dashboard, Options};
+use zen_runtime::layer::ZenLayer;
 
 fn bearer() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -92,27 +93,92 @@ async fn the_json_holds_each_routes_figures_against_its_limits() {
     assert!(overview["recent"].as_array().unwrap().iter().any(|r| r["route"] == over["id"]));
 }
 
+/// What a stranger sees of a response: its status, its headers (the date
+/// and the timings' durations aside) and its body.
+async fn seen(response: reqwest::Response) -> (u16, Vec<(String, String)>, String) {
+    let status = response.status().as_u16();
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap();
+            let value = if name == "server-timing" {
+                // `total;dur=0.1` and `total;dur=0.2` say the same.
+                value.split("dur=").map(|p| p.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')).collect()
+            } else {
+                value.to_owned()
+            };
+            (name.to_string(), value)
+        })
+        .collect();
+    headers.sort();
+    (status, headers, response.text().await.unwrap())
+}
+
 #[tokio::test]
-async fn a_refused_request_gets_the_plain_404_of_an_unknown_route() {
-    let dashboard = Dashboard::new();
-    let url = serve("/a", &dashboard).await;
+async fn a_refused_request_is_the_apps_own_answer_to_an_unknown_route() {
+    for layer in [ZenLayer::new(), ZenLayer::new().server_timing(false)] {
+        let dashboard = Dashboard::new();
+        let url = app::serve_with("/a", &dashboard, layer.clone(), Authorize::token(TOKEN).unwrap()).await;
+        let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let unknown = seen(plain.get(format!("{url}/no/such/route")).send().await.unwrap()).await;
+        assert_eq!(unknown.0, 404);
+        for path in ["/_zen/", "/_zen", "/_zen/api/overview", "/_zen/routes/0", "/_zen/events", "/_zen/assets/app.js"] {
+            for token in [None, Some("wrong-token-0123456789abcdef"), Some(&TOKEN[1..])] {
+                let mut request = plain.get(format!("{url}{path}"));
+                if let Some(token) = token {
+                    request = request.header("authorization", format!("Bearer {token}"));
+                }
+                let refused = seen(request.send().await.unwrap()).await;
+                assert_eq!(refused, unknown, "{path} with {token:?}, under {layer:?}");
+            }
+            let wrong = plain.get(format!("{url}{path}?token=wrong-token-0123456789abcdef")).send().await.unwrap();
+            assert_eq!(seen(wrong).await, unknown, "{path} with a wrong token in the address");
+        }
+        // Let in, the dashboard answers at its path with or without a slash,
+        // and the scheme of `Authorization` is read in any case.
+        for (path, scheme) in [("/_zen", "Bearer"), ("/_zen/", "bearer"), ("/_zen/api/overview", "BEARER")] {
+            let response = plain
+                .get(format!("{url}{path}"))
+                .header("authorization", format!("{scheme} {TOKEN}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path} with {scheme}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_over_tls_or_when_asked() {
     let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let unknown = plain.get(format!("{url}/no/such/route")).send().await.unwrap();
-    assert_eq!(unknown.status(), 404);
-    for path in ["/_zen/", "/_zen", "/_zen/api/overview", "/_zen/routes/0", "/_zen/events", "/_zen/assets/app.js"] {
-        for token in [None, Some("wrong-token-0123456789abcdef"), Some(&TOKEN[1..])] {
-            let mut request = plain.get(format!("{url}{path}"));
-            if let Some(token) = token {
-                request = request.header("authorization", format!("Bearer {token}"));
+    let cookie = |url: String, proxy: Option<&'static str>| {
+        let plain = plain.clone();
+        async move {
+            let mut request = plain.get(format!("{url}/_zen?token={TOKEN}"));
+            if let Some(proxy) = proxy {
+                request = request.header(proxy.split_once(':').unwrap().0, proxy.split_once(':').unwrap().1);
             }
             let response = request.send().await.unwrap();
-            assert_eq!(response.status(), 404, "{path} with {token:?}");
-            assert!(response.headers().get("set-cookie").is_none());
-            assert_eq!(response.text().await.unwrap(), "", "{path}: no hint");
+            assert_eq!(response.status(), 303);
+            response.headers()["set-cookie"].to_str().unwrap().to_owned()
         }
-        let wrong = plain.get(format!("{url}{path}?token=wrong-token-0123456789abcdef")).send().await.unwrap();
-        assert_eq!(wrong.status(), 404);
-    }
+    };
+    let url = serve("/c", &Dashboard::new()).await;
+    assert!(!cookie(url.clone(), None).await.contains("Secure"));
+    assert!(cookie(url.clone(), Some("x-forwarded-proto:https")).await.ends_with("; Secure"));
+    assert!(cookie(url.clone(), Some("forwarded:for=1.2.3.4;proto=https")).await.ends_with("; Secure"));
+    let always = Authorize::token(TOKEN).unwrap().secure_cookie(true);
+    let url = app::serve_with("/c", &Dashboard::new(), ZenLayer::new(), always).await;
+    assert!(cookie(url, None).await.ends_with("; Secure"));
+}
+
+#[tokio::test]
+async fn tokens_are_checked_and_a_token_in_the_address_becomes_a_cookie() {
+    let dashboard = Dashboard::new();
+    let url = serve("/t", &dashboard).await;
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     assert!(Authorize::token("short").is_err());
     assert!(Authorize::token("0123456789abcdef<script>").is_err(), "only URL-safe characters");
 

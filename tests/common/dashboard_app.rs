@@ -46,15 +46,20 @@ async fn hostile() -> &'static str {
 /// The app of these tests, its routes under `prefix`, and the dashboard at
 /// `/_zen`, after the layer.
 pub async fn serve(prefix: &str, dashboard: &Dashboard) -> String {
+    serve_with(prefix, dashboard, ZenLayer::new(), Authorize::token(TOKEN).unwrap()).await
+}
+
+/// [`serve`], with this layer and this authorisation.
+pub async fn serve_with(prefix: &str, dashboard: &Dashboard, layer: ZenLayer, authorize: Authorize) -> String {
     let pool = super::common::sqlite_pool_at(&super::common::sqlite_url(), 2).await;
     let app = Router::new()
         .route(&format!("{prefix}/articles/{{id}}"), get(article))
         .route(&format!("{prefix}/over"), get(super::common::over))
         .route(&format!("{prefix}/listing"), get(listing))
         .route(&format!("{prefix}/hostile"), get(hostile))
-        .layer(ZenLayer::new())
-        .with_state(pool)
-        .nest("/_zen", dashboard.router(Authorize::token(TOKEN).unwrap()));
+        .layer(layer)
+        .layer(dashboard.layer("/_zen", authorize))
+        .with_state(pool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -8,8 +8,10 @@
 //! (fingerprints only), N+1 suspects with their call sites, a ten-minute
 //! series, and the last exceeded, cancelled or panicked reports in full.
 //!
-//! Its page is an axum `Router` you mount yourself, behind an authorisation
-//! check you must give; a refused request gets `404`:
+//! Its pages are served by a layer you add ([`Dashboard::layer`]), behind an
+//! authorisation check you must give. A request it refuses goes on to your
+//! application, which answers it as any path it does not know, so a
+//! stranger cannot tell where the dashboard is:
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -18,21 +20,25 @@
 //! use zen_runtime::layer::ZenLayer;
 //!
 //! let dashboard = Dashboard::new();
-//! let token = std::env::var("ZEN_DASHBOARD_TOKEN").expect("a token of 16 characters or more");
+//! let token = std::env::var("ZEN_DASHBOARD_TOKEN").expect("ZEN_DASHBOARD_TOKEN: a token of 16 characters or more");
 //! let app: Router = Router::new()
 //!     // ... your routes ...
 //!     .layer(ZenLayer::new())
 //!     // After the layer: the dashboard's own requests are nobody's budget.
-//!     .nest("/_zen", dashboard.router(Authorize::token(&token).expect("a long enough token")));
+//!     .layer(dashboard.layer("/_zen", Authorize::token(&token).expect("a long enough token")));
 //! # }
 //! ```
 //!
 //! Open `/_zen?token=...` once: the token becomes an HTTP-only, same-site
-//! cookie scoped to the dashboard's path, and the address loses it.
-//! `Authorization: Bearer ...` works for the JSON endpoints (`api/overview`,
-//! `api/routes/{id}`).
+//! cookie scoped to the dashboard's path (`Secure` over TLS, see
+//! [`Authorize::secure_cookie`]), and the address loses it.
+//! `Authorization: Bearer ...` (the scheme in any case) works for the JSON
+//! endpoints (`api/overview`, `api/routes/{id}`). [`Dashboard::router`]
+//! gives the pages as a `Router` of their own, for a listener apart (an
+//! admin port); there, a refused request gets an empty `404`.
 
 mod histogram;
+mod mount;
 mod page;
 mod route;
 mod router;
@@ -42,6 +48,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Instant, SystemTime};
 
+pub use mount::{DashboardFuture, DashboardLayer, DashboardService};
 pub use router::{Authorize, WeakToken};
 
 use crate::budget::Kind;

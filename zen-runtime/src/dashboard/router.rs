@@ -24,11 +24,17 @@ use crate::budget::Budget;
 /// Who may see the dashboard. There is no open mode: build one with
 /// [`Authorize::token`] or [`Authorize::with`].
 #[derive(Clone)]
-pub struct Authorize(Arc<dyn Fn(&Parts) -> bool + Send + Sync>, Option<Arc<str>>);
+pub struct Authorize {
+    check: Arc<dyn Fn(&Parts) -> bool + Send + Sync>,
+    /// The token of [`Authorize::token`], which `?token=` turns into a cookie.
+    token: Option<Arc<str>>,
+    /// Whether the cookie is `Secure`; `None`: when the request came over TLS.
+    secure_cookie: Option<bool>,
+}
 
 impl fmt::Debug for Authorize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.1.is_some() { "Authorize::token(..)" } else { "Authorize::with(..)" })
+        f.write_str(if self.token.is_some() { "Authorize::token(..)" } else { "Authorize::with(..)" })
     }
 }
 
@@ -74,25 +80,58 @@ impl Authorize {
         }
         let expected: Arc<str> = Arc::from(token);
         let check = Arc::clone(&expected);
-        Ok(Authorize(
-            Arc::new(move |parts: &Parts| presented(parts).iter().any(|t| same(t.as_bytes(), check.as_bytes()))),
-            Some(expected),
-        ))
+        Ok(Authorize {
+            check: Arc::new(move |parts: &Parts| presented(parts).iter().any(|t| same(t.as_bytes(), check.as_bytes()))),
+            token: Some(expected),
+            secure_cookie: None,
+        })
     }
 
     /// Lets in the requests `check` approves: your own session, an
     /// internal network's address, a header set by your proxy.
     pub fn with(check: impl Fn(&Parts) -> bool + Send + Sync + 'static) -> Authorize {
-        Authorize(Arc::new(check), None)
+        Authorize { check: Arc::new(check), token: None, secure_cookie: None }
+    }
+
+    /// Whether the cookie that `?token=` sets is `Secure` (sent over HTTPS
+    /// only). By default it is when the request came over TLS, as its
+    /// address or a proxy's `X-Forwarded-Proto: https` or `Forwarded:
+    /// proto=https` says; `true` behind a proxy that says neither.
+    #[must_use]
+    pub fn secure_cookie(mut self, secure: bool) -> Authorize {
+        self.secure_cookie = Some(secure);
+        self
+    }
+
+    /// Whether the request may see the dashboard.
+    pub(super) fn admits(&self, parts: &Parts) -> bool {
+        (self.check)(parts)
     }
 }
 
-/// The tokens a request presents: bearer, cookie and query.
+/// `true` when the request came over TLS, by its address or its proxy.
+fn over_tls(parts: &Parts) -> bool {
+    let https = |v: &str| v.trim().eq_ignore_ascii_case("https");
+    parts.uri.scheme_str().is_some_and(https)
+        || parts.headers.get_all("x-forwarded-proto").iter().any(|v| v.to_str().is_ok_and(https))
+        || parts.headers.get_all(header::FORWARDED).iter().any(|v| {
+            v.to_str().unwrap_or("").split([';', ',']).any(|pair| {
+                pair.split_once('=')
+                    .is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case("proto") && https(v.trim_matches('"')))
+            })
+        })
+}
+
+/// The tokens a request presents: bearer (the scheme in any case), cookie
+/// and query.
 fn presented(parts: &Parts) -> Vec<String> {
     let mut tokens = Vec::new();
     for value in parts.headers.get_all(header::AUTHORIZATION) {
-        if let Some(t) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
-            tokens.push(t.trim().to_owned());
+        let Ok(value) = value.to_str() else { continue };
+        if let Some((scheme, token)) = value.trim_start().split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            tokens.push(token.trim().to_owned());
         }
     }
     for value in parts.headers.get_all(header::COOKIE) {
@@ -146,13 +185,13 @@ struct Shared {
 
 async fn guard(State(shared): State<Shared>, request: Request, next: axum::middleware::Next) -> Response {
     let (parts, body) = request.into_parts();
-    if !(shared.authorize.0)(&parts) {
+    if !shared.authorize.admits(&parts) {
         return not_found();
     }
     // A valid token in the address becomes the cookie, and leaves the
     // address. Only the expected token is ever written: a link carrying
     // another (`?token=x;Domain=...`) changes nothing.
-    if let (Some(token), Some(expected)) = (query_token(parts.uri.query()), &shared.authorize.1)
+    if let (Some(token), Some(expected)) = (query_token(parts.uri.query()), &shared.authorize.token)
         && same(token.as_bytes(), expected.as_bytes())
     {
         let base = base(&parts);
@@ -166,7 +205,9 @@ async fn guard(State(shared): State<Shared>, request: Request, next: axum::middl
         // A base path that could end the cookie's attributes early gets the
         // whole site's path instead.
         let path = if base.is_empty() || base.contains([';', ',', ' ', '\t']) { "/" } else { &base };
-        let cookie = format!("{COOKIE}={expected}; Path={path}; HttpOnly; SameSite=Strict");
+        let tls = shared.authorize.secure_cookie.unwrap_or_else(|| over_tls(&parts));
+        let attribute = if tls { "; Secure" } else { "" };
+        let cookie = format!("{COOKIE}={expected}; Path={path}; HttpOnly; SameSite=Strict{attribute}");
         let mut response = StatusCode::SEE_OTHER.into_response();
         if let (Ok(location), Ok(cookie)) = (HeaderValue::from_str(&location), HeaderValue::from_str(&cookie)) {
             response.headers_mut().insert(header::LOCATION, location);
