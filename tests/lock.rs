@@ -380,3 +380,20 @@ fn the_lock_is_replaced_whole_never_rewritten_in_place() {
         ok(&o);
     }
 }
+
+/// Naming the first N+1 call site of a process reads the program's debug
+/// information: a few megabytes at most, never the whole of it.
+#[test]
+fn naming_a_call_site_costs_little_memory() {
+    let run = Run::new("call-site-memory");
+    let peak = |queries: &str| {
+        let o = run.run("reset", &[("ZEN_LOCK_QUERIES", queries), ("ZEN_LOCK_MEMORY", "1")]);
+        ok(&o);
+        (kib(&stderr(&o)), stdout(&o))
+    };
+    let (without, _) = peak("2");
+    let (with, report) = peak("6");
+    assert!(report.contains("N+1") && report.contains("from lock::articles (tests/lock.rs:"), "{report}");
+    eprintln!("naming the call site took {} KiB", with.saturating_sub(without));
+    assert!(with < without + 32 * 1024, "naming the call site took {} KiB", with.saturating_sub(without));
+}

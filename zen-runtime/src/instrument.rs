@@ -170,7 +170,6 @@ impl Operation {
     /// Says whether the operation may change what the system keeps, in
     /// place of what [`query`] read from its statement (anything not known
     /// to be a read) or [`call`] assumed (every call).
-    #[must_use]
     pub fn writes(mut self, writes: bool) -> Self {
         self.writes = writes;
         self

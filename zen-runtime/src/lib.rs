@@ -24,6 +24,7 @@
 pub mod alloc;
 mod boundary;
 pub mod budget;
+mod call_site;
 pub mod config;
 #[cfg(feature = "dashboard")]
 pub mod dashboard;

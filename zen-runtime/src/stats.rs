@@ -3,9 +3,10 @@
 //! Bounded: a scope that runs 100 000 distinct statements keeps the first
 //! `MAX_STATEMENTS` and counts the rest.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::call_site::CallSite;
 
 use crate::report::{BackendSummary, HostSummary, NPlusOne, SlowQuery, StatementSummary};
 
@@ -240,122 +241,4 @@ pub(crate) struct Summary {
     pub(crate) n_plus_one: Vec<NPlusOne>,
     pub(crate) backends: Vec<BackendSummary>,
     pub(crate) slowest: Option<SlowQuery>,
-}
-
-/// Where user code issued a statement. Captured when a statement becomes
-/// an N+1 suspect (once per statement and scope), without symbols, which
-/// are looked up only when the report is built: the lookup can take
-/// milliseconds the first time, and should not count in the scope's time.
-pub(crate) struct CallSite {
-    frames: Mutex<Option<backtrace::Backtrace>>,
-    resolved: OnceLock<String>,
-}
-
-/// Call sites already found, by scope name and fingerprint: a handler with
-/// an N+1 pattern pays for the backtrace once per process, not per request.
-type SiteKey = (String, Arc<str>);
-static KNOWN_SITES: Mutex<Option<HashMap<SiteKey, Arc<CallSite>>>> = Mutex::new(None);
-const MAX_KNOWN_SITES: usize = 4096;
-
-impl CallSite {
-    /// The call site of `fingerprint` in the scope named `scope`, captured
-    /// now unless a call of the same scope already found it.
-    pub(crate) fn of(scope: &str, fingerprint: &Arc<str>) -> Arc<CallSite> {
-        let key = (scope.to_owned(), Arc::clone(fingerprint));
-        if let Some(site) = KNOWN_SITES.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_default().get(&key)
-        {
-            return Arc::clone(site);
-        }
-        let site = Arc::new(CallSite {
-            frames: Mutex::new(Some(backtrace::Backtrace::new_unresolved())),
-            resolved: OnceLock::new(),
-        });
-        let mut known = KNOWN_SITES.lock().unwrap_or_else(PoisonError::into_inner);
-        let known = known.get_or_insert_default();
-        if known.len() < MAX_KNOWN_SITES {
-            known.insert(key, Arc::clone(&site));
-        }
-        site
-    }
-
-    /// The first frame outside zen, the database clients, the async runtime
-    /// and the standard library: function, and file and line when known.
-    pub(crate) fn resolve(&self) -> String {
-        self.resolved
-            .get_or_init(|| {
-                let Some(mut frames) = self.frames.lock().unwrap_or_else(PoisonError::into_inner).take() else {
-                    return String::new();
-                };
-                frames.resolve();
-                frames
-                    .frames()
-                    .iter()
-                    .flat_map(backtrace::BacktraceFrame::symbols)
-                    .find_map(|symbol| {
-                        let name = format!("{:#}", symbol.name()?);
-                        is_user_code(&name).then(|| {
-                            let function = name.replace("::{{closure}}", "");
-                            match (symbol.filename(), symbol.lineno()) {
-                                (Some(file), Some(line)) => format!("{function} ({}:{line})", file.display()),
-                                _ => function,
-                            }
-                        })
-                    })
-                    .unwrap_or_else(|| "unknown (no symbols)".to_owned())
-            })
-            .clone()
-    }
-}
-
-/// `false` for frames of zen, the clients, the runtime and the standard
-/// library, including their trait impls (`<F as futures::Future>::poll`).
-fn is_user_code(symbol: &str) -> bool {
-    const LIBRARIES: &[&str] = &[
-        "backtrace",
-        "zen_runtime",
-        "sqlx",
-        "core",
-        "std",
-        "alloc",
-        "futures",
-        "tokio",
-        "async_stream",
-        "either",
-        "redis",
-        "tracing",
-        "__rust",
-        "rust_begin",
-        "hyper",
-        "tower",
-        "axum",
-    ];
-    let library = |path: &str| {
-        let path = path.trim_start_matches(['<', '&']).trim_start_matches("mut ").trim_start_matches("dyn ");
-        let root = path.split("::").next().unwrap_or("");
-        // `sqlx` also covers `sqlx_core`, `sqlx_postgres`, ...
-        root.is_empty()
-            || root.starts_with("_Z")
-            || LIBRARIES.iter().any(|l| root == *l || root.strip_prefix(l).is_some_and(|r| r.starts_with('_')))
-    };
-    match symbol.strip_prefix('<').and_then(|s| s.split_once(" as ")) {
-        // `<Type as Trait>::method`: a generic `Type` is the library's own.
-        Some((ty, tr)) => !(library(ty) || library(tr) || !ty.contains("::")),
-        None => !library(symbol),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_user_code;
-
-    #[test]
-    fn library_frames_are_skipped() {
-        assert!(is_user_code("my_app::handlers::list::{{closure}}"));
-        assert!(is_user_code("<my_app::Repo as my_app::Store>::load::{{closure}}"));
-        assert!(!is_user_code("<F as futures_core::future::TryFuture>::try_poll"));
-        assert!(!is_user_code("<&zen_runtime::db::pool::Pool<DB> as sqlx_core::executor::Executor>::fetch_optional"));
-        assert!(!is_user_code("sqlx_core::query_as::QueryAs<DB,O,A>::fetch_optional"));
-        assert!(!is_user_code("tokio::runtime::task::harness::poll"));
-        assert!(!is_user_code("<core::pin::Pin<P> as core::future::future::Future>::poll"));
-    }
 }

@@ -180,15 +180,6 @@ fn test_key() -> String {
     }
 }
 
-/// A call site with the package's directory left out, so that the lock
-/// reads the same on every machine.
-fn relative(site: &str) -> String {
-    match std::env::var("CARGO_MANIFEST_DIR") {
-        Ok(dir) if !dir.is_empty() => site.replace(&format!("{dir}/"), ""),
-        _ => site.to_owned(),
-    }
-}
-
 /// Records what a scope used, when `ZEN_LOCK` is set.
 pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     if mode() == LockMode::Off
@@ -213,7 +204,8 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     }
     if let Some(report) = end.report {
         for s in &report.n_plus_one {
-            let site = s.call_site.as_deref().map_or_else(|| "an unknown call site".to_owned(), relative);
+            // Call sites name no path of this machine (see `call_site`).
+            let site = s.call_site.clone().unwrap_or_else(|| "an unknown call site".to_owned());
             entry.n_plus_one.insert(s.fingerprint.as_str().into(), site);
         }
     }

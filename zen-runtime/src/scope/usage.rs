@@ -13,7 +13,7 @@ use crate::alloc::{Counted, untracked};
 use crate::budget::Budget;
 use crate::fingerprint::Shared;
 use crate::report::{Figures, Memory, NestedViolation, Violation, Writes};
-use crate::stats::{self, DbStats, HttpStats, reaches};
+use crate::stats::{DbStats, HttpStats, reaches};
 
 /// Violations of nested scopes kept per scope; the rest are counted.
 const MAX_NESTED: usize = 16;
@@ -159,7 +159,7 @@ impl Scope {
     #[cold]
     #[inline(never)]
     fn note_call_site(&self, fingerprint: &Arc<str>) {
-        let site = untracked(|| stats::CallSite::of(&self.name, fingerprint));
+        let site = untracked(|| crate::call_site::CallSite::of(&self.name, fingerprint));
         for scope in self.chain() {
             scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
         }
