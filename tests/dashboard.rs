@@ -262,10 +262,24 @@ async fn the_event_stream_announces_new_scopes() {
     let mut events = client.get(format!("{url}/_zen/events")).send().await.unwrap();
     assert_eq!(events.headers()["content-type"], "text/event-stream");
     reqwest::get(format!("{url}/s/articles/1")).await.unwrap();
+    // Other tests' scopes move the same count: wait for an update that
+    // counts this request's scope, which the dashboard holds by now.
+    let overview = json(&client, format!("{url}/_zen/api/overview")).await;
+    assert_eq!(route(&overview, "GET /s/articles/{id}")["scopes"], 1);
+    let ours = overview["scopes"].as_u64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = String::new();
-    while !seen.contains("event: update") {
-        let chunk = tokio::time::timeout_at(deadline.into(), events.chunk()).await.expect("an update within 10 s");
+    loop {
+        let announced = seen
+            .split("\n\n")
+            .filter(|event| event.contains("event: update"))
+            .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: "))?.trim().parse::<u64>().ok())
+            .max();
+        if announced.is_some_and(|n| n >= ours) {
+            break;
+        }
+        let chunk = tokio::time::timeout_at(deadline.into(), events.chunk()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("no update counting scope {ours} within 10 s: {seen:?}"));
         seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
     }
 }

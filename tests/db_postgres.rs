@@ -174,12 +174,27 @@ async fn a_cut_query_stops_on_the_server_and_the_pool_stays_healthy() {
         assert!(report.figures.failed_queries() >= 1, "{name}: {report}");
         assert_gone_within_a_second(application).await;
     }
-    // The cut connections were closed, not returned: what the pool hands out works.
+    // The cut connections were closed, not returned: what the pool hands out
+    // works, and every connection it counts is one the server has, idle.
     for _ in 0..4 {
         let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await.unwrap();
         assert_eq!(one, 1);
     }
-    assert!(pool.size() <= 2);
+    let url = common::postgres_url().await.unwrap();
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let on_server: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(application)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if u32::try_from(on_server).unwrap() == pool.size() && pool.size() >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server has {on_server} sessions, the pool counts {}", pool.size());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[zen]
@@ -234,7 +249,14 @@ async fn the_pool_builder_has_sqlx_shape_and_keeps_the_server_side_cut() {
     })
     .await;
     assert_eq!(report.figures.queries(), 1);
-    assert!(pool.size() <= 3);
+    // `max_connections(3)` reached sqlx: a fourth checkout waits.
+    let held = [pool.acquire().await.unwrap(), pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    assert!(tokio::time::timeout(Duration::from_millis(200), pool.acquire()).await.is_err(), "only three");
+    drop(held);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), pool.acquire()).await.is_ok(),
+        "and one again once they are back"
+    );
 }
 
 #[zen(max_queries = 20)]

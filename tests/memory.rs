@@ -173,18 +173,27 @@ async fn reported() {}
 /// the one it runs.
 #[tokio::test]
 async fn a_report_sink_is_charged_to_no_scope_even_when_it_runs_one() {
-    let id = zen_runtime::report::add_sink(|r| {
+    // What the sink saw: that it ran inside the outer scope, and what its
+    // own scope was charged.
+    let seen: std::sync::Arc<std::sync::Mutex<Option<(bool, u64)>>> = std::sync::Arc::default();
+    let record = std::sync::Arc::clone(&seen);
+    let id = zen_runtime::report::add_sink(move |r| {
         if r.name != "memory::reported" {
             return;
         }
+        let inside = zen_runtime::instrument::in_scope();
         let held = std::hint::black_box(vec![5u8; MIB]);
-        futures::executor::block_on(testing::measure(async {
+        let ((), own) = futures::executor::block_on(testing::measure(async {
             std::hint::black_box(vec![6u8; MIB]);
         }));
         drop(held);
+        *record.lock().unwrap() = Some((inside, own.figures.memory().map_or(u64::MAX, |m| m.allocated)));
     });
     let ((), outer) = testing::measure(reported()).await;
     zen_runtime::report::remove_sink(id);
+    let (inside, own) = seen.lock().unwrap().expect("the sink ran");
+    assert!(inside, "the sink ran while the outer scope was current");
+    assert!(own < (MIB / 4) as u64, "the scope the sink ran was charged nothing: {own}");
     let m = outer.figures.memory().unwrap();
     assert!(m.peak < (MIB / 4) as u64 && m.allocated < (MIB / 4) as u64, "{m:?}");
 }

@@ -76,14 +76,16 @@ async fn enforce_cuts_a_result_fn_at_its_deadline() {
     assert_eq!(reports[0].outcome, Outcome::Exceeded);
 }
 
-#[zen(max_db_ms = 10, timeout_ms = 5000, mode = "enforce")]
-async fn db_heavy() -> Result<u32, AppError> {
+/// Operations of 50 ms each under `max_db_ms = 100`: the time limit each
+/// is given, in `limits`.
+#[zen(max_db_ms = 100, timeout_ms = 5000, mode = "enforce")]
+async fn db_heavy(limits: &std::sync::Mutex<Vec<Duration>>) -> Result<u32, AppError> {
     let mut done = 0;
     loop {
-        let op = instrument::query("test", "SELECT pg_sleep(0.004)")?;
+        let op = instrument::query("test", "SELECT pg_sleep(0.05)")?;
         let limit = op.time_limit().expect("an enforced bound");
-        assert!(limit <= Duration::from_millis(10));
-        tokio::time::sleep(Duration::from_millis(4).min(limit)).await;
+        limits.lock().unwrap().push(limit);
+        tokio::time::sleep(Duration::from_millis(50).min(limit)).await;
         op.finish(true);
         done += 1;
         if done > 100 {
@@ -94,12 +96,20 @@ async fn db_heavy() -> Result<u32, AppError> {
 
 #[tokio::test]
 async fn enforce_bounds_each_operation_by_the_db_time_left_and_then_refuses() {
-    let (result, reports) = testing::collect(db_heavy()).await;
+    let limits = std::sync::Mutex::default();
+    let (result, reports) = testing::collect(db_heavy(&limits)).await;
     let AppError::Budget(e) = result.unwrap_err();
     assert_eq!(e.budget(), Budget::DbTime);
+    let limits = limits.into_inner().unwrap();
+    // The first gets the whole budget; the second what the first left
+    // (100 - 50 ms, or less), not a fixed bound per operation; then none
+    // is left.
+    assert_eq!(limits.len(), 2, "{limits:?}");
+    assert!(limits[0] > Duration::from_millis(90) && limits[0] <= Duration::from_millis(100), "{limits:?}");
+    assert!(limits[1] <= Duration::from_millis(50), "{limits:?}");
     let r = &reports[0];
-    assert!(r.figures.queries() <= 4, "at most ~10 ms of 4 ms operations: {r}");
-    assert!(r.figures.db_time() <= Duration::from_millis(40), "{r}");
+    assert_eq!((r.figures.queries(), r.figures.refused_queries()), (3, 1), "{r}");
+    assert!(r.figures.db_time() <= Duration::from_millis(130), "{r}");
 }
 
 #[tokio::test]
@@ -137,24 +147,33 @@ async fn strict_panics_with_the_whole_report() {
     assert!(message.contains("max_queries = 1: used 2 queries"), "{message}");
 }
 
+/// Two queries under an enforced budget of one: the second is refused.
 #[zen(max_queries = 1, mode = "enforce")]
 async fn enforced_inner() -> Result<(), AppError> {
+    query()?;
     query()?;
     Ok(())
 }
 
+/// Runs the enforced inner fn, then two queries past its own observed
+/// budget of one; says whether the inner fn was refused.
 #[zen(max_queries = 1, mode = "observe")]
-async fn observed_outer() -> Result<(), AppError> {
-    enforced_inner().await?;
+async fn observed_outer() -> Result<bool, AppError> {
+    let refused = enforced_inner().await.is_err();
     query()?;
     query()?;
-    Ok(())
+    Ok(refused)
 }
 
 #[tokio::test]
 async fn each_scope_applies_its_own_mode() {
     let (result, reports) = testing::collect(observed_outer()).await;
-    assert!(result.is_ok(), "the observing outer scope refuses nothing");
-    assert_eq!(reports[1].figures.queries(), 3);
-    assert_eq!(reports[1].outcome, Outcome::Exceeded);
+    assert_eq!(result.ok(), Some(true), "the enforcing inner scope refused; the observing outer one nothing");
+    let inner = reports.iter().find(|r| r.name.ends_with("::enforced_inner")).unwrap();
+    let outer = reports.iter().find(|r| r.name.ends_with("::observed_outer")).unwrap();
+    assert_eq!((inner.figures.queries(), inner.figures.refused_queries()), (2, 1), "{inner}");
+    assert_eq!(inner.outcome, Outcome::Exceeded);
+    // The outer scope's own two ran past its limit: only the inner's refusal counts.
+    assert_eq!((outer.figures.queries(), outer.figures.refused_queries()), (4, 1), "{outer}");
+    assert_eq!(outer.outcome, Outcome::Exceeded);
 }

@@ -106,14 +106,30 @@ async fn sinks_receive_every_report_until_removed() {
 
 #[tokio::test]
 async fn a_panicking_sink_is_skipped_and_does_not_crash() {
+    // Sinks before and after it still get the report.
+    let counted = |count: &std::sync::Arc<std::sync::atomic::AtomicU32>| {
+        let count = std::sync::Arc::clone(count);
+        move |r: &zen_runtime::Report| {
+            if r.name == "report::for_panicking_sink" {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    };
+    let (before, after) = (std::sync::Arc::default(), std::sync::Arc::default());
+    let first = report::add_sink(counted(&before));
     let id = report::add_sink(|r| {
         if r.name == "report::for_panicking_sink" {
             panic!("sink bug");
         }
     });
+    let last = report::add_sink(counted(&after));
     let ((), reports) = testing::collect(for_panicking_sink()).await;
-    report::remove_sink(id);
+    for sink in [first, id, last] {
+        report::remove_sink(sink);
+    }
     assert_eq!(reports.len(), 1);
+    let load = |c: &std::sync::Arc<std::sync::atomic::AtomicU32>| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((load(&before), load(&after)), (1, 1), "the other sinks ran");
 }
 
 #[zen(max_queries = 3)]

@@ -152,7 +152,9 @@ pub use spawn::{attach, spawn, spawn_blocking};
 ///
 /// # Errors
 ///
-/// Misuse is a compile error on the token at fault, saying how to fix it:
+/// Misuse is a compile error on the token at fault, saying how to fix it
+/// (each message quoted here is the one `tests/ui` holds, and a test there
+/// checks that it still is):
 ///
 /// ```compile_fail
 /// #[zen_runtime::zen(timeout_ms = 0)]
@@ -165,7 +167,7 @@ pub use spawn::{attach, spawn, spawn_blocking};
 /// #[zen_runtime::zen(max_db_ms = 500, timeout_ms = 200)]
 /// async fn handler() {}
 /// // error: `max_db_ms = 500` is greater than `timeout_ms = 200`, so it can
-/// //        never be reached; lower `max_db_ms` or raise `timeout_ms`
+/// //        never be reached; write `max_db_ms = 200` or raise `timeout_ms`
 /// ```
 ///
 /// ```compile_fail
@@ -175,16 +177,16 @@ pub use spawn::{attach, spawn, spawn_blocking};
 /// //        or call it from one that carries the attribute
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// #[zen_runtime::zen(mode = "enforce")]
 /// async fn handler() -> String { String::new() }
 /// // error[E0277]: `#[zen(mode = "enforce")]` cannot cut this fn short: it
 /// //               returns `String`
 /// ```
 ///
-/// A body whose straight-line code (outside branches, loops and closures)
-/// runs more queries than `max_queries` is rejected on the query that
-/// crosses the budget; `static_check = false` turns this off:
+/// A body that runs more queries than `max_queries` on every way through it
+/// is rejected on the query that crosses the budget; `static_check = false`
+/// turns this off:
 ///
 /// ```compile_fail
 /// # struct Db; impl Db { async fn execute(&self, _: &str) {} }
@@ -192,7 +194,9 @@ pub use spawn::{attach, spawn, spawn_blocking};
 /// async fn handler(db: &Db) {
 ///     db.execute("INSERT INTO a VALUES (1)").await;
 ///     db.execute("INSERT INTO b VALUES (2)").await;
-///     // error: query 2 in straight-line code exceeds `max_queries = 1`, ...
+///     // error: every way through `handler` runs at least 2 operations that
+///     //        zen counts, over `max_queries = 1`, and this is number 2;
+///     //        counted in order: `.execute("..")`, `.execute("..")`.
 /// }
 /// ```
 #[doc(inline)]

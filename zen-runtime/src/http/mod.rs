@@ -14,9 +14,10 @@
 //! # let _ = response; Ok(()) }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! let client = zen_runtime::http::Client::builder().build();
-//! // error[E0277]: an HTTP client needs a timeout: call `.timeout(Duration)` before `.build()`
+//! // error[E0277]: an HTTP client needs a timeout: call `.timeout(Duration)`
+//! //               before `.build()`
 //! ```
 //!
 //! Each call's timeout is the least of the client's, the request's own and,
