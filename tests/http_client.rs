@@ -17,6 +17,8 @@ async fn server() -> (String, Arc<AtomicUsize>) {
     let counted = Arc::clone(&hits);
     let app = Router::new()
         .route("/fast", get(|| async { "ok" }).post(|| async { "ok" }))
+        // A write answered with a redirect (303, as after a form) to a page that is gone.
+        .route("/moved", axum::routing::post(|| async { axum::response::Redirect::to("/missing") }))
         .route(
             "/fail",
             get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") })
@@ -329,6 +331,8 @@ async fn a_call_says_what_its_write_did() {
         // A server error, and a call the client's own timeout gave up on.
         (reqwest::Method::POST, "/fail", Writes::Unknown),
         (reqwest::Method::POST, "/slow", Writes::Unknown),
+        // The 404 is the redirect's, not the write's, which was answered.
+        (reqwest::Method::POST, "/moved", Writes::Unknown),
         (reqwest::Method::GET, "/slow", Writes::None),
     ] {
         let ((), report) = testing::measure(async {

@@ -65,3 +65,36 @@ async fn enforce_keeps_the_refused_query_away_from_the_database() {
     assert_eq!(count(&pool).await, 2, "the third insert never reached SQLite");
     assert_eq!((reports[0].figures.queries(), reports[0].figures.refused_queries()), (3, 1));
 }
+
+/// How an adapter's write ends decides what a refused request says of it.
+#[tokio::test]
+async fn how_a_write_ends_says_what_it_did() {
+    use zen_runtime::report::Writes;
+    type End = fn(zen_runtime::instrument::Operation);
+    let cases: [(&str, End, Writes); 7] = [
+        ("SELECT 1", |op| op.finish(false), Writes::None),
+        ("INSERT INTO t VALUES (1)", |op| op.finish(true), Writes::Committed),
+        // The system answered with an error: nothing done.
+        ("INSERT INTO t VALUES (1)", |op| op.finish_rejected(), Writes::None),
+        // No answer: it may have been done.
+        ("INSERT INTO t VALUES (1)", |op| op.finish(false), Writes::Unknown),
+        ("INSERT INTO t VALUES (1)", drop, Writes::Unknown),
+        // A text of two statements, a procedure: the error may come after work was done.
+        ("INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)", |op| op.finish_rejected(), Writes::Unknown),
+        ("CALL archive_old_orders()", |op| op.finish_rejected(), Writes::Unknown),
+    ];
+    for (statement, end, writes) in cases {
+        let ((), report) = zen_runtime::testing::measure(async {
+            end(zen_runtime::instrument::query("PostgreSQL", statement).unwrap());
+        })
+        .await;
+        assert_eq!(report.figures.writes(), writes, "{statement}");
+    }
+    // A read that says it writes, and a write that says it does not.
+    let ((), report) = zen_runtime::testing::measure(async {
+        zen_runtime::instrument::query("memcached", "GET x").unwrap().writes(true).finish(true);
+        zen_runtime::instrument::query("memcached", "SET x").unwrap().writes(false).finish(false);
+    })
+    .await;
+    assert_eq!(report.figures.writes(), Writes::Committed);
+}

@@ -380,6 +380,12 @@ fn the_lock_is_replaced_whole_never_rewritten_in_place() {
         let o = run.run("check", &[("ZEN_LOCK_QUERIES", "1")]);
         ok(&o);
     }
+    // What a killed writer left beside it goes with the next write.
+    std::fs::write(run.file.with_file_name("zen.lock.tmp"), "half a lock").unwrap();
+    ok(&run.run("update", &[("ZEN_LOCK_QUERIES", "2"), ("ZEN_LOCK_SCOPE", "job after the kills")]));
+    let dir: Vec<_> = std::fs::read_dir(run.file.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(dir, ["zen.lock"], "nothing is left beside it");
+    assert!(run.text().contains("job after the kills"));
 }
 
 /// Naming the first N+1 call site of a process reads the program's debug

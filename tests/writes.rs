@@ -27,14 +27,15 @@ use zen_runtime::{Mode, zen};
 
 use common::AppError;
 
-/// A TCP relay to PostgreSQL that delivers every chunk `latency` after it
-/// was read, in each direction: a link with that one-way latency.
-async fn relay(latency: Duration) -> SocketAddr {
+/// A TCP relay to the PostgreSQL at `server` that delivers every chunk
+/// `latency` after it was read, in each direction: a link with that one-way
+/// latency.
+async fn relay(server: String, latency: Duration) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = TcpStream::connect("127.0.0.1:5432").await else { continue };
+            let Ok(server) = TcpStream::connect(&server).await else { continue };
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
             tokio::spawn(delayed(client_read, server_write, latency));
@@ -81,7 +82,9 @@ async fn pools(table: &str, latency: Duration) -> Option<(PgPool, sqlx::PgPool)>
         .execute(&direct)
         .await
         .unwrap();
-    let relayed: PgConnectOptions = url.parse::<PgConnectOptions>().unwrap().port(relay(latency).await.port());
+    let options: PgConnectOptions = url.parse().unwrap();
+    let server = format!("{}:{}", options.get_host(), options.get_port());
+    let relayed = options.host("127.0.0.1").port(relay(server, latency).await.port());
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .test_before_acquire(false)
@@ -130,18 +133,32 @@ async fn a_deadline_during_begin_never_loses_a_later_acknowledged_write() {
     let Some((pool, direct)) = pools("zen_writes_begin", Duration::from_millis(30)).await else { return };
     let mut acknowledged = Vec::new();
     for round in 0..5_i64 {
-        // Cut by its own deadline, then dropped from outside: both while
-        // `BEGIN` is on the wire.
-        assert!(transfer(&pool, 1_000 + round).await.is_err(), "the deadline cuts the transfer");
-        let dropped = tokio::time::timeout(Duration::from_millis(40), transfer_unbounded(&pool, 2_000 + round)).await;
-        assert!(dropped.is_err(), "the timeout drops the transfer");
-        for id in [round * 2, round * 2 + 1] {
+        // Each transfer starts on a connection already open (the write
+        // before it left it in the pool), so that what the deadline lands on
+        // is its `BEGIN`, never the connecting: cut by its own deadline, then
+        // dropped from outside.
+        for (i, id) in [round * 2, round * 2 + 1].into_iter().enumerate() {
             if record(&pool, id).await.is_ok() {
                 acknowledged.push(id);
+            }
+            // sqlx returns it to the pool in a task of its own, after a ping.
+            let back = Instant::now();
+            while pool.num_idle() == 0 {
+                assert!(back.elapsed() < Duration::from_secs(5), "the write's connection went back to the pool");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if i == 0 {
+                assert!(transfer(&pool, 1_000 + round).await.is_err(), "the deadline cuts the transfer");
+            } else {
+                let dropped = tokio::time::timeout(Duration::from_millis(40), transfer_unbounded(&pool, 2_000 + round));
+                assert!(dropped.await.is_err(), "the timeout drops the transfer");
             }
         }
     }
     assert_eq!(acknowledged.len(), 10, "every autocommit write succeeds");
+    // Each cut left its connection unsettled: closed, never handed on.
+    assert!(record(&pool, 100).await.is_ok());
+    acknowledged.push(100);
     // What the server holds, from another connection, now and once the
     // relayed pool is gone (which rolls back anything it left open).
     assert_eq!(visible(&direct, "zen_writes_begin").await, acknowledged, "acknowledged writes are visible");

@@ -33,15 +33,16 @@
 //! committed ([`Writes`]), from the operations that may write: a database
 //! statement that is not known to be a read (taken from its text), and
 //! every external call, unless [`Operation::writes`] says otherwise (zen's
-//! sqlx wrapper says so for statements inside a transaction, whose writes
-//! take effect at its `COMMIT`; its HTTP client for `GET`, `HEAD`,
-//! `OPTIONS` and `TRACE`). How a write ends decides what it did:
-//! [`finish(true)`](Operation::finish) took effect, `finish(false)` did
-//! not (the system answered with an error),
-//! [`finish_in_doubt`](Operation::finish_in_doubt) may have (no answer
-//! came: the connection broke); a write cut by its time limit
-//! ([`expire`](Operation::expire)), past `max_rows`, or dropped before it
-//! was finished may have taken effect too.
+//! sqlx wrapper says so for a statement inside a transaction, whose writes
+//! take effect at its `COMMIT`; its HTTP client for `GET`, `HEAD`, `OPTIONS`
+//! and `TRACE`). How a write ends decides what it did:
+//!
+//! | the write ended with | it |
+//! |---|---|
+//! | [`finish(true)`](Operation::finish) | took effect |
+//! | [`finish_rejected()`](Operation::finish_rejected): the system answered with an error | took no effect, unless zen knows the statement may fail halfway (several statements in one text, a procedure `CALL`, DDL, a Redis script): then it may have |
+//! | `finish(false)`: no answer, or one that says nothing of what was done | may have taken effect |
+//! | cut by its time limit ([`expire`](Operation::expire)), past `max_rows`, or dropped unfinished | may have taken effect |
 //!
 //! [`Writes`]: crate::report::Writes
 
@@ -66,6 +67,8 @@ pub struct Operation {
     start: Option<Instant>,
     /// It may change what the system keeps (see "Writes" above).
     writes: bool,
+    /// A failure the system answers with leaves nothing of it behind.
+    whole: bool,
     /// Its CLIENT span, when `otel::set_db_spans(true)` (else nothing to
     /// drop).
     #[cfg(feature = "opentelemetry")]
@@ -96,7 +99,8 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         backend,
         #[cfg(feature = "opentelemetry")]
         span: crate::otel::operation_span(backend, &fingerprint.text, fingerprint.operation),
-        writes: fingerprint.writes,
+        writes: fingerprint.effect.writes,
+        whole: fingerprint.effect.whole,
         subject: Subject::Statement(fingerprint),
         start: Some(Instant::now()),
     })
@@ -129,6 +133,7 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
         subject: Subject::Host(Arc::from(host)),
         start: Some(Instant::now()),
         writes: true,
+        whole: true,
         #[cfg(feature = "opentelemetry")]
         span: None,
     })
@@ -153,6 +158,7 @@ impl Operation {
             subject: Subject::Nothing,
             start: None,
             writes: false,
+            whole: true,
             #[cfg(feature = "opentelemetry")]
             span: None,
         }
@@ -175,17 +181,26 @@ impl Operation {
         self
     }
 
-    /// Records how the operation ended: `ok`, or failed with an answer from
-    /// the system (a write that failed so took no effect).
+    /// Records how the operation ended: `ok`, or failed. A write that
+    /// failed may have taken effect: when the system answered that it did
+    /// nothing, say so with [`finish_rejected`](Self::finish_rejected).
     pub fn finish(mut self, ok: bool) {
-        self.record(ok, true, if ok { Writes::Committed } else { Writes::None });
+        self.record(ok, true, if ok { Writes::Committed } else { Writes::Unknown });
     }
 
-    /// Records the operation as failed without an answer from the system
-    /// (the connection broke, a timeout of the client's own): a write may
-    /// or may not have taken effect.
-    pub fn finish_in_doubt(mut self) {
-        self.record(false, true, Writes::Unknown);
+    /// Records the operation as failed with the system's answer (a SQL
+    /// error, a Redis error reply): a write took no effect, unless its
+    /// statement is one zen knows may fail halfway (see "Writes" above).
+    pub fn finish_rejected(mut self) {
+        let written = if self.whole { Writes::None } else { Writes::Unknown };
+        self.record(false, true, written);
+    }
+
+    /// Whether a failure the system answers with leaves nothing of it
+    /// behind (see "Writes" above).
+    #[cfg(feature = "sqlx")]
+    pub(crate) fn is_whole(&self) -> bool {
+        self.whole
     }
 
     /// [`finish`](Self::finish), with what a write did given apart: for a
@@ -278,8 +293,8 @@ pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, o
         let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
         scope.issue_query(&fingerprint.text);
         scope.finish_query(backend, &fingerprint, elapsed, ok, true);
-        if ok && fingerprint.writes {
-            scope.note_write(Writes::Committed);
+        if fingerprint.effect.writes {
+            scope.note_write(if ok { Writes::Committed } else { Writes::Unknown });
         }
     }
 }
@@ -295,15 +310,13 @@ pub fn record_wait(elapsed: Duration) {
 }
 
 /// Records an external call to `host` that already happened and was timed
-/// by the caller; like every call, one that went well is taken for a write
-/// that took effect.
+/// by the caller; like every call, a write that took effect (`ok`) or may
+/// have.
 pub fn record_call(host: &str, elapsed: Duration, ok: bool) {
     scope::current::with(|s| {
         if let Some(s) = s {
             s.record_call(host, elapsed, ok);
-            if ok {
-                s.note_write(Writes::Committed);
-            }
+            s.note_write(if ok { Writes::Committed } else { Writes::Unknown });
         }
     });
 }

@@ -120,9 +120,12 @@ async fn run<T: Answer>(
     };
     match &result {
         // No answer came: a write may have taken effect.
-        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => op.finish_in_doubt(),
-        Err(_) => op.finish(false),
-        Ok(answer) => op.finish(!answer.failed()),
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => op.finish(false),
+        // Redis answered with an error (a script's may come after it wrote:
+        // zen knows `EVAL` may fail halfway).
+        Err(_) => op.finish_rejected(),
+        Ok(answer) if answer.failed() => op.finish_rejected(),
+        Ok(_) => op.finish(true),
     }
     result
 }

@@ -1,11 +1,11 @@
 //! Naming return addresses from the program's own DWARF, on Linux, reading
-//! as little of it as it can: the file is mapped (only the pages read count
-//! in memory, and only until it is unmapped), `.debug_aranges` says which
-//! compilation unit holds an address, and that unit alone is read: its
-//! functions and inlined calls around the address, and its line table up to
-//! the address. Nothing is kept once the frames are named.
+//! as little of it as it can: the program's file is mapped once per call
+//! site (only the pages read count in memory, and only until it is
+//! unmapped), `.debug_aranges` says which compilation unit holds an
+//! address, and that unit alone is read: its functions and inlined calls
+//! around the address, and its line table up to the address. Nothing is
+//! kept once the frames are named.
 
-use std::borrow::Cow;
 use std::fs::File;
 
 use gimli::{AttributeValue, EndianSlice, RunTimeEndian, SectionId, Unit};
@@ -16,100 +16,96 @@ use super::{Symbol, relative};
 type R<'a> = EndianSlice<'a, RunTimeEndian>;
 type Entry<'a> = gimli::DebuggingInformationEntry<R<'a>>;
 
-/// A file-backed mapping of this process: `[start, end)` shows `path` from
-/// `offset`.
+/// Where the running program's file is mapped: `[start, end)` shows it
+/// from `offset`. Frames elsewhere (the C library, the loader) are never
+/// user code.
 struct Mapping {
     start: usize,
     end: usize,
     offset: usize,
-    path: String,
 }
 
-/// This process's mappings of files, from `/proc/self/maps`.
-fn mappings() -> Vec<Mapping> {
+/// This process's mappings of its own program file, from `/proc/self/maps`.
+fn program_mappings() -> Vec<Mapping> {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else { return Vec::new() };
+    let exe = exe.to_string_lossy();
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     maps.lines()
         .filter_map(|line| {
-            let mut fields = line.split_ascii_whitespace();
+            let mut fields = line.splitn(6, ' ');
             let (range, _perms, offset) = (fields.next()?, fields.next()?, fields.next()?);
-            let path = fields.nth(2)?;
+            let path = fields.nth(2)?.trim_start();
+            // A program replaced on disk since it started shows ` (deleted)`.
+            (path == exe || path.strip_suffix(" (deleted)") == Some(&*exe)).then_some(())?;
             let (start, end) = range.split_once('-')?;
-            path.starts_with('/').then(|| Mapping {
-                start: usize::from_str_radix(start, 16).unwrap_or(0),
-                end: usize::from_str_radix(end, 16).unwrap_or(0),
-                offset: usize::from_str_radix(offset, 16).unwrap_or(0),
-                path: line[line.find(path).unwrap_or(0)..].to_owned(),
+            Some(Mapping {
+                start: usize::from_str_radix(start, 16).ok()?,
+                end: usize::from_str_radix(end, 16).ok()?,
+                offset: usize::from_str_radix(offset, 16).ok()?,
             })
         })
         .collect()
 }
 
 /// Calls `each` with the symbols of `frames`, innermost first, until it
-/// returns `false`. Frames in a file without debug information are named
-/// by its symbol table; frames zen cannot place are skipped.
+/// returns `false`. Frames outside the program's own file are skipped;
+/// frames in code without debug information are named by its symbol
+/// table.
 pub(super) fn symbols(frames: &[usize], each: &mut dyn FnMut(&Symbol) -> bool) {
-    let maps = mappings();
-    let mut open: Option<(String, Program)> = None;
+    let maps = program_mappings();
+    if maps.is_empty() {
+        return;
+    }
+    // `/proc/self/exe` is the running program's own file even if another
+    // was put at its path since.
+    let Ok(file) = File::open("/proc/self/exe") else { return };
+    // SAFETY: a read-only private mapping of the running program's file,
+    // which no one may write while it runs (the kernel refuses with
+    // `ETXTBSY`); a program put in its place is another file.
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else { return };
+    let Ok(elf) = object::File::parse(&*map) else { return };
+    let endian = if elf.is_little_endian() { RunTimeEndian::Little } else { RunTimeEndian::Big };
+    // Compressed sections are not read: their frames get the symbol
+    // table's names.
+    let load = |id: SectionId| -> Result<&[u8], gimli::Error> {
+        Ok(elf.section_by_name(id.name()).and_then(|s| s.data().ok()).filter(|_| !compressed(&elf, id)).unwrap_or(&[]))
+    };
+    let Ok(sections) = gimli::DwarfSections::load(load) else { return };
+    let dwarf = sections.borrow(|section| EndianSlice::new(section, endian));
+    let mut names = None;
     for (i, &ip) in frames.iter().enumerate() {
         // A return address is past its call: look up the call itself.
         let ip = if i == 0 { ip } else { ip.saturating_sub(1) };
         let Some(map) = maps.iter().find(|m| (m.start..m.end).contains(&ip)) else { continue };
-        if open.as_ref().is_none_or(|(path, _)| *path != map.path) {
-            open = Program::open(&map.path).map(|program| (map.path.clone(), program));
-        }
-        let Some((_, program)) = &open else { continue };
-        if !program.with_symbols(ip - map.start + map.offset, each) {
+        let Some(address) = address(&elf, (ip - map.start).checked_add(map.offset)) else { continue };
+        let go_on = match frames_at(&dwarf, address) {
+            Some(symbols) => symbols.iter().all(&mut *each),
+            // No debug information for it: the symbol table's name.
+            None => match names.get_or_insert_with(|| elf.symbol_map()).containing(address) {
+                Some(symbol) => each(&Symbol { function: demangle(symbol.name()), place: None }),
+                None => true,
+            },
+        };
+        if !go_on {
             return;
         }
     }
 }
 
-/// A mapped program file.
-struct Program {
-    map: memmap2::Mmap,
+/// Whether a section is compressed (`SHF_COMPRESSED`, or a `.zdebug_` one).
+fn compressed(elf: &object::File<'_>, id: SectionId) -> bool {
+    elf.section_by_name(id.name())
+        .is_some_and(|s| s.compressed_file_range().is_ok_and(|r| r.format != object::CompressionFormat::None))
 }
 
-impl Program {
-    fn open(path: &str) -> Option<Program> {
-        // The running program may have been replaced on disk since it
-        // started (a deploy): its own file is still there.
-        let file = match path.strip_suffix(" (deleted)") {
-            Some(_) => File::open("/proc/self/exe").ok()?,
-            None => File::open(path).ok()?,
-        };
-        // SAFETY: the mapping is read-only and private; a program file is
-        // not written while it runs (the kernel refuses writes to a running
-        // executable, `ETXTBSY`), and one replaced on disk is a new file.
-        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        Some(Program { map })
-    }
-
-    /// Names the address at `file_offset` in the file, innermost first;
-    /// `false` once `each` has had enough.
-    fn with_symbols(&self, file_offset: usize, each: &mut dyn FnMut(&Symbol) -> bool) -> bool {
-        let Ok(elf) = object::File::parse(&*self.map) else { return true };
-        let Some(address) = elf.segments().find_map(|segment| {
-            let (offset, size) = segment.file_range();
-            let inside = (offset..offset + size).contains(&(file_offset as u64));
-            inside.then(|| segment.address() + (file_offset as u64 - offset))
-        }) else {
-            return true;
-        };
-        let endian = if elf.is_little_endian() { RunTimeEndian::Little } else { RunTimeEndian::Big };
-        let load = |id: SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
-            Ok(elf.section_by_name(id.name()).and_then(|s| s.uncompressed_data().ok()).unwrap_or(Cow::Borrowed(&[])))
-        };
-        let Ok(sections) = gimli::DwarfSections::load(load) else { return true };
-        let dwarf = sections.borrow(|section| EndianSlice::new(section, endian));
-        match frames(&dwarf, address) {
-            Some(symbols) => symbols.iter().all(&mut *each),
-            // No debug information for it: the symbol table's name.
-            None => match elf.symbol_map().containing(address) {
-                Some(symbol) => each(&Symbol { function: demangle(symbol.name()), place: None }),
-                None => true,
-            },
-        }
-    }
+/// The link-time address of a file offset, by the segment that maps it.
+fn address(elf: &object::File<'_>, file_offset: Option<usize>) -> Option<u64> {
+    let file_offset = u64::try_from(file_offset?).ok()?;
+    elf.segments().find_map(|segment| {
+        let (offset, size) = segment.file_range();
+        let inside = file_offset >= offset && file_offset - offset < size;
+        inside.then(|| segment.address().checked_add(file_offset - offset)).flatten()
+    })
 }
 
 fn demangle(name: &str) -> String {
@@ -118,13 +114,13 @@ fn demangle(name: &str) -> String {
 
 /// The functions around `address`, innermost first: the inlined calls, then
 /// the function they were inlined into, each with its place.
-fn frames<'a>(dwarf: &gimli::Dwarf<R<'a>>, address: u64) -> Option<Vec<Symbol>> {
+fn frames_at<'a>(dwarf: &gimli::Dwarf<R<'a>>, address: u64) -> Option<Vec<Symbol>> {
     let unit = unit_of(dwarf, address)?;
     let comp_dir = unit.comp_dir.map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
     // Outermost first: (function name, call file, call line) of each.
     let mut chain: Vec<(String, u64, u32)> = Vec::new();
     let mut tree = unit.entries_tree(None).ok()?;
-    walk(dwarf, &unit, tree.root().ok()?, address, &mut chain).ok()?;
+    walk(dwarf, &unit, tree.root().ok()?, address, &mut chain, 0).ok()?;
     if chain.is_empty() {
         return None;
     }
@@ -157,11 +153,14 @@ fn frames<'a>(dwarf: &gimli::Dwarf<R<'a>>, address: u64) -> Option<Vec<Symbol>> 
     Some(symbols)
 }
 
-/// The compilation unit whose code holds `address`, by `.debug_aranges`,
-/// else by each unit's own ranges.
+/// The compilation unit whose code holds `address`, by `.debug_aranges`;
+/// by each unit's own ranges only in a program that has none (reading
+/// every unit is what this module exists to avoid).
 fn unit_of<'a>(dwarf: &gimli::Dwarf<R<'a>>, address: u64) -> Option<Unit<R<'a>>> {
     let mut headers = dwarf.debug_aranges.headers();
+    let mut any = false;
     while let Ok(Some(header)) = headers.next() {
+        any = true;
         let mut entries = header.entries();
         while let Ok(Some(entry)) = entries.next() {
             let range = entry.range();
@@ -170,6 +169,9 @@ fn unit_of<'a>(dwarf: &gimli::Dwarf<R<'a>>, address: u64) -> Option<Unit<R<'a>>>
                 return dwarf.unit(unit).ok();
             }
         }
+    }
+    if any {
+        return None;
     }
     let mut units = dwarf.units();
     while let Ok(Some(header)) = units.next() {
@@ -195,6 +197,10 @@ fn holds<'a>(dwarf: &gimli::Dwarf<R<'a>>, unit: &Unit<R<'a>>, entry: &Entry<'a>,
     false
 }
 
+/// How deep [`walk`] goes into a unit's tree: far past what a compiler
+/// nests, short of what a stack holds.
+const MAX_DEPTH: u32 = 128;
+
 /// Finds the functions and inlined calls around `address` below `node`,
 /// outermost first.
 fn walk<'a>(
@@ -203,7 +209,11 @@ fn walk<'a>(
     node: gimli::EntriesTreeNode<'_, '_, R<'a>>,
     address: u64,
     chain: &mut Vec<(String, u64, u32)>,
+    depth: u32,
 ) -> gimli::Result<()> {
+    if depth >= MAX_DEPTH {
+        return Ok(());
+    }
     let mut children = node.children();
     while let Some(child) = children.next()? {
         let entry = child.entry();
@@ -220,10 +230,10 @@ fn walk<'a>(
                 };
                 let call_line = entry.attr_value(gimli::DW_AT_call_line).and_then(|v| v.udata_value()).unwrap_or(0);
                 chain.push((name, call_file, u32::try_from(call_line).unwrap_or(0)));
-                return walk(dwarf, unit, child, address, chain);
+                return walk(dwarf, unit, child, address, chain, depth + 1);
             }
             gimli::DW_TAG_lexical_block if holds(dwarf, unit, entry, address) => {
-                return walk(dwarf, unit, child, address, chain);
+                return walk(dwarf, unit, child, address, chain, depth + 1);
             }
             // Where Rust nests its functions.
             gimli::DW_TAG_namespace
@@ -233,7 +243,7 @@ fn walk<'a>(
             | gimli::DW_TAG_variant_part
             | gimli::DW_TAG_variant => {
                 let before = chain.len();
-                walk(dwarf, unit, child, address, chain)?;
+                walk(dwarf, unit, child, address, chain, depth + 1)?;
                 if chain.len() > before {
                     return Ok(());
                 }

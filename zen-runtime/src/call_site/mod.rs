@@ -128,21 +128,19 @@ fn symbols(frames: &[usize], each: &mut dyn FnMut(&Symbol) -> bool) {
 }
 
 /// A source path as a report shows it, whatever machine built the program:
-/// relative to the workspace it was built in (`comp_dir`), a dependency's
-/// as `crate@version/...`, the standard library's from `library/`, and any
-/// other by its last two parts.
+/// a dependency's as `crate@version/...` (cargo compiles one in its own
+/// directory, `comp_dir`), the standard library's from `library/`, the
+/// workspace's relative to it (its `comp_dir`), and any other by its last
+/// two parts.
 pub(crate) fn relative(path: &str, comp_dir: &str) -> String {
     let path = path.replace('\\', "/");
-    if !path.starts_with('/') {
-        return path;
-    }
-    if !comp_dir.is_empty()
-        && let Some(rest) = path.strip_prefix(comp_dir).and_then(|r| r.strip_prefix('/'))
-    {
-        return rest.to_owned();
-    }
+    let full = if path.starts_with('/') || comp_dir.is_empty() {
+        path
+    } else {
+        format!("{}/{path}", comp_dir.trim_end_matches('/'))
+    };
     // `~/.cargo/registry/src/<index>/<crate>-<version>/src/lib.rs`
-    if let Some((_, rest)) = path.split_once("/registry/src/")
+    if let Some((_, rest)) = full.split_once("/registry/src/")
         && let Some((_index, rest)) = rest.split_once('/')
         && let Some((package, file)) = rest.split_once('/')
     {
@@ -156,7 +154,7 @@ pub(crate) fn relative(path: &str, comp_dir: &str) -> String {
         };
     }
     // `~/.cargo/git/checkouts/<repository>-<hash>/<revision>/...`
-    if let Some((_, rest)) = path.split_once("/git/checkouts/")
+    if let Some((_, rest)) = full.split_once("/git/checkouts/")
         && let Some((repository, rest)) = rest.split_once('/')
         && let Some((_revision, file)) = rest.split_once('/')
     {
@@ -164,12 +162,20 @@ pub(crate) fn relative(path: &str, comp_dir: &str) -> String {
         return format!("{name}@git/{file}");
     }
     // `/rustc/<commit>/library/std/src/...`
-    if let Some((_, rest)) = path.split_once("/library/")
-        && path.starts_with("/rustc/")
+    if full.starts_with("/rustc/")
+        && let Some((_, rest)) = full.split_once("/library/")
     {
         return format!("library/{rest}");
     }
-    let mut parts = path.rsplit('/');
+    if !full.starts_with('/') {
+        return full;
+    }
+    if !comp_dir.is_empty()
+        && let Some(rest) = full.strip_prefix(comp_dir.trim_end_matches('/')).and_then(|r| r.strip_prefix('/'))
+    {
+        return rest.to_owned();
+    }
+    let mut parts = full.rsplit('/');
     match (parts.next(), parts.next()) {
         (Some(file), Some(dir)) if !dir.is_empty() => format!("…/{dir}/{file}"),
         (Some(file), _) => file.to_owned(),
@@ -271,6 +277,9 @@ mod tests {
             "shop@git/crates/db/src/lib.rs"
         );
         assert_eq!(relative("/rustc/59807616e1fa/library/std/src/panicking.rs", ws), "library/std/src/panicking.rs");
+        // A dependency is compiled in its own directory, with paths relative to it.
+        let tokio = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1";
+        assert_eq!(relative("src/runtime/mod.rs", tokio), "tokio@1.54.1/src/runtime/mod.rs");
         assert_eq!(relative("/opt/vendor/lib/src/gen.rs", ws), "…/src/gen.rs");
         assert!(!relative("/home/alice/secret-project/src/main.rs", "").contains("alice"));
     }

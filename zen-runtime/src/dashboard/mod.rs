@@ -223,6 +223,11 @@ impl Inner {
             return route;
         }
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        // Made by another thread since the read: found before the limit is
+        // asked.
+        if let Some(route) = find(&routes, name) {
+            return route;
+        }
         let name = if routes.named[kind as usize] < self.options.max_names { name } else { OTHER_NAMES };
         if let Some(route) = find(&routes, name) {
             return route;

@@ -94,9 +94,11 @@ impl Authorize {
     }
 
     /// Whether the cookie that `?token=` sets is `Secure` (sent over HTTPS
-    /// only). By default it is when the request came over TLS, as its
-    /// address or a proxy's `X-Forwarded-Proto: https` or `Forwarded:
-    /// proto=https` says; `true` behind a proxy that says neither.
+    /// only). By default it is when the request says it came over TLS: an
+    /// HTTP/2 request's `https` scheme, or a proxy's `X-Forwarded-Proto:
+    /// https` or `Forwarded: proto=https`. An HTTP/1.1 server that ends TLS
+    /// itself sees no sign of it: say `true` there, and behind a proxy that
+    /// says nothing.
     #[must_use]
     pub fn secure_cookie(mut self, secure: bool) -> Authorize {
         self.secure_cookie = Some(secure);

@@ -153,6 +153,9 @@ where
     where
         'c: 'e,
     {
+        if let Err(e) = self.usable() {
+            return Box::pin(std::future::ready(Err(e)));
+        }
         self.raw().prepare_with(sql, parameters)
     }
 
@@ -160,12 +163,16 @@ where
     where
         'c: 'e,
     {
+        if let Err(e) = self.usable() {
+            return Box::pin(std::future::ready(Err(e)));
+        }
         self.raw().describe(sql)
     }
 }
 
 /// A connection checked out with [`Pool::acquire`](super::Pool::acquire);
-/// returned to the pool when dropped (closed instead if a budget cut it).
+/// returned to the pool when dropped (closed instead if a budget cut it,
+/// or a transaction-control statement on it never got its reply).
 pub struct PoolConnection<DB: Database> {
     conn: Connection<DB>,
 }
@@ -251,8 +258,10 @@ impl<'c, DB: Backend> Transaction<'c, DB> {
     /// Commits this transaction or releases this savepoint.
     ///
     /// # Errors
-    /// As sqlx's `commit`, or a [`BudgetExceeded`] in `enforce` mode (the
-    /// transaction is then rolled back).
+    /// As sqlx's `commit`, or a [`BudgetExceeded`] in `enforce` mode:
+    /// refused before it is sent, the transaction is rolled back; cut after
+    /// it was sent, whether it committed is unknown (the problem document
+    /// says `writes: unknown`), and the connection is closed.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         let statement = if self.depth() > 1 { "RELEASE SAVEPOINT" } else { "COMMIT" };
         self.control(statement, DB::TransactionManager::commit).await?;

@@ -61,16 +61,20 @@ impl<DB: Database> Execute<'_, DB> for Rebuilt<DB> {
 pub(crate) fn issue<DB: Backend>(conn: &Connection<DB>, sql: &str) -> Result<Operation, sqlx::Error> {
     conn.usable()?;
     let op = instrument::query(DB::NAME, sql).map_err(budget_error)?;
-    Ok(if DB::TransactionManager::get_transaction_depth(&conn.raw) > 0 { op.writes(false) } else { op })
+    // A statement that may do its work apart from the transaction (MySQL
+    // commits around DDL) stays a write.
+    let in_transaction = DB::TransactionManager::get_transaction_depth(&conn.raw) > 0;
+    Ok(if in_transaction && op.is_whole() { op.writes(false) } else { op })
 }
 
 /// Records how an operation ended from its result: an error the database
-/// answered with took no effect; any other (the connection broke) may have.
+/// answered with is a rejection; any other (the connection broke) says
+/// nothing of what was done.
 pub(crate) fn settle<T>(op: Operation, result: &Result<T, sqlx::Error>) {
     match result {
         Ok(_) => op.finish(true),
-        Err(sqlx::Error::Database(_)) => op.finish(false),
-        Err(_) => op.finish_in_doubt(),
+        Err(sqlx::Error::Database(_)) => op.finish_rejected(),
+        Err(_) => op.finish(false),
     }
 }
 

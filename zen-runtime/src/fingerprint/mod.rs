@@ -267,27 +267,98 @@ const READS: [&str; 66] = [
     "PUNSUBSCRIBE",
 ];
 
-/// Whether a statement may change what the database keeps, from its
+/// Statements that may do part of their work and then fail (several
+/// statements in one text count too): a failure of one says nothing of
+/// what it left behind. DDL is here for MySQL, which commits around it.
+const PARTIAL: [&str; 30] = [
+    "CALL",
+    "DO",
+    "EXEC",
+    "EXECUTE",
+    "EVAL",
+    "EVALSHA",
+    "EVAL_RO",
+    "EVALSHA_RO",
+    "FCALL",
+    "FCALL_RO",
+    "PIPELINE",
+    "MULTI",
+    "CREATE",
+    "ALTER",
+    "DROP",
+    "TRUNCATE",
+    "RENAME",
+    "LOCK",
+    "UNLOCK",
+    "GRANT",
+    "REVOKE",
+    "COPY",
+    "VACUUM",
+    "REINDEX",
+    "CLUSTER",
+    "REFRESH",
+    "IMPORT",
+    "ANALYZE",
+    "OPTIMIZE",
+    "PRAGMA",
+];
+
+/// What a statement may do to what a system keeps, read from its
 /// fingerprint: what a refused request says about its writes rests on it,
-/// so anything not known to be a read is a write. A `WITH` is a write when
-/// it holds one (`WITH x AS (DELETE ...)`), `EXPLAIN ANALYZE` runs its
-/// statement, and a Redis pipeline writes when any of its commands does.
-/// A `SELECT` that calls a function with side effects is taken for a read:
-/// zen cannot see into it.
-pub(crate) fn writes(fingerprint: &str) -> bool {
+/// so anything not known to be a read is a write, and anything not known
+/// to fail whole may fail halfway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Effect {
+    /// It may change what the system keeps.
+    pub(crate) writes: bool,
+    /// A failure the system answers with leaves nothing of it behind: one
+    /// statement, and not one of [`PARTIAL`].
+    pub(crate) whole: bool,
+}
+
+/// The [`Effect`] of a statement. A `WITH` writes when it holds a write
+/// (`WITH x AS (DELETE ...)`), or when its text was cut before the end
+/// could be seen; `SELECT ... INTO` writes; `EXPLAIN ANALYZE` runs its
+/// statement; a Redis pipeline writes when any of its commands does; a
+/// text of several statements writes when any of them does. A `SELECT` that
+/// calls a function with side effects is taken for a read: zen cannot see
+/// into it.
+pub(crate) fn effect(fingerprint: &str) -> Effect {
+    let cut = fingerprint.ends_with('…') || fingerprint.contains("…#");
+    let mut statements = fingerprint.split(';').filter(|s| !s.trim().is_empty()).peekable();
+    let Some(first) = statements.next() else {
+        // No statement at all: nothing done. No word (`?`: a command zen
+        // would not name): anything.
+        let none = fingerprint.trim().trim_matches(';').trim().is_empty();
+        return Effect { writes: !none, whole: none };
+    };
+    let several = statements.peek().is_some();
+    let mut writes = writes(first, cut);
+    for other in statements {
+        writes |= self::writes(other, cut);
+    }
+    let word = first.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).find(|w| !w.is_empty());
+    let partial = word.is_none_or(|w| PARTIAL.iter().any(|p| w.eq_ignore_ascii_case(p)));
+    Effect { writes, whole: !several && !cut && !partial }
+}
+
+/// Whether one statement may write (see [`effect`]).
+fn writes(statement: &str, cut: bool) -> bool {
     let mut words =
-        fingerprint.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).filter(|w| !w.is_empty());
-    // No word (`?`: a command zen would not name) may be anything.
-    let Some(first) = words.next() else { return !fingerprint.trim().is_empty() };
+        statement.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).filter(|w| !w.is_empty());
+    let Some(first) = words.next() else { return true };
     let is = |word: &str, name: &str| word.eq_ignore_ascii_case(name);
     if is(first, "WITH") {
-        return words.any(|w| ["INSERT", "UPDATE", "DELETE", "MERGE"].iter().any(|dml| is(w, dml)));
+        return cut || words.any(|w| ["INSERT", "UPDATE", "DELETE", "MERGE", "INTO"].iter().any(|dml| is(w, dml)));
+    }
+    if is(first, "SELECT") {
+        return words.any(|w| is(w, "INTO"));
     }
     if is(first, "EXPLAIN") {
         return words.any(|w| is(w, "ANALYZE") || is(w, "ANALYSE"));
     }
     if is(first, "PIPELINE") {
-        return words.any(|w| !READS.iter().any(|read| is(w, read)));
+        return cut || words.any(|w| !READS.iter().any(|read| is(w, read)));
     }
     !READS.iter().any(|read| is(first, read))
 }
@@ -303,14 +374,13 @@ pub(crate) struct Shared {
         allow(dead_code)
     )]
     pub(crate) operation: &'static str,
-    /// From [`writes`].
-    pub(crate) writes: bool,
+    pub(crate) effect: Effect,
 }
 
 impl Shared {
     fn of(sql: &str, dialect: Dialect) -> Shared {
         let text: Arc<str> = fingerprint(sql, dialect).into();
-        Shared { operation: operation_name(&text), writes: writes(&text), text }
+        Shared { operation: operation_name(&text), effect: effect(&text), text }
     }
 }
 
@@ -354,49 +424,52 @@ pub(crate) fn shared(sql: &str, dialect: Dialect) -> Shared {
 
 #[cfg(test)]
 mod tests {
-    use super::{Dialect, MAX_LEN, fingerprint, operation_name, writes};
+    use super::{Dialect, Effect, MAX_LEN, effect, fingerprint, operation_name};
 
     #[test]
-    fn anything_not_known_to_read_may_write() {
-        let reads = [
-            "SELECT * FROM t WHERE id = ?",
-            "select 1",
-            "  (SELECT 1)",
-            "SELECT id FROM t FOR UPDATE",
-            "WITH x AS (SELECT 1) SELECT * FROM x",
-            "EXPLAIN SELECT 1",
-            "BEGIN",
-            "ROLLBACK",
-            "SAVEPOINT sp",
-            "RELEASE SAVEPOINT sp",
-            "SHOW search_path",
-            "GET",
-            "HGETALL",
-            "PIPELINE GET MGET TTL",
-            "",
+    fn anything_not_known_to_read_may_write_and_may_fail_halfway() {
+        // (statement, writes, whole)
+        let cases = [
+            ("SELECT * FROM t WHERE id = ?", false, true),
+            ("select 1", false, true),
+            ("  (SELECT 1)", false, true),
+            ("SELECT id FROM t FOR UPDATE", false, true),
+            ("WITH x AS (SELECT 1) SELECT * FROM x", false, true),
+            ("EXPLAIN SELECT 1", false, true),
+            ("BEGIN", false, true),
+            ("ROLLBACK", false, true),
+            ("SAVEPOINT sp", false, true),
+            ("RELEASE SAVEPOINT sp", false, true),
+            ("SHOW search_path", false, true),
+            ("GET", false, true),
+            ("HGETALL", false, true),
+            ("PIPELINE GET MGET TTL", false, false),
+            ("", false, true),
+            ("INSERT INTO t VALUES (...)", true, true),
+            ("UPDATE t SET a = ?", true, true),
+            ("DELETE FROM t", true, true),
+            ("COMMIT", true, true),
+            ("INSERT INTO t VALUES (?);", true, true),
+            ("CREATE TABLE t (id INT)", true, false),
+            ("CREATE INDEX CONCURRENTLY i ON t (a)", true, false),
+            ("WITH d AS (DELETE FROM t RETURNING id) SELECT * FROM d", true, true),
+            ("with x as (select 1) insert into t select * from x", true, true),
+            ("WITH x AS (SELECT a, b, c FROM t) SELECT …", true, false),
+            ("SELECT * INTO archive FROM t", true, true),
+            ("SELECT 1; DELETE FROM t", true, false),
+            ("INSERT INTO a VALUES (?); INSERT INTO b VALUES (?)", true, false),
+            ("EXPLAIN ANALYZE DELETE FROM t", true, true),
+            ("CALL do_it(?)", true, false),
+            ("SET", true, true),
+            ("INCR", true, true),
+            ("EVAL", true, false),
+            ("PIPELINE GET SET", true, false),
+            ("JSON.SET", true, true),
+            ("?", true, false),
+            ("OTHER", true, true),
         ];
-        let writes_ = [
-            "INSERT INTO t VALUES (...)",
-            "UPDATE t SET a = ?",
-            "DELETE FROM t",
-            "COMMIT",
-            "CREATE TABLE t (id INT)",
-            "WITH d AS (DELETE FROM t RETURNING id) SELECT * FROM d",
-            "with x as (select 1) insert into t select * from x",
-            "EXPLAIN ANALYZE DELETE FROM t",
-            "CALL do_it(?)",
-            "SET",
-            "INCR",
-            "PIPELINE GET SET",
-            "JSON.SET",
-            "?",
-            "OTHER",
-        ];
-        for statement in reads {
-            assert!(!writes(statement), "{statement:?} reads");
-        }
-        for statement in writes_ {
-            assert!(writes(statement), "{statement:?} may write");
+        for (statement, writes, whole) in cases {
+            assert_eq!(effect(statement), Effect { writes, whole }, "{statement:?}");
         }
     }
 

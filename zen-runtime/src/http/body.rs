@@ -112,11 +112,15 @@ pub(crate) fn carry(
     response: reqwest::Response,
     mut call: Call,
     deadline: Option<tokio::time::Instant>,
+    requested: &reqwest::Url,
 ) -> reqwest::Response {
     let status = response.status();
     call.ok = !status.is_server_error();
-    // A refusal (4xx) did nothing; a server error may have done part.
-    call.written = if status.is_server_error() {
+    // A refusal (4xx) did nothing; a server error may have done part. Once
+    // a redirect was followed, the status is another request's: the first
+    // one was answered (with the redirect), and may have done its work.
+    let redirected = response.url() != requested;
+    call.written = if status.is_server_error() || (redirected && status.is_client_error()) {
         Writes::Unknown
     } else if status.is_client_error() {
         Writes::None

@@ -47,6 +47,7 @@ impl reqwest_middleware::Middleware for Middleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let host = request.url().host_str().unwrap_or("").to_owned();
+        let requested = request.url().clone();
         let mut call = super::body::Call::new(instrument::call(&host).map_err(Error::middleware)?, request.method());
         let own = request.timeout().map_or(self.timeout, |t| self.timeout.min(*t));
         *request.timeout_mut() = Some(own);
@@ -58,6 +59,6 @@ impl reqwest_middleware::Middleware for Middleware {
             },
             None => next.run(request, extensions).await,
         };
-        Ok(super::body::carry(result?, call, deadline))
+        Ok(super::body::carry(result?, call, deadline, &requested))
     }
 }

@@ -177,6 +177,7 @@ impl RequestBuilder {
         let (client, request) = self.inner.build_split();
         let mut request = request.map_err(Error::Request)?;
         let host = request.url().host_str().unwrap_or("").to_owned();
+        let requested = request.url().clone();
         let mut call = body::Call::new(instrument::call(&host).map_err(Error::Budget)?, request.method());
         // reqwest bounds the whole call, body included, by the client's own
         // timeout; an enforced budget that runs out sooner is zen's to cut.
@@ -189,7 +190,7 @@ impl RequestBuilder {
             },
             None => client.execute(request).await,
         };
-        Ok(body::carry(result.map_err(Error::Request)?, call, deadline))
+        Ok(body::carry(result.map_err(Error::Request)?, call, deadline, &requested))
     }
 }
 

@@ -26,6 +26,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::fmt::{self, Write as _};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -288,22 +289,22 @@ impl Reader<'_> {
 /// Reads a lock file, one section (a `[table]` header and its keys) at a
 /// time: a lock of many megabytes never exists as a whole TOML document in
 /// memory, only as what it holds. A section that does not read alone (a
-/// multi-line string crossing a header, say) sends the whole file to the
-/// TOML reader, whose verdict stands.
+/// multi-line string crossing a header, say), or keys before the first
+/// header other than `version`, send the whole file to the TOML reader,
+/// whose verdict stands. A key of a scope's entry defined twice, however
+/// its tables were written, is an error, as TOML has it.
 pub(crate) fn parse(path: &Path, text: &str) -> Result<LockFile, LockError> {
     let mut lock = LockFile::default();
-    let mut headers = HashSet::new();
+    let mut defined = HashSet::new();
     let shared = RefCell::default();
     for (base, section) in sections(text) {
         let r = Reader { path, text, base, shared: &shared };
-        let header = section.lines().next().unwrap_or("").trim();
-        if header.starts_with("[[") {
-            // An array of tables: every one is new.
-        } else if header.starts_with('[') && !headers.insert(header) {
-            return Err(r.error(0, format!("{header} is defined twice (a merge kept both sides?)")));
-        }
         let Ok(document) = DeTable::parse(section) else { return parse_whole(path, text) };
-        read_document(&r, &document, &mut lock)?;
+        let root = !section.trim_start().starts_with('[');
+        if root && document.get_ref().keys().any(|k| &**k.get_ref() != "version") {
+            return parse_whole(path, text);
+        }
+        read_document(&r, &document, &mut lock, &mut defined)?;
     }
     Ok(lock)
 }
@@ -340,12 +341,18 @@ fn parse_whole(path: &Path, text: &str) -> Result<LockFile, LockError> {
         r.error(at, e.message().trim().to_owned())
     })?;
     let mut lock = LockFile::default();
-    read_document(&r, &document, &mut lock)?;
+    read_document(&r, &document, &mut lock, &mut HashSet::new())?;
     Ok(lock)
 }
 
-/// Adds what a document (a whole file, or one section of it) holds.
-fn read_document(r: &Reader<'_>, document: &Spanned<DeTable<'_>>, lock: &mut LockFile) -> Result<(), LockError> {
+/// Adds what a document (a whole file, or one section of it) holds;
+/// `defined` holds a hash of each key of a scope's entry read so far.
+fn read_document(
+    r: &Reader<'_>,
+    document: &Spanned<DeTable<'_>>,
+    lock: &mut LockFile,
+    defined: &mut HashSet<u64>,
+) -> Result<(), LockError> {
     for (key, value) in document.get_ref() {
         match &**key.get_ref() {
             "version" => {
@@ -369,6 +376,15 @@ fn read_document(r: &Reader<'_>, document: &Spanned<DeTable<'_>>, lock: &mut Loc
                     let test = test.get_ref();
                     let entries = lock.entries.entry(test.to_string()).or_default();
                     for (scope, entry) in r.table(scopes, &format!("`tests.\"{test}\"`"))? {
+                        for (key, _) in r.table(entry, "a scope's entry")? {
+                            let mut hash = std::hash::DefaultHasher::new();
+                            (&**test, &**scope.get_ref(), &**key.get_ref()).hash(&mut hash);
+                            if !defined.insert(hash.finish()) {
+                                let (scope, key) = (scope.get_ref(), key.get_ref());
+                                let what = format!("`{key}` of `tests.\"{test}\".\"{scope}\"` is defined twice");
+                                return Err(r.error(entry.span().start, format!("{what} (a merge kept both sides?)")));
+                            }
+                        }
                         r.entry(entry, entries.entry(scope.get_ref().to_string()).or_default())?;
                     }
                 }
@@ -539,6 +555,16 @@ mod tests {
         let read = parse(Path::new("zen.lock"), &odd).unwrap();
         assert_eq!(read.entries, sample().entries);
         assert_eq!(&*read.exemptions[0].1.reason, "rewritten\n[in #412]");
+        // However a duplicate is spelled, and wherever the sections split.
+        for twice in [
+            "[tests.\"a\".\"b\"]\nqueries = 1\n[tests.a.b]\nqueries = 2\n",
+            "[tests.\"a\".\"b\"]\nqueries = 1\n[ tests . \"a\" . \"b\" ] # again\nqueries = 2\n",
+            "[tests.a.b]\nqueries = 1 # '''\n[tests.a.b]\nqueries = 2\n",
+            "[tests.a.b.statements]\n\"SELECT 1\" = 1\n[tests.a.b.statements]\n\"SELECT 2\" = 1\n",
+            "exempt = []\n[[exempt]]\nn_plus_one = true\nstatement = \"x\"\nreason = \"y\"\n",
+        ] {
+            assert!(parse(Path::new("zen.lock"), twice).is_err(), "read as TOML would: {twice:?}");
+        }
         // A syntax error in a section is named on its line, as before.
         let broken = text.replacen("queries = 3", "queries = = 3", 1);
         let line = broken.lines().position(|l| l.contains("= = 3")).unwrap() + 1;

@@ -220,9 +220,9 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
 }
 
 /// Writes the lock under an exclusive lock on the file, merged with what
-/// other processes wrote meanwhile. The new text goes to a file beside it,
-/// renamed over it once complete: a writer killed halfway leaves the old
-/// lock whole, never a truncated one.
+/// other processes wrote meanwhile. On Unix the new text goes to a file
+/// beside it, renamed over it once complete: a writer killed halfway
+/// leaves the old lock whole, never a truncated one.
 fn write(state: &State, seen: &BTreeMap<String, BTreeMap<String, Entry>>, accept: bool) -> Result<(), LockError> {
     let path = &state.path;
     let error = |e: std::io::Error| LockError { path: path.clone(), line: 0, message: format!("cannot write it: {e}") };
@@ -248,7 +248,7 @@ fn write(state: &State, seen: &BTreeMap<String, BTreeMap<String, Entry>>, accept
         let rendered = file::render(&lock);
         drop(lock);
         if rendered != text {
-            replace(path, &rendered).map_err(error)?;
+            replace(path, &mut f, &rendered).map_err(error)?;
         }
         // The lock on `f` goes with it.
         return Ok(());
@@ -256,37 +256,56 @@ fn write(state: &State, seen: &BTreeMap<String, BTreeMap<String, Entry>>, accept
 }
 
 /// Whether `f` is still the file at `path`.
+#[cfg(unix)]
 fn is_at(f: &std::fs::File, path: &std::path::Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (f.metadata(), std::fs::metadata(path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (f, path);
-        true
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
-/// Puts `text` at `path` whole or not at all: written to a file beside it,
-/// synced, then renamed over it.
-fn replace(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// Puts `text` at `path` whole or not at all: written to `<name>.tmp`
+/// beside it (one name: writers take turns under the lock, and a file a
+/// killed writer left is written over), synced, given the lock's
+/// permissions, renamed over it, and the directory synced. A symbolic link
+/// at `path` is followed: the file it names is replaced.
+#[cfg(unix)]
+fn replace(path: &std::path::Path, f: &mut std::fs::File, text: &str) -> std::io::Result<()> {
+    let path = std::fs::canonicalize(path)?;
     let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(format!(".{}.tmp", std::process::id()));
+    name.push(".tmp");
     let temporary = path.with_file_name(name);
     let written = std::fs::File::create(&temporary).and_then(|mut t| {
         t.write_all(text.as_bytes())?;
+        t.set_permissions(f.metadata()?.permissions())?;
         t.sync_all()
     });
-    let renamed = written.and_then(|()| std::fs::rename(&temporary, path));
+    let renamed = written.and_then(|()| std::fs::rename(&temporary, &path));
     if renamed.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
-    renamed
+    renamed?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Where files cannot be renamed over while open, the lock is rewritten in
+/// place, as it always was there.
+#[cfg(not(unix))]
+fn is_at(_: &std::fs::File, _: &std::path::Path) -> bool {
+    true
+}
+
+#[cfg(not(unix))]
+fn replace(_: &std::path::Path, f: &mut std::fs::File, text: &str) -> std::io::Result<()> {
+    use std::io::Seek;
+    f.set_len(0)?;
+    f.rewind()?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 /// Checks or writes the lock at the end of the process; `false` when the

@@ -38,7 +38,12 @@ const MAX_STATEMENT: usize = 2048;
 pub const MIN_BYTES: u64 = 4096;
 
 /// After a rotation failed, how long lines are dropped before it is tried
-/// again: a directory removed and made again is written to soon after.
+/// again: a directory removed and made again is written to soon after,
+/// while a failure that lasts (no file descriptors left) is tried four
+/// times a second rather than for every line. A rotation that failed after
+/// moving the current file is not moved further on a retry; one that failed
+/// halfway through shifting the kept files (a rename refused) may drop the
+/// oldest kept file again on each retry, at most `keep` of them.
 const RETRY_ROTATION: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Lines waiting for the writer thread, and their bytes; past either,
