@@ -117,7 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&reports);
-    zen_runtime::report::add_sink(move |r| sink.lock().unwrap_or_else(PoisonError::into_inner).push(r.clone()));
+    zen_runtime::sinks::add_sink(move |r| sink.lock().unwrap_or_else(PoisonError::into_inner).push(r.clone()));
 
     // The application's database, in memory; kept alive by one connection.
     let url = "sqlite:file:jobs-example?mode=memory&cache=shared";

@@ -308,7 +308,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         println!("\n{}", header());
-        zen_runtime::report::add_sink(|r| {
+        zen_runtime::sinks::add_sink(|r| {
             println!("{}", row("", r));
             notes(r);
         });
@@ -318,7 +318,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&reports);
-    zen_runtime::report::add_sink(move |r| sink.lock().unwrap_or_else(PoisonError::into_inner).push(r.clone()));
+    zen_runtime::sinks::add_sink(move |r| sink.lock().unwrap_or_else(PoisonError::into_inner).push(r.clone()));
     println!("zen quickstart, mode {mode} (ZEN_MODE=enforce answers 503 when a budget is blown)\n");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
     let mut rows = Vec::new();

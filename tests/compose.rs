@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Router, debug_handler};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zen_runtime::{Kind, Report, instrument, report, testing, zen};
+use zen_runtime::{Kind, Report, instrument, sinks, testing, zen};
 
 #[tokio::test]
 #[zen(max_queries = 1, mode = "strict")]
@@ -80,7 +80,7 @@ async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
 async fn annotated_handlers_serve_real_requests() {
     let seen = Arc::new(Mutex::new(Vec::<Report>::new()));
     let sink = Arc::clone(&seen);
-    let id = report::add_sink(move |r| {
+    let id = sinks::add_sink(move |r| {
         if r.name.starts_with("compose::") && r.kind == Kind::Handler {
             sink.lock().unwrap().push(r.clone());
         }
@@ -100,7 +100,7 @@ async fn annotated_handlers_serve_real_requests() {
     assert!(response.ends_with("hello"), "{response}");
 
     server.abort();
-    report::remove_sink(id);
+    sinks::remove_sink(id);
     let seen = seen.lock().unwrap();
     let greet = seen.iter().find(|r| r.name == "compose::greet").expect("a report for /hello");
     assert_eq!(greet.figures.queries(), 1);

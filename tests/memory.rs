@@ -177,7 +177,7 @@ async fn a_report_sink_is_charged_to_no_scope_even_when_it_runs_one() {
     // own scope was charged.
     let seen: std::sync::Arc<std::sync::Mutex<Option<(bool, u64)>>> = std::sync::Arc::default();
     let record = std::sync::Arc::clone(&seen);
-    let id = zen_runtime::report::add_sink(move |r| {
+    let id = zen_runtime::sinks::add_sink(move |r| {
         if r.name != "memory::reported" {
             return;
         }
@@ -190,7 +190,7 @@ async fn a_report_sink_is_charged_to_no_scope_even_when_it_runs_one() {
         *record.lock().unwrap() = Some((inside, own.figures.memory().map_or(u64::MAX, |m| m.allocated)));
     });
     let ((), outer) = testing::measure(reported()).await;
-    zen_runtime::report::remove_sink(id);
+    zen_runtime::sinks::remove_sink(id);
     let (inside, own) = seen.lock().unwrap().expect("the sink ran");
     assert!(inside, "the sink ran while the outer scope was current");
     assert!(own < (MIB / 4) as u64, "the scope the sink ran was charged nothing: {own}");

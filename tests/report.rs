@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
-use zen_runtime::{Budget, Outcome, Report, instrument, report, testing, zen};
+use zen_runtime::{Budget, Outcome, Report, instrument, sinks, testing, zen};
 
 #[zen(name = "report::panics", max_queries = 1)]
 async fn panics() {
@@ -91,13 +91,13 @@ async fn for_panicking_sink() {}
 async fn sinks_receive_every_report_until_removed() {
     let seen = Arc::new(Mutex::new(Vec::<Report>::new()));
     let sink = Arc::clone(&seen);
-    let id = report::add_sink(move |r| {
+    let id = sinks::add_sink(move |r| {
         if r.name == "report::for_sink" {
             sink.lock().unwrap().push(r.clone());
         }
     });
     for_sink().await;
-    assert!(report::remove_sink(id));
+    assert!(sinks::remove_sink(id));
     for_sink().await;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1, "one report while registered, none after");
@@ -116,16 +116,16 @@ async fn a_panicking_sink_is_skipped_and_does_not_crash() {
         }
     };
     let (before, after) = (std::sync::Arc::default(), std::sync::Arc::default());
-    let first = report::add_sink(counted(&before));
-    let id = report::add_sink(|r| {
+    let first = sinks::add_sink(counted(&before));
+    let id = sinks::add_sink(|r| {
         if r.name == "report::for_panicking_sink" {
             panic!("sink bug");
         }
     });
-    let last = report::add_sink(counted(&after));
+    let last = sinks::add_sink(counted(&after));
     let ((), reports) = testing::collect(for_panicking_sink()).await;
     for sink in [first, id, last] {
-        report::remove_sink(sink);
+        sinks::remove_sink(sink);
     }
     assert_eq!(reports.len(), 1);
     let load = |c: &std::sync::Arc<std::sync::atomic::AtomicU32>| c.load(std::sync::atomic::Ordering::Relaxed);

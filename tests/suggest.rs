@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use zen_runtime::db::SqlitePool;
 use zen_runtime::layer::ZenLayer;
-use zen_runtime::report::JsonLines;
+use zen_runtime::sinks::JsonLines;
 
 /// One lookup per article, then one query with a literal in its text.
 async fn articles(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String {
@@ -105,7 +105,7 @@ fn a_file_too_small_for_a_report_is_refused_with_its_size() {
     let e = JsonLines::builder(dir.join("zen.jsonl")).max_bytes(1000).open().unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("max_bytes(1000)") && e.to_string().contains("4096"), "{e}");
-    assert!(JsonLines::builder(dir.join("zen.jsonl")).max_bytes(zen_runtime::report::MIN_BYTES).open().is_ok());
+    assert!(JsonLines::builder(dir.join("zen.jsonl")).max_bytes(zen_runtime::sinks::MIN_BYTES).open().is_ok());
 }
 
 #[tokio::test]

@@ -129,7 +129,7 @@ static REPORTS: std::sync::Mutex<Vec<Report>> = std::sync::Mutex::new(Vec::new()
 pub fn collect_reports() {
     static SINK: std::sync::Once = std::sync::Once::new();
     SINK.call_once(|| {
-        zen_runtime::report::add_sink(|r| REPORTS.lock().unwrap().push(r.clone()));
+        zen_runtime::sinks::add_sink(|r| REPORTS.lock().unwrap().push(r.clone()));
     });
 }
 

@@ -1,4 +1,4 @@
-//! `zen suggest`: reads the JSON lines that `zen_runtime::report::JsonLines`
+//! `zen suggest`: reads the JSON lines that `zen_runtime::sinks::JsonLines`
 //! writes and proposes, for each route and job, a `#[zen(...)]` line from
 //! what it used: the 99th percentile of each figure plus a stated margin,
 //! rounded up to two significant digits.

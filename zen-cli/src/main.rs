@@ -1,10 +1,10 @@
 //! `zen suggest [--margin PERCENT] FILE...`: budgets proposed from the
-//! reports a run wrote with `zen_runtime::report::JsonLines`.
+//! reports a run wrote with `zen_runtime::sinks::JsonLines`.
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: zen suggest [--margin PERCENT] FILE...\n\
-    reads zen's JSON-lines reports (zen_runtime::report::JsonLines) and proposes a #[zen(...)] line per route and job:\n\
+    reads zen's JSON-lines reports (zen_runtime::sinks::JsonLines) and proposes a #[zen(...)] line per route and job:\n\
     the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits";
 
 /// The file as text. A file still being written may end inside a line, and

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use zen_runtime::report::JsonLines;
+use zen_runtime::sinks::JsonLines;
 use zen_runtime::{instrument, zen};
 
 #[zen(name = "job digest", kind = "job")]

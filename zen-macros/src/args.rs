@@ -7,29 +7,8 @@ use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use syn::spanned::Spanned;
 use syn::{Expr, Lit, UnOp};
 
+use crate::budgets::{BUDGETS, Unit};
 use crate::words::{Errors, closest, err};
-
-/// How a budget's value is counted; each budget key ends with its unit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Unit {
-    Count,
-    Millis,
-    KiB,
-}
-
-/// The budget keys and their units. The runtime's budget table has the same
-/// keys in the same order: a test compares the two.
-pub(crate) const BUDGETS: &[(&str, Unit)] = &[
-    ("max_queries", Unit::Count),
-    ("max_db_ms", Unit::Millis),
-    ("max_mem_kb", Unit::KiB),
-    ("timeout_ms", Unit::Millis),
-    ("max_http_calls", Unit::Count),
-    ("max_http_ms", Unit::Millis),
-    ("max_poll_ms", Unit::Millis),
-    ("max_rows", Unit::Count),
-    ("max_response_kb", Unit::KiB),
-];
 
 const OTHER_KEYS: &[&str] =
     &["n_plus_one", "name", "mode", "kind", "crate", "static_check", "deny_query_in_loop", "exempt"];

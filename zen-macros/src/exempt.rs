@@ -6,7 +6,7 @@
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use syn::{Expr, Lit};
 
-use crate::args::BUDGETS;
+use crate::budgets::BUDGETS;
 use crate::words::{Errors, closest, err};
 
 /// What an exemption accepts.

@@ -6,7 +6,8 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 
-use crate::args::{self, Args, BUDGETS, Mode};
+use crate::args::{self, Args, Mode};
+use crate::budgets::BUDGETS;
 use crate::manifest::{self, Runtime};
 use crate::static_check;
 use crate::target::{self, Target};

@@ -5,6 +5,7 @@
 //! reaches the runtime through `zen_runtime::__private`.
 
 mod args;
+mod budgets;
 mod exempt;
 mod expand;
 mod manifest;
@@ -25,6 +26,6 @@ pub fn zen(args: TokenStream, item: TokenStream) -> TokenStream {
 #[doc(hidden)]
 #[proc_macro]
 pub fn __budget_keys(_: TokenStream) -> TokenStream {
-    let keys = args::BUDGETS.iter().map(|(key, _)| *key);
+    let keys = budgets::BUDGETS.iter().map(|(key, _)| *key);
     quote::quote!([#(#keys),*]).into()
 }

@@ -80,19 +80,16 @@ pub fn parse_n_plus_one(value: Option<&str>) -> Result<u32, ConfigError> {
     }
 }
 
-/// Reads `ZEN_MODE` and `ZEN_N_PLUS_ONE` and makes them global. Call it at
-/// start-up, before serving, so a bad value stops the process with a clear
-/// error naming the variable. Returns the global mode.
+/// Reads `ZEN_MODE` and `ZEN_N_PLUS_ONE` and makes them global; returns
+/// the global mode. (`zen_runtime::init` calls it, with the settings of
+/// the features on.)
 ///
 /// # Errors
 /// `ZEN_MODE` holds something other than a mode name, or `ZEN_N_PLUS_ONE`
-/// something other than a whole number (with feature `lock`: `ZEN_LOCK`
-/// something other than `check`, `update` or `reset`).
-pub fn init() -> Result<Mode, ConfigError> {
+/// something other than a whole number.
+pub(crate) fn init() -> Result<Mode, ConfigError> {
     let mode = parse_mode(std::env::var(MODE_VAR).ok().as_deref())?;
     let n_plus_one = parse_n_plus_one(std::env::var(N_PLUS_ONE_VAR).ok().as_deref())?;
-    #[cfg(feature = "lock")]
-    crate::lock::parse_mode(std::env::var(crate::lock::LOCK_VAR).ok().as_deref())?;
     set_global_mode(mode);
     set_n_plus_one(n_plus_one);
     Ok(mode)

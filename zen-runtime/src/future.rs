@@ -115,6 +115,7 @@ impl Track {
         }
         let scope = Scope::open(Spec {
             name: std::borrow::Cow::Borrowed(asked.name),
+            method: None,
             kind: asked.kind,
             defaults: Defaults {
                 limits: asked.limits,

@@ -51,13 +51,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::BudgetExceeded;
 use crate::fingerprint::{self, Dialect, Shared};
+use crate::observe::{self, OnEnd, OperationEnd};
 use crate::report::Writes;
 use crate::scope::{self, Resource, Scope};
 
 /// One database operation or external call in progress, started by [`query`]
 /// or [`call`]. Its time runs until [`finish`](Operation::finish), or until
 /// it is dropped (a stream dropped halfway: recorded as a success).
-#[derive(Debug)]
 #[must_use = "an operation's time runs until it is finished or dropped"]
 pub struct Operation {
     scope: Option<Arc<Scope>>,
@@ -69,10 +69,19 @@ pub struct Operation {
     writes: bool,
     /// A failure the system answers with leaves nothing of it behind.
     whole: bool,
-    /// Its CLIENT span, when `otel::set_db_spans(true)` (else nothing to
-    /// drop).
-    #[cfg(feature = "opentelemetry")]
-    span: Option<Box<tracing::Span>>,
+    /// What observers asked to hear when it ends (an OpenTelemetry span
+    /// with `otel::set_db_spans(true)`); none, usually.
+    on_end: Option<OnEnd>,
+}
+
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation")
+            .field("backend", &self.backend)
+            .field("subject", &self.subject)
+            .field("writes", &self.writes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Issues a database operation on `backend` (`"PostgreSQL"`, `"redis"`,
@@ -97,8 +106,13 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         scope: Some(scope),
         resource: Resource::Db,
         backend,
-        #[cfg(feature = "opentelemetry")]
-        span: crate::otel::operation_span(backend, &fingerprint.text, fingerprint.operation),
+        on_end: observe::operation_started(&OperationEnd {
+            backend,
+            operation: fingerprint.operation,
+            fingerprint: &fingerprint.text,
+            elapsed: Duration::ZERO,
+            ok: true,
+        }),
         writes: fingerprint.effect.writes,
         whole: fingerprint.effect.whole,
         subject: Subject::Statement(fingerprint),
@@ -134,8 +148,7 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
         start: Some(Instant::now()),
         writes: true,
         whole: true,
-        #[cfg(feature = "opentelemetry")]
-        span: None,
+        on_end: None,
     })
 }
 
@@ -159,8 +172,7 @@ impl Operation {
             start: None,
             writes: false,
             whole: true,
-            #[cfg(feature = "opentelemetry")]
-            span: None,
+            on_end: None,
         }
     }
 
@@ -255,9 +267,8 @@ impl Operation {
     /// `in_poll`: ended by the code that runs it, not dropped (maybe with
     /// a future cancelled from outside it). `written`: what a write did.
     fn record(&mut self, ok: bool, in_poll: bool, written: Writes) {
-        #[cfg(feature = "opentelemetry")]
-        if let Some(span) = self.span.take() {
-            crate::otel::close_operation_span(span, ok);
+        if let Some(on_end) = self.on_end.take() {
+            crate::alloc::untracked(|| on_end(ok));
         }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = start.elapsed();

@@ -5,7 +5,7 @@
 //! calls to external systems, its wall-clock time and (with
 //! [`alloc::ZenAlloc`] installed) its memory, checks them against the
 //! limits you set, and reports: a `tracing` event with target `zen`, every
-//! [`report::add_sink`] sink, and [`testing::measure`] in tests.
+//! [`sinks::add_sink`] sink, and [`testing::measure`] in tests.
 //!
 //! ```
 //! use zen_runtime::zen;
@@ -31,8 +31,7 @@ pub mod dashboard;
 #[cfg(feature = "sqlx")]
 pub mod db;
 mod error;
-#[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
-mod export;
+mod events;
 pub mod fingerprint;
 mod future;
 mod hash;
@@ -46,12 +45,14 @@ pub mod layer;
 pub mod lock;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod observe;
 #[cfg(feature = "opentelemetry")]
 pub mod otel;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod report;
 mod scope;
+pub mod sinks;
 mod spawn;
 mod stats;
 pub mod testing;
@@ -60,7 +61,7 @@ pub mod testing;
 pub mod __private;
 
 pub use budget::{Budget, Kind, Limits, Mode};
-pub use config::{ConfigError, init};
+pub use config::ConfigError;
 pub use error::BudgetExceeded;
 pub use future::{Attached, Scoped};
 pub use report::{
@@ -68,6 +69,37 @@ pub use report::{
     StatementSummary, Violation,
 };
 pub use spawn::{attach, spawn, spawn_blocking};
+
+/// Reads zen's settings from the environment and makes them global: `ZEN_MODE`
+/// and `ZEN_N_PLUS_ONE` (and, with feature `lock`, checks `ZEN_LOCK`). Call
+/// it at start-up, before serving, so that a bad value stops the process with
+/// an error naming the variable. Returns the global mode.
+///
+/// # Errors
+/// `ZEN_MODE` holds something other than a mode name, `ZEN_N_PLUS_ONE`
+/// something other than a whole number, or `ZEN_LOCK` something other than
+/// `check`, `update` or `reset`.
+pub fn init() -> Result<Mode, ConfigError> {
+    #[cfg(feature = "lock")]
+    lock::parse_mode(std::env::var(lock::LOCK_VAR).ok().as_deref())?;
+    config::init()
+}
+
+/// The observers the crate registers before any other (see [`observe`]):
+/// the `zen` event always, and those of the features on. The one place
+/// that names them; the tracker only asks for this list.
+fn default_observers() -> Vec<std::sync::Arc<dyn observe::Observer>> {
+    use std::sync::Arc;
+    vec![
+        Arc::new(events::Events) as Arc<dyn observe::Observer>,
+        #[cfg(feature = "metrics")]
+        Arc::new(metrics::Metrics),
+        #[cfg(feature = "opentelemetry")]
+        Arc::new(otel::Attributes),
+        #[cfg(feature = "lock")]
+        Arc::new(lock::Lock),
+    ]
+}
 
 /// Puts an `async fn` under a budget.
 ///

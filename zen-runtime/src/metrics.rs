@@ -34,13 +34,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::thread::LocalKey;
-use std::time::Duration;
 
 use metrics::{Counter, Histogram, Label, Unit};
 
 use crate::budget::{Budget, Kind, Mode};
-use crate::export::{ScopeEnd, system_name};
 use crate::hash::FxBuild;
+use crate::observe::{Hooks, Observer, OperationEnd, Route, ScopeEnd};
 use crate::report::Outcome;
 
 /// Scopes ended, by `outcome`.
@@ -231,19 +230,6 @@ fn recorder() -> usize {
     metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
 }
 
-/// `GET /articles/{slug}` is method `GET`, route `/articles/{slug}`.
-fn route_and_method(name: &str, kind: Kind) -> (&str, Option<&'static str>) {
-    const METHODS: [&str; 10] =
-        ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
-    if kind == Kind::Handler
-        && let Some((method, route)) = name.split_once(' ')
-        && let Some(method) = METHODS.iter().find(|m| **m == method)
-    {
-        return (route, Some(method));
-    }
-    (name, None)
-}
-
 fn describe() {
     for name in [DB_DURATION, DURATION, HTTP_DURATION, LONGEST_POLL] {
         metrics::describe_histogram!(name, Unit::Seconds, "time per zen scope");
@@ -280,10 +266,14 @@ impl Registered {
     }
 
     /// The handles of one scope name, kind and mode, registered on first
-    /// use; past `max` names, those of [`OTHER_ROUTES`].
-    fn handles(&mut self, name: &str, kind: Kind, mode: Mode, max: usize) -> &Arc<Handles> {
+    /// use; past `max` names, those of [`OTHER_ROUTES`]. A request's route
+    /// label is its template, its method apart.
+    fn handles(&mut self, name: &str, route: Option<Route<'_>>, kind: Kind, mode: Mode, max: usize) -> &Arc<Handles> {
         let name = if self.scopes.contains_key(name) || self.scopes.len() < max { name } else { OTHER_ROUTES };
-        let (route, method) = if name == OTHER_ROUTES { (name, None) } else { route_and_method(name, kind) };
+        let (route, method) = match route {
+            Some(route) if name != OTHER_ROUTES => (route.template, Some(route.method)),
+            _ => (name, None),
+        };
         let handles = self.scopes.entry(name.into()).or_default();
         let i = match handles.iter().position(|h| h.kind == kind && h.mode == mode) {
             Some(i) => i,
@@ -329,7 +319,7 @@ fn remember<T>(last: Last<T>, value: T) {
 }
 
 /// Runs `f` on the handles of one scope, registered on first use.
-fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
+fn with_handles(name: &str, route: Option<Route<'_>>, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
     let recorder = recorder();
     let mut f = Some(f);
     let same = |(r, h): &(usize, Arc<Handles>)| *r == recorder && h.kind == kind && h.mode == mode && *h.name == *name;
@@ -350,7 +340,7 @@ fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
         None => {
             let mut registered = registered(recorder);
             let Some(r) = registered.as_mut() else { return };
-            Arc::clone(r.handles(name, kind, mode, max_routes()))
+            Arc::clone(r.handles(name, route, kind, mode, max_routes()))
         }
     };
     if let Some(f) = f.take() {
@@ -359,34 +349,49 @@ fn with_handles(name: &str, kind: Kind, mode: Mode, f: impl FnOnce(&Handles)) {
     remember(&LAST_SCOPE, (recorder, handles));
 }
 
-fn seconds(ns: u64) -> f64 {
-    ns as f64 / 1e9
+/// The observer that records every scope's figures, and every database
+/// operation's time, in the `metrics` facade.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics;
+
+impl Observer for Metrics {
+    fn hooks(&self) -> Hooks {
+        Hooks::SCOPE_ENDED.and(Hooks::OPERATION_ENDED)
+    }
+
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        record_scope(end);
+    }
+
+    fn operation_ended(&self, end: &OperationEnd<'_>) {
+        record_operation(end);
+    }
 }
 
 /// Records one scope's end. Figures no budget of the scope limits, and that
 /// may not apply to it (rows, the longest poll, the response's size), are
 /// recorded only where a limit is set, to keep the series few.
-pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
-    let (f, limits) = (end.figures, end.limits);
-    with_handles(end.name, end.kind, end.mode, |h| {
-        h.record(Figure::Queries, f.queries as f64);
-        h.record(Figure::DbTime, seconds(f.db_ns));
-        h.record(Figure::Elapsed, seconds(f.elapsed_ns));
-        if let Some(m) = f.memory {
+fn record_scope(end: &ScopeEnd<'_>) {
+    let (f, limits) = (end.figures(), end.limits());
+    with_handles(end.name(), end.route(), end.kind(), end.mode(), |h| {
+        h.record(Figure::Queries, f.queries() as f64);
+        h.record(Figure::DbTime, f.db_time().as_secs_f64());
+        h.record(Figure::Elapsed, f.elapsed().as_secs_f64());
+        if let Some(m) = f.memory() {
             h.record(Figure::PeakMemory, m.peak as f64);
         }
-        h.record(Figure::HttpCalls, f.http_calls as f64);
-        h.record(Figure::HttpTime, seconds(f.http_ns));
+        h.record(Figure::HttpCalls, f.http_calls() as f64);
+        h.record(Figure::HttpTime, f.http_time().as_secs_f64());
         if limits.get(Budget::Rows).is_some() {
-            h.record(Figure::Rows, f.rows as f64);
+            h.record(Figure::Rows, f.rows() as f64);
         }
         if limits.get(Budget::PollTime).is_some() {
-            h.record(Figure::LongestPoll, seconds(f.longest_poll_ns));
+            h.record(Figure::LongestPoll, f.longest_poll().as_secs_f64());
         }
-        if let (Some(bytes), Some(_)) = (f.response_bytes, limits.get(Budget::ResponseSize)) {
+        if let (Some(bytes), Some(_)) = (f.response_bytes(), limits.get(Budget::ResponseSize)) {
             h.record(Figure::ResponseSize, bytes as f64);
         }
-        h.outcomes[end.outcome as usize].increment(1);
+        h.outcomes[end.outcome() as usize].increment(1);
         for (budget, limit) in limits.iter() {
             let Some(used) = f.used(budget) else { continue };
             let (utilization, violations) = h.budget(budget);
@@ -398,19 +403,21 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
                 violations.increment(1);
             }
         }
-        if end.n_plus_one() > 0 {
-            h.n_plus_one.increment(end.n_plus_one() as u64);
+        let n_plus_one = end.n_plus_one();
+        if n_plus_one > 0 {
+            h.n_plus_one.increment(n_plus_one as u64);
         }
     });
 }
 
 /// Records one database operation's time.
-pub(crate) fn operation_ended(backend: &'static str, operation: &'static str, elapsed: Duration) {
+fn record_operation(end: &OperationEnd<'_>) {
     thread_local! {
         /// This thread's last operation and its histogram: the same kind of
         /// statement again (the common case) skips the lock and the lookup.
         static LAST: RefCell<Option<(usize, &'static str, &'static str, Histogram)>> = const { RefCell::new(None) };
     }
+    let (backend, operation, elapsed) = (end.backend(), end.operation(), end.elapsed());
     let recorder = recorder();
     // Keyed by zen's name of the backend: the convention's is looked up on a miss.
     let same = |(r, b, o, _): &(usize, &'static str, &'static str, Histogram)| {
@@ -419,7 +426,7 @@ pub(crate) fn operation_ended(backend: &'static str, operation: &'static str, el
     if recall(&LAST, same, |(.., histogram)| histogram.record(elapsed.as_secs_f64())) {
         return;
     }
-    let system = system_name(backend);
+    let system = end.system();
     {
         let registered = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = registered.as_ref().filter(|r| r.recorder == recorder)
@@ -451,6 +458,7 @@ mod tests {
 
     use super::{N_PLUS_ONE, OTHER_ROUTES, Registered};
     use crate::budget::{Kind, Mode};
+    use crate::observe::Route;
 
     #[test]
     fn past_the_limit_every_new_name_shares_one_label() {
@@ -461,11 +469,13 @@ mod tests {
             for round in 0..2 {
                 for i in 0..10 {
                     let name = format!("GET /items/{i}");
-                    registered.handles(&name, Kind::Handler, Mode::Observe, 3).n_plus_one.increment(1);
+                    let route = Route { method: "GET", template: &name[4..] };
+                    registered.handles(&name, Some(route), Kind::Handler, Mode::Observe, 3).n_plus_one.increment(1);
                 }
                 assert_eq!(registered.scopes.len(), 4, "round {round}: 3 names and the shared one");
             }
-            registered.handles("GET /items/0", Kind::Handler, Mode::Enforce, 3).n_plus_one.increment(5);
+            let route = Route { method: "GET", template: "/items/0" };
+            registered.handles("GET /items/0", Some(route), Kind::Handler, Mode::Enforce, 3).n_plus_one.increment(5);
         });
         let mut counts = std::collections::BTreeMap::new();
         for (key, _, _, value) in snapshotter.snapshot().into_vec() {

@@ -28,27 +28,64 @@
 //! `db.system.name`, `db.operation.name` and `db.query.text` holding the
 //! statement's fingerprint: never a value.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 
 use opentelemetry::{KeyValue, Value};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::budget::{Budget, Kind, Measure};
-use crate::export::{ScopeEnd, system_name};
+use crate::budget::{Budget, Measure};
+use crate::observe::{self, Hooks, Observer, ObserverId, OnEnd, OperationEnd, ScopeEnd};
 
-static DB_SPANS: AtomicBool = AtomicBool::new(false);
+static DB_SPANS: Mutex<Option<ObserverId>> = Mutex::new(None);
 
 /// Makes every database operation a CLIENT span of its own (off by default:
 /// a span per query is costly at volume, and the scope's figures already
-/// carry the counts).
+/// carry the counts). On, it is an observer of each operation's start; off,
+/// it costs operations nothing.
 pub fn set_db_spans(on: bool) {
-    DB_SPANS.store(on, Relaxed);
+    let mut spans = DB_SPANS.lock().unwrap_or_else(PoisonError::into_inner);
+    match (on, *spans) {
+        (true, None) => *spans = Some(observe::register(DbSpans)),
+        (false, Some(id)) => {
+            observe::unregister(id);
+            *spans = None;
+        }
+        _ => {}
+    }
 }
 
 /// `true` when database operations get spans of their own.
 #[must_use]
 pub fn db_spans() -> bool {
-    DB_SPANS.load(Relaxed)
+    DB_SPANS.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+}
+
+/// The observer that writes every scope's figures on the current span.
+#[derive(Debug, Default)]
+pub(crate) struct Attributes;
+
+impl Observer for Attributes {
+    fn hooks(&self) -> Hooks {
+        Hooks::SCOPE_ENDED
+    }
+
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        write_attributes(end);
+    }
+}
+
+/// The observer that makes each database operation a CLIENT span.
+struct DbSpans;
+
+impl Observer for DbSpans {
+    fn hooks(&self) -> Hooks {
+        Hooks::OPERATION_STARTED
+    }
+
+    fn operation_started(&self, start: &OperationEnd<'_>) -> Option<OnEnd> {
+        let span = operation_span(start);
+        Some(Box::new(move |ok| close_operation_span(span, ok)))
+    }
 }
 
 /// A figure as its attribute's value: milliseconds with decimals for time,
@@ -65,7 +102,7 @@ fn int(n: u64) -> Value {
 }
 
 /// Writes one scope's end on the current span.
-pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
+fn write_attributes(end: &ScopeEnd<'_>) {
     // No subscriber wants anything (none is set): no span can be current.
     if tracing::level_filters::LevelFilter::current() == tracing::level_filters::LevelFilter::OFF {
         return;
@@ -74,27 +111,24 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     if span.is_none() {
         return;
     }
-    let f = end.figures;
-    span.set_attribute("zen.scope.name", end.name.to_owned());
-    span.set_attribute("zen.scope.kind", end.kind.as_str());
-    span.set_attribute("zen.mode", end.mode.as_str());
-    span.set_attribute("zen.outcome", end.outcome.as_str());
-    if end.kind == Kind::Handler
-        && let Some((_, route)) = end.name.split_once(' ')
-        && route.starts_with('/')
-    {
-        span.set_attribute("http.route", route.to_owned());
+    let f = end.figures();
+    span.set_attribute("zen.scope.name", end.name().to_owned());
+    span.set_attribute("zen.scope.kind", end.kind().as_str());
+    span.set_attribute("zen.mode", end.mode().as_str());
+    span.set_attribute("zen.outcome", end.outcome().as_str());
+    if let Some(route) = end.route().filter(|r| r.template.starts_with('/')) {
+        span.set_attribute("http.route", route.template.to_owned());
     }
     for &budget in Budget::ALL {
         if let Some(used) = f.used(budget) {
             span.set_attribute(budget.attribute(), value(budget.measure(), used));
         }
     }
-    for (budget, limit) in end.limits.iter() {
+    for (budget, limit) in end.limits().iter() {
         span.set_attribute(budget.limit_attribute(), int(limit));
     }
     span.set_attribute("zen.n_plus_one", int(end.n_plus_one() as u64));
-    for v in f.violations(end.limits) {
+    for v in f.violations(end.limits()) {
         span.add_event(
             "zen.budget_exceeded",
             vec![
@@ -107,38 +141,25 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     }
 }
 
-/// The CLIENT span of one database operation, when [`db_spans`] is on;
-/// boxed, so that an operation without one stays small to move.
-pub(crate) fn operation_span(
-    backend: &'static str,
-    fingerprint: &str,
-    operation: &'static str,
-) -> Option<Box<tracing::Span>> {
-    if !db_spans() {
-        return None;
-    }
-    let system = system_name(backend);
+/// The CLIENT span of one database operation.
+fn operation_span(start: &OperationEnd<'_>) -> tracing::Span {
+    let (system, operation) = (start.system(), start.operation());
     let name = if operation == "OTHER" { system } else { operation };
-    // The span and its box are zen's work, not the scope's memory.
-    Some(crate::alloc::untracked(|| {
-        Box::new(tracing::info_span!(
-            target: "zen::db",
-            "db",
-            otel.kind = "client",
-            otel.name = name,
-            otel.status_code = tracing::field::Empty,
-            db.system.name = system,
-            db.operation.name = operation,
-            db.query.text = fingerprint,
-        ))
-    }))
+    tracing::info_span!(
+        target: "zen::db",
+        "db",
+        otel.kind = "client",
+        otel.name = name,
+        otel.status_code = tracing::field::Empty,
+        db.system.name = system,
+        db.operation.name = operation,
+        db.query.text = start.fingerprint(),
+    )
 }
 
 /// Closes an operation's span, marked failed unless `ok`: outside the
 /// scope's memory, where it was made.
-#[cold]
-#[inline(never)]
-pub(crate) fn close_operation_span(span: Box<tracing::Span>, ok: bool) {
+fn close_operation_span(span: tracing::Span, ok: bool) {
     crate::alloc::untracked(|| {
         if !ok {
             span.record("otel.status_code", "ERROR");

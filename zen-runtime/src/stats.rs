@@ -108,7 +108,6 @@ impl DbStats {
     }
 
     /// Each statement kept: its fingerprint, backend, count and total time.
-    #[cfg(any(feature = "dashboard", feature = "lock"))]
     pub(crate) fn each(&self, mut f: impl FnMut(&Arc<str>, &'static str, u64, u64)) {
         for (fingerprint, s) in &self.statements {
             f(fingerprint, s.backend, s.count, s.total_ns);
@@ -199,8 +198,7 @@ pub(crate) struct HttpStats {
 
 impl HttpStats {
     /// Each host kept, with its calls.
-    #[cfg(feature = "lock")]
-    pub(crate) fn each(&self, mut f: impl FnMut(&str, u64)) {
+    pub(crate) fn each(&self, f: &mut dyn FnMut(&str, u64)) {
         for (host, calls, ..) in &self.hosts {
             f(host, *calls);
         }

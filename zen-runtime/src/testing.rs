@@ -57,16 +57,10 @@ pub async fn collect<F: Future>(fut: F) -> (F::Output, Vec<Report>) {
     (output, reports)
 }
 
-/// `true` for the scopes `measure` and `collect` open around the code they
-/// measure: not the application's, so kept out of the budget lock.
-#[cfg_attr(not(feature = "lock"), allow(dead_code))]
-pub(crate) fn is_measuring(name: &str) -> bool {
-    name.starts_with("zen::testing::")
-}
-
 fn spec(name: &'static str, collector: Option<crate::scope::Collector>) -> Spec {
     Spec {
         name: Cow::Borrowed(name),
+        method: None,
         kind: Some(Kind::Other),
         defaults: Defaults { mode: Some(Mode::Observe), ..Defaults::default() },
         collector,

@@ -44,16 +44,17 @@ mod route;
 mod router;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Instant, SystemTime};
 
 pub use mount::{DashboardFuture, DashboardLayer, DashboardService};
 pub use router::{Authorize, WeakToken};
 
 use crate::budget::Kind;
-use crate::export::ScopeEnd;
 use crate::hash::FxBuild;
+use crate::observe::{self, Hooks, Observer, ObserverId, ScopeEnd};
+use crate::report::Outcome;
 use route::{Recent, Route, SLOT_SECONDS, Stats};
 
 /// The name every scope past [`Options::max_names`] is grouped under.
@@ -120,6 +121,8 @@ struct Inner {
     recent: Mutex<VecDeque<Arc<Recent>>>,
     /// Scopes seen: the page refreshes when it moves.
     generation: AtomicU64,
+    /// Its observer, unregistered when the last clone goes.
+    observer: OnceLock<ObserverId>,
 }
 
 #[derive(Default)]
@@ -130,13 +133,27 @@ struct Routes {
     named: [usize; Kind::Other as usize + 1],
 }
 
-/// Every live dashboard; `ACTIVE` counts them so that none costs one load.
-static DASHBOARDS: RwLock<Vec<Weak<Inner>>> = RwLock::new(Vec::new());
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-
 impl Drop for Inner {
     fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Relaxed);
+        if let Some(id) = self.observer.get() {
+            observe::unregister(*id);
+        }
+    }
+}
+
+/// A dashboard's observer: it sees every scope that ends while the
+/// dashboard lives.
+struct Watch(Weak<Inner>);
+
+impl Observer for Watch {
+    fn hooks(&self) -> Hooks {
+        Hooks::SCOPE_ENDED
+    }
+
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.record(end);
+        }
     }
 }
 
@@ -162,11 +179,9 @@ impl Dashboard {
             routes: RwLock::default(),
             recent: Mutex::default(),
             generation: AtomicU64::new(0),
+            observer: OnceLock::new(),
         });
-        let mut all = DASHBOARDS.write().unwrap_or_else(PoisonError::into_inner);
-        all.retain(|d| d.strong_count() > 0);
-        all.push(Arc::downgrade(&inner));
-        ACTIVE.fetch_add(1, Relaxed);
+        let _ = inner.observer.set(observe::register(Watch(Arc::downgrade(&inner))));
         Dashboard { inner }
     }
 
@@ -183,22 +198,11 @@ impl Dashboard {
     }
 }
 
-/// Hands a scope's end to every live dashboard.
-pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
-    if ACTIVE.load(Relaxed) == 0 {
-        return;
-    }
-    let all = DASHBOARDS.read().unwrap_or_else(PoisonError::into_inner);
-    for dashboard in all.iter().filter_map(Weak::upgrade) {
-        dashboard.record(end);
-    }
-}
-
 impl Inner {
     fn record(&self, end: &ScopeEnd<'_>) {
-        let route = self.route(end.name, end.kind);
-        let slot = end.ended_at.saturating_duration_since(self.started).as_secs() / SLOT_SECONDS;
-        let bad = end.report.filter(|r| route::is_bad(r));
+        let route = self.route(end.name(), end.kind());
+        let slot = end.ended_at().saturating_duration_since(self.started).as_secs() / SLOT_SECONDS;
+        let bad = (end.outcome() != Outcome::Ok).then(|| end.report()).filter(|r| route::is_bad(r));
         let recent = bad.map(|r| Arc::new(Recent { at: SystemTime::now(), route: route.id, report: r.clone() }));
         {
             let mut stats = route.stats.lock().unwrap_or_else(PoisonError::into_inner);

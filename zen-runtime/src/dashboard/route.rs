@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::histogram::Histogram;
 use crate::budget::{Budget, Kind, Limits};
-use crate::export::ScopeEnd;
+use crate::observe::ScopeEnd;
 use crate::report::{Figures, Outcome, Report, Violation};
 
 /// Statements kept per name; the rest are added up as one.
@@ -197,18 +197,18 @@ fn per_mille(budget: Budget, used: u64, limit: u64) -> Option<u64> {
 
 impl Stats {
     pub(super) fn record(&mut self, end: &ScopeEnd<'_>, slot: u64) {
-        let f = end.figures;
+        let f = end.figures();
         self.count += 1;
-        self.outcomes[end.outcome as usize] += 1;
+        self.outcomes[end.outcome() as usize] += 1;
         for figure in Figure::ALL {
             if let Some(v) = figure.value(f) {
                 self.figures[figure as usize].record(v);
             }
         }
-        self.limits = *end.limits;
+        self.limits = *end.limits();
         let mut max_use = None;
         let mut violated = false;
-        for (budget, limit) in end.limits.iter() {
+        for (budget, limit) in end.limits().iter() {
             let Some(used) = f.used(budget) else { continue };
             if let Some(pm) = per_mille(budget, used, limit) {
                 let u = &mut self.uses[budget as usize];
@@ -227,13 +227,9 @@ impl Stats {
         }
         self.violated += u64::from(violated);
         self.add_to_series(slot, violated, max_use);
-        if let Some(db) = end.db {
-            db.lock().unwrap_or_else(std::sync::PoisonError::into_inner).each(|fingerprint, backend, count, ns| {
-                self.add_statement(fingerprint, backend, count, ns);
-            });
-        }
-        if let Some(report) = end.report {
-            for s in &report.n_plus_one {
+        end.statements(|s| self.add_statement(s.fingerprint, s.backend, s.count, s.total_ns()));
+        if end.n_plus_one() > 0 {
+            for s in &end.report().n_plus_one {
                 self.add_suspect(&s.fingerprint, s.call_site.as_deref(), s.count);
             }
         }

@@ -45,6 +45,7 @@ impl std::error::Error for Stopped {
 pub(crate) fn open(name: Cow<'static, str>, attempt: u32, defaults: Defaults) -> Arc<Scope> {
     Scope::open(Spec {
         name,
+        method: None,
         kind: Some(Kind::Job),
         defaults,
         collector: None,

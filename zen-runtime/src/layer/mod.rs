@@ -195,20 +195,27 @@ impl Shared {
     }
 }
 
+/// The methods a request's name may carry: RFC 9110's and PATCH. Any other
+/// is the client's to invent, and is named `OTHER`.
+const METHODS: [(Method, &str); 9] = [
+    (Method::GET, "GET"),
+    (Method::POST, "POST"),
+    (Method::PUT, "PUT"),
+    (Method::DELETE, "DELETE"),
+    (Method::PATCH, "PATCH"),
+    (Method::HEAD, "HEAD"),
+    (Method::OPTIONS, "OPTIONS"),
+    (Method::CONNECT, "CONNECT"),
+    (Method::TRACE, "TRACE"),
+];
+
 fn method_index(method: &Method) -> Option<usize> {
-    [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::PATCH,
-        Method::HEAD,
-        Method::OPTIONS,
-        Method::CONNECT,
-        Method::TRACE,
-    ]
-    .iter()
-    .position(|m| m == method)
+    METHODS.iter().position(|(m, _)| m == method)
+}
+
+/// A method as a request's name and route carry it.
+fn method_name(method: &Method) -> &'static str {
+    method_index(method).map_or("OTHER", |i| METHODS[i].1)
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for ZenService<S>
@@ -228,6 +235,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let scope = Scope::open(Spec {
             name: self.shared.name(&request),
+            method: Some(method_name(request.method())),
             kind: Some(Kind::Handler),
             defaults: self.shared.defaults,
             collector: None,

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 pub use file::LockError;
 
 use crate::config::ConfigError;
-use crate::export::ScopeEnd;
+use crate::observe::{Hooks, Observer, ScopeEnd};
 use crate::report::{Exemption, Outcome};
 use file::{Entry, LockFile};
 
@@ -134,18 +134,31 @@ fn mode() -> LockMode {
     state().mode.clone().unwrap_or(LockMode::Check)
 }
 
-/// `true` when the lock file holds exemptions.
-pub(crate) fn has_exemptions() -> bool {
-    mode() != LockMode::Off && state().locked.as_ref().is_ok_and(|l| !l.exemptions.is_empty())
-}
+/// The lock as an observer: with `ZEN_LOCK` set, it records every scope
+/// that ends, and its `[[exempt]]` entries judge the reports; unset, it
+/// takes no hook and costs nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Lock;
 
-/// The lock file's exemptions for the scope named `name`.
-pub(crate) fn exemptions(name: &str) -> impl Iterator<Item = &'static Exemption> + Clone {
-    let lock = state().locked.as_ref().ok().filter(|_| mode() != LockMode::Off);
-    lock.into_iter()
-        .flat_map(|l| l.exemptions.iter())
-        .filter(move |(scope, _)| scope.as_deref().is_none_or(|s| s == name))
-        .map(|(_, e)| e)
+impl Observer for Lock {
+    fn hooks(&self) -> Hooks {
+        if mode() == LockMode::Off {
+            return Hooks::NONE;
+        }
+        let exempting = state().locked.as_ref().is_ok_and(|l| !l.exemptions.is_empty());
+        if exempting { Hooks::SCOPE_ENDED.and(Hooks::EXEMPTIONS) } else { Hooks::SCOPE_ENDED }
+    }
+
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        record(end);
+    }
+
+    fn exemptions(&self, scope: &str, each: &mut dyn FnMut(&Exemption)) {
+        let Some(lock) = state().locked.as_ref().ok() else { return };
+        for (_, exemption) in lock.exemptions.iter().filter(|(only, _)| only.as_deref().is_none_or(|s| s == scope)) {
+            each(exemption);
+        }
+    }
 }
 
 /// The name of this program: `axum_layer-0123456789abcdef` is the test
@@ -180,30 +193,22 @@ fn test_key() -> String {
     }
 }
 
-/// Records what a scope used, when `ZEN_LOCK` is set.
-pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
-    if mode() == LockMode::Off
-        || matches!(end.outcome, Outcome::Cancelled | Outcome::Panicked)
-        || crate::testing::is_measuring(end.name)
-        || doctest()
-    {
+/// Records what a scope used.
+fn record(end: &ScopeEnd<'_>) {
+    if matches!(end.outcome(), Outcome::Cancelled | Outcome::Panicked) || end.is_measurement() || doctest() {
         return;
     }
-    let f = end.figures;
+    let f = end.figures();
     let mut entry =
         Entry { queries: f.queries(), memory_kib: f.memory().map(|m| file::band(m.peak)), ..Entry::default() };
-    if let Some(db) = end.db {
-        db.lock().unwrap_or_else(PoisonError::into_inner).each(|fingerprint, _, count, _| {
-            entry.statements.insert(Arc::clone(fingerprint), count);
-        });
-    }
-    if let Some(hosts) = end.hosts {
-        hosts.lock().unwrap_or_else(PoisonError::into_inner).each(|host, calls| {
-            entry.http_calls.insert(host.to_owned(), calls);
-        });
-    }
-    if let Some(report) = end.report {
-        for s in &report.n_plus_one {
+    end.statements(|s| {
+        entry.statements.insert(Arc::clone(s.fingerprint), s.count);
+    });
+    end.hosts(|host, calls| {
+        entry.http_calls.insert(host.to_owned(), calls);
+    });
+    if end.n_plus_one() > 0 {
+        for s in &end.report().n_plus_one {
             // Call sites name no path of this machine (see `call_site`).
             let site = s.call_site.clone().unwrap_or_else(|| "an unknown call site".to_owned());
             entry.n_plus_one.insert(s.fingerprint.as_str().into(), site);
@@ -211,10 +216,10 @@ pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     }
     let mut seen = state().seen.lock().unwrap_or_else(PoisonError::into_inner);
     let scopes = seen.entry(test_key()).or_default();
-    match scopes.get_mut(end.name) {
+    match scopes.get_mut(end.name()) {
         Some(most) => most.widen(entry),
         None => {
-            scopes.insert(end.name.to_owned(), entry);
+            scopes.insert(end.name().to_owned(), entry);
         }
     }
 }

@@ -1,23 +1,20 @@
-//! What a scope used, and where that reaches: a `tracing` event with target
-//! `zen`, every registered sink, and the collectors of `zen_runtime::testing`.
+//! What a scope used: its [`Report`], its [`Figures`], and what its budgets
+//! and exemptions made of them. Where reports go is the observers' business
+//! ([`observe`](crate::observe)).
 
-mod deliver;
 mod exempt;
 mod figures;
-mod jsonl;
+mod json;
 
 use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-pub use deliver::{Sink, SinkId, add_sink, remove_sink};
-pub(crate) use deliver::{deliver, wanted};
 pub use exempt::{Date, Exempted, Exemption, Matches};
 pub(crate) use exempt::{Judged, judge};
 pub use figures::{Figures, Writes};
 #[cfg_attr(not(feature = "tower"), allow(unused_imports))]
-pub(crate) use jsonl::json_string;
-pub use jsonl::{JsonLines, JsonLinesBuilder, MIN_BYTES};
+pub(crate) use json::json_string;
 
 use crate::budget::{Budget, Kind, Limits, Measure, Mode};
 
@@ -126,6 +123,13 @@ pub struct StatementSummary {
     pub total: Duration,
     /// Longest single execution.
     pub max: Duration,
+}
+
+impl fmt::Display for NPlusOne {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let site = self.call_site.as_deref().unwrap_or("unknown call site");
+        write!(f, "{}x `{}` at {site}", self.count, self.fingerprint)
+    }
 }
 
 /// A statement issued again and again in one scope: the N+1 pattern, a

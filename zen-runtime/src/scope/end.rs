@@ -12,7 +12,8 @@ use super::Scope;
 use super::usage::nanos;
 use crate::alloc::untracked;
 use crate::budget::Mode;
-use crate::report::{self, Figures, Outcome, Report};
+use crate::observe::{self, ScopeEnd, Statement};
+use crate::report::{self, Exemption, Figures, Outcome, Report};
 
 /// How a scope ended. Plain atomics, not a `OnceLock`, whose slow path every
 /// request would take.
@@ -102,7 +103,9 @@ impl Scope {
     }
 
     /// [`deliver`](Self::deliver), with the figures the caller read after
-    /// sealing the scope, if it did.
+    /// sealing the scope, if it did. The report is built here only when the
+    /// scope must hand it on (a budget exceeded, an N+1, a collector or a
+    /// slot waiting); otherwise an observer builds it by asking.
     pub(crate) fn deliver_figures(&self, receiver: Receiver, may_panic: bool, figures: Option<&Figures>) {
         let Some((outcome, elapsed)) = self.sealed() else { return };
         let read;
@@ -115,61 +118,42 @@ impl Scope {
         };
         let limits = &self.terms().limits;
         let exceeded = figures.exceed(limits);
-        let quiet = outcome == Outcome::Ok
-            && !exceeded
-            && !self.usage.suspected.load(Relaxed)
-            && !self.collected()
-            && !report::wanted();
-        if quiet && matches!(receiver, Receiver::Everyone) {
-            #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
-            self.export(outcome, elapsed, figures, None);
-            return;
-        }
-        let report = untracked(|| {
-            let report = self.report()?;
-            if !report.violations.is_empty()
-                && let Some(parent) = &self.parent
-            {
-                parent.add_nested(&self.name, &report.violations);
-            }
-            self.collect(report);
-            match receiver {
-                Receiver::Everyone => report::deliver(report),
-                Receiver::Slot(slot) => *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone()),
-            }
-            Some(report)
+        let measuring = matches!(receiver, Receiver::Slot(_));
+        let needed = exceeded || self.usage.suspected.load(Relaxed) || measuring || self.collected();
+        let report = needed.then(|| {
+            untracked(|| {
+                let report = self.report()?;
+                if !report.violations.is_empty()
+                    && let Some(parent) = &self.parent
+                {
+                    parent.add_nested(&self.name, &report.violations);
+                }
+                self.collect(report);
+                if let Receiver::Slot(slot) = receiver {
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
+                }
+                Some(report)
+            })
         });
-        #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
-        self.export(
-            if exceeded && outcome == Outcome::Ok { Outcome::Exceeded } else { outcome },
-            elapsed,
+        observe::scope_ended(&ScopeEnd {
+            name: &self.name,
+            route: self.route(),
+            kind: self.kind,
+            mode: self.mode(),
+            outcome: if exceeded && outcome == Outcome::Ok { Outcome::Exceeded } else { outcome },
+            ended_at: self.start + elapsed,
             figures,
-            report,
-        );
-        if let Some(report) = report
+            limits,
+            measuring,
+            source: self,
+        });
+        if let Some(Some(report)) = report
             && may_panic
             && self.mode() == Mode::Strict
             && (!report.violations.is_empty() || !report.expired_exemptions.is_empty())
         {
             panic!("zen: budget exceeded in strict mode\n{report}");
         }
-    }
-
-    /// Hands the scope's end to the exporters compiled in.
-    #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
-    fn export(&self, outcome: Outcome, elapsed: Duration, figures: &Figures, report: Option<&Report>) {
-        crate::export::scope_ended(&crate::export::ScopeEnd {
-            name: &self.name,
-            kind: self.kind,
-            mode: self.mode(),
-            outcome,
-            ended_at: self.start + elapsed,
-            figures,
-            limits: &self.terms().limits,
-            db: (figures.queries > 0).then_some(&self.usage.db),
-            hosts: (figures.http_calls > 0).then_some(&self.usage.hosts),
-            report,
-        });
     }
 
     /// The report of a sealed scope, built once.
@@ -187,17 +171,13 @@ impl Scope {
         } else {
             self.usage.db.lock().unwrap_or_else(PoisonError::into_inner).summary(terms.n_plus_one)
         };
-        #[cfg(feature = "lock")]
-        let from_lock = crate::lock::has_exemptions();
-        #[cfg(not(feature = "lock"))]
-        let from_lock = false;
-        let judged = if terms.exemptions.is_empty() && !from_lock {
+        let judged = if terms.exemptions.is_empty() && !observe::has_exemptions() {
             report::Judged::default()
         } else {
-            let exemptions = terms.exemptions.iter();
-            #[cfg(feature = "lock")]
-            let exemptions = exemptions.chain(crate::lock::exemptions(&self.name));
-            report::judge(exemptions, &mut db.n_plus_one, &mut violations, &db.statements, report::Date::today())
+            // The fn's own, then those observers hold (the budget lock's).
+            let mut exemptions: Vec<Exemption> = terms.exemptions.to_vec();
+            observe::exemptions(&self.name, &mut |e| exemptions.push(e.clone()));
+            report::judge(exemptions.iter(), &mut db.n_plus_one, &mut violations, &db.statements, report::Date::today())
         };
         let (nested_violations, untracked_nested) =
             self.usage.nested.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -246,5 +226,30 @@ impl Scope {
                 collector.lock().unwrap_or_else(PoisonError::into_inner).push(report.clone());
             }
         }
+    }
+}
+
+/// What observers read of a scope that ended, when they ask.
+impl observe::Source for Scope {
+    fn report(&self) -> &Report {
+        Scope::report(self).expect("a scope is sealed before observers see it")
+    }
+
+    fn each_statement(&self, each: &mut dyn FnMut(Statement<'_>)) {
+        let db = self.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
+        db.each(|fingerprint, backend, count, total_ns| {
+            each(Statement { fingerprint, backend, count, total: Duration::from_nanos(total_ns) });
+        });
+    }
+
+    fn each_host(&self, each: &mut dyn FnMut(&str, u64)) {
+        self.usage.hosts.lock().unwrap_or_else(PoisonError::into_inner).each(each);
+    }
+
+    fn n_plus_one(&self) -> usize {
+        if !self.usage.suspected.load(Relaxed) {
+            return 0;
+        }
+        Scope::report(self).map_or(0, |r| r.n_plus_one.len())
     }
 }

@@ -33,6 +33,8 @@ pub(crate) type Collector = Arc<Mutex<Vec<Report>>>;
 
 pub(crate) struct Scope {
     pub(crate) name: Cow<'static, str>,
+    /// A request's method: its name is `"{method} {template}"`.
+    method: Option<&'static str>,
     pub(crate) kind: Kind,
     /// For a job: which attempt this is, 1 for the first.
     pub(crate) attempt: Option<u32>,
@@ -53,6 +55,9 @@ pub(crate) struct Scope {
 /// What a new scope is.
 pub(crate) struct Spec {
     pub(crate) name: Cow<'static, str>,
+    /// A request's method, which `name` starts with (then a space and the
+    /// route's template).
+    pub(crate) method: Option<&'static str>,
     /// Unset: the enclosing scope's, else `other`.
     pub(crate) kind: Option<Kind>,
     pub(crate) defaults: Defaults,
@@ -78,6 +83,7 @@ impl Scope {
         let mut scope = Arc::new_uninit();
         Arc::get_mut(&mut scope).expect("a new Arc is unique").write(Scope {
             name: spec.name,
+            method: spec.method,
             kind,
             attempt: spec.attempt,
             terms: Terms::new(start, &d, mode, n_plus_one),
@@ -101,6 +107,13 @@ impl Scope {
 
     pub(crate) fn elapsed(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// A request's method and route template, apart.
+    pub(crate) fn route(&self) -> Option<crate::observe::Route<'_>> {
+        let method = self.method?;
+        let template = self.name.strip_prefix(method)?.strip_prefix(' ')?;
+        Some(crate::observe::Route { method, template })
     }
 
     pub(crate) fn mark_panicked(&self) {

@@ -121,8 +121,13 @@ impl Scope {
         in_poll: bool,
     ) {
         let ns = nanos(elapsed);
-        #[cfg(any(feature = "metrics", feature = "opentelemetry", feature = "dashboard", feature = "lock"))]
-        crate::export::operation_ended(backend, fingerprint.operation, elapsed);
+        crate::observe::operation_ended(&crate::observe::OperationEnd {
+            backend,
+            operation: fingerprint.operation,
+            fingerprint: &fingerprint.text,
+            elapsed,
+            ok,
+        });
         let fingerprint = &fingerprint.text;
         let mut suspect = false;
         for scope in self.chain() {

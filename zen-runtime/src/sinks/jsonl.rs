@@ -1,23 +1,7 @@
 //! Reports as JSON lines in a file of bounded size, rotated: what `zen
-//! suggest` reads to propose budgets from real traffic.
-//!
-//! One line per report:
-//!
-//! ```json
-//! {"v":1,"ts_ms":1795000000000,"name":"GET /articles/{slug}","kind":"handler",
-//!  "handler":"app::show","mode":"observe","outcome":"ok","status":200,
-//!  "used":{"max_queries":3,"max_db_ms":1.204,"timeout_ms":4.512,...},
-//!  "limits":{"max_queries":5,"timeout_ms":200},"violations":[],
-//!  "n_plus_one":[{"statement":"SELECT ...","count":6,"call_site":"..."}],
-//!  "statements":[{"statement":"SELECT ...","count":3,"ms":1.1}]}
-//! ```
-//!
-//! `used` is keyed by the `#[zen]` key of each budget, in that key's unit
-//! (time in ms, memory in KiB, with decimals); a figure that was not
-//! measured (memory without `ZenAlloc`) is absent. Statements are
-//! fingerprints, never values, cut at 2 KiB.
+//! suggest` reads to propose budgets from real traffic. Each line is
+//! [`Report::to_json`].
 
-use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -25,13 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Report, SinkId, add_sink, remove_sink};
-use crate::budget::{Budget, Measure};
-
-/// The longest statement text written; longer ones are cut.
-const MAX_STATEMENT: usize = 2048;
+use super::{SinkId, add_sink, remove_sink};
+use crate::report::Report;
 
 /// The smallest file [`JsonLinesBuilder::max_bytes`] accepts: a report
 /// with a few statements takes a few hundred bytes.
@@ -56,7 +36,7 @@ const QUEUE_BYTES: usize = 16 << 20;
 /// stops the sink and writes what is queued.
 ///
 /// ```no_run
-/// let reports = zen_runtime::report::JsonLines::builder("/var/log/app/zen.jsonl")
+/// let reports = zen_runtime::sinks::JsonLines::builder("/var/log/app/zen.jsonl")
 ///     .max_bytes(64 << 20)
 ///     .keep(3)
 ///     .open()?;
@@ -311,107 +291,6 @@ fn rename_if_there(from: &Path, to: &Path) -> io::Result<()> {
     match std::fs::rename(from, to) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
-    }
-}
-
-/// `s` as a JSON string: the one escaper of zen's hand-written JSON (these
-/// lines, the layer's problem documents). Control characters, and the two
-/// separators JavaScript does not allow in strings, as `\uXXXX`.
-pub(crate) fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// A statement, cut at [`MAX_STATEMENT`] bytes on a character boundary.
-fn statement(out: &mut String, s: &str) {
-    if s.len() <= MAX_STATEMENT {
-        return json_string(out, s);
-    }
-    let mut end = MAX_STATEMENT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    json_string(out, &format!("{}…", &s[..end]));
-}
-
-/// A figure in its budget's unit: counts whole, ms and KiB with decimals.
-fn figure(out: &mut String, budget: Budget, base: u64) {
-    let _ = match budget.measure() {
-        Measure::Count => write!(out, "{base}"),
-        Measure::Millis => write!(out, "{:.3}", base as f64 / 1e6),
-        Measure::KiB => write!(out, "{:.1}", base as f64 / 1024.0),
-    };
-}
-
-impl Report {
-    /// The report as one line of JSON, as [`JsonLines`] writes it. No
-    /// value of a query or a request is in it: statements are fingerprints.
-    #[must_use]
-    pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(512);
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let _ = write!(out, "{{\"v\":1,\"ts_ms\":{ts},\"name\":");
-        json_string(&mut out, &self.name);
-        let _ = write!(out, ",\"kind\":\"{}\"", self.kind.as_str());
-        if let Some(handler) = self.handler {
-            out.push_str(",\"handler\":");
-            json_string(&mut out, handler);
-        }
-        let _ = write!(out, ",\"mode\":\"{}\",\"outcome\":\"{}\"", self.mode.as_str(), self.outcome.as_str());
-        if let Some(status) = self.status {
-            let _ = write!(out, ",\"status\":{status}");
-        }
-        if let Some(attempt) = self.attempt {
-            let _ = write!(out, ",\"attempt\":{attempt}");
-        }
-        out.push_str(",\"used\":{");
-        let mut first = true;
-        for &budget in Budget::ALL {
-            if let Some(used) = self.used_base(budget) {
-                let _ = write!(out, "{}\"{}\":", if first { "" } else { "," }, budget.key());
-                figure(&mut out, budget, used);
-                first = false;
-            }
-        }
-        out.push_str("},\"limits\":{");
-        for (i, (budget, limit)) in self.limits.iter().enumerate() {
-            let _ = write!(out, "{}\"{}\":{limit}", if i == 0 { "" } else { "," }, budget.key());
-        }
-        out.push_str("},\"violations\":[");
-        for (i, v) in self.violations.iter().enumerate() {
-            let _ = write!(out, "{}\"{}\"", if i == 0 { "" } else { "," }, v.budget.key());
-        }
-        out.push_str("],\"n_plus_one\":[");
-        for (i, n) in self.n_plus_one.iter().enumerate() {
-            out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
-            statement(&mut out, &n.fingerprint);
-            let _ = write!(out, ",\"count\":{}", n.count);
-            if let Some(site) = &n.call_site {
-                out.push_str(",\"call_site\":");
-                json_string(&mut out, site);
-            }
-            out.push('}');
-        }
-        out.push_str("],\"statements\":[");
-        for (i, s) in self.statements.iter().enumerate() {
-            out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
-            statement(&mut out, &s.fingerprint);
-            out.push_str(",\"backend\":");
-            json_string(&mut out, s.backend);
-            let _ = write!(out, ",\"count\":{},\"ms\":{:.3}}}", s.count, s.total.as_secs_f64() * 1e3);
-        }
-        out.push_str("]}");
-        out
     }
 }
 

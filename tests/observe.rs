@@ -1,0 +1,152 @@
+//! An exporter written outside zen, on its public observer interface alone:
+//! it sees every scope's end and every database operation, statements as
+//! fingerprints, and the full report only when it asks.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use zen_runtime::observe::{self, Hooks, Observer, OperationEnd, ScopeEnd};
+use zen_runtime::{Kind, Outcome, instrument, zen};
+
+/// A scope as this exporter keeps it: name, kind, outcome, queries, and
+/// each statement with its runs.
+type Kept = (String, Kind, Outcome, u64, Vec<(String, u64)>);
+
+/// What this exporter saw of the scopes named `observe::*`.
+#[derive(Default)]
+struct Seen {
+    scopes: Mutex<Vec<Kept>>,
+    operations: Mutex<Vec<(&'static str, &'static str, String, bool)>>,
+    reports: AtomicUsize,
+}
+
+struct Exporter(Arc<Seen>);
+
+impl Observer for Exporter {
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        if !end.name().starts_with("observe::") {
+            return;
+        }
+        let mut statements = Vec::new();
+        end.statements(|s| statements.push((s.fingerprint.to_string(), s.count)));
+        statements.sort();
+        if end.outcome() != Outcome::Ok {
+            // Asked for only when worth it: built then, not before.
+            assert!(!end.report().violations.is_empty());
+            self.0.reports.fetch_add(1, Ordering::Relaxed);
+        }
+        let entry = (end.name().to_owned(), end.kind(), end.outcome(), end.figures().queries(), statements);
+        self.0.scopes.lock().unwrap().push(entry);
+    }
+
+    fn operation_ended(&self, end: &OperationEnd<'_>) {
+        if end.fingerprint().contains("observed") {
+            let entry = (end.backend(), end.operation(), end.fingerprint().to_owned(), end.ok());
+            self.0.operations.lock().unwrap().push(entry);
+        }
+    }
+}
+
+#[zen(name = "observe::within", max_queries = 5)]
+async fn within() {
+    for id in 0..3 {
+        let _ = id;
+        instrument::query("PostgreSQL", "SELECT name FROM observed WHERE id = 42").unwrap().finish(true);
+    }
+}
+
+#[zen(name = "observe::over", max_queries = 1, kind = "job")]
+async fn over() {
+    for _ in 0..2 {
+        instrument::query("PostgreSQL", "UPDATE observed SET n = n + 1").unwrap().finish(false);
+    }
+}
+
+/// Observers see every scope of the process: these tests run one at a time.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test]
+async fn an_exporter_outside_zen_sees_every_scope_and_operation_without_values() {
+    let _alone = ALONE.lock().await;
+    let seen = Arc::new(Seen::default());
+    let id = observe::register(Exporter(Arc::clone(&seen)));
+    within().await;
+    over().await;
+    assert!(observe::unregister(id));
+    within().await;
+
+    let scopes = seen.scopes.lock().unwrap().clone();
+    assert_eq!(scopes.len(), 2, "two scopes while registered, none after: {scopes:?}");
+    let within_seen = &scopes[0];
+    assert_eq!(
+        (within_seen.0.as_str(), within_seen.1, within_seen.2, within_seen.3),
+        ("observe::within", Kind::Other, Outcome::Ok, 3)
+    );
+    assert_eq!(
+        within_seen.4,
+        [("SELECT name FROM observed WHERE id = ?".to_owned(), 3)],
+        "a fingerprint, never the 42"
+    );
+    assert_eq!((scopes[1].1, scopes[1].2), (Kind::Job, Outcome::Exceeded));
+    assert_eq!(seen.reports.load(Ordering::Relaxed), 1, "the report of the scope that blew its budget");
+
+    let operations = seen.operations.lock().unwrap().clone();
+    assert_eq!(operations.len(), 5, "{operations:?}");
+    assert_eq!(operations[0], ("PostgreSQL", "SELECT", "SELECT name FROM observed WHERE id = ?".to_owned(), true));
+    assert_eq!(operations[4].1, "UPDATE");
+    assert!(!operations[4].3, "it failed");
+}
+
+/// An observer that panics in every hook.
+struct Faulty;
+
+impl Observer for Faulty {
+    fn hooks(&self) -> Hooks {
+        Hooks::SCOPE_ENDED
+    }
+
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        if end.name().starts_with("observe::") {
+            panic!("an exporter's bug");
+        }
+    }
+}
+
+/// Counts the scopes it sees, and says when it is dropped.
+struct Counting(Arc<AtomicUsize>, Arc<AtomicUsize>);
+
+impl Observer for Counting {
+    fn hooks(&self) -> Hooks {
+        Hooks::SCOPE_ENDED
+    }
+
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        if end.name() == "observe::within" {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Counting {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_observer_is_skipped_and_an_unregistered_one_is_dropped() {
+    let _alone = ALONE.lock().await;
+    let (count, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let faulty = observe::register(Faulty);
+    let counting = observe::register(Counting(Arc::clone(&count), Arc::clone(&dropped)));
+    within().await;
+    assert_eq!(count.load(Ordering::Relaxed), 1, "the observer after the faulty one ran");
+    assert!(observe::unregister(counting));
+    assert_eq!(dropped.load(Ordering::Relaxed), 1, "dropped when unregistered, not kept by a thread that called it");
+    within().await;
+    assert_eq!(count.load(Ordering::Relaxed), 1);
+    assert!(observe::unregister(faulty));
+    assert!(!observe::unregister(faulty), "once");
+}
