@@ -7,7 +7,7 @@
 //! mode that changes nothing.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use crate::budget::Mode;
 
@@ -18,6 +18,27 @@ pub const MODE_VAR: &str = "ZEN_MODE";
 pub const N_PLUS_ONE_VAR: &str = "ZEN_N_PLUS_ONE";
 /// The N+1 threshold when neither the attribute nor `ZEN_N_PLUS_ONE` sets one.
 pub const DEFAULT_N_PLUS_ONE: u32 = 5;
+
+/// The name every scope past [`max_names`] is grouped under, wherever names
+/// are kept apart: metric labels, dashboard rows.
+pub const OTHER_NAMES: &str = "(other)";
+
+static MAX_NAMES: AtomicUsize = AtomicUsize::new(500);
+
+/// Sets how many distinct scope names zen keeps apart (default 500): the
+/// route labels of the metrics, the rows of a dashboard (per kind), the
+/// request names the layer builds once and keeps. Past it, a name is
+/// grouped under [`OTHER_NAMES`] (the layer builds it per request): a
+/// client that invents paths or methods cannot grow them without bound.
+pub fn set_max_names(max: usize) {
+    MAX_NAMES.store(max, Ordering::Relaxed);
+}
+
+/// How many distinct scope names zen keeps apart.
+#[must_use]
+pub fn max_names() -> usize {
+    MAX_NAMES.load(Ordering::Relaxed)
+}
 
 const N_UNSET: u32 = u32::MAX;
 static N_PLUS_ONE: AtomicU32 = AtomicU32::new(N_UNSET);

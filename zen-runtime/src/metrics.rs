@@ -23,21 +23,22 @@
 //! counters, `_ratio`); labels are `route` (the route template for a request,
 //! the job's name for a job, the fn's path otherwise), `method`, `kind`,
 //! `mode`, and `outcome` or `budget` where they apply. Never SQL, a
-//! fingerprint, a raw URI or an id. At most [`max_routes`] distinct routes
-//! get a label of their own; the rest share `route="(other)"`.
+//! fingerprint, a raw URI or an id. At most
+//! [`config::max_names`](crate::config::max_names) distinct names get a
+//! label of their own; the rest share `route="(other)"`.
 //!
 //! Install the recorder before the first scope ends (as every `metrics`
 //! user does at start-up): zen keeps the handles it registers per route.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::thread::LocalKey;
 
 use metrics::{Counter, Histogram, Label, Unit};
 
 use crate::budget::{Budget, Kind, Mode};
+use crate::config::OTHER_NAMES;
 use crate::hash::FxBuild;
 use crate::observe::{Hooks, Observer, OperationEnd, Route, ScopeEnd};
 use crate::report::Outcome;
@@ -110,22 +111,6 @@ pub const BUCKETS: &[(&str, &[f64])] = &[
     (DB_OPERATION_DURATION, SECONDS),
 ];
 
-/// The route label of everything past [`max_routes`].
-pub const OTHER_ROUTES: &str = "(other)";
-
-static MAX_ROUTES: AtomicUsize = AtomicUsize::new(500);
-
-/// Sets how many distinct routes get a label of their own (default 500).
-pub fn set_max_routes(max: usize) {
-    MAX_ROUTES.store(max, Relaxed);
-}
-
-/// How many distinct routes get a label of their own.
-#[must_use]
-pub fn max_routes() -> usize {
-    MAX_ROUTES.load(Relaxed)
-}
-
 /// A histogram of one figure per scope.
 #[derive(Clone, Copy)]
 enum Figure {
@@ -163,7 +148,7 @@ impl Figure {
 /// first recorded, a budget's when it is first limited, so that no series
 /// exists for what a route never measures or limits.
 struct Handles {
-    /// The scope name they were registered for ([`OTHER_ROUTES`] past the limit).
+    /// The scope name they were registered for ([`OTHER_NAMES`] past the limit).
     name: Box<str>,
     kind: Kind,
     mode: Mode,
@@ -266,12 +251,12 @@ impl Registered {
     }
 
     /// The handles of one scope name, kind and mode, registered on first
-    /// use; past `max` names, those of [`OTHER_ROUTES`]. A request's route
+    /// use; past `max` names, those of [`OTHER_NAMES`]. A request's route
     /// label is its template, its method apart.
     fn handles(&mut self, name: &str, route: Option<Route<'_>>, kind: Kind, mode: Mode, max: usize) -> &Arc<Handles> {
-        let name = if self.scopes.contains_key(name) || self.scopes.len() < max { name } else { OTHER_ROUTES };
+        let name = if self.scopes.contains_key(name) || self.scopes.len() < max { name } else { OTHER_NAMES };
         let (route, method) = match route {
-            Some(route) if name != OTHER_ROUTES => (route.template, Some(route.method)),
+            Some(route) if name != OTHER_NAMES => (route.template, Some(route.method)),
             _ => (name, None),
         };
         let handles = self.scopes.entry(name.into()).or_default();
@@ -340,7 +325,7 @@ fn with_handles(name: &str, route: Option<Route<'_>>, kind: Kind, mode: Mode, f:
         None => {
             let mut registered = registered(recorder);
             let Some(r) = registered.as_mut() else { return };
-            Arc::clone(r.handles(name, route, kind, mode, max_routes()))
+            Arc::clone(r.handles(name, route, kind, mode, crate::config::max_names()))
         }
     };
     if let Some(f) = f.take() {
@@ -456,7 +441,7 @@ fn record_operation(end: &OperationEnd<'_>) {
 mod tests {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-    use super::{N_PLUS_ONE, OTHER_ROUTES, Registered};
+    use super::{N_PLUS_ONE, OTHER_NAMES, Registered};
     use crate::budget::{Kind, Mode};
     use crate::observe::Route;
 
@@ -493,7 +478,7 @@ mod tests {
         assert_eq!(get("/items/0", Some("GET"), "observe"), Some(2));
         assert_eq!(get("/items/2", Some("GET"), "observe"), Some(2));
         assert_eq!(get("/items/0", Some("GET"), "enforce"), Some(5), "a known name keeps its label");
-        assert_eq!(get(OTHER_ROUTES, None, "observe"), Some(14), "7 names, twice, share one label");
+        assert_eq!(get(OTHER_NAMES, None, "observe"), Some(14), "7 names, twice, share one label");
         assert_eq!(counts.len(), 5, "{counts:?}");
     }
 }

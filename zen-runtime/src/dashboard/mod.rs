@@ -57,29 +57,30 @@ use crate::observe::{self, Hooks, Observer, ObserverId, ScopeEnd};
 use crate::report::Outcome;
 use route::{Recent, Route, SLOT_SECONDS, Stats};
 
-/// The name every scope past [`Options::max_names`] is grouped under.
-pub const OTHER_NAMES: &str = "(other)";
+pub use crate::config::OTHER_NAMES;
 
 /// What a dashboard keeps.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
-    max_names: usize,
+    max_names: Option<usize>,
     recent: usize,
     recent_per_name: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_names: 500, recent: 100, recent_per_name: 5 }
+        Options { max_names: None, recent: 100, recent_per_name: 5 }
     }
 }
 
 impl Options {
     /// Distinct scope names (per kind) kept apart; later ones are grouped
-    /// under [`OTHER_NAMES`]. Default 500.
+    /// under [`OTHER_NAMES`]. Default: zen's one cap,
+    /// [`config::max_names`](crate::config::max_names); a dashboard may keep
+    /// fewer.
     #[must_use]
     pub fn max_names(mut self, max: usize) -> Self {
-        self.max_names = max;
+        self.max_names = Some(max);
         self
     }
 
@@ -232,7 +233,8 @@ impl Inner {
         if let Some(route) = find(&routes, name) {
             return route;
         }
-        let name = if routes.named[kind as usize] < self.options.max_names { name } else { OTHER_NAMES };
+        let max = self.options.max_names.unwrap_or_else(crate::config::max_names);
+        let name = if routes.named[kind as usize] < max { name } else { OTHER_NAMES };
         if let Some(route) = find(&routes, name) {
             return route;
         }

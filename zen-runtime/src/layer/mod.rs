@@ -264,9 +264,9 @@ type Names = Vec<(Method, HashMap<Box<str>, &'static str, FxBuild>)>;
 
 /// Route names are few (one per route and method) and asked for on every
 /// request: each is built once and kept for the life of the process. Past
-/// a bound (a `RouteName` made from raw paths, say) they are built per request.
+/// [`config::max_names`](crate::config::max_names) (a `RouteName` made from
+/// raw paths, say) they are built per request.
 static NAMES: RwLock<Names> = RwLock::new(Vec::new());
-const MAX_NAMES: usize = 4096;
 
 fn intern(method: &Method, route: &str) -> Cow<'static, str> {
     {
@@ -277,7 +277,7 @@ fn intern(method: &Method, route: &str) -> Cow<'static, str> {
     }
     let name = format!("{method} {route}");
     let mut names = NAMES.write().unwrap_or_else(PoisonError::into_inner);
-    if names.iter().map(|(_, routes)| routes.len()).sum::<usize>() >= MAX_NAMES {
+    if names.iter().map(|(_, routes)| routes.len()).sum::<usize>() >= crate::config::max_names() {
         return Cow::Owned(name);
     }
     let index = match names.iter().position(|(m, _)| m == method) {
