@@ -16,7 +16,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use zen_runtime::db::SqlitePool;
 use zen_runtime::layer::ZenLayer;
-use zen_runtime::{metrics as zm, zen};
+use zen_runtime::{Budget, metrics as zm, zen};
 
 /// The recorder of this process, installed once with zen's buckets.
 fn handle() -> &'static PrometheusHandle {
@@ -130,7 +130,7 @@ async fn every_scope_is_counted_by_route_with_no_value_in_any_label() {
 
     let selects = [("db_system_name", "sqlite"), ("db_operation_name", "SELECT")];
     assert!(sample(&text, "db_client_operation_duration_seconds_count", &selects).unwrap() >= 30.0 + 16.0);
-    for histogram in [zm::QUERIES, zm::DB_DURATION, zm::UTILIZATION, zm::DB_OPERATION_DURATION] {
+    for histogram in [Budget::Queries.metric(), Budget::DbTime.metric(), zm::UTILIZATION, zm::DB_OPERATION_DURATION] {
         assert!(text.contains(&format!("# TYPE {histogram} histogram")), "{histogram} is not a histogram");
     }
     // Routes are templates; no SQL, fingerprint, literal or id anywhere.

@@ -1,13 +1,16 @@
 //! What a budget is: the table of budgets, their limits, the mode and the
 //! kind of work a scope covers.
 //!
-//! Every budget is one row of the table at the bottom of this file: its
-//! `Budget` variant, the `#[zen]` key that sets it (also the name of its
+//! Every budget, and the figure it limits, is one row of the table below:
+//! its `Budget` variant, the `#[zen]` key that sets it (also the name of its
 //! `Limits` setter), its unit, the `tracing` field that carries what was
-//! used, and its `Server-Timing` entry. `Limits`, `Budget::ALL`, keys, units,
-//! `tighter`, violations, `Display`, the report event and the header all
+//! used (also its JSON key and OpenTelemetry attribute), its
+//! `Server-Timing` entry, its metric, its label for people, the range of its
+//! values, and whether every scope measures it. `Limits`, `Budget::ALL`,
+//! keys, units, `tighter`, violations, `Display`, the report event, the
+//! header, the metrics, the dashboard, OpenTelemetry and JSON lines all
 //! come from the table; what a budget measures is the one `match` in
-//! [`crate::report::Report::used`].
+//! [`Figures::used`](crate::report::Figures::used).
 
 use std::fmt;
 use std::time::Duration;
@@ -36,12 +39,6 @@ impl Measure {
             Measure::Count | Measure::Millis => u128::from(used) >= self.base(limit),
             Measure::KiB => self.over(used, limit),
         }
-    }
-
-    /// A limit in base units, as a float: for ratios of use to limit.
-    #[cfg(any(feature = "metrics", feature = "dashboard"))]
-    pub(crate) fn in_base(self, limit: u64) -> f64 {
-        self.base(limit) as f64
     }
 
     /// A limit in base units (nanoseconds, bytes), wide enough for any.
@@ -79,12 +76,26 @@ macro_rules! event_value {
 }
 pub(crate) use event_value;
 
+/// The range of values a figure takes, for the buckets of its histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// A few to a few hundred: queries, calls.
+    Counts,
+    /// None to a hundred thousand: rows.
+    Rows,
+    /// A millisecond to ten seconds.
+    Seconds,
+    /// A KiB to 256 MiB.
+    Bytes,
+}
+
 macro_rules! budgets {
     (
         $d:tt
         $(
             $(#[$doc:meta])*
-            $variant:ident: $key:ident, $measure:ident, $unit:literal, event $field:ident, timing $timing:literal;
+            $variant:ident: $key:ident, $measure:ident, $unit:literal, event $field:ident, timing $timing:literal,
+                metric $metric:literal, label $label:literal, scale $scale:ident, every $every:literal;
         )*
     ) => {
         /// One of the budgets a scope can hold, named after its `#[zen]` key.
@@ -121,21 +132,51 @@ macro_rules! budgets {
                 match self { $( Budget::$variant => $timing, )* }
             }
 
-            /// The `tracing` field of the report event that carries what was used.
+            /// The `tracing` field of the report event that carries what was
+            /// used, also its key in the dashboard's JSON and, after `zen.`,
+            /// its OpenTelemetry attribute.
             #[must_use]
             pub const fn event_field(self) -> &'static str {
                 match self { $( Budget::$variant => stringify!($field), )* }
             }
 
+            /// The name of the histogram of what was used per scope, in the
+            /// `metrics` facade (feature `metrics`): in base units, seconds
+            /// or bytes.
+            #[must_use]
+            pub const fn metric(self) -> &'static str {
+                match self { $( Budget::$variant => $metric, )* }
+            }
+
+            /// What the figure is, for people: the dashboard's column.
+            #[must_use]
+            pub const fn label(self) -> &'static str {
+                match self { $( Budget::$variant => $label, )* }
+            }
+
+            /// The range its values take, for buckets.
+            #[must_use]
+            pub const fn scale(self) -> Scale {
+                match self { $( Budget::$variant => Scale::$scale, )* }
+            }
+
+            /// Whether every scope measures it: a figure that applies only to
+            /// some (rows, the longest poll, a response) has series only
+            /// where a limit is set.
+            #[must_use]
+            pub const fn every_scope(self) -> bool {
+                match self { $( Budget::$variant => $every, )* }
+            }
+
             /// The OpenTelemetry attribute of what was used: `zen.` and the event field.
-            #[cfg(feature = "opentelemetry")]
-            pub(crate) const fn attribute(self) -> &'static str {
+            #[must_use]
+            pub const fn attribute(self) -> &'static str {
                 match self { $( Budget::$variant => concat!("zen.", stringify!($field)), )* }
             }
 
             /// The OpenTelemetry attribute of the limit: `zen.limit.` and the key.
-            #[cfg(feature = "opentelemetry")]
-            pub(crate) const fn limit_attribute(self) -> &'static str {
+            #[must_use]
+            pub const fn limit_attribute(self) -> &'static str {
                 match self { $( Budget::$variant => concat!("zen.limit.", stringify!($key)), )* }
             }
         }
@@ -192,24 +233,33 @@ macro_rules! budgets {
 budgets! {
     $
     /// `max_queries`: database operations asked for (issued or refused); `0`: none at all.
-    Queries: max_queries, Count, "queries", event queries, timing "queries";
+    Queries: max_queries, Count, "queries", event queries, timing "queries",
+        metric "zen_scope_queries", label "queries", scale Counts, every true;
     /// `max_db_ms`: time in database operations, in ms.
-    DbTime: max_db_ms, Millis, "ms", event db_ms, timing "db";
+    DbTime: max_db_ms, Millis, "ms", event db_ms, timing "db",
+        metric "zen_scope_db_duration_seconds", label "db time", scale Seconds, every true;
     /// `max_mem_kb`: peak live heap, in KiB (needs `ZenAlloc`).
-    Memory: max_mem_kb, KiB, "KiB", event mem_peak_kib, timing "mem";
+    Memory: max_mem_kb, KiB, "KiB", event mem_peak_kib, timing "mem",
+        metric "zen_scope_peak_memory_bytes", label "peak memory", scale Bytes, every true;
     /// `timeout_ms`: wall-clock time from start to end, in ms.
-    Timeout: timeout_ms, Millis, "ms", event elapsed_ms, timing "total";
+    Timeout: timeout_ms, Millis, "ms", event elapsed_ms, timing "total",
+        metric "zen_scope_duration_seconds", label "elapsed", scale Seconds, every true;
     /// `max_http_calls`: calls to external systems asked for (made or refused); `0`: none.
-    HttpCalls: max_http_calls, Count, "calls", event http_calls, timing "http-calls";
+    HttpCalls: max_http_calls, Count, "calls", event http_calls, timing "http-calls",
+        metric "zen_scope_http_calls", label "external calls", scale Counts, every true;
     /// `max_http_ms`: time in calls to external systems, bodies included, in ms.
-    HttpTime: max_http_ms, Millis, "ms", event http_ms, timing "http";
+    HttpTime: max_http_ms, Millis, "ms", event http_ms, timing "http",
+        metric "zen_scope_http_duration_seconds", label "external time", scale Seconds, every true;
     /// `max_poll_ms`: the longest single poll of the scope's future, in ms:
     /// how long it held its thread without yielding.
-    PollTime: max_poll_ms, Millis, "ms", event longest_poll_ms, timing "poll";
+    PollTime: max_poll_ms, Millis, "ms", event longest_poll_ms, timing "poll",
+        metric "zen_scope_longest_poll_seconds", label "longest poll", scale Seconds, every false;
     /// `max_rows`: rows the scope's queries returned to it.
-    Rows: max_rows, Count, "rows", event rows, timing "rows";
+    Rows: max_rows, Count, "rows", event rows, timing "rows",
+        metric "zen_scope_rows", label "rows", scale Rows, every false;
     /// `max_response_kb`: the bytes of the response body, in KiB (under the layer).
-    ResponseSize: max_response_kb, KiB, "KiB", event response_kib, timing "resp";
+    ResponseSize: max_response_kb, KiB, "KiB", event response_kib, timing "resp",
+        metric "zen_scope_response_bytes", label "response size", scale Bytes, every false;
 }
 
 impl Limits {
@@ -257,6 +307,27 @@ impl Limits {
     #[must_use]
     pub fn is_none(&self) -> bool {
         self.set == 0
+    }
+}
+
+impl Budget {
+    /// What was used of a limit: `used` (in base units: nanoseconds, bytes
+    /// or a count, as [`Figures::used`](crate::report::Figures::used) gives
+    /// it) over `limit` (in the budget's unit); `None` for a limit of zero.
+    #[must_use]
+    pub fn ratio(self, used: u64, limit: u64) -> Option<f64> {
+        let base = self.measure().base(limit) as f64;
+        (base > 0.0).then(|| used as f64 / base)
+    }
+
+    /// What was used, in the base unit of its metric: seconds for time,
+    /// bytes, or the count.
+    #[must_use]
+    pub fn in_metric_unit(self, used: u64) -> f64 {
+        match self.measure() {
+            Measure::Millis => used as f64 / 1e9,
+            Measure::KiB | Measure::Count => used as f64,
+        }
     }
 }
 

@@ -37,7 +37,7 @@ use std::thread::LocalKey;
 
 use metrics::{Counter, Histogram, Label, Unit};
 
-use crate::budget::{Budget, Kind, Mode};
+use crate::budget::{Budget, Kind, Mode, Scale};
 use crate::config::OTHER_NAMES;
 use crate::hash::FxBuild;
 use crate::observe::{Hooks, Observer, OperationEnd, Route, ScopeEnd};
@@ -45,24 +45,6 @@ use crate::report::Outcome;
 
 /// Scopes ended, by `outcome`.
 pub const SCOPES: &str = "zen_scopes_total";
-/// Database operations asked for per scope.
-pub const QUERIES: &str = "zen_scope_queries";
-/// Time in database operations per scope.
-pub const DB_DURATION: &str = "zen_scope_db_duration_seconds";
-/// Wall-clock time per scope.
-pub const DURATION: &str = "zen_scope_duration_seconds";
-/// Peak live heap per scope (with `ZenAlloc`).
-pub const PEAK_MEMORY: &str = "zen_scope_peak_memory_bytes";
-/// External calls asked for per scope.
-pub const HTTP_CALLS: &str = "zen_scope_http_calls";
-/// Time in external calls per scope.
-pub const HTTP_DURATION: &str = "zen_scope_http_duration_seconds";
-/// Rows returned per scope.
-pub const ROWS: &str = "zen_scope_rows";
-/// The longest poll per scope.
-pub const LONGEST_POLL: &str = "zen_scope_longest_poll_seconds";
-/// Response body size per request.
-pub const RESPONSE_SIZE: &str = "zen_scope_response_bytes";
 /// Used / limit of each limited budget, by `budget`.
 pub const UTILIZATION: &str = "zen_budget_utilization_ratio";
 /// Budgets exceeded, by `budget`.
@@ -96,52 +78,30 @@ pub const BYTES: &[f64] = &[
 /// about to be blown.
 pub const RATIOS: &[f64] = &[0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.5, 2.0, 5.0];
 
-/// The recommended buckets of each histogram, by name.
-pub const BUCKETS: &[(&str, &[f64])] = &[
-    (QUERIES, COUNTS),
-    (DB_DURATION, SECONDS),
-    (DURATION, SECONDS),
-    (PEAK_MEMORY, BYTES),
-    (HTTP_CALLS, COUNTS),
-    (HTTP_DURATION, SECONDS),
-    (ROWS, ROW_COUNTS),
-    (LONGEST_POLL, SECONDS),
-    (RESPONSE_SIZE, BYTES),
-    (UTILIZATION, RATIOS),
-    (DB_OPERATION_DURATION, SECONDS),
-];
-
-/// A histogram of one figure per scope.
-#[derive(Clone, Copy)]
-enum Figure {
-    Queries,
-    DbTime,
-    Elapsed,
-    PeakMemory,
-    HttpCalls,
-    HttpTime,
-    Rows,
-    LongestPoll,
-    ResponseSize,
-}
-
-impl Figure {
-    const COUNT: usize = 9;
-
-    const fn metric(self) -> &'static str {
-        match self {
-            Figure::Queries => QUERIES,
-            Figure::DbTime => DB_DURATION,
-            Figure::Elapsed => DURATION,
-            Figure::PeakMemory => PEAK_MEMORY,
-            Figure::HttpCalls => HTTP_CALLS,
-            Figure::HttpTime => HTTP_DURATION,
-            Figure::Rows => ROWS,
-            Figure::LongestPoll => LONGEST_POLL,
-            Figure::ResponseSize => RESPONSE_SIZE,
-        }
+/// The buckets of a figure's histogram, by the range its values take.
+#[must_use]
+pub const fn buckets(scale: Scale) -> &'static [f64] {
+    match scale {
+        Scale::Counts => COUNTS,
+        Scale::Rows => ROW_COUNTS,
+        Scale::Seconds => SECONDS,
+        Scale::Bytes => BYTES,
     }
 }
+
+/// The recommended buckets of each histogram, by name: each budget's figure
+/// ([`Budget::metric`]), the use of limits, and database operations.
+pub const BUCKETS: [(&str, &[f64]); Budget::ALL.len() + 2] = {
+    let mut all: [(&str, &[f64]); Budget::ALL.len() + 2] = [("", &[]); Budget::ALL.len() + 2];
+    let mut i = 0;
+    while i < Budget::ALL.len() {
+        all[i] = (Budget::ALL[i].metric(), buckets(Budget::ALL[i].scale()));
+        i += 1;
+    }
+    all[i] = (UTILIZATION, RATIOS);
+    all[i + 1] = (DB_OPERATION_DURATION, SECONDS);
+    all
+};
 
 /// The handles of one scope name, kind and mode. Outcomes are registered at
 /// once (so that a rate starts from zero); a figure's histogram when it is
@@ -154,7 +114,8 @@ struct Handles {
     mode: Mode,
     /// `route`, `method` (for a request), `kind`, `mode`.
     labels: Vec<Label>,
-    figures: [OnceLock<Histogram>; Figure::COUNT],
+    /// Per budget, the histogram of its figure.
+    figures: [OnceLock<Histogram>; Budget::ALL.len()],
     outcomes: [Counter; 4],
     /// Per budget: its use over its limit, and its violations.
     budgets: [OnceLock<(Histogram, Counter)>; Budget::ALL.len()],
@@ -176,7 +137,7 @@ impl Handles {
             name: name.into(),
             kind,
             mode,
-            outcomes: OUTCOMES.map(|o| metrics::counter!(SCOPES, with("outcome", o.as_str()))),
+            outcomes: Outcome::ALL.map(|o| metrics::counter!(SCOPES, with("outcome", o.as_str()))),
             n_plus_one: metrics::counter!(N_PLUS_ONE, labels.clone()),
             figures: std::array::from_fn(|_| OnceLock::new()),
             budgets: std::array::from_fn(|_| OnceLock::new()),
@@ -184,9 +145,9 @@ impl Handles {
         }
     }
 
-    fn record(&self, figure: Figure, value: f64) {
-        self.figures[figure as usize]
-            .get_or_init(|| metrics::histogram!(figure.metric(), self.labels.clone()))
+    fn record(&self, budget: Budget, value: f64) {
+        self.figures[budget as usize]
+            .get_or_init(|| metrics::histogram!(budget.metric(), self.labels.clone()))
             .record(value);
     }
 
@@ -216,23 +177,20 @@ fn recorder() -> usize {
 }
 
 fn describe() {
-    for name in [DB_DURATION, DURATION, HTTP_DURATION, LONGEST_POLL] {
-        metrics::describe_histogram!(name, Unit::Seconds, "time per zen scope");
+    for &budget in Budget::ALL {
+        let unit = match budget.scale() {
+            Scale::Seconds => Unit::Seconds,
+            Scale::Bytes => Unit::Bytes,
+            Scale::Counts | Scale::Rows => Unit::Count,
+        };
+        metrics::describe_histogram!(budget.metric(), unit, format!("{} per zen scope", budget.label()));
     }
     metrics::describe_histogram!(DB_OPERATION_DURATION, Unit::Seconds, "duration of database client operations");
-    for name in [PEAK_MEMORY, RESPONSE_SIZE] {
-        metrics::describe_histogram!(name, Unit::Bytes, "bytes per zen scope");
-    }
-    for name in [QUERIES, HTTP_CALLS, ROWS] {
-        metrics::describe_histogram!(name, Unit::Count, "count per zen scope");
-    }
     metrics::describe_histogram!(UTILIZATION, "used / limit of each limited budget, per zen scope");
     metrics::describe_counter!(SCOPES, Unit::Count, "zen scopes ended, by outcome");
     metrics::describe_counter!(VIOLATIONS, Unit::Count, "zen budgets exceeded, by budget");
     metrics::describe_counter!(N_PLUS_ONE, Unit::Count, "N+1 suspects: statements repeated past the threshold");
 }
-
-const OUTCOMES: [Outcome; 4] = [Outcome::Ok, Outcome::Exceeded, Outcome::Cancelled, Outcome::Panicked];
 
 /// The registered handles, for the recorder installed now (registered
 /// afresh when it changed).
@@ -353,41 +311,29 @@ impl Observer for Metrics {
     }
 }
 
-/// Records one scope's end. Figures no budget of the scope limits, and that
-/// may not apply to it (rows, the longest poll, the response's size), are
-/// recorded only where a limit is set, to keep the series few.
+/// Records one scope's end: the figure of every budget, in the table's
+/// order, except that one not every scope measures (rows, the longest
+/// poll, a response's size) has a series only where a limit is set.
 fn record_scope(end: &ScopeEnd<'_>) {
     let (f, limits) = (end.figures(), end.limits());
     with_handles(end.name(), end.route(), end.kind(), end.mode(), |h| {
-        h.record(Figure::Queries, f.queries() as f64);
-        h.record(Figure::DbTime, f.db_time().as_secs_f64());
-        h.record(Figure::Elapsed, f.elapsed().as_secs_f64());
-        if let Some(m) = f.memory() {
-            h.record(Figure::PeakMemory, m.peak as f64);
-        }
-        h.record(Figure::HttpCalls, f.http_calls() as f64);
-        h.record(Figure::HttpTime, f.http_time().as_secs_f64());
-        if limits.get(Budget::Rows).is_some() {
-            h.record(Figure::Rows, f.rows() as f64);
-        }
-        if limits.get(Budget::PollTime).is_some() {
-            h.record(Figure::LongestPoll, f.longest_poll().as_secs_f64());
-        }
-        if let (Some(bytes), Some(_)) = (f.response_bytes(), limits.get(Budget::ResponseSize)) {
-            h.record(Figure::ResponseSize, bytes as f64);
-        }
-        h.outcomes[end.outcome() as usize].increment(1);
-        for (budget, limit) in limits.iter() {
+        for &budget in Budget::ALL {
+            let limit = limits.get(budget);
             let Some(used) = f.used(budget) else { continue };
+            if !budget.every_scope() && limit.is_none() {
+                continue;
+            }
+            h.record(budget, budget.in_metric_unit(used));
+            let Some(limit) = limit else { continue };
             let (utilization, violations) = h.budget(budget);
-            let base = budget.measure().in_base(limit);
-            if base > 0.0 {
-                utilization.record(used as f64 / base);
+            if let Some(ratio) = budget.ratio(used, limit) {
+                utilization.record(ratio);
             }
             if budget.measure().over(used, limit) {
                 violations.increment(1);
             }
         }
+        h.outcomes[end.outcome() as usize].increment(1);
         let n_plus_one = end.n_plus_one();
         if n_plus_one > 0 {
             h.n_plus_one.increment(n_plus_one as u64);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::Inner;
 use super::histogram::Histogram;
-use super::route::{self, Figure, Recent, Route, Stats};
+use super::route::{self, Recent, Route, Stats, shown, unit};
 use crate::budget::Budget;
 
 /// `text` safe in HTML text and in quoted attribute values.
@@ -83,16 +83,16 @@ fn percent(per_mille: u64) -> String {
 }
 
 /// A figure's histogram value as shown, with its limit if one is set.
-fn against(figure: Figure, value: u64, stats: &Stats) -> String {
-    let shown = number(figure.shown(value));
-    match stats.limits.get(figure.budget()) {
+fn against(budget: Budget, value: u64, stats: &Stats) -> String {
+    let shown = number(shown(budget, value));
+    match stats.limits.get(budget) {
         Some(limit) => format!("{shown} <span class=\"limit\">/ {limit}</span>"),
         None => shown,
     }
 }
 
-fn measured(stats: &Stats, figure: Figure) -> Option<&Histogram> {
-    Some(&stats.figures[figure as usize]).filter(|h| h.count() > 0)
+fn measured(stats: &Stats, budget: Budget) -> Option<&Histogram> {
+    Some(&stats.figures[budget as usize]).filter(|h| h.count() > 0)
 }
 
 /// Bars of the highest use of a limit per 10 s over the last ten minutes.
@@ -159,18 +159,18 @@ fn overview_row(r: &Route, s: &Stats, base: &str, now: u64) -> Row {
         ),
         use_ = utilization_p99(s).map_or_else(|| "-".to_owned(), percent),
     );
-    for figure in Figure::ALL {
-        let cell = match measured(s, figure) {
+    for budget in route::columns() {
+        let cell = match measured(s, budget) {
             None => "-".to_owned(),
-            Some(h) if figure == Figure::Queries => format!(
+            Some(h) if budget == Budget::Queries => format!(
                 "{} / <b class=\"p99\">{}</b> / {}",
-                number(figure.shown(h.quantile(0.5))),
-                number(figure.shown(h.quantile(0.99))),
-                against(figure, h.max(), s)
+                number(shown(budget, h.quantile(0.5))),
+                number(shown(budget, h.quantile(0.99))),
+                against(budget, h.max(), s)
             ),
-            Some(h) => format!("{} / {}", number(figure.shown(h.quantile(0.99))), against(figure, h.max(), s)),
+            Some(h) => format!("{} / {}", number(shown(budget, h.quantile(0.99))), against(budget, h.max(), s)),
         };
-        let _ = write!(html, "<td class=\"{}\">{cell}</td>", figure.key());
+        let _ = write!(html, "<td class=\"{}\">{cell}</td>", budget.event_field());
     }
     let _ = write!(html, "<td>{}</td></tr>", sparkline(s, now, 120, 24));
     Row {
@@ -211,10 +211,16 @@ pub(super) fn overview(inner: &Inner, base: &str, sort: Sort) -> String {
         }
         format!("<th class=\"{}\"><a href=\"?sort={key}\">{label}</a></th>", class.trim())
     };
+    let figures: String = route::columns()
+        .map(|budget| match unit(budget) {
+            "" => format!("<th>{}</th>", budget.label()),
+            unit => format!("<th>{} {unit}</th>", budget.label()),
+        })
+        .collect();
     let _ = write!(
         main,
         "<table class=\"overview\"><thead><tr>{}<th class=\"text\">kind</th>{}<th class=\"text\">outcomes</th>{}{}\
-         <th>queries</th><th>db ms</th><th>elapsed ms</th><th>peak KiB</th><th>calls</th><th>last 10 min</th></tr></thead><tbody>",
+         {figures}<th>last 10 min</th></tr></thead><tbody>",
         head("name", "name"),
         head("scopes", "scopes"),
         head("violations", "violation rate"),
@@ -267,7 +273,7 @@ fn recent_table(recent: &[Arc<Recent>], inner: &Inner, base: &str, title: &str) 
 }
 
 /// The bars of a figure's histogram, one per power of two.
-fn histogram_chart(figure: Figure, h: &Histogram) -> String {
+fn histogram_chart(budget: Budget, h: &Histogram) -> String {
     let mut octaves = h.octaves();
     let first = octaves.iter().position(|(_, n)| *n > 0).unwrap_or(0);
     octaves.drain(..first);
@@ -277,12 +283,12 @@ fn histogram_chart(figure: Figure, h: &Histogram) -> String {
     let mut svg = format!(
         "<figure><svg class=\"histogram\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">\
          <title>{} per scope</title>",
-        esc(figure.label())
+        esc(budget.label())
     );
     for (i, (bound, n)) in octaves.iter().enumerate() {
         let h = (*n as f64 / most as f64 * f64::from(height)).max(if *n > 0 { 1.0 } else { 0.0 });
-        let below = if *bound == 0 { "0".to_owned() } else { format!("under {}", number(figure.shown(*bound))) };
-        let unit = if figure.unit().is_empty() { String::new() } else { format!(" {}", figure.unit()) };
+        let below = if *bound == 0 { "0".to_owned() } else { format!("under {}", number(shown(budget, *bound))) };
+        let unit = if unit(budget).is_empty() { String::new() } else { format!(" {}", unit(budget)) };
         let _ = write!(
             svg,
             "<rect x=\"{x}\" y=\"{y:.1}\" width=\"{w}\" height=\"{h:.1}\"><title>{below}{unit}: {n} scopes</title></rect>",
@@ -293,12 +299,12 @@ fn histogram_chart(figure: Figure, h: &Histogram) -> String {
     }
     let range = match (octaves.first(), octaves.last()) {
         (Some((low, _)), Some((high, _))) => {
-            let low = if *low == 0 { "0".to_owned() } else { number(figure.shown(low / 2)) };
-            format!(": {low} to under {} {}", number(figure.shown((*high).max(1))), figure.unit())
+            let low = if *low == 0 { "0".to_owned() } else { number(shown(budget, low / 2)) };
+            format!(": {low} to under {} {}", number(shown(budget, (*high).max(1))), unit(budget))
         }
         _ => String::new(),
     };
-    let _ = write!(svg, "</svg><figcaption>{}{}</figcaption></figure>", esc(figure.label()), esc(range.trim_end()));
+    let _ = write!(svg, "</svg><figcaption>{}{}</figcaption></figure>", esc(budget.label()), esc(range.trim_end()));
     svg
 }
 
@@ -312,19 +318,18 @@ pub(super) fn route_page(inner: &Inner, base: &str, route: &Route) -> String {
         outcomes(&s)
     );
     main.push_str("<h2>Figures</h2><table class=\"figures\"><thead><tr><th>figure</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>limit</th><th>exceeded</th></tr></thead><tbody>");
-    for figure in Figure::ALL {
-        let Some(h) = measured(&s, figure) else { continue };
-        let budget = figure.budget();
+    for &budget in Budget::ALL {
+        let Some(h) = measured(&s, budget) else { continue };
         let _ = write!(
             main,
             "<tr class=\"{key}\"><td>{label}{unit}</td><td>{}</td><td>{}</td><td class=\"p99\">{}</td><td>{}</td><td>{limit}</td><td>{exceeded}</td></tr>",
-            number(figure.shown(h.quantile(0.5))),
-            number(figure.shown(h.quantile(0.95))),
-            number(figure.shown(h.quantile(0.99))),
-            number(figure.shown(h.max())),
-            key = figure.key(),
-            label = figure.label(),
-            unit = if figure.unit().is_empty() { String::new() } else { format!(" ({})", figure.unit()) },
+            number(shown(budget, h.quantile(0.5))),
+            number(shown(budget, h.quantile(0.95))),
+            number(shown(budget, h.quantile(0.99))),
+            number(shown(budget, h.max())),
+            key = budget.event_field(),
+            label = budget.label(),
+            unit = if unit(budget).is_empty() { String::new() } else { format!(" ({})", unit(budget)) },
             limit = s.limits.get(budget).map_or_else(|| "-".to_owned(), |l| l.to_string()),
             exceeded = s.violations[budget as usize],
         );
@@ -354,9 +359,9 @@ pub(super) fn route_page(inner: &Inner, base: &str, route: &Route) -> String {
         sparkline(&s, inner.now_slot(), 600, 90)
     );
     main.push_str("<h2>Distributions</h2><div class=\"charts\">");
-    for figure in Figure::ALL {
-        if let Some(h) = measured(&s, figure) {
-            main.push_str(&histogram_chart(figure, h));
+    for &budget in Budget::ALL {
+        if let Some(h) = measured(&s, budget) {
+            main.push_str(&histogram_chart(budget, h));
         }
     }
     main.push_str("</div>");

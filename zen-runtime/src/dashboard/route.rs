@@ -6,9 +6,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use super::histogram::Histogram;
-use crate::budget::{Budget, Kind, Limits};
+use crate::budget::{Budget, Kind, Limits, Measure};
 use crate::observe::ScopeEnd;
-use crate::report::{Figures, Outcome, Report, Violation};
+use crate::report::{Outcome, Report, Violation};
 
 /// Statements kept per name; the rest are added up as one.
 pub(super) const MAX_STATEMENTS: usize = 16;
@@ -18,77 +18,36 @@ pub(super) const MAX_SUSPECTS: usize = 8;
 pub(super) const SLOTS: usize = 60;
 pub(super) const SLOT_SECONDS: u64 = 10;
 
-/// A figure the dashboard keeps a histogram of, in the histogram's unit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Figure {
-    Queries,
-    DbTime,
-    Elapsed,
-    Memory,
-    HttpCalls,
+/// What a figure's histogram keeps of what was used: µs for times, KiB
+/// (rounded up) for bytes, counts as they are.
+fn kept(budget: Budget, used: u64) -> u64 {
+    match budget.measure() {
+        Measure::Millis => used / 1000,
+        Measure::KiB => used.div_ceil(1024),
+        Measure::Count => used,
+    }
 }
 
-impl Figure {
-    pub(super) const ALL: [Figure; 5] =
-        [Figure::Queries, Figure::DbTime, Figure::Elapsed, Figure::Memory, Figure::HttpCalls];
-
-    pub(super) fn label(self) -> &'static str {
-        match self {
-            Figure::Queries => "queries",
-            Figure::DbTime => "db time",
-            Figure::Elapsed => "elapsed",
-            Figure::Memory => "peak memory",
-            Figure::HttpCalls => "external calls",
-        }
+/// A kept value as shown: ms for times.
+pub(super) fn shown(budget: Budget, value: u64) -> f64 {
+    match budget.measure() {
+        Measure::Millis => value as f64 / 1000.0,
+        Measure::KiB | Measure::Count => value as f64,
     }
+}
 
-    /// The JSON key.
-    pub(super) fn key(self) -> &'static str {
-        match self {
-            Figure::Queries => "queries",
-            Figure::DbTime => "db_ms",
-            Figure::Elapsed => "elapsed_ms",
-            Figure::Memory => "peak_kib",
-            Figure::HttpCalls => "http_calls",
-        }
+/// The unit a figure is shown in.
+pub(super) fn unit(budget: Budget) -> &'static str {
+    match budget.measure() {
+        Measure::Millis => "ms",
+        Measure::KiB => "KiB",
+        Measure::Count => "",
     }
+}
 
-    pub(super) fn budget(self) -> Budget {
-        match self {
-            Figure::Queries => Budget::Queries,
-            Figure::DbTime => Budget::DbTime,
-            Figure::Elapsed => Budget::Timeout,
-            Figure::Memory => Budget::Memory,
-            Figure::HttpCalls => Budget::HttpCalls,
-        }
-    }
-
-    /// Times in µs, memory in KiB (rounded up), counts as they are.
-    fn value(self, f: &Figures) -> Option<u64> {
-        match self {
-            Figure::Queries => Some(f.queries()),
-            Figure::DbTime => Some(f.db_time().as_micros().try_into().unwrap_or(u64::MAX)),
-            Figure::Elapsed => Some(f.elapsed().as_micros().try_into().unwrap_or(u64::MAX)),
-            Figure::Memory => f.memory().map(|m| m.peak.div_ceil(1024)),
-            Figure::HttpCalls => Some(f.http_calls()),
-        }
-    }
-
-    /// A histogram value in the figure's unit of display: ms for times.
-    pub(super) fn shown(self, value: u64) -> f64 {
-        match self {
-            Figure::DbTime | Figure::Elapsed => value as f64 / 1000.0,
-            _ => value as f64,
-        }
-    }
-
-    pub(super) fn unit(self) -> &'static str {
-        match self {
-            Figure::DbTime | Figure::Elapsed => "ms",
-            Figure::Memory => "KiB",
-            Figure::Queries | Figure::HttpCalls => "",
-        }
-    }
+/// The figures of the overview's columns: those every scope measures.
+pub(super) fn columns() -> impl Iterator<Item = Budget> {
+    Budget::ALL.iter().copied().filter(|b| b.every_scope())
 }
 
 /// One name's share of the ten-minute series.
@@ -172,7 +131,8 @@ pub(super) struct Route {
 pub(super) struct Stats {
     pub(super) count: u64,
     pub(super) outcomes: [u64; 4],
-    pub(super) figures: [Histogram; Figure::ALL.len()],
+    /// Per budget, the histogram of its figure (in [`kept`] units).
+    pub(super) figures: [Histogram; Budget::ALL.len()],
     /// Per mille of the highest use of any limit, per scope.
     pub(super) utilization: Histogram,
     /// The limits of the last scope.
@@ -191,8 +151,7 @@ pub(super) struct Stats {
 
 /// Per mille of `used` (in base units) over `limit` (in its budget's unit).
 fn per_mille(budget: Budget, used: u64, limit: u64) -> Option<u64> {
-    let base = budget.measure().in_base(limit);
-    (base > 0.0).then(|| (used as f64 / base * 1000.0).round() as u64)
+    budget.ratio(used, limit).map(|r| (r * 1000.0).round() as u64)
 }
 
 impl Stats {
@@ -200,9 +159,10 @@ impl Stats {
         let f = end.figures();
         self.count += 1;
         self.outcomes[end.outcome() as usize] += 1;
-        for figure in Figure::ALL {
-            if let Some(v) = figure.value(f) {
-                self.figures[figure as usize].record(v);
+        for &budget in Budget::ALL {
+            let Some(used) = f.used(budget) else { continue };
+            if budget.every_scope() || end.limits().get(budget).is_some() {
+                self.figures[budget as usize].record(kept(budget, used));
             }
         }
         self.limits = *end.limits();

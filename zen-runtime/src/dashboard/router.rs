@@ -17,7 +17,7 @@ use axum::routing::get;
 use futures_util::stream::Stream;
 
 use super::page::{self, Sort};
-use super::route::{Figure, Route};
+use super::route::{Route, shown};
 use super::{Dashboard, Inner};
 use crate::budget::Budget;
 
@@ -306,19 +306,19 @@ fn route_json(inner: &Inner, route: &Route, detail: bool) -> serde_json::Value {
     use serde_json::json;
     let s = route.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut figures = serde_json::Map::new();
-    for figure in Figure::ALL {
-        let h = &s.figures[figure as usize];
+    for &budget in Budget::ALL {
+        let h = &s.figures[budget as usize];
         if h.count() == 0 {
             continue;
         }
         figures.insert(
-            figure.key().to_owned(),
+            budget.event_field().to_owned(),
             json!({
-                "p50": figure.shown(h.quantile(0.5)),
-                "p95": figure.shown(h.quantile(0.95)),
-                "p99": figure.shown(h.quantile(0.99)),
-                "max": figure.shown(h.max()),
-                "limit": s.limits.get(figure.budget()),
+                "p50": shown(budget, h.quantile(0.5)),
+                "p95": shown(budget, h.quantile(0.95)),
+                "p99": shown(budget, h.quantile(0.99)),
+                "max": shown(budget, h.max()),
+                "limit": s.limits.get(budget),
             }),
         );
     }

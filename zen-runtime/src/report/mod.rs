@@ -34,6 +34,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, each at the place its discriminant says.
+    pub const ALL: [Outcome; 4] = [Outcome::Ok, Outcome::Exceeded, Outcome::Cancelled, Outcome::Panicked];
+
     /// Lowercase name, as in the `tracing` event.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

@@ -35,9 +35,6 @@ pub(crate) enum Receiver {
     Slot(Arc<Mutex<Option<Report>>>),
 }
 
-/// Every outcome, at the place its discriminant says.
-const OUTCOMES: [Outcome; 4] = [Outcome::Ok, Outcome::Exceeded, Outcome::Cancelled, Outcome::Panicked];
-
 impl Scope {
     /// Ends the scope now: seals it and delivers its report. Returns its time.
     pub(crate) fn end(&self, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
@@ -84,7 +81,10 @@ impl Scope {
 
     fn sealed(&self) -> Option<(Outcome, Duration)> {
         let nanos = self.ended.nanos.load(std::sync::atomic::Ordering::Acquire).checked_sub(1)?;
-        Some((OUTCOMES[usize::from(self.ended.outcome.load(Relaxed)) % OUTCOMES.len()], Duration::from_nanos(nanos)))
+        Some((
+            Outcome::ALL[usize::from(self.ended.outcome.load(Relaxed)) % Outcome::ALL.len()],
+            Duration::from_nanos(nanos),
+        ))
     }
 
     /// The response status of a request (before it is sealed).
