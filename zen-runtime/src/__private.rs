@@ -4,11 +4,11 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-pub use crate::budget::{Budget, Kind, Limits, Mode, by_key};
-use crate::error::BudgetExceeded;
-use crate::future::Scoped;
-pub use crate::report::{Date, Exempted, Exemption, Matches};
-use crate::scope::Asked;
+pub use crate::tracker::budget::{Budget, Kind, Limits, Mode, by_key};
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::future::Scoped;
+pub use crate::tracker::report::{Date, Exempted, Exemption, Matches};
+use crate::tracker::scope::Asked;
 pub use std::borrow::Cow;
 /// The budget keys the attribute accepts, for the test that they are the
 /// budget table's.

@@ -9,9 +9,9 @@
 
 use std::fmt;
 
-use crate::budget::report_event;
-use crate::observe::{Hooks, Observer, ScopeEnd};
-use crate::report::{NPlusOne, NestedViolation, Outcome, Report, Violation};
+use crate::tracker::budget::report_event;
+use crate::tracker::observe::{Hooks, Observer, ScopeEnd};
+use crate::tracker::report::{NPlusOne, NestedViolation, Outcome, Report, Violation};
 
 /// The observer that sends the `zen` event.
 #[derive(Debug, Default)]

@@ -21,23 +21,16 @@
 //! (the default) reports and warns; `enforce` refuses further work and cuts
 //! the scope short; `strict` panics with the report, for tests and CI.
 
-pub mod alloc;
-mod boundary;
-pub mod budget;
-mod call_site;
-pub mod config;
+mod tracker;
+
+// The integrations: each depends on the core, never the other way round.
 #[cfg(feature = "dashboard")]
 pub mod dashboard;
 #[cfg(feature = "sqlx")]
 pub mod db;
-mod error;
 mod events;
-pub mod fingerprint;
-mod future;
-mod hash;
 #[cfg(feature = "http")]
 pub mod http;
-pub mod instrument;
 pub mod jobs;
 #[cfg(feature = "tower")]
 pub mod layer;
@@ -45,30 +38,23 @@ pub mod layer;
 pub mod lock;
 #[cfg(feature = "metrics")]
 pub mod metrics;
-pub mod observe;
 #[cfg(feature = "opentelemetry")]
 pub mod otel;
 #[cfg(feature = "redis")]
 pub mod redis;
-pub mod report;
-mod scope;
 pub mod sinks;
-mod spawn;
-mod stats;
-pub mod testing;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use budget::{Budget, Kind, Limits, Mode};
-pub use config::ConfigError;
-pub use error::BudgetExceeded;
-pub use future::{Attached, Scoped};
-pub use report::{
-    BackendSummary, Date, Exempted, Exemption, HostSummary, Matches, NPlusOne, Outcome, Report, SlowQuery,
-    StatementSummary, Violation,
-};
-pub use spawn::{attach, spawn, spawn_blocking};
+// The public surface: what a user writes at the root, the rest by module,
+// one path per item.
+pub use tracker::budget::{Budget, Kind, Limits, Mode, Scale};
+pub use tracker::error::BudgetExceeded;
+pub use tracker::future::{Attached, Scoped};
+pub use tracker::report::whole::{Outcome, Report};
+pub use tracker::spawn::{attach, spawn, spawn_blocking};
+pub use tracker::{alloc, config, fingerprint, instrument, observe, report, testing};
 
 /// Reads zen's settings from the environment and makes them global: `ZEN_MODE`
 /// and `ZEN_N_PLUS_ONE` (and, with feature `lock`, checks `ZEN_LOCK`). Call
@@ -79,7 +65,7 @@ pub use spawn::{attach, spawn, spawn_blocking};
 /// `ZEN_MODE` holds something other than a mode name, `ZEN_N_PLUS_ONE`
 /// something other than a whole number, or `ZEN_LOCK` something other than
 /// `check`, `update` or `reset`.
-pub fn init() -> Result<Mode, ConfigError> {
+pub fn init() -> Result<Mode, config::ConfigError> {
     #[cfg(feature = "lock")]
     lock::parse_mode(std::env::var(lock::LOCK_VAR).ok().as_deref())?;
     config::init()

@@ -37,11 +37,11 @@ use std::thread::LocalKey;
 
 use metrics::{Counter, Histogram, Label, Unit};
 
-use crate::budget::{Budget, Kind, Mode, Scale};
-use crate::config::OTHER_NAMES;
-use crate::hash::FxBuild;
-use crate::observe::{Hooks, Observer, OperationEnd, Route, ScopeEnd};
-use crate::report::Outcome;
+use crate::tracker::budget::{Budget, Kind, Mode, Scale};
+use crate::tracker::config::OTHER_NAMES;
+use crate::tracker::hash::FxBuild;
+use crate::tracker::observe::{Hooks, Observer, OperationEnd, Route, ScopeEnd};
+use crate::tracker::report::Outcome;
 
 /// Scopes ended, by `outcome`.
 pub const SCOPES: &str = "zen_scopes_total";
@@ -283,7 +283,7 @@ fn with_handles(name: &str, route: Option<Route<'_>>, kind: Kind, mode: Mode, f:
         None => {
             let mut registered = registered(recorder);
             let Some(r) = registered.as_mut() else { return };
-            Arc::clone(r.handles(name, route, kind, mode, crate::config::max_names()))
+            Arc::clone(r.handles(name, route, kind, mode, crate::tracker::config::max_names()))
         }
     };
     if let Some(f) = f.take() {
@@ -388,8 +388,8 @@ mod tests {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
     use super::{N_PLUS_ONE, OTHER_NAMES, Registered};
-    use crate::budget::{Kind, Mode};
-    use crate::observe::Route;
+    use crate::tracker::budget::{Kind, Mode};
+    use crate::tracker::observe::Route;
 
     #[test]
     fn past_the_limit_every_new_name_shares_one_label() {

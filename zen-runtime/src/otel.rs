@@ -33,8 +33,8 @@ use std::sync::{Mutex, PoisonError};
 use opentelemetry::{KeyValue, Value};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::budget::{Budget, Measure};
-use crate::observe::{self, Hooks, Observer, ObserverId, OnEnd, OperationEnd, ScopeEnd};
+use crate::tracker::budget::{Budget, Measure};
+use crate::tracker::observe::{self, Hooks, Observer, ObserverId, OnEnd, OperationEnd, ScopeEnd};
 
 static DB_SPANS: Mutex<Option<ObserverId>> = Mutex::new(None);
 
@@ -160,7 +160,7 @@ fn operation_span(start: &OperationEnd<'_>) -> tracing::Span {
 /// Closes an operation's span, marked failed unless `ok`: outside the
 /// scope's memory, where it was made.
 fn close_operation_span(span: tracing::Span, ok: bool) {
-    crate::alloc::untracked(|| {
+    crate::tracker::alloc::untracked(|| {
         if !ok {
             span.record("otel.status_code", "ERROR");
         }

@@ -25,8 +25,8 @@ use std::io;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-use crate::error::BudgetExceeded;
-use crate::instrument::{self, Operation};
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::instrument::{self, Operation};
 
 /// The backend name in reports.
 pub const BACKEND: &str = "redis";

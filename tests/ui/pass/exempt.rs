@@ -1,7 +1,8 @@
 //! `exempt(...)` for an N+1 (by statement or call site) and for an overrun
 //! of every budget, with and without a date.
 #![deny(warnings)]
-use zen_runtime::{Exempted, zen};
+use zen_runtime::report::Exempted;
+use zen_runtime::zen;
 
 #[zen(
     max_queries = 2,

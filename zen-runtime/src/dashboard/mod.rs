@@ -51,13 +51,13 @@ use std::time::{Instant, SystemTime};
 pub use mount::{DashboardFuture, DashboardLayer, DashboardService};
 pub use router::{Authorize, WeakToken};
 
-use crate::budget::Kind;
-use crate::hash::FxBuild;
-use crate::observe::{self, Hooks, Observer, ObserverId, ScopeEnd};
-use crate::report::Outcome;
+use crate::tracker::budget::Kind;
+use crate::tracker::hash::FxBuild;
+use crate::tracker::observe::{self, Hooks, Observer, ObserverId, ScopeEnd};
+use crate::tracker::report::Outcome;
 use route::{Recent, Route, SLOT_SECONDS, Stats};
 
-pub use crate::config::OTHER_NAMES;
+pub use crate::tracker::config::OTHER_NAMES;
 
 /// What a dashboard keeps.
 #[derive(Clone, Copy, Debug)]
@@ -233,7 +233,7 @@ impl Inner {
         if let Some(route) = find(&routes, name) {
             return route;
         }
-        let max = self.options.max_names.unwrap_or_else(crate::config::max_names);
+        let max = self.options.max_names.unwrap_or_else(crate::tracker::config::max_names);
         let name = if routes.named[kind as usize] < max { name } else { OTHER_NAMES };
         if let Some(route) = find(&routes, name) {
             return route;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Inner;
 use super::histogram::Histogram;
 use super::route::{self, Recent, Route, Stats, shown, unit};
-use crate::budget::Budget;
+use crate::tracker::budget::Budget;
 
 /// `text` safe in HTML text and in quoted attribute values.
 pub(super) fn esc(text: &str) -> String {

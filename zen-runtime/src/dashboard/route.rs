@@ -6,9 +6,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use super::histogram::Histogram;
-use crate::budget::{Budget, Kind, Limits, Measure};
-use crate::observe::ScopeEnd;
-use crate::report::{Outcome, Report, Violation};
+use crate::tracker::budget::{Budget, Kind, Limits, Measure};
+use crate::tracker::observe::ScopeEnd;
+use crate::tracker::report::{Outcome, Report, Violation};
 
 /// Statements kept per name; the rest are added up as one.
 pub(super) const MAX_STATEMENTS: usize = 16;

@@ -19,7 +19,7 @@ use futures_util::stream::Stream;
 use super::page::{self, Sort};
 use super::route::{Route, shown};
 use super::{Dashboard, Inner};
-use crate::budget::Budget;
+use crate::tracker::budget::Budget;
 
 /// Who may see the dashboard. There is no open mode: build one with
 /// [`Authorize::token`] or [`Authorize::with`].

@@ -15,7 +15,7 @@ use sqlx::Executor;
 
 use super::measure::{self, Measured, Rebuilt, Step};
 use super::{Backend, Connection, budget_error};
-use crate::instrument;
+use crate::tracker::instrument;
 
 /// Refuses before a connection is taken; counts a query that cannot get one
 /// as failed (the wait is in `db_wait`).

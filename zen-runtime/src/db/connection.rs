@@ -12,7 +12,7 @@ use sqlx_core::transaction::TransactionManager;
 
 use super::Backend;
 use super::measure::{self, Rebuilt};
-use crate::error::BudgetExceeded;
+use crate::tracker::error::BudgetExceeded;
 
 /// A database connection checked out of a zen [`Pool`](super::Pool): the
 /// target of `&mut *conn` and `&mut *tx`.

@@ -14,8 +14,8 @@ use sqlx::{Database, Either, Execute, Executor, SqlStr};
 use sqlx_core::transaction::TransactionManager;
 
 use super::{Backend, Connection, budget_error};
-use crate::error::BudgetExceeded;
-use crate::instrument::{self, Operation};
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::instrument::{self, Operation};
 
 /// A query taken apart and put back together, so that zen can read its SQL
 /// (sqlx 0.9's `Execute::sql` consumes the query).

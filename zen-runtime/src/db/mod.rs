@@ -56,7 +56,7 @@ pub use connection::{Connection, PoolConnection, Transaction};
 pub use options::PoolOptions;
 pub use pool::Pool;
 
-use crate::error::BudgetExceeded;
+use crate::tracker::error::BudgetExceeded;
 
 /// A database zen can wrap: sqlx's `Database`, with what zen needs to tune
 /// its connections.

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use reqwest::ResponseBuilderExt;
 
-use crate::instrument::Operation;
-use crate::report::Writes;
+use crate::tracker::instrument::Operation;
+use crate::tracker::report::Writes;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

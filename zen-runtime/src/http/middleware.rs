@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest_middleware::{Error, Next};
 
-use crate::instrument;
+use crate::tracker::instrument;
 
 /// A `reqwest-middleware` middleware that holds each call to the current
 /// budget, as [`Client`](super::Client) does: it cannot be made without a

@@ -36,8 +36,8 @@ mod middleware;
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::BudgetExceeded;
-use crate::instrument;
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::instrument;
 
 #[cfg(feature = "reqwest-middleware")]
 pub use middleware::Middleware;

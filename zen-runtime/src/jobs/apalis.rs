@@ -25,9 +25,9 @@ use apalis_core::task::Task;
 use apalis_core::task::status::{AtomicStatus, Status};
 
 use super::run;
-use crate::budget::{Limits, Mode};
-use crate::instrument;
-use crate::scope::Defaults;
+use crate::tracker::budget::{Limits, Mode};
+use crate::tracker::instrument;
+use crate::tracker::scope::Defaults;
 
 /// The layer: a default budget for every job of the worker, and the mode.
 #[derive(Clone, Debug, Default)]

@@ -47,8 +47,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::budget::{Limits, Mode};
-use crate::scope::Defaults;
+use crate::tracker::budget::{Limits, Mode};
+use crate::tracker::scope::Defaults;
 pub use run::Stopped;
 
 /// What a job returns: `()`, or a `Result` whose error is logged as the

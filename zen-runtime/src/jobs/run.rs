@@ -7,11 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use crate::boundary::{Boundary, Ended};
-use crate::budget::Kind;
-use crate::error::BudgetExceeded;
-use crate::report::Outcome;
-use crate::scope::{Defaults, Scope, Spec};
+use crate::tracker::boundary::{Boundary, Ended};
+use crate::tracker::budget::Kind;
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::report::Outcome;
+use crate::tracker::scope::{Defaults, Scope, Spec};
 
 /// Why a job's run ended without its output.
 #[derive(Debug)]

@@ -17,8 +17,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::budget::{Budget, Mode};
-use crate::scope::{Receiver, Role, Scope, enter};
+use crate::tracker::budget::{Budget, Mode};
+use crate::tracker::scope::{Receiver, Role, Scope, enter};
 
 /// The error of a body that zen ended: `max_response_kb` in `enforce`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -10,10 +10,10 @@ use http::{HeaderName, Response, StatusCode};
 
 use super::body::{Streamed, ZenBody};
 use super::response;
-use crate::boundary::{Boundary, Ended};
-use crate::budget::Mode;
-use crate::report::{Outcome, Report};
-use crate::scope::Scope;
+use crate::tracker::boundary::{Boundary, Ended};
+use crate::tracker::budget::Mode;
+use crate::tracker::report::{Outcome, Report};
+use crate::tracker::scope::Scope;
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
@@ -115,7 +115,7 @@ where
 
 /// Why the layer answers instead of the handler.
 enum Stop {
-    Exceeded(crate::budget::Budget),
+    Exceeded(crate::tracker::budget::Budget),
     Panicked,
 }
 

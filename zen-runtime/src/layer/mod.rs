@@ -72,10 +72,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Method, Request, Response};
 
-use crate::boundary::Boundary;
-use crate::budget::{Kind, Limits, Mode};
-use crate::hash::FxBuild;
-use crate::scope::{Defaults, Scope, Spec};
+use crate::tracker::boundary::Boundary;
+use crate::tracker::budget::{Kind, Limits, Mode};
+use crate::tracker::hash::FxBuild;
+use crate::tracker::scope::{Defaults, Scope, Spec};
 
 pub use body::{BoxError, ZenBody};
 pub use future::{RequestReport, ResponseFuture};
@@ -277,7 +277,7 @@ fn intern(method: &Method, route: &str) -> Cow<'static, str> {
     }
     let name = format!("{method} {route}");
     let mut names = NAMES.write().unwrap_or_else(PoisonError::into_inner);
-    if names.iter().map(|(_, routes)| routes.len()).sum::<usize>() >= crate::config::max_names() {
+    if names.iter().map(|(_, routes)| routes.len()).sum::<usize>() >= crate::tracker::config::max_names() {
         return Cow::Owned(name);
     }
     let index = match names.iter().position(|(m, _)| m == method) {

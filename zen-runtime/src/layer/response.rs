@@ -8,9 +8,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::ZenBody;
-use crate::budget::{Budget, Limits, Measure};
-use crate::report::{Figures, json_string};
-use crate::scope::Scope;
+use crate::tracker::budget::{Budget, Limits, Measure};
+use crate::tracker::report::{Figures, json_string};
+use crate::tracker::scope::Scope;
 
 /// `queries;desc="4/5", db;dur=12.4;desc="budget 50ms", total;dur=48.1;desc="budget 200ms"`:
 /// one entry per budget (its name in the budget table) that was used or is
@@ -318,8 +318,8 @@ mod tests {
 
     #[test]
     fn the_largest_figures_still_make_a_valid_header() {
-        use crate::budget::{Budget, Limits};
-        use crate::report::{Figures, Memory};
+        use crate::tracker::budget::{Budget, Limits};
+        use crate::tracker::report::{Figures, Memory};
         let max = u64::MAX;
         let limits = Budget::ALL.iter().fold(Limits::NONE, |l, b| match b.key() {
             "max_queries" => l.max_queries(max),

@@ -33,8 +33,8 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::budget::Budget;
-use crate::report::{Date, Exempted, Exemption, Matches};
+use crate::tracker::budget::Budget;
+use crate::tracker::report::{Date, Exempted, Exemption, Matches};
 
 /// What one scope of one test used: the most of each over the run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -487,7 +487,7 @@ mod tests {
     use std::path::Path;
 
     use super::{Entry, LockFile, band, parse, render};
-    use crate::report::{Date, Exempted, Exemption, Matches};
+    use crate::tracker::report::{Date, Exempted, Exemption, Matches};
 
     fn sample() -> LockFile {
         let mut lock = LockFile::default();

@@ -34,9 +34,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 pub use file::LockError;
 
-use crate::config::ConfigError;
-use crate::observe::{Hooks, Observer, ScopeEnd};
-use crate::report::{Exemption, Outcome};
+use crate::tracker::config::ConfigError;
+use crate::tracker::observe::{Hooks, Observer, ScopeEnd};
+use crate::tracker::report::{Exemption, Outcome};
 use file::{Entry, LockFile};
 
 /// The variable that turns the lock on: `check`, `update` or `reset`.

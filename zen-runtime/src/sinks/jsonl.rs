@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use super::{SinkId, add_sink, remove_sink};
-use crate::report::Report;
+use crate::tracker::report::Report;
 
 /// The smallest file [`JsonLinesBuilder::max_bytes`] accepts: a report
 /// with a few statements takes a few hundred bytes.

@@ -11,8 +11,8 @@ pub use jsonl::{JsonLines, JsonLinesBuilder, MIN_BYTES};
 
 use std::sync::Arc;
 
-use crate::observe::{self, Hooks, Observer, ObserverId, ScopeEnd};
-use crate::report::Report;
+use crate::tracker::observe::{self, Hooks, Observer, ObserverId, ScopeEnd};
+use crate::tracker::report::Report;
 
 /// A receiver of every report, registered with [`add_sink`].
 pub type Sink = Arc<dyn Fn(&Report) + Send + Sync>;

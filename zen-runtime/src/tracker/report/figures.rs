@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use super::{Memory, Violation};
-use crate::budget::{Budget, Limits};
+use crate::tracker::budget::{Budget, Limits};
 
 /// Everything a scope used. Kept in base units (nanoseconds, bytes, counts),
 /// read through the methods below.

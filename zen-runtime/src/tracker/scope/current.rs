@@ -17,7 +17,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::Scope;
-use crate::alloc;
+use crate::tracker::alloc;
 
 const CARRIED: usize = 1;
 

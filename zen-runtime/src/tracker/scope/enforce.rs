@@ -9,9 +9,9 @@
 use std::time::{Duration, Instant};
 
 use super::Scope;
-use crate::budget::{Budget, Mode};
-use crate::error::BudgetExceeded;
-use crate::report::Figures;
+use crate::tracker::budget::{Budget, Mode};
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::report::Figures;
 
 /// Database operations or external calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::budget::Mode;
-use crate::error::BudgetExceeded;
-use crate::report::{Outcome, Report};
-use crate::scope::{Asked, Defaults, Receiver, Role, Scope, Spec, current, enter};
+use crate::tracker::budget::Mode;
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::report::{Outcome, Report};
+use crate::tracker::scope::{Asked, Defaults, Receiver, Role, Scope, Spec, current, enter};
 
 /// Where the report goes when the scope ends.
 enum Finish {
@@ -271,7 +271,7 @@ impl<F> std::fmt::Debug for Attached<F> {
 
 impl<F> Attached<F> {
     pub(crate) fn new(fut: F) -> Self {
-        Attached { fut, scope: crate::scope::current() }
+        Attached { fut, scope: crate::tracker::scope::current() }
     }
 }
 

@@ -9,8 +9,8 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{NPlusOne, StatementSummary, Violation};
-use crate::budget::Budget;
-use crate::fingerprint::{self, Dialect};
+use crate::tracker::budget::Budget;
+use crate::tracker::fingerprint::{self, Dialect};
 
 /// What an exemption accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,7 +204,7 @@ pub(crate) fn judge<'a>(
 #[cfg(test)]
 mod tests {
     use super::{Date, Exempted, Exemption, Matches, judge};
-    use crate::report::NPlusOne;
+    use crate::tracker::report::NPlusOne;
 
     #[test]
     fn an_exemption_in_force_wins_over_an_expired_one_in_any_order() {

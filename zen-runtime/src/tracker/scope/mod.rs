@@ -25,8 +25,8 @@ pub(crate) use enforce::Resource;
 pub(crate) use terms::{Asked, Defaults, Terms};
 pub(crate) use usage::Usage;
 
-use crate::budget::Kind;
-use crate::report::Report;
+use crate::tracker::budget::Kind;
+use crate::tracker::report::Report;
 
 /// Reports of nested scopes, gathered for `zen_runtime::testing::collect`.
 pub(crate) type Collector = Arc<Mutex<Vec<Report>>>;
@@ -74,8 +74,8 @@ impl Scope {
         let parent = current();
         let kind = spec.kind.or_else(|| parent.as_ref().map(|p| p.kind)).unwrap_or(Kind::Other);
         let d = spec.defaults;
-        let mode = d.mode.unwrap_or_else(crate::config::global_mode);
-        let n_plus_one = d.n_plus_one.unwrap_or_else(crate::config::n_plus_one);
+        let mode = d.mode.unwrap_or_else(crate::tracker::config::global_mode);
+        let n_plus_one = d.n_plus_one.unwrap_or_else(crate::tracker::config::n_plus_one);
         let start = Instant::now();
         // Allocated first, so that the optimiser builds the scope in place
         // rather than on the stack and then copies it (measured, not
@@ -110,10 +110,10 @@ impl Scope {
     }
 
     /// A request's method and route template, apart.
-    pub(crate) fn route(&self) -> Option<crate::observe::Route<'_>> {
+    pub(crate) fn route(&self) -> Option<crate::tracker::observe::Route<'_>> {
         let method = self.method?;
         let template = self.name.strip_prefix(method)?.strip_prefix(' ')?;
-        Some(crate::observe::Route { method, template })
+        Some(crate::tracker::observe::Route { method, template })
     }
 
     pub(crate) fn mark_panicked(&self) {

@@ -9,8 +9,8 @@ use std::future::Future;
 
 use tokio::task::JoinHandle;
 
-use crate::future::Attached;
-use crate::scope::{self, Role, enter};
+use crate::tracker::future::Attached;
+use crate::tracker::scope::{self, Role, enter};
 
 /// Like [`tokio::spawn`], but the task's usage counts toward the current
 /// scope (if any). The scope still ends when its own fn returns; work the

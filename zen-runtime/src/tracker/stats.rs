@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::call_site::CallSite;
+use crate::tracker::call_site::CallSite;
 
-use crate::report::{BackendSummary, HostSummary, NPlusOne, SlowQuery, StatementSummary};
+use crate::tracker::report::{BackendSummary, HostSummary, NPlusOne, SlowQuery, StatementSummary};
 
 /// Distinct fingerprints kept per scope.
 pub(crate) const MAX_STATEMENTS: usize = 64;
@@ -91,7 +91,7 @@ impl DbStats {
         }
         let stat = Stat { backend, count: 1, failed: u64::from(!ok), total_ns: nanos, max_ns: nanos, call_site: None };
         // The table grows with zen's memory, not the scope's.
-        crate::alloc::untracked(|| self.statements.push((Arc::clone(fingerprint), stat)));
+        crate::tracker::alloc::untracked(|| self.statements.push((Arc::clone(fingerprint), stat)));
         (1, false)
     }
 
@@ -130,7 +130,7 @@ impl DbStats {
         {
             Some(index) => index,
             None => {
-                crate::alloc::untracked(|| self.backends.push((backend, BackendStat::default())));
+                crate::tracker::alloc::untracked(|| self.backends.push((backend, BackendStat::default())));
                 self.backends.len() - 1
             }
         };
@@ -208,7 +208,7 @@ impl HttpStats {
         let index = match self.hosts.iter().position(|(h, ..)| &**h == host) {
             Some(index) => index,
             None if self.hosts.len() < MAX_HOSTS => {
-                crate::alloc::untracked(|| self.hosts.push((Arc::from(host), 0, 0, 0)));
+                crate::tracker::alloc::untracked(|| self.hosts.push((Arc::from(host), 0, 0, 0)));
                 self.hosts.len() - 1
             }
             None => return,

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
-use crate::budget::Mode;
+use crate::tracker::budget::Mode;
 
 /// The variable that sets the global mode.
 pub const MODE_VAR: &str = "ZEN_MODE";

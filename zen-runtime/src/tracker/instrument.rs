@@ -49,11 +49,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::BudgetExceeded;
-use crate::fingerprint::{self, Dialect, Shared};
-use crate::observe::{self, OnEnd, OperationEnd};
-use crate::report::Writes;
-use crate::scope::{self, Resource, Scope};
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::fingerprint::{self, Dialect, Shared};
+use crate::tracker::observe::{self, OnEnd, OperationEnd};
+use crate::tracker::report::Writes;
+use crate::tracker::scope::{self, Resource, Scope};
 
 /// One database operation or external call in progress, started by [`query`]
 /// or [`call`]. Its time runs until [`finish`](Operation::finish), or until
@@ -268,7 +268,7 @@ impl Operation {
     /// a future cancelled from outside it). `written`: what a write did.
     fn record(&mut self, ok: bool, in_poll: bool, written: Writes) {
         if let Some(on_end) = self.on_end.take() {
-            crate::alloc::untracked(|| on_end(ok));
+            crate::tracker::alloc::untracked(|| on_end(ok));
         }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = start.elapsed();

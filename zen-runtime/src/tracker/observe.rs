@@ -46,8 +46,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use crate::budget::{Kind, Limits, Mode};
-use crate::report::{Exemption, Figures, Outcome, Report};
+use crate::tracker::budget::{Kind, Limits, Mode};
+use crate::tracker::report::{Exemption, Figures, Outcome, Report};
 
 /// What watches zen's scopes. Every hook has a no-op default.
 pub trait Observer: Send + Sync + 'static {
@@ -383,8 +383,13 @@ pub fn registered() -> Vec<ObserverId> {
     current().iter().map(|e| e.id).collect()
 }
 
-/// Applies `edit` to the list; `true` when it changed it.
+/// Applies `edit` to the list; `true` when it changed it. zen's memory,
+/// charged to no scope.
 fn change(edit: impl FnOnce(&mut Vec<Entry>)) -> bool {
+    crate::tracker::alloc::untracked(|| edit_registry(edit))
+}
+
+fn edit_registry(edit: impl FnOnce(&mut Vec<Entry>)) -> bool {
     let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
     let mut observers: Vec<Entry> = registry.as_deref().unwrap_or_default().to_vec();
     let before = observers.len();
@@ -406,16 +411,21 @@ fn publish(registry: &mut Option<Observers>, observers: Vec<Entry>) {
 
 /// Registers the crate's own observers, once, before anything else is.
 /// (They are made under the registry's lock: making one registers nothing
-/// and ends no scope.)
+/// and ends no scope. What they read to start, such as the budget lock's
+/// file, is zen's memory, charged to no scope.)
 fn install() {
     if COUNTS[0].load(Ordering::Acquire) != UNSET {
         return;
     }
+    crate::tracker::alloc::untracked(install_defaults);
+}
+
+fn install_defaults() {
     let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
     if registry.is_some() {
         return;
     }
-    let observers: Vec<Entry> = crate::alloc::untracked(crate::default_observers)
+    let observers: Vec<Entry> = crate::default_observers()
         .into_iter()
         .map(|observer| Entry {
             id: ObserverId(NEXT_ID.fetch_add(1, Ordering::Relaxed)),
@@ -470,7 +480,7 @@ fn wanted(hook: Hooks) -> bool {
 /// logged: the others still run. What they allocate is no scope's.
 #[inline(never)]
 fn each(hook: Hooks, call: &mut dyn FnMut(&dyn Observer)) {
-    crate::alloc::untracked(|| {
+    crate::tracker::alloc::untracked(|| {
         for entry in current().iter().filter(|e| e.hooks.has(hook)) {
             if catch_unwind(AssertUnwindSafe(|| call(&*entry.observer))).is_err() {
                 tracing::error!(target: "zen", "a zen observer panicked; the others ran");

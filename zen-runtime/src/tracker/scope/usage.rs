@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::Scope;
-use crate::alloc::{Counted, untracked};
-use crate::budget::Budget;
-use crate::fingerprint::Shared;
-use crate::report::{Figures, Memory, NestedViolation, Violation, Writes};
-use crate::stats::{DbStats, HttpStats, reaches};
+use crate::tracker::alloc::{Counted, untracked};
+use crate::tracker::budget::Budget;
+use crate::tracker::fingerprint::Shared;
+use crate::tracker::report::{Figures, Memory, NestedViolation, Violation, Writes};
+use crate::tracker::stats::{DbStats, HttpStats, reaches};
 
 /// Violations of nested scopes kept per scope; the rest are counted.
 const MAX_NESTED: usize = 16;
@@ -121,7 +121,7 @@ impl Scope {
         in_poll: bool,
     ) {
         let ns = nanos(elapsed);
-        crate::observe::operation_ended(&crate::observe::OperationEnd {
+        crate::tracker::observe::operation_ended(&crate::tracker::observe::OperationEnd {
             backend,
             operation: fingerprint.operation,
             fingerprint: &fingerprint.text,
@@ -164,7 +164,7 @@ impl Scope {
     #[cold]
     #[inline(never)]
     fn note_call_site(&self, fingerprint: &Arc<str>) {
-        let site = untracked(|| crate::call_site::CallSite::of(&self.name, fingerprint));
+        let site = untracked(|| crate::tracker::call_site::CallSite::of(&self.name, fingerprint));
         for scope in self.chain() {
             scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
         }
@@ -274,10 +274,10 @@ impl Scope {
 
     fn memory(&self) -> Option<Memory> {
         let u = &self.usage;
-        if !crate::alloc::installed() && self.limit(Budget::Memory).is_some() {
-            crate::alloc::warn_if_not_installed();
+        if !crate::tracker::alloc::installed() && self.limit(Budget::Memory).is_some() {
+            crate::tracker::alloc::warn_if_not_installed();
         }
-        crate::alloc::installed().then(|| Memory {
+        crate::tracker::alloc::installed().then(|| Memory {
             allocated: u.mem_allocated.load(Relaxed),
             // Frees of memory allocated elsewhere never take a figure below zero.
             peak: u64::try_from(u.mem_peak.load(Relaxed)).unwrap_or(0),

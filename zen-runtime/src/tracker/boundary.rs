@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::error::BudgetExceeded;
-use crate::report::Outcome;
-use crate::scope::{Receiver, Role, Scope, enter};
+use crate::tracker::error::BudgetExceeded;
+use crate::tracker::report::Outcome;
+use crate::tracker::scope::{Receiver, Role, Scope, enter};
 
 /// How a boundary's work ended.
 pub(crate) enum Ended<T> {
@@ -94,7 +94,7 @@ impl<F> Boundary<F> {
     /// Delivers the report of a scope the caller sealed itself, and then
     /// read the figures of.
     #[cfg(feature = "tower")]
-    pub(crate) fn deliver(&self, figures: &crate::report::Figures) {
+    pub(crate) fn deliver(&self, figures: &crate::tracker::report::Figures) {
         self.scope.deliver_figures(Receiver::Everyone, true, Some(figures));
     }
 }
@@ -128,7 +128,7 @@ impl<F: Future> Boundary<F> {
         this.scope.record_poll(end.saturating_duration_since(start));
         match poll {
             Ok(Poll::Ready(output)) => Poll::Ready(Ended::Done(output)),
-            Ok(Poll::Pending) => match crate::future::poll_cut(this.scope, this.timer, cx) {
+            Ok(Poll::Pending) => match crate::tracker::future::poll_cut(this.scope, this.timer, cx) {
                 None => Poll::Pending,
                 Some(exceeded) => {
                     drop_work(this.scope, this.work.as_mut());

@@ -19,7 +19,7 @@ use lexer::{Skipped, Token};
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use crate::hash::FxHashMap;
+use crate::tracker::hash::FxHashMap;
 pub use writer::MAX_LEN;
 
 /// The SQL dialect a statement is read in.
@@ -389,7 +389,7 @@ impl Shared {
 /// charged for.
 pub(crate) fn shared(sql: &str, dialect: Dialect) -> Shared {
     if sql.len() > MAX_CACHED_SQL {
-        return crate::alloc::untracked(|| Shared::of(sql, dialect));
+        return crate::tracker::alloc::untracked(|| Shared::of(sql, dialect));
     }
     let cached = CACHE.try_with(|cache| {
         let mut cache = cache.try_borrow_mut().ok()?;
@@ -406,7 +406,7 @@ pub(crate) fn shared(sql: &str, dialect: Dialect) -> Shared {
             return Some(shared);
         }
         // A miss allocates: zen's memory, not the scope's.
-        crate::alloc::untracked(|| {
+        crate::tracker::alloc::untracked(|| {
             let shared = Shared::of(sql, dialect);
             if cache.entries >= MAX_CACHE_ENTRIES || cache.bytes + sql.len() > MAX_CACHE_BYTES {
                 *cache = Cache::default();
@@ -419,7 +419,7 @@ pub(crate) fn shared(sql: &str, dialect: Dialect) -> Shared {
             Some(shared)
         })
     });
-    cached.ok().flatten().unwrap_or_else(|| crate::alloc::untracked(|| Shared::of(sql, dialect)))
+    cached.ok().flatten().unwrap_or_else(|| crate::tracker::alloc::untracked(|| Shared::of(sql, dialect)))
 }
 
 #[cfg(test)]

@@ -220,7 +220,7 @@ macro_rules! budgets {
                 tracing::event!(
                     target: "zen",
                     $d level,
-                    $( $field = $crate::budget::event_value!($measure, $d report.used_base($crate::budget::Budget::$variant)), )*
+                    $( $field = $crate::tracker::budget::event_value!($measure, $d report.used_base($crate::tracker::budget::Budget::$variant)), )*
                     $d($d rest)*
                     $d message
                 )

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::budget::Budget;
+use crate::tracker::budget::Budget;
 
 /// A budget was exceeded in `enforce` mode: the operation was refused, or the
 /// scope was cut short.

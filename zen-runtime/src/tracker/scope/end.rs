@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use super::Scope;
 use super::usage::nanos;
-use crate::alloc::untracked;
-use crate::budget::Mode;
-use crate::observe::{self, ScopeEnd, Statement};
-use crate::report::{self, Exemption, Figures, Outcome, Report};
+use crate::tracker::alloc::untracked;
+use crate::tracker::budget::Mode;
+use crate::tracker::observe::{self, ScopeEnd, Statement};
+use crate::tracker::report::{self, Exemption, Figures, Outcome, Report};
 
 /// How a scope ended. Plain atomics, not a `OnceLock`, whose slow path every
 /// request would take.
@@ -167,7 +167,7 @@ impl Scope {
         let figures = self.figures(elapsed);
         let mut violations = figures.violations(&terms.limits);
         let mut db = if figures.queries == 0 && figures.refused_queries == 0 {
-            crate::stats::Summary::default()
+            crate::tracker::stats::Summary::default()
         } else {
             self.usage.db.lock().unwrap_or_else(PoisonError::into_inner).summary(terms.n_plus_one)
         };

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Instant;
 
 use super::{Scope, current};
-use crate::budget::{Budget, Kind, Limits, Mode};
-use crate::report::Exemption;
+use crate::tracker::budget::{Budget, Kind, Limits, Mode};
+use crate::tracker::report::Exemption;
 
 /// What a scope is held to.
 #[derive(Clone, Copy, Debug)]

@@ -19,10 +19,10 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::budget::{Kind, Mode};
-use crate::future::Scoped;
-use crate::report::Report;
-use crate::scope::{Defaults, Scope, Spec};
+use crate::tracker::budget::{Kind, Mode};
+use crate::tracker::future::Scoped;
+use crate::tracker::report::Report;
+use crate::tracker::scope::{Defaults, Scope, Spec};
 
 /// Runs `fut` in an unlimited scope of its own (nested in the current one,
 /// if any) and returns its output with the scope's report: every query,
@@ -57,7 +57,7 @@ pub async fn collect<F: Future>(fut: F) -> (F::Output, Vec<Report>) {
     (output, reports)
 }
 
-fn spec(name: &'static str, collector: Option<crate::scope::Collector>) -> Spec {
+fn spec(name: &'static str, collector: Option<crate::tracker::scope::Collector>) -> Spec {
     Spec {
         name: Cow::Borrowed(name),
         method: None,

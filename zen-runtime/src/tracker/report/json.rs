@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Report;
-use crate::budget::{Budget, Measure};
+use crate::tracker::budget::{Budget, Measure};
 
 /// The longest statement text written; longer ones are cut.
 const MAX_STATEMENT: usize = 2048;
