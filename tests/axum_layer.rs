@@ -12,13 +12,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio::io::AsyncWriteExt;
-use zen_runtime::alloc::ZenAlloc;
 use zen_runtime::db::{PgPool, SqlitePool};
 use zen_runtime::layer::{RequestReport, ZenLayer};
 use zen_runtime::{Budget, Limits, Mode, Outcome, zen};
-
-#[global_allocator]
-static ALLOC: ZenAlloc = ZenAlloc::system();
 
 use common::report_named;
 

@@ -16,14 +16,10 @@ use axum::routing::get;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use tracing_subscriber::layer::SubscriberExt as _;
-use zen_runtime::alloc::ZenAlloc;
 use zen_runtime::dashboard::{Authorize, Dashboard};
 use zen_runtime::db::SqlitePool;
 use zen_runtime::layer::ZenLayer;
 use zen_runtime::{Budget, zen};
-
-#[global_allocator]
-static ALLOC: ZenAlloc = ZenAlloc::system();
 
 const TOKEN: &str = "figures-test-token-0123456789";
 
@@ -49,12 +45,25 @@ async fn everything(State((pool, peer)): State<(SqlitePool, String)>) -> String 
     format!("{} {answer} {}", names.len(), held.len())
 }
 
-/// The names of the fields of every `zen` event.
+/// The names of the fields of the `zen` event of the scope `GET /everything`.
 struct Fields(Arc<Mutex<BTreeSet<String>>>);
+
+/// Whether an event's `name` field is `GET /everything`.
+struct Everything(bool);
+
+impl tracing::field::Visit for Everything {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0 |= field.name() == "name" && value == "GET /everything";
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() == "zen" {
+        let mut everything = Everything(false);
+        event.record(&mut everything);
+        if event.metadata().target() == "zen" && everything.0 {
             let mut names = self.0.lock().unwrap();
             for field in event.metadata().fields() {
                 names.insert(field.name().to_owned());
@@ -67,7 +76,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
 async fn every_exporter_shows_every_figure_of_the_table() {
     // Every exporter at once: a metrics recorder, a dashboard, an
     // OpenTelemetry exporter, a sink writing JSON lines, the event.
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().unwrap();
+    // This thread's recorder: the binary's global one belongs to metrics.rs.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let _recorder = metrics::set_default_local_recorder(&recorder);
     let dashboard = Dashboard::new();
     let spans = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
@@ -75,8 +87,10 @@ async fn every_exporter_shows_every_figure_of_the_table() {
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("zen-figures")))
         .with(Fields(Arc::clone(&fields)));
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
+    // The process's subscriber (this binary's other suite uses none): a
+    // subscriber scoped to this thread would miss the callsites another
+    // thread registers first, which tracing then caches as uninteresting.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
     let kept = Arc::clone(&lines);
     let sink = zen_runtime::sinks::add_sink(move |r| {
@@ -115,7 +129,7 @@ async fn every_exporter_shows_every_figure_of_the_table() {
     let overview: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let route = overview["routes"].as_array().unwrap().iter().find(|r| r["name"] == "GET /everything").unwrap();
     let line: serde_json::Value = serde_json::from_str(&lines.lock().unwrap()[0]).unwrap();
-    let metrics = recorder.render();
+    let metrics = handle.render();
     let spans = spans.get_finished_spans().unwrap();
     let attributes: BTreeSet<String> =
         spans.iter().flat_map(|s| s.attributes.iter().map(|kv| kv.key.to_string())).collect();

@@ -3,8 +3,7 @@
 //! database clients and the tests goes through zen's accounting, and
 //! nothing may change, crash, deadlock or recurse.
 //!
-//! (`global_mode.rs` and `events.rs` stay alone in their binaries: they
-//! change process-wide state.)
+//! (`axum_layer.rs` runs here alone: its requests' memory is a figure.)
 
 // Each suite declares the shared helpers itself, so they load once per suite.
 #![allow(clippy::duplicate_mod)]
@@ -12,6 +11,8 @@
 #[global_allocator]
 static ALLOC: zen_runtime::alloc::ZenAlloc = zen_runtime::alloc::ZenAlloc::system();
 
+#[path = "axum_layer.rs"]
+mod axum_layer;
 #[path = "compose.rs"]
 mod compose;
 #[path = "db_postgres.rs"]

@@ -83,7 +83,11 @@ pub fn assert_counts(reports: &[Report], expected: impl IntoIterator<Item = u64>
 pub fn sqlite_url() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("sqlite:file:zen{}x{}?mode=memory&cache=shared", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    // Each suite of a binary has its own copy of this module: the address of
+    // its counter tells them apart.
+    let copy = &raw const NEXT as usize;
+    let (pid, n) = (std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    format!("sqlite:file:zen{pid}x{copy:x}x{n}?mode=memory&cache=shared")
 }
 
 /// A pool on the database at `url`, migrated with sqlx's own macro, with

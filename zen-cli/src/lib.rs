@@ -1,7 +1,47 @@
-//! `zen suggest`: reads the JSON lines that `zen_runtime::sinks::JsonLines`
-//! writes and proposes, for each route and job, a `#[zen(...)]` line from
-//! what it used: the 99th percentile of each figure plus a stated margin,
-//! rounded up to two significant digits.
+//! `zen suggest`: budgets suggested from traffic. It reads the JSON lines
+//! that `zen_runtime::sinks::JsonLines` writes (in staging, or under a load
+//! test) and proposes, for each route and job, a `#[zen(...)]` line from
+//! what it used.
+//!
+//! ```sh
+//! cargo install --path zen-cli       # the `zen` command
+//! zen suggest zen-reports.jsonl.2 zen-reports.jsonl.1 zen-reports.jsonl [--margin 50]
+//! ```
+//!
+//! What it printed for the reports `tests/suggest.rs` writes (a real axum
+//! app on SQLite; the files kept the newest 90 of 180 reports):
+//!
+//! ```text
+//! zen suggest: 90 reports, 2 scopes; proposed = p99 + 50%, rounded up to two significant digits
+//!
+//! GET /articles/{id} (handler, 60 reports)
+//!   budget                    p50          p99          max   proposed
+//!   max_queries                 3            4            4          6
+//!   max_db_ms               0.248        0.369        0.369          1
+//!   timeout_ms              0.561        0.887        0.887          2
+//!   max_http_calls              0            0            0          0
+//!   max_poll_ms             0.048        0.160        0.160          1
+//!   max_rows                    3            4            4          6
+//!   only 60 reports: the p99 is close to the max; collect more traffic
+//!   #[zen(max_queries = 6, max_db_ms = 1, timeout_ms = 2, max_http_calls = 0, max_poll_ms = 1, max_rows = 6)]
+//!
+//! GET /health (handler, 30 reports)
+//!   budget                    p50          p99          max   proposed
+//!   max_queries                 0            0            0          0
+//!   timeout_ms              0.014        0.022        0.022          1
+//!   max_http_calls              0            0            0          0
+//!   max_poll_ms             0.008        0.013        0.013          1
+//!   only 30 reports: the p99 is close to the max; collect more traffic
+//!   #[zen(max_queries = 0, timeout_ms = 1, max_http_calls = 0, max_poll_ms = 1)]
+//! ```
+//!
+//! Per route and job: the p50, p99 and max of each figure, and a proposed
+//! limit: the p99 plus the margin (default 50%), rounded up to two
+//! significant digits (times and sizes at least 1; a count that was always 0
+//! proposes 0, which allows none), a timeout at least the database and
+//! external time it contains, and how many reports used more than it.
+//! Cancelled and panicked scopes are left out: their figures stop short.
+//! [`parse`], [`suggest`] and [`render`] do the same from code:
 //!
 //! ```
 //! let line = r#"{"v":1,"name":"GET /a","kind":"handler","mode":"observe","outcome":"ok","used":{"max_queries":2,"timeout_ms":3.5}}"#;

@@ -10,7 +10,8 @@ use syn::{Expr, Lit, UnOp};
 use crate::budgets::{BUDGETS, Unit};
 use crate::words::{Errors, closest, err};
 
-const OTHER_KEYS: &[&str] =
+/// The keys that are not budgets.
+pub(crate) const OTHER_KEYS: &[&str] =
     &["n_plus_one", "name", "mode", "kind", "crate", "static_check", "deny_query_in_loop", "exempt"];
 
 /// What a blown budget does.

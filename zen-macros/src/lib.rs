@@ -29,3 +29,12 @@ pub fn __budget_keys(_: TokenStream) -> TokenStream {
     let keys = budgets::BUDGETS.iter().map(|(key, _)| *key);
     quote::quote!([#(#keys),*]).into()
 }
+
+/// The other keys `#[zen]` accepts, as an array of strings: for the test
+/// that its documentation lists every key. Not public API.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __other_keys(_: TokenStream) -> TokenStream {
+    let keys = args::OTHER_KEYS;
+    quote::quote!([#(#keys),*]).into()
+}

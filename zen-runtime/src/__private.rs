@@ -13,6 +13,9 @@ pub use std::borrow::Cow;
 /// The budget keys the attribute accepts, for the test that they are the
 /// budget table's.
 pub use zen_macros::__budget_keys as budget_keys;
+/// The other keys it accepts, for the test that its documentation lists
+/// every key.
+pub use zen_macros::__other_keys as other_keys;
 
 /// One annotated fn: built at compile time, in a static.
 #[derive(Debug)]

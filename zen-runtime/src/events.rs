@@ -5,7 +5,8 @@
 //!
 //! Every field parses as logfmt (text fields are written as quoted strings
 //! by `tracing-subscriber`'s formatter) and as JSON (strings, numbers,
-//! booleans): it is one record for log pipelines to read.
+//! booleans): it is one record for log pipelines to read. Its field
+//! reference, for users, is in the docs of the `report` module.
 
 use std::fmt;
 

@@ -3,9 +3,11 @@
 //! [`tracing-opentelemetry`](https://docs.rs/tracing-opentelemetry) with
 //! the rest of the trace.
 //!
-//! When a scope ends, the span current at that moment gets (the request's
-//! span under `tower_http::trace::TraceLayer` placed outside zen's layer, or
-//! the span of `#[tracing::instrument]` written below `#[zen]`):
+//! With `tracing_opentelemetry::layer()` in your subscriber, when a scope
+//! ends (from its counters, whether or not a report is built), the span
+//! current at that moment gets (the request's span under
+//! `tower_http::trace::TraceLayer` placed outside zen's layer, or the span
+//! of `#[tracing::instrument]` written below `#[zen]`):
 //!
 //! | attribute | value |
 //! |---|---|
@@ -24,9 +26,15 @@
 //! later, overwrites with its own figures.
 //!
 //! With [`set_db_spans`]`(true)`, every database operation is also a span of
-//! kind CLIENT, `zen::db` target, named after the operation, with
-//! `db.system.name`, `db.operation.name` and `db.query.text` holding the
-//! statement's fingerprint: never a value.
+//! kind CLIENT, `zen::db` target, named after its verb (`SELECT`, a Redis
+//! command; the system's name for any other), with `db.system.name`, `db.operation.name` and
+//! `db.query.text` holding the statement's fingerprint: never a value.
+//! (sqlx's own `sqlx::query` log events carry the statement's text as
+//! written: filter them with `sqlx=warn` where a literal in SQL must not
+//! reach a trace.)
+//!
+//! Tested with the OpenTelemetry SDK's in-memory exporter. Without the
+//! feature, nothing is compiled in.
 
 use std::sync::{Mutex, PoisonError};
 

@@ -3,9 +3,14 @@
 //!
 //! Wrap any `redis::aio::ConnectionLike` (a `MultiplexedConnection`, a
 //! `ConnectionManager`) and use it as before: every command and pipeline is
-//! counted as one operation, under its command name (never its keys or
-//! values), timed, refused in `enforce` once the budget is spent, and given
-//! at most the time left.
+//! one operation of the backend `"redis"`, in the same budget as SQL
+//! (`max_queries`, `max_db_ms`), named by its command (`GET`,
+//! `PIPELINE GET SET`; never its keys or values), timed, refused in
+//! `enforce` once the budget is spent, and given at most the time left.
+//! [`as_budget_exceeded`] finds the budget in the error of a refused or cut
+//! command. A command that is not one of Redis's reads (a pipeline, when
+//! any of its commands is not) may write: it counts in what a refused
+//! request says of its writes ([`Writes`](crate::report::Writes)).
 //!
 //! ```no_run
 //! # async fn demo() -> redis::RedisResult<()> {

@@ -1,17 +1,21 @@
 //! sqlx wrappers that count, time and cut every query.
 //!
 //! Adoption is one line: change the pool's type from `sqlx::PgPool` to
-//! `zen_runtime::db::PgPool` (or `SqlitePool`, `MySqlPool`). Query call sites
-//! stay as they are: `sqlx::query(..).fetch_one(&pool)`, `query_as`,
-//! `query_scalar`, the `query!` macros, `.execute(&mut *tx)` on a
-//! transaction from `pool.begin()`, `&mut *conn` from `pool.acquire()`,
-//! streaming `.fetch(..)`, and `sqlx::migrate!().run(&pool)`.
+//! `zen_runtime::db::PgPool` (or `SqlitePool`, `MySqlPool`; features
+//! `postgres`, `sqlite`, `mysql`), which wrap sqlx 0.9's pool. Query call
+//! sites stay as they are: `&pool` is a `sqlx::Executor`, and
+//! `pool.acquire()` and `pool.begin()` return a connection and a
+//! transaction whose `&mut *conn` and `&mut *tx` are executors too, as with
+//! sqlx's own types; `sqlx::query(..).fetch_one(&pool)`, `query_as`,
+//! `query_scalar`, the `query!` macros, streaming `.fetch(..)` and
+//! `sqlx::migrate!().run(&pool)` work unchanged.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), sqlx::Error> {
-//! use zen_runtime::db::SqlitePoolOptions; // was: use sqlx::sqlite::SqlitePoolOptions;
+//! # async fn demo(url: &str) -> Result<(), sqlx::Error> {
+//! use std::time::Duration;
+//! use zen_runtime::db::PgPoolOptions; // was: use sqlx::postgres::PgPoolOptions;
 //!
-//! let pool = SqlitePoolOptions::new().max_connections(5).connect("sqlite::memory:").await?;
+//! let pool = PgPoolOptions::new().max_connections(20).acquire_timeout(Duration::from_secs(3)).connect(url).await?;
 //! let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&pool).await?;
 //! let mut tx = pool.begin().await?;
 //! sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut *tx).await?;
@@ -19,21 +23,45 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Each query is counted once when issued (toward `max_queries`), and timed
-//! from issue until its result stream ends or is dropped; it is then
-//! recorded under its statement fingerprint, with the call site of user
-//! code when it repeats like N+1. Time waiting for a
-//! pooled connection is reported apart, as `db_wait`. `BEGIN`, `COMMIT` and
-//! `ROLLBACK` are round trips too, and count as queries.
+//! The builder forwards `max_connections`, `min_connections`,
+//! `acquire_timeout`, `idle_timeout`, `max_lifetime`, `test_before_acquire`,
+//! and the rest through `.with(|o| o.after_connect(..))`; there are also
+//! [`Pool::connect`]`(url)`, [`Pool::connect_with`]`(options)`,
+//! [`SqlitePoolOptions`] and [`MySqlPoolOptions`]. [`Pool::as_sqlx`] is the
+//! sqlx pool underneath (its queries are not counted).
 //!
-//! In `enforce` mode a query past `max_queries` or `max_db_ms` is refused
-//! before it reaches the database with a `sqlx::Error` whose `source()`
-//! is [`BudgetExceeded`]; a query is given at most the time left
-//! in the DB budget and before the deadline, and one that runs out is cut:
-//! its connection is closed rather than returned to the pool, so the
-//! server stops it too (PostgreSQL notices the closed connection within
-//! `client_connection_check_interval`, which [`Pool::connect_with`] sets
-//! to 100 ms) and no half-read connection is ever reused.
+//! # What is counted
+//!
+//! Each query is counted once, when issued (toward `max_queries`), and
+//! timed from issue until its result stream ends or is dropped; then the
+//! statement table records it under its fingerprint (the SQL with literals,
+//! placeholders, `IN (...)` lists, comments and spacing normalised; bound
+//! values never reach a report), one lock per query and scope (once more
+//! per N+1 suspect, to take its call site: see
+//! [`report`](crate::report#statements-and-n1-suspects)). `BEGIN`, `COMMIT`,
+//! `ROLLBACK` and savepoints are round trips and count too. Failed queries
+//! count, and the report says how many. Time waiting for a pooled
+//! connection is reported apart, as `db_wait`. Rows returned to the scope
+//! count toward `max_rows`; in `enforce`, the row past it ends the stream
+//! with the budget's error and the connection is closed, so the server
+//! stops sending (a test cuts an unbounded `SELECT` of five million rows on
+//! PostgreSQL at 1,000).
+//!
+//! # `enforce`
+//!
+//! A query past `max_queries` or `max_db_ms` is refused before it takes a
+//! connection, with a `sqlx::Error` whose `source()` is [`BudgetExceeded`]
+//! (`sqlx::Error::Configuration`, the variant whose source is the error
+//! itself; [`as_budget_exceeded`] finds it). Each query is given at most the
+//! time left in the DB budget and before the deadline; one that runs out is
+//! cut, and its connection is **closed, never returned to the pool**, so no
+//! half-read connection is ever reused. On PostgreSQL the server then stops
+//! the statement too: the pool constructors ([`Pool::connect`],
+//! [`Pool::connect_with`], the options' `connect`) set
+//! `client_connection_check_interval = 100ms`, so the backend notices the
+//! closed connection and cancels (a test checks `pg_stat_activity` for a
+//! cut `pg_sleep(5)`). A pool you wrap with [`Pool::from_sqlx`] keeps your
+//! options: set that parameter yourself.
 //!
 //! `BEGIN`, `COMMIT`, `ROLLBACK` and savepoints from `begin()`, `commit()`
 //! and `rollback()` are bounded by the time left like any query. One cut,
@@ -45,6 +73,34 @@
 //! that transaction and be lost with it. Writes inside a transaction take
 //! effect at its `COMMIT`: see [`Writes`](crate::report::Writes) for what a
 //! refused request says about them.
+//!
+//! An application whose error type logs every `sqlx::Error` as a 500 would
+//! log each refusal twice (its ERROR, zen's WARN): give budget errors their
+//! own arm.
+//!
+//! ```
+//! use zen_runtime::BudgetExceeded;
+//!
+//! #[derive(Debug)]
+//! enum AppError {
+//!     Budget(BudgetExceeded),
+//!     Db(sqlx::Error),
+//! }
+//!
+//! impl From<sqlx::Error> for AppError {
+//!     fn from(e: sqlx::Error) -> Self {
+//!         match zen_runtime::db::as_budget_exceeded(&e) {
+//!             // zen reports it (and, under the layer in enforce, answers 503): no second log line.
+//!             Some(exceeded) => AppError::Budget(exceeded.clone()),
+//!             None => AppError::Db(e),
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! An in-memory SQLite database lives only as long as its last connection:
+//! if every connection of the pool is cut and closed, the data goes with
+//! them. Keep one connection aside (the demo does), or use a file.
 
 mod checkout;
 mod connection;

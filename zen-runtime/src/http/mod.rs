@@ -1,9 +1,9 @@
 //! An outgoing HTTP client that cannot be built without a timeout.
 //!
 //! Every call to an external system needs a timeout: better to amputate an
-//! arm than to die of gangrene. [`Client::builder`] has no `build` until
-//! `timeout` is called, so forgetting it is a compile error, not a runtime
-//! default:
+//! arm than to die of gangrene. [`Client::builder`] (over reqwest) has no
+//! `build` until `timeout` is called, so forgetting it is a compile error,
+//! not a runtime default:
 //!
 //! ```
 //! # async fn demo() -> Result<(), zen_runtime::http::Error> {
@@ -20,14 +20,33 @@
 //! //               before `.build()`
 //! ```
 //!
-//! Each call's timeout is the least of the client's, the request's own and,
-//! in `enforce` mode, the time left in the budget (`max_http_ms`, the
-//! deadline). A call lasts until its response body is read (or dropped):
-//! calls are counted into the current scope (`http_calls`, `http_time`, per
-//! host), body included; `max_http_calls` and `max_http_ms` apply, and in
-//! `enforce` a blown budget refuses the next call and stops a body read at
-//! the budget's deadline (the read fails; [`as_budget_exceeded`] finds why). TLS is whatever your own
-//! `reqwest` dependency enables (zen's asks for none).
+//! Each call's timeout is the least of the client's, the request's own
+//! (`.timeout(..)` on the request) and, in `enforce` mode, the time left in
+//! the budget (`max_http_ms`, the deadline). A call lasts until its
+//! response body is read, fails or is dropped: a body trickled over a
+//! second counts a second. Calls are counted into the current scope
+//! (`http_calls`, `http_time`, per host), bodies included; `max_http_calls`
+//! and `max_http_ms` apply. In `enforce`, a blown budget refuses the next
+//! call with [`Error::Budget`] (whose `source()` is
+//! [`BudgetExceeded`]), and a body still arriving
+//! when the budget runs out stops there: `response.bytes().await` fails,
+//! the violation is in the report, and [`as_budget_exceeded`] finds the
+//! budget in the read's error. Calls other than `GET`, `HEAD`, `OPTIONS`
+//! and `TRACE` may write: they count in what a refused request says of its
+//! writes ([`Writes`](crate::report::Writes)).
+//!
+//! A report of kind `handler` that made external calls says so
+//! ([`Report::http_in_handler`](crate::Report::http_in_handler), and the
+//! `http_in_handler` event field): the rule is to push them to the
+//! background ([`jobs`](crate::jobs)).
+//!
+//! Clients built with `reqwest-middleware` get the same rules from
+//! [`Middleware`] (feature `reqwest-middleware`), which cannot be made
+//! without a timeout either. Add it last, after retries: each attempt that
+//! reaches it is counted and bounded like a [`Client`] call, body included.
+//!
+//! TLS is whatever your own `reqwest` dependency enables (zen's asks for
+//! none).
 
 mod body;
 #[cfg(feature = "reqwest-middleware")]

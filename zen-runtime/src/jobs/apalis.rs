@@ -1,19 +1,40 @@
 //! Durable jobs on apalis 1.0: a tower layer for its workers.
 //!
 //! ```ignore
+//! // Needs `apalis` and `apalis-sqlite`, which zen does not depend on.
+//! #[zen(max_queries = 20, max_db_ms = 500, max_mem_kb = 4096, timeout_ms = 30_000)]
+//! async fn send_welcome(job: Welcome, deps: Data<Deps>) -> Result<(), BoxDynError> { /* ... */ }
+//!
 //! let worker = WorkerBuilder::new("mailer")
-//!     .backend(SqliteStorage::new(&pool).with_config(Config::default().queue("welcome")))
-//!     .layer(ZenJobLayer::new().limits(Limits::NONE.timeout_ms(30_000)))
-//!     .build(send_welcome);   // `#[zen(...)] async fn send_welcome(job: Welcome) -> Result<..>`
+//!     .backend(SqliteStorage::new(&queue_pool).with_config(Config::default().queue("welcome")))
+//!     .data(deps)
+//!     .layer(ZenJobLayer::new().limits(Limits::NONE.timeout_ms(60_000)).mode(Mode::Enforce))
+//!     .build(send_welcome);
 //! ```
 //!
-//! Each attempt of each job runs in a scope of kind `job`, named by its
-//! queue, with its attempt number; the job fn's `#[zen]` tightens the
-//! layer's default. In `enforce`, a job cut by its budget fails its
-//! attempt with [`Stopped::Exceeded`](super::Stopped) (whose `source()` is
-//! `BudgetExceeded`), and apalis's storage runs it again while attempts are
-//! left (`max_attempts`, 25 by default in apalis's SQL storages). A panic
-//! fails the attempt the same way; the worker goes on.
+//! - Each attempt of each job runs in a scope of kind `job`, named by its
+//!   queue (`welcome`), with its attempt number; the job fn's `#[zen]`
+//!   tightens the layer's default.
+//! - In `enforce`, a job cut by its budget **fails its attempt** with
+//!   [`Stopped::Exceeded`](super::Stopped) (whose `source()` is
+//!   `BudgetExceeded`), and apalis's storage runs it again while attempts
+//!   are left (`max_attempts`: 25 by default in apalis's SQL storages; set
+//!   it per job with `TaskBuilder::max_attempts`). A panic fails the attempt
+//!   the same way, and the worker takes the next job. (apalis records an
+//!   attempt's end from inside the job's future; the layer marks a cut or
+//!   panicked attempt failed itself, or the storage would keep it
+//!   `Running`. A test shows it.)
+//! - A job that got to its end past its budget is done, not failed: failing
+//!   it then would run its effects again. Its report says `exceeded`.
+//! - A worker process killed mid-job (SIGKILL) loses nothing: apalis gives
+//!   the job back after the worker misses its heartbeats
+//!   (`Config::heartbeat_interval`, `missed_heartbeats`), another worker
+//!   runs it, and its report says attempt 2. A test kills a real worker
+//!   process to show it.
+//! - [`push`]`(&mut storage, job)` enqueues as one operation of the current
+//!   scope (backend `apalis`): a handler that enqueues counts it among its
+//!   queries, and `enforce` refuses it when the budget is blown.
+//!   `storage.push(job)` through apalis's own pool is not counted.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,37 +1,58 @@
 //! Background jobs under the same budgets as requests.
 //!
-//! A job function takes `#[zen(...)]` as a handler does; run by a zen
-//! runner, each run is a scope of kind `job`, named by the job, with its
-//! attempt number, and its report goes where every report goes. Two
-//! runners:
+//! A job fn takes the same `#[zen(...)]` as a handler; run by a zen runner,
+//! each run is a scope of kind `job`, named by the job, whose report
+//! carries its **attempt number** and goes to the same `tracing` target and
+//! sinks as requests'. Two runners:
 //!
-//! - [`Jobs`]: in-process background work started from a handler, with a
-//!   bounded queue (a full queue is an error the handler sees), a
-//!   concurrency limit and a graceful shutdown that reports what it
-//!   abandoned. For work that may be lost with the process.
-//! - [`apalis::ZenJobLayer`] (feature `apalis`): durable jobs on apalis
-//!   1.0's storages (SQLite, PostgreSQL), whose workers are tower services
-//!   the layer wraps.
+//! - [`Jobs`] (no feature): in-process, fire-and-forget work started from a
+//!   handler, for work that may be lost with the process.
+//! - [`apalis::ZenJobLayer`] (feature `apalis`): durable jobs. zen does not
+//!   write a queue: apalis 1.0's workers are tower services, which the
+//!   layer wraps, on apalis's SQLite storage (embedded) or PostgreSQL
+//!   storage (many workers on many machines sharing one queue).
+//!
+//! # In-process jobs
 //!
 //! ```
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use zen_runtime::jobs::Jobs;
 //! use zen_runtime::{Limits, zen};
 //!
-//! #[zen(max_queries = 20, timeout_ms = 30_000)]
+//! #[zen(max_queries = 20, max_db_ms = 500, timeout_ms = 30_000)]
 //! async fn send_welcome(user: u64) -> Result<(), std::io::Error> {
 //!     Ok(())
 //! }
 //!
 //! let jobs = Jobs::builder().capacity(1_000).concurrency(8).limits(Limits::NONE.timeout_ms(60_000)).start()?;
-//! // In a handler: answer now, do the work in the background.
-//! jobs.spawn("send_welcome", move || send_welcome(42))?;
-//! // On SIGTERM: let running jobs finish, for at most 10 s.
+//! // In a handler (`Jobs` is cheap to clone: keep it in the app state):
+//! // answer now, do the work in the background.
+//! jobs.spawn("send_welcome", move || send_welcome(42))?; // Err(JobError::QueueFull { .. }) when full
+//! // On SIGTERM: running jobs get at most 10 s.
 //! let shutdown = jobs.shutdown(Duration::from_secs(10)).await;
 //! assert!(shutdown.abandoned.is_empty());
 //! # Ok(()) }
 //! ```
+//!
+//! - The queue is bounded: a full queue is an error the handler sees
+//!   ([`JobError::QueueFull`]: answer `503` or shed the work), never
+//!   unbounded memory. At most `concurrency` jobs run at once.
+//! - Each job runs in a scope of its own, not the request's that queued it:
+//!   the closure is called when the job starts, inside the job's scope, so
+//!   a `#[zen]` job fn it calls is that job's budget (write
+//!   `move || send_welcome(id)`, not `send_welcome(id)`, which the
+//!   signature refuses anyway). The runner's [`limits`](JobsBuilder::limits)
+//!   are every job's default; a job fn's `#[zen]` tightens them, as a
+//!   handler's does under the layer. [`mode`](JobsBuilder::mode)`(Mode::Enforce)`
+//!   cuts a job at its deadline or blown budget.
+//! - A job that returns `Err` or panics is logged at WARN (the report of
+//!   one that panicked says `panicked`); the runner goes on.
+//! - [`Jobs::shutdown`]`(grace)` stops taking jobs, runs what is queued and
+//!   running for at most `grace`, then drops what is left and returns
+//!   [`Shutdown`]` { finished, abandoned }`, naming each abandoned job (also
+//!   logged at WARN; a dropped running job leaves a `cancelled` report).
+//!   Nothing is lost silently.
 
 #[cfg(feature = "apalis")]
 pub mod apalis;

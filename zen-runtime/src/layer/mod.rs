@@ -1,4 +1,5 @@
-//! A tower layer that gives every HTTP request a budget scope.
+//! A tower layer that gives every HTTP request a budget scope (feature
+//! `tower`; with `axum`, requests are named by their route).
 //!
 //! ```
 //! # #[cfg(feature = "axum")] {
@@ -17,46 +18,110 @@
 //! # }
 //! ```
 //!
-//! The scope opens when the request reaches the layer, before extraction,
-//! so reading and parsing the body count. Added with `Router::layer` (after
-//! routing), it is named by the method and the matched route template,
-//! `GET /articles/{slug}`, never the raw URI; on any other tower service, put
-//! a [`RouteName`] in the request's extensions, or the name is
-//! `GET (unmatched)`.
+//! # One scope per request
 //!
-//! A `#[zen]` handler run under the layer does not open a scope of its own:
-//! it tightens the request's, each limit becoming the lower of the layer's
-//! default and the handler's (its `timeout_ms` counts from the request's
-//! arrival), and its `mode` and `n_plus_one` apply. The report, one per
-//! request, names the handler. An annotated helper called by an
-//! unannotated handler would be taken for the handler: give it
-//! `kind = "other"`.
+//! The scope opens when the request reaches the layer, **before
+//! extraction**, so reading and parsing the body count. Added with
+//! `Router::layer` (after routing), it is named by the method and the
+//! matched route template, `GET /articles/{slug}`, never the raw URI:
+//! unmatched requests are `GET (unmatched)`, and methods other than the
+//! nine standard ones (RFC 9110's and `PATCH`) are `OTHER`, so a client
+//! cannot invent names. On any other tower service, put a [`RouteName`] in
+//! the request's extensions (`RouteName("/things/{id}".into())`).
 //!
-//! Every response carries a `Server-Timing` header with the request's
-//! figures against their limits (browser developer tools show it), unless
-//! [`ZenLayer::server_timing`] turns it off, and the request's [`Report`] in
-//! its extensions, as a [`RequestReport`], for middleware further out. In `observe` (and `strict`) the
-//! response is otherwise untouched. In `enforce`, when a budget is blown or
-//! the deadline passes, the handler's future is dropped (its connections go
-//! back to the pool or are closed, its timers and tasks with it) and the
-//! client gets `503 Service Unavailable` with an RFC 9457
-//! `application/problem+json` body naming the budget, its limit and what was
-//! used. A handler that panics gets a `500` problem response, the report says
-//! `panicked`, and the connection stays up; a client that goes away
-//! mid-request leaves a report that says `cancelled`.
+//! [`ZenLayer::limits`] is every route's default budget. A `#[zen]`
+//! handler run under the layer does not open a second scope: it tightens
+//! the request's, each limit becoming the lower of the two (a route cannot
+//! loosen the layer's default), its `timeout_ms` counting from the
+//! request's arrival, and its `mode` and `n_plus_one` apply. One report per
+//! request, whose `handler` names the fn. The first `#[zen]` fn a request
+//! runs is taken for its handler: give an annotated helper called by an
+//! unannotated handler `kind = "other"`. A `#[zen]` fn run in a task the
+//! handler spawned ([`spawn`](crate::spawn)) is never taken for the
+//! handler: it opens its own scope, nested in the request's.
+//! [`ZenLayer::mode`] sets the mode of every route instead of `ZEN_MODE`.
+//! Deadlines in `enforce` need tokio's timer (`enable_all()`, as
+//! `#[tokio::main]` does).
+//!
+//! # `Server-Timing`
+//!
+//! Every response carries the request's figures against their limits, one
+//! entry per budget that was used or is limited (named in the budget table,
+//! [`Budget::timing_name`](crate::Budget::timing_name)), which a browser's
+//! developer tools show under Timing:
+//!
+//! ```text
+//! queries;desc="4/5", db;dur=12.4;desc="budget 50ms", mem;desc="312/512 KiB", http-calls;desc="1/1", http;dur=301.2, poll;dur=0.8, rows;desc="20", resp;desc="26/64 KiB", total;dur=348.1;desc="budget 1000ms"
+//! ```
+//!
+//! The header never holds SQL, a value or a raw URI.
+//! [`ZenLayer::server_timing`]`(false)` turns it off where clients should
+//! not see it.
+//!
+//! # The response body
+//!
+//! The body counts toward `max_response_kb`. A body whose size is known when
+//! the headers leave (`Json`, `String`, `Bytes`) is counted then; in
+//! `enforce`, one over the budget is answered `503` instead. A streamed body
+//! is counted as it goes, with the request's scope current while it is
+//! polled (its queries count toward the request), and the request's report
+//! is delivered when it ends or is dropped. In `enforce`, it is cut at the
+//! budget: the body ends with an error, so the server aborts the response
+//! and the client sees it cut short, never passed off as complete (the
+//! headers, `200`, are already gone).
+//!
+//! # `observe` and `enforce`
+//!
+//! In `observe` (and `strict`) the response is untouched apart from
+//! `Server-Timing`. In `enforce`, when a budget is blown or the deadline
+//! passes, the handler's future is dropped (its pooled connections go back
+//! or are closed, its timers and the work it did not spawn with it) and the
+//! client gets `503 Service Unavailable`, `content-type:
+//! application/problem+json` (RFC 9457), `cache-control: no-store`:
+//!
+//! ```json
+//! {"type":"https://github.com/zen-rs/zen#when-a-budget-is-exceeded","title":"Budget exceeded","status":503,
+//!  "detail":"GET /reports/slow used 21 ms of its max_db_ms = 20","route":"GET /reports/slow",
+//!  "budget":"max_db_ms","limit":20,"used":21,"unit":"ms","writes":"none"}
+//! ```
+//!
+//! A handler that got to its end with a blown budget (it turned a refused
+//! query into its own error, or built a response past `max_mem_kb`) is
+//! answered the same way, so clients learn it one way.
+//!
+//! A handler that panics is answered `500` with a problem document (the
+//! panic message stays in your logs), the report says `panicked`, and the
+//! connection keeps serving. A client that goes away mid-request drops the
+//! handler; its report says `cancelled`.
+//!
+//! # `writes`: may the client retry?
 //!
 //! Both problem documents say what the request's writes did, in `writes`
-//! ([`Writes`](crate::report::Writes)), so that a client knows whether it
-//! may retry:
+//! ([`Writes`](crate::report::Writes)):
 //!
 //! | `writes` | what it means | retry |
 //! |---|---|---|
-//! | `none` | no write took effect, none was cut waiting for its answer | safe |
+//! | `none` | nothing was committed: no write took effect, none was cut waiting for its answer | safe: it does the work once |
 //! | `committed` | at least one write took effect | only an idempotent request |
-//! | `unknown` | a write (a `COMMIT`, an autocommit statement, a call) was cut before its answer | check first |
+//! | `unknown` | a write (a `COMMIT`, an autocommit statement, a call) was cut before its answer, or failed in a way that says nothing of what it left | check first |
 //!
-//! Writes that tasks the request spawned are still making when it is
+//! zen reads it from what the request's writes did: autocommit statements
+//! and `COMMIT`s, Redis writes, and external calls other than `GET`, `HEAD`,
+//! `OPTIONS` and `TRACE` ([`instrument`](crate::instrument#writes) has the
+//! rules). A transaction-control statement cut before its answer closes its
+//! connection, so no later write runs inside a transaction the server still
+//! holds. Writes that tasks the request spawned are still making when it is
 //! answered are not known to it.
+//!
+//! # The report, for middleware further out
+//!
+//! Middleware further out finds the request's [`Report`] in the response's
+//! extensions, as a [`RequestReport`]:
+//! `response.extensions().get::<RequestReport>().map(RequestReport::report)`.
+//! It is built when first asked for, so requests nobody asks about cost no
+//! report. Its `status` is the response's (the layer's own `503` or `500`
+//! when it answered instead); for a streamed body asked about before the
+//! body ended, the body's bytes are not in it yet.
 //!
 //! [`Report`]: crate::Report
 

@@ -1,28 +1,91 @@
-//! The budget lock (feature `lock`): `zen.lock`, checked in beside
-//! `Cargo.toml`, holds what each test's scopes used: queries, statements by
-//! fingerprint with their counts, N+1 suspects, external calls per host, and
-//! peak memory in bands. CI runs the tests with `ZEN_LOCK=check`: a scope that
-//! uses more than its entry, or that the lock does not know, fails the run
-//! with a readable diff when the test binary ends.
+//! The budget lock (feature `lock`): budgets catch a regression in
+//! production; the lock catches it in the pull request. `zen.lock`, checked
+//! in beside `Cargo.toml`, holds what each test's scopes used, and CI runs
+//! the tests with `ZEN_LOCK=check`: a scope that uses more than its entry,
+//! or that the lock does not know, fails the run with a readable diff when
+//! the test binary ends. A project adds three lines:
 //!
-//! | `ZEN_LOCK` | at the end of each test process |
+//! ```toml
+//! [dev-dependencies]   # or the app's own features
+//! zen-runtime = { version = "0.1", features = ["lock"] }
+//! ```
+//! ```sh
+//! ZEN_LOCK=update cargo test    # once, and whenever a change is meant; commit zen.lock
+//! ZEN_LOCK=check cargo test     # the CI step
+//! ```
+//!
+//! | `ZEN_LOCK` | when each test process ends |
 //! |---|---|
-//! | unset | nothing |
-//! | `check` | fails (exit code 1) on a regression or a new scope; lists what can tighten |
-//! | `update` | adds new scopes, tightens the ones that used less, fails on a regression |
-//! | `reset` | writes what the run used, regressions included |
+//! | unset | nothing is recorded |
+//! | `check` | exit code 1 on a scope that used more than its entry, or that the lock does not know; "can tighten" lines for those that used less |
+//! | `update` | adds new scopes and tightens entries that used less; never loosens (a scope that used more fails the run and keeps its entry) |
+//! | `reset` | writes what the run used, more included |
 //!
-//! Entries are keyed by test (`<test binary>::<test name>`, from the test's
-//! thread; scopes that end on another thread are under the binary's name)
-//! and scope name, so that `cargo test` and `cargo nextest` (a process per
-//! test) write the same file. Writers take an exclusive lock on it and
-//! merge, so concurrent processes lose nothing. Wall-clock time is not kept:
-//! it is too noisy for CI. Peak memory is kept as a band: rounded up to a
-//! power of two KiB, at least 64 KiB.
+//! A failed check reads like this, on stderr at the end of the test
+//! binary's output:
 //!
-//! The file is `zen.lock` in the package's directory (`CARGO_MANIFEST_DIR`,
-//! which cargo sets for tests), or `ZEN_LOCK_FILE`. A file that cannot be
-//! read is an error naming it and the line, never a silent reset.
+//! ```text
+//! zen: /app/zen.lock: these scopes used more than their entry:
+//!   articles::show › GET /articles/{slug}: 3 → 4 queries, new: SELECT * FROM tags WHERE article_id = ?
+//!   feed::page › GET /feed: new N+1 at app::feed (src/feed.rs:42): SELECT * FROM users WHERE id = ?
+//! zen: make them use less, or accept it with ZEN_LOCK=reset (or an exemption)
+//! ```
+//!
+//! # What an entry holds
+//!
+//! For each test (`<test binary>::<test name>`, from the test's thread) and
+//! each scope that ended in it (route, job or fn): the queries, the
+//! statements by fingerprint with their counts, N+1 suspects with their
+//! call site, external calls per host and, under `ZenAlloc`, peak memory as
+//! a band (rounded up to a power of two KiB, at least 64 KiB; a check fails
+//! when it moves more than one band up, that is more than doubles, since a
+//! peak moves a band from run to run). No wall-clock time: it is too noisy
+//! for CI. The file is sorted, one value per line, so diffs are small and
+//! merges easy; entries sit under `[tests."<test>"."<scope>"]`.
+//!
+//! Scopes that end off a test's thread (a multi-threaded runtime's
+//! workers, an example a test runs) are kept under the binary's name and
+//! only ever widened: several processes may each see part of them. Not
+//! recorded: the scopes that `testing::measure` and `testing::collect` open
+//! around the code they measure, and doctests (their scope names carry
+//! rustdoc's numbering of the examples).
+//!
+//! # The file
+//!
+//! `zen.lock` in the package's directory (`CARGO_MANIFEST_DIR`, which cargo
+//! sets for tests), or `ZEN_LOCK_FILE`. Test binaries and processes
+//! (`cargo test`, `cargo nextest`'s process per test) write it at once
+//! without losing an entry: each writer takes an exclusive lock on the file
+//! and merges. A new lock is written beside the old one and renamed over
+//! it, so a writer killed halfway leaves the old one whole; one of many
+//! megabytes is checked in about three times its size. A malformed or
+//! hand-broken lock is an error naming the file and the line
+//! (``zen.lock:12: `queries` must be a whole number of 0 or more``; a byte
+//! that is not UTF-8 too), never a silent reset, and is never rewritten. A bad `ZEN_LOCK`
+//! names the variable, and [`init`](crate::init) rejects it at start-up.
+//!
+//! # Exemptions
+//!
+//! Besides the attribute's `exempt(...)` (see
+//! [Exemptions](macro@crate::zen#exemptions) for what an exemption does),
+//! the lock takes `[[exempt]]` entries, for every scope or for one
+//! (`scope = "GET /feed"`):
+//!
+//! ```toml
+//! [[exempt]]
+//! scope = "GET /feed"
+//! n_plus_one = true
+//! call_site = "src/feed.rs:42"
+//! reason = "paged in #412"
+//! until = "2027-03-31"
+//! ```
+//!
+//! They apply while `ZEN_LOCK` is set, that is in tests; for production,
+//! write them in the attribute.
+//!
+//! zen's own suite runs this way: `.ci/run` sets `ZEN_LOCK=check`, against
+//! the `zen.lock` files in the repository (trybuild's pass cases are
+//! programs of their own and are not recorded).
 
 mod check;
 mod file;

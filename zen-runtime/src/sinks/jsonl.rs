@@ -31,22 +31,30 @@ const RETRY_ROTATION: std::time::Duration = std::time::Duration::from_millis(250
 const QUEUE: usize = 4096;
 const QUEUE_BYTES: usize = 16 << 20;
 
-/// Writes every report of the process to a file, one JSON object per line,
-/// from a thread of its own. Made with [`JsonLines::builder`]; dropping it
-/// stops the sink and writes what is queued.
+/// Writes every report of the process to a file, one JSON object per line
+/// ([`Report::to_json`](crate::Report::to_json): figures keyed by `#[zen]`
+/// key, limits, violations, N+1 suspects and statements as fingerprints,
+/// never values), from a thread of its own. Made with
+/// [`JsonLines::builder`]; dropping it stops the sink and writes what is
+/// queued. Run it in staging or under a load test, then let `zen suggest`
+/// (crate `zen-cli`) propose budgets from the files.
 ///
 /// ```no_run
-/// let reports = zen_runtime::sinks::JsonLines::builder("/var/log/app/zen.jsonl")
+/// let reports = zen_runtime::sinks::JsonLines::builder("zen-reports.jsonl")
 ///     .max_bytes(64 << 20)
 ///     .keep(3)
 ///     .open()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 ///
-/// The file never grows past `max_bytes`: the line that would pass it
-/// first moves the file to `<path>.1` (`.1` to `.2`, and so on, the oldest
-/// of `keep` removed). Registering it makes every scope build a report, as
-/// any sink does.
+/// The file never grows past `max_bytes` (default 64 MiB, at least
+/// [`MIN_BYTES`], 4 KiB: [`open`](JsonLinesBuilder::open) refuses less):
+/// the line that would pass it first moves the file to `<path>.1` (`.1` to
+/// `.2`, and so on), and `keep` rotated files are kept (default 3), the
+/// oldest removed. When the queue (4,096 lines) is full, or a rotation
+/// failed (tried again a quarter of a second later), lines are dropped and
+/// counted ([`dropped`](Self::dropped)), never waited for. Registering it
+/// makes every scope build a report, as any sink does.
 #[derive(Debug)]
 pub struct JsonLines {
     sink: SinkId,

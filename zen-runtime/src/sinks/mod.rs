@@ -1,9 +1,24 @@
 //! Report sinks: where every report of the process goes, whole. A function
-//! of yours ([`add_sink`]), for an exporter of your own or a test, and a
-//! file of JSON lines ([`JsonLines`]). Each is an observer that asks for
-//! the full report of every scope (so, while one is registered, every scope
-//! builds one); one that needs only figures is cheaper as an
-//! [`Observer`](crate::observe::Observer).
+//! of yours ([`add_sink`]), for an exporter of your own (a log pipeline, a
+//! metrics system) or a test, and a file of JSON lines ([`JsonLines`]),
+//! which `zen suggest` reads to propose budgets. Each is an observer that
+//! asks for the full report of every scope (so, while one is registered,
+//! every scope builds one); one that needs only figures is cheaper as an
+//! [`Observer`].
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! static EXCEEDED: AtomicU64 = AtomicU64::new(0);
+//!
+//! let sink = zen_runtime::sinks::add_sink(|report| {
+//!     if !report.violations.is_empty() {
+//!         EXCEEDED.fetch_add(1, Ordering::Relaxed);
+//!     }
+//! });
+//! // ...
+//! assert!(zen_runtime::sinks::remove_sink(sink));
+//! ```
 
 mod jsonl;
 

@@ -337,13 +337,19 @@ impl fmt::Display for Budget {
     }
 }
 
-/// What happens when a budget is exceeded.
+/// What happens when a budget is exceeded. The global mode is `ZEN_MODE`'s
+/// (read by [`init`](crate::init)); a layer's or a job runner's `.mode(..)`
+/// sets it for its requests or jobs instead, and `mode = "..."` on the
+/// attribute wins over both. The detail: [Modes](macro@crate::zen#modes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
-    /// Never change behaviour: report, and warn on a violation. The default.
+    /// Never change behaviour: report, and make the report a WARN event on
+    /// a violation. The default.
     Observe,
-    /// Stop the work: wrappers refuse new operations with `BudgetExceeded`,
-    /// and a scope that can return the error is cut short.
+    /// Stop the work: clients refuse new operations with `BudgetExceeded`,
+    /// each operation gets at most the time left, the layer answers `503`,
+    /// and a scope that can return the error is cut short at its deadline
+    /// or at the first poll after a budget is blown.
     Enforce,
     /// Panic at the end of a scope that exceeded a budget, with its report:
     /// for tests and CI, never for production.

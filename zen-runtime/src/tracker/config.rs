@@ -1,7 +1,7 @@
 //! Process-wide settings, read from the environment once.
 //!
 //! `ZEN_MODE` sets the mode of every scope whose `#[zen]` does not write one.
-//! Call [`init`] at start-up to turn a bad value into an error there; a
+//! Call [`init`](crate::init) at start-up to turn a bad value into an error there; a
 //! process that never calls it reads the variable on first use, and on a bad
 //! value logs an error naming the variable and falls back to `observe`, the
 //! mode that changes nothing.

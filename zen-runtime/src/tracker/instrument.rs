@@ -1,41 +1,199 @@
-//! Reporting into the current budget from any client library.
-//!
-//! zen's own wrappers use this module; so can an application that talks to a
-//! system zen has no wrapper for. Ask before the operation (in `enforce` a
-//! blown budget refuses it), bound it by [`Operation::time_limit`], and
-//! finish it:
-//!
-//! ```
-//! use zen_runtime::instrument;
-//!
-//! # struct Cache; impl Cache { async fn get(&self, _: &str) -> Result<String, std::io::Error> { Ok(String::new()) } }
-//! async fn cached_user(cache: &Cache, id: u64) -> Result<String, Box<dyn std::error::Error>> {
-//!     // Counted when issued; Err(BudgetExceeded) when refused.
-//!     let op = instrument::query("memcached", "GET user:?")?;
-//!     let key = format!("user:{id}");
-//!     let result = match op.time_limit() {
-//!         Some(limit) => match tokio::time::timeout(limit, cache.get(&key)).await {
-//!             Ok(result) => result,
-//!             Err(_) => return Err(op.expire().into()), // says which budget ran out
-//!         },
-//!         None => cache.get(&key).await,
-//!     };
-//!     op.finish(result.is_ok());
-//!     Ok(result?)
-//! }
-//! ```
+//! Counting any client into the current budget: the API zen's own wrappers
+//! (sqlx, Redis, HTTP, apalis) are built on, public so that you can count a
+//! system zen has no wrapper for.
 //!
 //! Outside any scope, every function here does nothing and never refuses.
+//!
+//! # Writing an adapter
+//!
+//! Each operation of the client goes through four steps:
+//!
+//! 1. **Ask** with [`query`] (a database or store operation) or [`call`]
+//!    (an external call, reported per host) before anything leaves. The
+//!    operation is counted now, toward `max_queries` or `max_http_calls`;
+//!    in `enforce` a blown budget refuses it with [`BudgetExceeded`] (the
+//!    refusal is counted, the operation is not). A client that must refuse
+//!    before it takes a resource (a pooled connection) and issue later asks
+//!    [`admit_query`] first.
+//! 2. **Name** it: [`query`] takes the statement as text and keeps only its
+//!    fingerprint, read in the dialect of the backend's name
+//!    ([`Dialect::of_backend`](crate::fingerprint::Dialect::of_backend):
+//!    `"PostgreSQL"`, `"SQLite"`, `"MySQL"`; any other name is read in the
+//!    most careful dialect). Values in the text are dropped, but pass
+//!    placeholders or a command name (`"GET ?"`, `"PIPELINE GET SET"`),
+//!    never keys or values. The report groups operations by that
+//!    fingerprint, and flags one repeated `n_plus_one` times as N+1.
+//! 3. **Bound** it by [`Operation::time_limit`]: the least of the time left
+//!    before each enforced deadline and in each enforced time budget
+//!    (`None`: no enforced bound; your client's own timeout still should
+//!    apply). Run the operation under `tokio::time::timeout`; when it runs
+//!    out, [`Operation::expire`] records it as failed and returns the error
+//!    that names the budget. A connection whose operation was cut may be
+//!    mid-reply: close it, never reuse it (zen's sqlx pool does so).
+//! 4. **Finish** it with how it ended: [`Operation::finish`]`(true)` for
+//!    success, [`Operation::finish_rejected`] when the system answered with
+//!    an error, [`Operation::finish`]`(false)` when there was no answer, or
+//!    one that says nothing of what was done. Rows the operation returned
+//!    count toward `max_rows`: [`Operation::add_rows`] records them, and
+//!    past [`Operation::rows_left`], [`Operation::exceed_rows`] records them
+//!    and returns the error to end the result with. An operation dropped
+//!    unfinished (a stream dropped halfway, a future cancelled) is recorded
+//!    as a success whose write is in doubt.
+//!
+//! The time of an operation runs from [`query`] or [`call`] to its end. An
+//! adapter for an imaginary key-value store, whose client (`KvClient`) has
+//! `get`, `put` and `range`:
+//!
+//! ```
+//! # use std::collections::BTreeMap;
+//! # use std::sync::Mutex;
+//! # /// The imaginary store's client: a map in the process, with the
+//! # /// shape of a network client.
+//! # #[derive(Default)]
+//! # struct KvClient(Mutex<BTreeMap<String, String>>);
+//! # /// Its errors: the store said no, or the connection went away.
+//! # #[derive(Debug)]
+//! # enum KvError {
+//! #     Rejected(String),
+//! #     Disconnected,
+//! # }
+//! # impl KvClient {
+//! #     async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+//! #         Ok(self.0.lock().unwrap().get(key).cloned())
+//! #     }
+//! #     async fn put(&self, key: &str, value: &str) -> Result<(), KvError> {
+//! #         if key.is_empty() {
+//! #             return Err(KvError::Rejected("empty key".into()));
+//! #         }
+//! #         self.0.lock().unwrap().insert(key.into(), value.into());
+//! #         Ok(())
+//! #     }
+//! #     async fn range(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+//! #         let map = self.0.lock().unwrap();
+//! #         Ok(map.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v.clone()).collect())
+//! #     }
+//! # }
+//! use std::future::Future;
+//!
+//! use zen_runtime::instrument::{self, Operation};
+//! use zen_runtime::report::Writes;
+//! use zen_runtime::{Budget, BudgetExceeded, testing, zen};
+//!
+//! /// The adapter's error: the store's, or the budget's.
+//! #[derive(Debug)]
+//! enum Error {
+//!     Kv(KvError),
+//!     Budget(BudgetExceeded),
+//! }
+//!
+//! impl From<BudgetExceeded> for Error {
+//!     fn from(e: BudgetExceeded) -> Self {
+//!         Error::Budget(e)
+//!     }
+//! }
+//!
+//! /// The client, counted into the current budget.
+//! struct Kv(KvClient);
+//!
+//! impl Kv {
+//!     async fn get(&self, key: &str) -> Result<Option<String>, Error> {
+//!         // Ask and name: counted now as `GET ?`, never the key. `GET` is
+//!         // one of the reads zen knows by name: not a write.
+//!         let op = instrument::query("kv", "GET ?")?;
+//!         run(op, self.0.get(key), |value| u64::from(value.is_some())).await
+//!     }
+//!
+//!     async fn put(&self, key: &str, value: &str) -> Result<(), Error> {
+//!         // A command not known to read may write.
+//!         let op = instrument::query("kv", "PUT ? ?")?;
+//!         run(op, self.0.put(key, value), |_| 0).await
+//!     }
+//!
+//!     async fn range(&self, prefix: &str) -> Result<Vec<String>, Error> {
+//!         // `RANGE` is no read zen knows by name: say it writes nothing.
+//!         let op = instrument::query("kv", "RANGE ?")?.writes(false);
+//!         run(op, self.0.range(prefix), |values| values.len() as u64).await
+//!     }
+//! }
+//!
+//! /// Bound and finish one operation; `rows`: how many it returned.
+//! async fn run<T>(
+//!     op: Operation,
+//!     command: impl Future<Output = Result<T, KvError>>,
+//!     rows: impl Fn(&T) -> u64,
+//! ) -> Result<T, Error> {
+//!     let result = match op.time_limit() {
+//!         Some(limit) => match tokio::time::timeout(limit, command).await {
+//!             Ok(result) => result,
+//!             // Cut: failed, its write in doubt; the error names the budget.
+//!             Err(_) => return Err(op.expire().into()),
+//!         },
+//!         None => command.await,
+//!     };
+//!     match result {
+//!         Ok(value) => {
+//!             let n = rows(&value);
+//!             if op.rows_left().is_some_and(|left| n > left) {
+//!                 return Err(op.exceed_rows(n).into());
+//!             }
+//!             op.add_rows(n);
+//!             op.finish(true);
+//!             Ok(value)
+//!         }
+//!         Err(e) => {
+//!             match e {
+//!                 // The store answered no: a write took no effect.
+//!                 KvError::Rejected(_) => op.finish_rejected(),
+//!                 // No answer: a write may have taken effect.
+//!                 KvError::Disconnected => op.finish(false),
+//!             }
+//!             Err(Error::Kv(e))
+//!         }
+//!     }
+//! }
+//!
+//! #[zen(max_rows = 2, mode = "enforce")]
+//! async fn users(kv: &Kv) -> Result<Vec<String>, Error> {
+//!     kv.put("user:1", "ann").await?;
+//!     kv.put("user:2", "bob").await?;
+//!     kv.put("user:3", "cy").await?;
+//!     assert_eq!(kv.get("user:1").await?.as_deref(), Some("ann"));
+//!     // One row so far and three more: past `max_rows = 2`.
+//!     kv.range("user:").await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let kv = Kv(KvClient::default());
+//! let (result, report) = testing::measure(users(&kv)).await;
+//! assert!(matches!(&result, Err(Error::Budget(e)) if e.budget() == Budget::Rows));
+//! assert_eq!(report.figures.queries(), 5);
+//! assert_eq!(report.figures.rows(), 4);
+//! // The `PUT`s took effect: a client must not blindly retry.
+//! assert_eq!(report.figures.writes(), Writes::Committed);
+//! assert!(!report.within_budget());
+//! # }
+//! ```
+//!
+//! Operations timed by the caller, after the fact, are recorded with
+//! [`record_query`] and [`record_call`] (never refused), and time spent
+//! waiting for a pooled connection with [`record_wait`] (reported as
+//! `db_wait`, apart from the operations' time). [`in_scope`] says whether
+//! any of it would be recorded.
+//!
+//! The other direction, exporting what zen measured (a log pipeline, a
+//! metrics system of your own), goes through observers: see
+//! [`observe`](crate::observe).
 //!
 //! # Writes
 //!
 //! A request that `enforce` refuses says whether anything it did was
 //! committed ([`Writes`]), from the operations that may write: a database
-//! statement that is not known to be a read (taken from its text), and
-//! every external call, unless [`Operation::writes`] says otherwise (zen's
-//! sqlx wrapper says so for a statement inside a transaction, whose writes
-//! take effect at its `COMMIT`; its HTTP client for `GET`, `HEAD`, `OPTIONS`
-//! and `TRACE`). How a write ends decides what it did:
+//! statement that is not known to be a read (taken from its text: SQL
+//! reads, transaction control and Redis's reads are known), and every
+//! external call, unless [`Operation::writes`] says otherwise (zen's sqlx
+//! wrapper says so for a statement inside a transaction, whose writes take
+//! effect at its `COMMIT`; its HTTP client for `GET`, `HEAD`, `OPTIONS` and
+//! `TRACE`). How a write ends decides what it did:
 //!
 //! | the write ended with | it |
 //! |---|---|
@@ -45,6 +203,7 @@
 //! | cut by its time limit ([`expire`](Operation::expire)), past `max_rows`, or dropped unfinished | may have taken effect |
 //!
 //! [`Writes`]: crate::report::Writes
+//! [`BudgetExceeded`]: crate::BudgetExceeded
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

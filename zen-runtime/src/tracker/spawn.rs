@@ -13,8 +13,12 @@ use crate::tracker::future::Attached;
 use crate::tracker::scope::{self, Role, enter};
 
 /// Like [`tokio::spawn`], but the task's usage counts toward the current
-/// scope (if any). The scope still ends when its own fn returns; work the
-/// task does after that is not reported.
+/// scope (if any), from whichever thread runs it. A plain `tokio::spawn`
+/// carries no scope: what its task does is counted nowhere. The scope still
+/// ends when its own fn returns; work the task does after that is not
+/// reported. A `#[zen]` fn the task runs opens its own scope, nested in the
+/// current one: under the layer, it is never taken for the request's
+/// handler.
 ///
 /// # Panics
 /// Outside a Tokio runtime, as `tokio::spawn` does.
@@ -42,7 +46,8 @@ where
 
 /// Wraps a future so that, wherever it is polled, its usage counts toward
 /// the scope current now. For executors and spawn functions other than
-/// Tokio's: `my_executor.spawn(zen_runtime::attach(fut))`.
+/// Tokio's: `my_executor.spawn(zen_runtime::attach(fut))`. (See
+/// [Scopes, nesting and tasks](crate#scopes-nesting-and-tasks).)
 pub fn attach<F: Future>(fut: F) -> Attached<F> {
     Attached::new(fut)
 }

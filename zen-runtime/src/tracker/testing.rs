@@ -1,18 +1,51 @@
 //! Assertions on what code uses: the `assertNumQueries` of zen, for every
 //! figure.
 //!
+//! [`measure`] runs a future and returns its output with the [`Report`] of
+//! everything it did; [`collect`] returns the reports of every scope that
+//! ended inside it. Neither sends its own report anywhere else, and the
+//! budget lock does not record the scopes they open around the code they
+//! measure.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use zen_runtime::{instrument, testing};
+//! use zen_runtime::{instrument, testing, zen};
 //!
-//! let ((), report) = testing::measure(async {
-//!     for _ in 0..3 {
-//!         instrument::query("sqlite", "SELECT 1").unwrap().finish(true);
+//! #[zen(max_queries = 5)]
+//! async fn list_articles() -> usize {
+//!     for _ in 0..2 {
+//!         instrument::query("sqlite", "SELECT * FROM articles").unwrap().finish(true);
 //!     }
-//! })
-//! .await;
-//! assert_eq!(report.figures.queries(), 3);
+//!     2
+//! }
+//!
+//! let (page, report) = testing::measure(list_articles()).await;
+//! assert_eq!(page, 2);
+//! assert_eq!(report.figures.queries(), 2);
+//! // The handler's own budget: `measure` has none, but reports the
+//! // violations of the scopes that ended inside it.
+//! assert!(report.within_budget(), "{report}");
 //! # }
+//! ```
+//!
+//! # Queries that do not grow with the data
+//!
+//! [`assert_constant_queries`] and [`assert_linear_queries`] are
+//! `n_plus_one_control`'s idea. With a real database,
+//! `assert_constant_queries(&[1, 5, 20], |scale| populate(&pool, scale), ||
+//! feed(&pool))` awaits `populate(scale)` for each scale factor, outside the
+//! measurement, then measures `feed(&pool)`; `assert_linear_queries` takes a
+//! `slope` after the scales. A count that grows (or grows more than `slope`
+//! per unit of scale) fails with the count at each scale and the statements
+//! that grew:
+//!
+//! ```text
+//! zen: the number of queries grows with the data
+//!   scale      1: 2 queries
+//!   scale      5: 6 queries  (allowed 2)
+//!   scale     20: 21 queries  (allowed 2)
+//! statements that grew (times at each scale):
+//!   1 → 5 → 20  SELECT name FROM users WHERE id = ?
 //! ```
 
 use std::borrow::Cow;

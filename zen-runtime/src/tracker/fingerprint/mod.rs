@@ -1,16 +1,41 @@
 //! Statement fingerprints: the SQL text with every literal, placeholder and
-//! comment replaced or removed and the spacing normalised, so that the same
-//! statement with other values groups together and no value (which may hold
-//! personal data) reaches a report, an event, a header or a page.
+//! comment replaced or removed, value lists collapsed and the spacing
+//! normalised, so that the same statement with other values groups together
+//! and no value (which may hold personal data) reaches a report, an event,
+//! a header, a metric or a page.
+//!
+//! ```
+//! use zen_runtime::fingerprint::{Dialect, fingerprint};
+//!
+//! let a = fingerprint("SELECT * FROM users WHERE id = 42 AND name = 'o''hara'", Dialect::Postgres);
+//! let b = fingerprint("SELECT *\n  FROM users   WHERE id=$1 AND name = $2 -- by name", Dialect::Postgres);
+//! assert_eq!(a, "SELECT * FROM users WHERE id = ? AND name = ?");
+//! assert_eq!(a, b);
+//! let list = fingerprint("SELECT a FROM t WHERE id IN (1, 2, 3)", Dialect::Postgres);
+//! assert_eq!(list, "SELECT a FROM t WHERE id IN (...)");
+//! ```
 //!
 //! Where a literal ends depends on the database (and on some of its
-//! settings), so the text is read by the rules of its [`Dialect`]. When zen
-//! cannot be sure where a value ends, it drops the rest of the statement
-//! (marked `…`) rather than risk keeping part of one. Every statement is
-//! read in one pass, in time linear in its length, and the fingerprint is at
-//! most [`MAX_LEN`] bytes: a longer one ends with `…#` and a hash of what was
-//! read, up to 16 KiB past that point, so statements that differ late still
-//! differ.
+//! settings), so the text is read by the rules of its [`Dialect`]:
+//! PostgreSQL, SQLite, MySQL, and for any other backend (such as
+//! `instrument::query("memcached", ..)`) the most careful reading of all
+//! three. Where two readings could disagree on where a value ends (a
+//! backslash in a string under `standard_conforming_strings` or MySQL's
+//! `NO_BACKSLASH_ESCAPES`, a nested comment, a double-quoted string in
+//! SQLite or MySQL, MySQL's `#` comments), zen drops the rest of the
+//! statement (marked `…`) rather than risk keeping part of a value. A
+//! property test checks, over generated hostile SQL, that no string, number
+//! or comment that the independent tokenizer of `sqlparser` finds survives,
+//! and tests follow values through events, `Display`, `Debug`,
+//! `Server-Timing` and problem documents.
+//!
+//! Every statement is read in one pass, in time linear in its length (under
+//! 1.1 ms for the worst 1 MiB inputs, BENCHMARKS.md), and the fingerprint is
+//! at most [`MAX_LEN`] bytes: a longer one ends with `…#` and a hash of what
+//! was read, up to 16 KiB past that point, so statements that differ late
+//! still differ. Fingerprints are cached per thread, at most 256 KiB of SQL
+//! text; statements longer than 4 KiB (dynamic SQL) are never cached. zen's
+//! own bookkeeping is never charged to a scope's memory.
 
 mod lexer;
 mod writer;
@@ -67,7 +92,7 @@ impl Dialect {
 
 /// The fingerprint of `sql` read as `dialect`:
 /// `SELECT * FROM users WHERE id = 42 AND name = 'ann'` and
-/// `select *  from users where id=$1 and name=$2` both become
+/// `SELECT *  FROM users WHERE id=$1 AND name=$2` both become
 /// `SELECT * FROM users WHERE id = ? AND name = ?` (keywords stay as
 /// written; values, placeholders, comments and spacing do not), and
 /// `IN (1, 2, 3)` or `VALUES (1, 'a'), (2, 'b')` become `IN (...)` and

@@ -1,20 +1,6 @@
-//! The figures of a scope, and what each budget measures among them.
-//!
-//! One meaning per figure:
-//!
-//! - `queries`: the database operations the scope **asked for**, each
-//!   counted once. That is what `max_queries` limits, and the number the
-//!   refusal's error, `Server-Timing`, the problem document, the report and
-//!   the event all show.
-//! - `refused_queries`: those of them `enforce` stopped before they left;
-//!   the rest were **issued**, whatever their result (`failed_queries` of
-//!   them failed). `BEGIN`, `COMMIT`, `ROLLBACK` and savepoints sent by
-//!   `begin()`, `commit()` and `rollback()` are operations like any other.
-//!   The `ROLLBACK` sqlx sends for a transaction dropped without either is
-//!   not the scope's: sqlx's pool sends it when the connection is next used
-//!   or returned, untimed and unrefusable, after the scope let go of it.
-//! - External calls count the same way: `http_calls` asked for, of which
-//!   `refused_http_calls` refused and `failed_http_calls` failed.
+//! The figures of a scope, and what each budget measures among them. What
+//! each figure means, once for every place that shows it, is in the docs of
+//! the `report` module ("One meaning per figure").
 
 use std::time::Duration;
 

@@ -64,8 +64,24 @@ fn figure(out: &mut String, budget: Budget, base: u64) {
 }
 
 impl Report {
-    /// The report as one line of JSON, as `JsonLines` writes it. No
-    /// value of a query or a request is in it: statements are fingerprints.
+    /// The report as one line of JSON, as
+    /// [`JsonLines`](crate::sinks::JsonLines) writes it and `zen suggest`
+    /// reads it. No value of a query or a request is in it: statements are
+    /// fingerprints, cut at 2 KiB.
+    ///
+    /// ```json
+    /// {"v":1,"ts_ms":1795000000000,"name":"GET /articles/{slug}","kind":"handler",
+    ///  "handler":"app::show","mode":"observe","outcome":"ok","status":200,
+    ///  "used":{"max_queries":3,"max_db_ms":1.204,"timeout_ms":4.512,...},
+    ///  "limits":{"max_queries":5,"timeout_ms":200},"violations":[],
+    ///  "n_plus_one":[{"statement":"SELECT ...","count":6,"call_site":"..."}],
+    ///  "statements":[{"statement":"SELECT ...","backend":"PostgreSQL","count":3,"ms":1.1}]}
+    /// ```
+    ///
+    /// `used` and `limits` are keyed by each budget's `#[zen]` key, in that
+    /// key's unit (`used` with decimals: time in ms, sizes in KiB); a figure
+    /// that was not measured (memory without `ZenAlloc`) is absent from
+    /// `used`, and `violations` lists the keys of the budgets exceeded.
     #[must_use]
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(512);

@@ -1,6 +1,100 @@
 //! What a scope used: its [`Report`], its [`Figures`], and what its budgets
 //! and exemptions made of them. Where reports go is the observers' business
 //! ([`observe`](crate::observe)).
+//!
+//! Exactly one report per scope, when it completes, is cut, panics
+//! (`panicked`) or is dropped (`cancelled`). It carries the name, kind,
+//! mode, outcome (`ok`, `exceeded`, `cancelled`, `panicked`), the response
+//! status under the layer, its figures (`report.figures`), the statements by
+//! fingerprint, the slowest statement, N+1 suspects with their call site,
+//! figures per backend and per host, each [`Violation`] (the budget, its
+//! limit, what was used), and the violations of scopes that ended inside it.
+//! `Display` writes it for people, [`Report::to_json`](crate::Report::to_json)
+//! as one line of JSON.
+//!
+//! Reports go to:
+//!
+//! - the `zen` event (below), a `tracing` event of target `zen`;
+//! - every sink registered with [`sinks::add_sink`](crate::sinks::add_sink),
+//!   for exporters, and [`sinks::JsonLines`](crate::sinks::JsonLines);
+//! - in tests, [`testing::measure`](crate::testing::measure), which returns
+//!   `(output, Report)` for everything a future did, and
+//!   [`testing::collect`](crate::testing::collect), the reports of every
+//!   scope that ended inside it (their own scope's report goes to the test
+//!   alone).
+//!
+//! # One meaning per figure
+//!
+//! - `queries` counts the database operations the scope **asked for**, each
+//!   once. That one number is what `max_queries` limits and what the
+//!   refusal's error, `Server-Timing`, the `503` problem document, the
+//!   report and the event all show.
+//! - `refused_queries` of them `enforce` stopped before they left; the rest
+//!   were **issued** (sent to the server, whatever their result;
+//!   `failed_queries` of them failed).
+//! - `BEGIN`, `COMMIT`, `ROLLBACK` and savepoints sent by `begin()`,
+//!   `commit()` and `rollback()` count like any query. The `ROLLBACK` that
+//!   sqlx sends for a transaction dropped without either is not the scope's
+//!   (sqlx's pool sends it when the connection is next used or returned,
+//!   untimed and unrefusable, after the scope let go of it): call
+//!   `tx.rollback()` to have it counted.
+//! - External calls count the same way: `http_calls` asked for, of which
+//!   `refused_http_calls` were refused and `failed_http_calls` failed.
+//! - Time is measured in nanoseconds and compared exactly (200.4 ms breaks
+//!   200 ms); it is shown rounded up.
+//! - `memory` is absent, not zero, without
+//!   [`ZenAlloc`](crate::alloc::ZenAlloc).
+//!
+//! # Statements and N+1 suspects
+//!
+//! Statements are listed by fingerprint ([`fingerprint`](crate::fingerprint):
+//! no value ever reaches a report) with count, failures, total and longest
+//! time, at most 64 distinct per scope (the rest are counted in
+//! `untracked_statements`); external calls per host, at most 32.
+//!
+//! A fingerprint repeated at least `n_plus_one` times in one scope is an
+//! **N+1 suspect**, reported with the function, file and line in your code
+//! that issued it; a suspect makes the event a WARN even within budget. The
+//! call site comes from the stack's return addresses, taken the first time
+//! a scope shows the pattern (then cached per scope name and statement) and
+//! named when the report is built, so its cost is not counted in the
+//! scope's time. On Linux zen reads only the compilation unit that holds
+//! each address from the program's DWARF, and lets go of it after: the
+//! first call site of a process costs about half a MiB for good (6 MiB at
+//! the peak), where a symboliser that indexes the whole program kept
+//! 141 MiB (BENCHMARKS.md). Paths never name the build machine:
+//! `src/handlers.rs:42` relative to the workspace, `tokio@1.54.1/src/...`
+//! for a dependency.
+//!
+//! # The `zen` event
+//!
+//! Every report is a `tracing` event of target `zen` (but that of the scope
+//! `testing::measure` or `testing::collect` opens around the code it
+//! measures, which goes to the test alone): a WARN when a budget was exceeded
+//! (`zen budget exceeded`) or an N+1 pattern seen (`zen N+1 queries
+//! suspected`), a DEBUG otherwise (`zen scope ended within budget`), built
+//! only when a subscriber wants `zen` at that level.
+//! `RUST_LOG=info,zen=debug` shows every scope and keeps your own filter.
+//! Text fields are strings, so each parses whole in logfmt and in
+//! `tracing-subscriber`'s JSON output (tested with both); a field with
+//! nothing to say is absent.
+//!
+//! | field | what |
+//! |---|---|
+//! | `name`, `kind`, `mode`, `outcome` | the scope's name, kind, mode, and how it ended |
+//! | `handler` | under the layer or a job runner: the `#[zen]` fn whose limits applied |
+//! | `attempt` | a job's attempt, 1 for the first |
+//! | `status` | under the layer: the response's status |
+//! | `queries`, `db_ms`, `mem_peak_kib`, `elapsed_ms`, `http_calls`, `http_ms`, `longest_poll_ms`, `rows`, `response_kib` | what was used of each budget ([`Budget::event_field`](crate::Budget::event_field)): time in ms with decimals, sizes in KiB rounded up |
+//! | `failed_queries`, `refused_queries` | of `queries`: failed, and refused by `enforce` |
+//! | `db_wait_ms` | time waiting for a pooled connection, apart from `db_ms` |
+//! | `slowest_query`, `slowest_query_ms` | the slowest statement's fingerprint, and its time |
+//! | `failed_http_calls`, `refused_http_calls` | of `http_calls`: failed, and refused |
+//! | `http_in_handler` | a handler called an external system itself ([`Report::http_in_handler`](crate::Report::http_in_handler)) |
+//! | `mem_allocated_bytes`, `mem_retained_bytes` | with `ZenAlloc`: bytes allocated, and still held at the end |
+//! | `slow_polls` | polls longer than `max_poll_ms` |
+//! | `writes` | when the outcome is not `ok`: `none`, `committed` or `unknown` ([`Writes`]) |
+//! | `violations`, `n_plus_one`, `nested_violations` | each list as text, items joined by `; ` |
 
 mod exempt;
 mod figures;
