@@ -25,6 +25,10 @@
 //! - `query`: one scope, then the same scope with 100 queries' bookkeeping
 //!   (count, fingerprint from the cache, time, the statement table): the
 //!   difference over 100 is one query's.
+//! - `observers`: the same scope with 100 queries, with the crate's own
+//!   observers (as in `query`), with none registered, and with one that
+//!   takes every hook and does nothing: what the registry costs when it is
+//!   empty, and what one observer adds to a scope and its operations.
 #![allow(clippy::print_stdout, missing_docs)]
 
 #[path = "common/apps.rs"]
@@ -43,7 +47,7 @@ use gungraun::{library_benchmark, library_benchmark_group, main};
 use tower::ServiceExt;
 use zen_runtime::alloc::ZenAlloc;
 use zen_runtime::layer::ZenLayer;
-use zen_runtime::{instrument, testing, zen};
+use zen_runtime::{instrument, observe, testing, zen};
 
 use common::{Switch, USE_ZEN, ZEN};
 
@@ -262,4 +266,61 @@ fn hundred_queries((): ()) -> u64 {
 
 library_benchmark_group!(name = query; compare_by_id = true; benchmarks = no_query, hundred_queries);
 
-main!(library_benchmark_groups = realistic, trivial, allocator, query);
+/// An observer that takes every hook and does nothing with it.
+struct Idle;
+
+impl observe::Observer for Idle {
+    fn scope_ended(&self, end: &observe::ScopeEnd<'_>) {
+        black_box(end.figures());
+    }
+
+    fn operation_started(&self, _: &observe::OperationEnd<'_>) -> Option<observe::OnEnd> {
+        None
+    }
+
+    fn operation_ended(&self, end: &observe::OperationEnd<'_>) {
+        black_box(end.elapsed());
+    }
+}
+
+/// [`steady`], with no observer registered, then with `observer` alone.
+fn only(observer: Option<Idle>) {
+    steady();
+    for id in observe::registered() {
+        observe::unregister(id);
+    }
+    if let Some(observer) = observer {
+        observe::register(observer);
+    }
+    scope_with(1);
+}
+
+fn setup_no_observer() {
+    only(None);
+}
+
+fn setup_one_observer() {
+    only(Some(Idle));
+}
+
+#[library_benchmark]
+#[bench::hundred_queries(setup = steady)]
+fn the_crates_own((): ()) -> u64 {
+    black_box(scope_with(100))
+}
+
+#[library_benchmark]
+#[bench::hundred_queries(setup = setup_no_observer)]
+fn none((): ()) -> u64 {
+    black_box(scope_with(100))
+}
+
+#[library_benchmark]
+#[bench::hundred_queries(setup = setup_one_observer)]
+fn one_idle((): ()) -> u64 {
+    black_box(scope_with(100))
+}
+
+library_benchmark_group!(name = observers; compare_by_id = true; benchmarks = the_crates_own, none, one_idle);
+
+main!(library_benchmark_groups = realistic, trivial, allocator, query, observers);

@@ -8,7 +8,7 @@ pub use crate::tracker::budget::{Budget, Kind, Limits, Mode, by_key};
 use crate::tracker::error::BudgetExceeded;
 use crate::tracker::future::Scoped;
 pub use crate::tracker::report::{Date, Exempted, Exemption, Matches};
-use crate::tracker::scope::Asked;
+pub use crate::tracker::scope::Site;
 pub use std::borrow::Cow;
 /// The budget keys the attribute accepts, for the test that they are the
 /// budget table's.
@@ -17,33 +17,6 @@ pub use zen_macros::__budget_keys as budget_keys;
 /// every key.
 pub use zen_macros::__other_keys as other_keys;
 
-/// One annotated fn: built at compile time, in a static.
-#[derive(Debug)]
-pub struct Site {
-    asked: Asked,
-}
-
-impl Site {
-    #[must_use]
-    pub const fn new(name: &'static str, limits: Limits, mode: Option<Mode>, kind: Option<Kind>) -> Self {
-        Site { asked: Asked { name, kind, limits, mode, n_plus_one: None, exemptions: &[] } }
-    }
-
-    /// `exempt(...)` on the attribute.
-    #[must_use]
-    pub const fn exempt(mut self, exemptions: &'static [Exemption]) -> Self {
-        self.asked.exemptions = exemptions;
-        self
-    }
-
-    /// `n_plus_one = N` on the attribute.
-    #[must_use]
-    pub const fn n_plus_one(mut self, threshold: u32) -> Self {
-        self.asked.n_plus_one = Some(threshold);
-        self
-    }
-}
-
 /// The body of an annotated fn, inside a new scope opened at its first poll.
 ///
 /// Run directly inside a boundary's scope (the layer's request, a job), the
@@ -51,7 +24,7 @@ impl Site {
 /// the boundary reports and cuts (a `kind` other than the boundary's opts a
 /// helper out).
 pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Scoped<F> {
-    Scoped::asked(&site.asked, cut, fut)
+    Scoped::site(site, cut, fut)
 }
 
 /// A return value that can stand for a blown budget.

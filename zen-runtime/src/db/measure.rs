@@ -64,7 +64,7 @@ pub(crate) fn issue<DB: Backend>(conn: &Connection<DB>, sql: &str) -> Result<Ope
     // A statement that may do its work apart from the transaction (MySQL
     // commits around DDL) stays a write.
     let in_transaction = DB::TransactionManager::get_transaction_depth(&conn.raw) > 0;
-    Ok(if in_transaction && op.is_whole() { op.writes(false) } else { op })
+    Ok(if in_transaction && op.fails_whole() { op.writes(false) } else { op })
 }
 
 /// Records how an operation ended from its result: an error the database

@@ -38,17 +38,14 @@ impl Call {
         self.op.as_ref().and_then(Operation::time_limit)
     }
 
-    /// Ends the call now: its budget ran out.
-    pub(crate) fn expire(&mut self) -> crate::BudgetExceeded {
-        match self.op.take() {
-            Some(op) => op.expire(),
-            None => crate::BudgetExceeded::new("(ended call)".into(), crate::Budget::HttpTime, 0, 0),
-        }
+    /// Ends the call now: its budget ran out. `None` if it ended already.
+    pub(crate) fn expire(&mut self) -> Option<crate::BudgetExceeded> {
+        self.op.take().map(Operation::expire)
     }
 
     fn finish(&mut self, ok: bool) {
         if let Some(op) = self.op.take() {
-            op.finish_written(ok, self.written);
+            op.finish_with(ok, self.written);
         }
     }
 }
@@ -89,8 +86,11 @@ impl Body for Timed {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.call.op.is_some() && this.deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready()) {
-                    return Poll::Ready(Some(Err(Box::new(this.call.expire()))));
+                if this.call.op.is_some()
+                    && this.deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready())
+                    && let Some(exceeded) = this.call.expire()
+                {
+                    return Poll::Ready(Some(Err(Box::new(exceeded))));
                 }
                 Poll::Pending
             }

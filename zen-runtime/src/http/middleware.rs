@@ -55,7 +55,8 @@ impl reqwest_middleware::Middleware for Middleware {
         let result = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, next.run(request, extensions)).await {
                 Ok(result) => result,
-                Err(_elapsed) => return Err(Error::middleware(call.expire())),
+                // The call began just above and has not ended.
+                Err(_elapsed) => return Err(Error::middleware(call.expire().expect("a call in flight"))),
             },
             None => next.run(request, extensions).await,
         };

@@ -205,7 +205,8 @@ impl RequestBuilder {
         let result = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, client.execute(request)).await {
                 Ok(result) => result,
-                Err(_elapsed) => return Err(Error::Budget(call.expire())),
+                // The call began just above and has not ended.
+                Err(_elapsed) => return Err(Error::Budget(call.expire().expect("a call in flight"))),
             },
             None => client.execute(request).await,
         };

@@ -48,12 +48,12 @@ use apalis_core::task::status::{AtomicStatus, Status};
 use super::run;
 use crate::tracker::budget::{Limits, Mode};
 use crate::tracker::instrument;
-use crate::tracker::scope::Defaults;
+use crate::tracker::scope::Asked;
 
 /// The layer: a default budget for every job of the worker, and the mode.
 #[derive(Clone, Debug, Default)]
 pub struct ZenJobLayer {
-    defaults: Defaults,
+    defaults: Asked,
 }
 
 impl ZenJobLayer {
@@ -92,7 +92,7 @@ impl<S> tower_layer::Layer<S> for ZenJobLayer {
 #[derive(Clone, Debug)]
 pub struct ZenJobService<S> {
     inner: S,
-    defaults: Defaults,
+    defaults: Asked,
 }
 
 impl<S, Args> tower_service::Service<Task<Args>> for ZenJobService<S>

@@ -69,7 +69,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::tracker::budget::{Limits, Mode};
-use crate::tracker::scope::Defaults;
+use crate::tracker::scope::Asked;
 pub use run::Stopped;
 
 /// What a job returns: `()`, or a `Result` whose error is logged as the
@@ -148,7 +148,7 @@ struct Queued {
 pub struct JobsBuilder {
     capacity: usize,
     concurrency: usize,
-    defaults: Defaults,
+    defaults: Asked,
 }
 
 impl JobsBuilder {
@@ -208,7 +208,7 @@ impl fmt::Debug for Jobs {
 impl Jobs {
     /// A builder: capacity 1024, concurrency 4, no default limits.
     pub fn builder() -> JobsBuilder {
-        JobsBuilder { capacity: 1024, concurrency: 4, defaults: Defaults::default() }
+        JobsBuilder { capacity: 1024, concurrency: 4, defaults: Asked::default() }
     }
 
     /// Queues a job. `job` is called when the job starts, inside its scope,
@@ -262,7 +262,7 @@ async fn dispatch(
     mut waiting: mpsc::Receiver<Queued>,
     mut commands: mpsc::Receiver<(Duration, oneshot::Sender<Shutdown>)>,
     concurrency: usize,
-    defaults: Defaults,
+    defaults: Asked,
 ) {
     let mut running = JoinSet::new();
     let mut names = HashMap::new();
@@ -301,7 +301,7 @@ fn start(
     job: Queued,
     running: &mut JoinSet<()>,
     names: &mut HashMap<tokio::task::Id, Cow<'static, str>>,
-    defaults: Defaults,
+    defaults: Asked,
 ) {
     let scope = run::open(job.name.clone(), 1, defaults);
     let name = job.name.clone();
@@ -326,7 +326,7 @@ async fn drain(
     running: &mut JoinSet<()>,
     names: &mut HashMap<tokio::task::Id, Cow<'static, str>>,
     concurrency: usize,
-    defaults: Defaults,
+    defaults: Asked,
     grace: Duration,
 ) -> Shutdown {
     waiting.close();

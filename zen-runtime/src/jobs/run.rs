@@ -11,7 +11,7 @@ use crate::tracker::boundary::{Boundary, Ended};
 use crate::tracker::budget::Kind;
 use crate::tracker::error::BudgetExceeded;
 use crate::tracker::report::Outcome;
-use crate::tracker::scope::{Defaults, Scope, Spec};
+use crate::tracker::scope::{Asked, Scope, Spec};
 
 /// Why a job's run ended without its output.
 #[derive(Debug)]
@@ -42,12 +42,12 @@ impl std::error::Error for Stopped {
 
 /// Opens a job's scope: a boundary whose `#[zen]` fn (the job function)
 /// tightens it rather than opening its own.
-pub(crate) fn open(name: Cow<'static, str>, attempt: u32, defaults: Defaults) -> Arc<Scope> {
+pub(crate) fn open(name: Cow<'static, str>, attempt: u32, defaults: Asked) -> Arc<Scope> {
     Scope::open(Spec {
         name,
         method: None,
         kind: Some(Kind::Job),
-        defaults,
+        asked: defaults,
         collector: None,
         adoptable: true,
         attempt: Some(attempt),

@@ -64,7 +64,7 @@ impl Streamed {
         if !std::mem::replace(&mut self.ended, true) {
             self.scope.set_response_bytes(self.bytes);
             // Never panics (`strict`): the server is sending the body.
-            self.scope.deliver(Receiver::Everyone, false);
+            self.scope.deliver(Receiver::Everyone, false, None);
         }
     }
 }

@@ -140,7 +140,7 @@ use http::{Method, Request, Response};
 use crate::tracker::boundary::Boundary;
 use crate::tracker::budget::{Kind, Limits, Mode};
 use crate::tracker::hash::FxBuild;
-use crate::tracker::scope::{Defaults, Scope, Spec};
+use crate::tracker::scope::{Asked, Scope, Spec};
 
 pub use body::{BoxError, ZenBody};
 pub use future::{RequestReport, ResponseFuture};
@@ -156,7 +156,7 @@ pub struct RouteName(pub Cow<'static, str>);
 /// responses carry `Server-Timing`.
 #[derive(Clone, Debug)]
 pub struct ZenLayer {
-    defaults: Defaults,
+    defaults: Asked,
     server_timing: bool,
 }
 
@@ -171,7 +171,7 @@ impl ZenLayer {
     /// does); the mode is `ZEN_MODE`'s; `Server-Timing` is on.
     #[must_use]
     pub fn new() -> Self {
-        ZenLayer { defaults: Defaults::default(), server_timing: true }
+        ZenLayer { defaults: Asked::default(), server_timing: true }
     }
 
     fn with(mut self, change: impl FnOnce(&mut Self)) -> Self {
@@ -229,7 +229,7 @@ pub struct ZenService<S> {
 /// a comparison.
 #[derive(Debug)]
 struct Shared {
-    defaults: Defaults,
+    defaults: Asked,
     server_timing: bool,
     names: [OnceLock<(Box<str>, &'static str)>; 9],
 }
@@ -302,7 +302,7 @@ where
             name: self.shared.name(&request),
             method: Some(method_name(request.method())),
             kind: Some(Kind::Handler),
-            defaults: self.shared.defaults,
+            asked: self.shared.defaults,
             collector: None,
             adoptable: true,
             attempt: None,

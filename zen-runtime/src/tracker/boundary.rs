@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::tracker::error::BudgetExceeded;
 use crate::tracker::report::Outcome;
-use crate::tracker::scope::{Receiver, Role, Scope, enter};
+use crate::tracker::scope::{EndAt, Receiver, Role, Scope, enter};
 
 /// How a boundary's work ended.
 pub(crate) enum Ended<T> {
@@ -45,7 +45,7 @@ pin_project_lite::pin_project! {
             if this.work.is_some() {
                 drop_work(this.scope, this.work.as_mut());
                 // Never panics from a drop (`strict`): it could abort the process.
-                this.scope.end(Outcome::Cancelled, Receiver::Everyone, false);
+                this.scope.end(EndAt::Now, Outcome::Cancelled, Receiver::Everyone, false);
             }
         }
     }
@@ -81,21 +81,21 @@ impl<F> Boundary<F> {
     /// it and reports it once. Returns the boundary's time.
     #[inline]
     pub(crate) fn finish(&self, outcome: Outcome) -> Duration {
-        self.scope.end_at(self.ended_at(), outcome, Receiver::Everyone, true)
+        self.scope.end(EndAt::At(self.ended_at()), outcome, Receiver::Everyone, true)
     }
 
     /// Seals the scope after [`poll_work`](Self::poll_work) was ready,
     /// for a caller that reads its figures before delivering them.
     #[cfg(feature = "tower")]
     pub(crate) fn seal(&self, outcome: Outcome) -> Duration {
-        self.scope.seal_at(self.ended_at(), outcome)
+        self.scope.seal(EndAt::At(self.ended_at()), outcome)
     }
 
     /// Delivers the report of a scope the caller sealed itself, and then
     /// read the figures of.
     #[cfg(feature = "tower")]
     pub(crate) fn deliver(&self, figures: &crate::tracker::report::Figures) {
-        self.scope.deliver_figures(Receiver::Everyone, true, Some(figures));
+        self.scope.deliver(Receiver::Everyone, true, Some(figures));
     }
 }
 

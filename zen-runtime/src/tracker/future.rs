@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::tracker::budget::Mode;
 use crate::tracker::error::BudgetExceeded;
 use crate::tracker::report::{Outcome, Report};
-use crate::tracker::scope::{Asked, Defaults, Receiver, Role, Scope, Spec, current, enter};
+use crate::tracker::scope::{EndAt, Receiver, Role, Scope, Site, Spec, current, enter};
 
 /// Where the report goes when the scope ends.
 enum Finish {
@@ -23,25 +23,39 @@ enum Finish {
     Done,
 }
 
-/// A future running inside its own budget scope; produced by `#[zen]`.
-///
-/// Each poll makes the scope current on the polling thread. The scope ends,
-/// and reports exactly once, when the future completes, panics, is cut in
-/// `enforce` mode, or is dropped.
-#[must_use = "futures do nothing unless polled"]
-pub struct Scoped<F: Future> {
-    fut: Option<F>,
-    cut: Option<fn(BudgetExceeded) -> F::Output>,
-    // Everything that does not depend on `F`, so that what each annotated fn
-    // instantiates stays small.
-    track: Track,
+pin_project_lite::pin_project! {
+    /// A future running inside its own budget scope; produced by `#[zen]`.
+    ///
+    /// Each poll makes the scope current on the polling thread. The scope
+    /// ends, and reports exactly once, when the future completes, panics, is
+    /// cut in `enforce` mode, or is dropped.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scoped<F: Future> {
+        // Dropped in place (set to `None`) inside the scope, so that what it
+        // frees is the scope's.
+        #[pin]
+        fut: Option<F>,
+        cut: Option<fn(BudgetExceeded) -> F::Output>,
+        // Everything that does not depend on `F`, so that what each annotated
+        // fn instantiates stays small.
+        track: Track,
+    }
+
+    impl<F: Future> PinnedDrop for Scoped<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !matches!(this.track.finish, Finish::Done) {
+                stop(this.fut, this.track, Outcome::Cancelled);
+            }
+        }
+    }
 }
 
 /// The scope of a [`Scoped`], and where its report goes.
 struct Track {
-    /// Until the first poll: what the `#[zen]` fn asks for. Its scope opens
+    /// Until the first poll: the `#[zen]` fn as written. Its scope opens
     /// (or a boundary's adopts it) at the first poll, where its work starts.
-    asked: Option<&'static Asked>,
+    site: Option<&'static Site>,
     scope: Option<Arc<Scope>>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     finish: Finish,
@@ -65,20 +79,20 @@ struct PollEnd {
 impl<F: Future> std::fmt::Debug for Scoped<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let t = &self.track;
-        let name = t.scope.as_ref().map(|s| &*s.name).or(t.asked.map(|a| a.name));
+        let name = t.scope.as_ref().map(|s| &*s.name).or(t.site.map(|a| a.name));
         f.debug_struct("Scoped").field("name", &name).finish_non_exhaustive()
     }
 }
 
 impl<F: Future> Scoped<F> {
     pub(crate) fn new(scope: Arc<Scope>, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Self {
-        let track = Track { asked: None, scope: Some(scope), timer: None, finish: Finish::Deliver };
+        let track = Track { site: None, scope: Some(scope), timer: None, finish: Finish::Deliver };
         Scoped { fut: Some(fut), cut, track }
     }
 
     /// The body of a `#[zen]` fn, whose scope opens at its first poll.
-    pub(crate) fn asked(asked: &'static Asked, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Self {
-        let track = Track { asked: Some(asked), scope: None, timer: None, finish: Finish::Deliver };
+    pub(crate) fn site(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::Output>, fut: F) -> Self {
+        let track = Track { site: Some(site), scope: None, timer: None, finish: Finish::Deliver };
         Scoped { fut: Some(fut), cut, track }
     }
 
@@ -86,16 +100,16 @@ impl<F: Future> Scoped<F> {
         self.track.finish = Finish::Keep(slot);
         self
     }
+}
 
-    /// Drops what the future still holds inside its scope (it was cut or
-    /// dropped unfinished), then ends the scope. A drop never panics.
-    fn stop(&mut self, outcome: Outcome) {
-        match &self.track.scope {
-            Some(scope) => enter(Some(scope), Role::Own, || self.fut = None),
-            None => self.fut = None,
-        }
-        self.track.end(None, outcome, false);
+/// Drops what the future still holds inside its scope (it was cut or
+/// dropped unfinished), then ends the scope. A drop never panics.
+fn stop<F>(mut fut: Pin<&mut Option<F>>, track: &mut Track, outcome: Outcome) {
+    match &track.scope {
+        Some(scope) => enter(Some(scope), Role::Own, || fut.set(None)),
+        None => fut.set(None),
     }
+    track.end(None, outcome, false);
 }
 
 impl Track {
@@ -105,24 +119,19 @@ impl Track {
         if self.scope.is_some() {
             return (!matches!(self.finish, Finish::Joined)).then(|| PollStart { at: Instant::now(), first: false });
         }
-        let Some(asked) = self.asked else { unreachable!("a scoped future has a scope or what it asks for") };
+        let Some(site) = self.site else { unreachable!("a scoped future has a scope or its site") };
         // Run directly inside a boundary's scope (the layer's request, a job),
         // the fn is its handler: it tightens that scope rather than opening one.
-        if let Some(scope) = Scope::adopt(asked) {
+        if let Some(scope) = Scope::adopt(site) {
             self.finish = Finish::Joined;
             self.scope = Some(scope);
             return None;
         }
         let scope = Scope::open(Spec {
-            name: std::borrow::Cow::Borrowed(asked.name),
+            name: std::borrow::Cow::Borrowed(site.name),
             method: None,
-            kind: asked.kind,
-            defaults: Defaults {
-                limits: asked.limits,
-                mode: asked.mode,
-                n_plus_one: asked.n_plus_one,
-                exemptions: asked.exemptions,
-            },
+            kind: site.kind,
+            asked: site.asked,
             collector: None,
             adoptable: false,
             attempt: None,
@@ -160,11 +169,12 @@ impl Track {
         };
         // Never polled: no scope was opened, and there is nothing to report.
         let Some(scope) = &self.scope else { return };
-        match end {
-            Some(PollEnd { elapsed: Some(elapsed), .. }) => scope.end_after(elapsed, outcome, receiver, may_panic),
-            Some(PollEnd { at, .. }) => scope.end_at(at, outcome, receiver, may_panic),
-            None => scope.end(outcome, receiver, may_panic),
+        let at = match end {
+            Some(PollEnd { elapsed: Some(elapsed), .. }) => EndAt::After(elapsed),
+            Some(PollEnd { at, .. }) => EndAt::At(at),
+            None => EndAt::Now,
         };
+        scope.end(at, outcome, receiver, may_panic);
     }
 }
 
@@ -205,19 +215,14 @@ impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `fut` is structurally pinned: it is never moved out of the
-        // `Option`, only dropped in place by assigning `None`; no other field
-        // is pinned, and `Scoped` does not implement `Unpin` by hand.
-        let this = unsafe { self.get_unchecked_mut() };
+        let mut this = self.project();
         if this.fut.is_none() {
             panic!("a zen scope was polled after it completed");
         }
         let start = this.track.begin();
-        let (Some(fut), Some(scope)) = (this.fut.as_mut(), this.track.scope.as_ref()) else {
+        let (Some(fut), Some(scope)) = (this.fut.as_mut().as_pin_mut(), this.track.scope.as_ref()) else {
             unreachable!("checked and opened above")
         };
-        // SAFETY: see above; `this` is pinned, so its `fut` is too.
-        let fut = unsafe { Pin::new_unchecked(fut) };
         // An adopted handler is polled by its boundary, inside the scope
         // already: only a poll from elsewhere (the future moved) switches.
         let poll = if matches!(this.track.finish, Finish::Joined) {
@@ -229,14 +234,14 @@ impl<F: Future> Future for Scoped<F> {
         match poll {
             Poll::Ready(output) => {
                 // Completed: its locals are gone already, nothing is left to free.
-                this.fut = None;
+                this.fut.set(None);
                 this.track.end(end, Outcome::Ok, true);
                 Poll::Ready(output)
             }
-            Poll::Pending => match this.cut {
+            Poll::Pending => match *this.cut {
                 Some(cut) => match this.track.cut_now(cx) {
                     Some(exceeded) => {
-                        this.stop(Outcome::Exceeded);
+                        stop(this.fut, this.track, Outcome::Exceeded);
                         Poll::Ready(cut(exceeded))
                     }
                     None => Poll::Pending,
@@ -247,20 +252,15 @@ impl<F: Future> Future for Scoped<F> {
     }
 }
 
-impl<F: Future> Drop for Scoped<F> {
-    fn drop(&mut self) {
-        if !matches!(self.track.finish, Finish::Done) {
-            self.stop(Outcome::Cancelled);
-        }
+pin_project_lite::pin_project! {
+    /// A future that runs inside the scope that was current when it was
+    /// made: its usage counts toward that scope. See [`attach`](crate::attach).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Attached<F> {
+        #[pin]
+        fut: F,
+        scope: Option<Arc<Scope>>,
     }
-}
-
-/// A future that runs inside the scope that was current when it was made:
-/// its usage counts toward that scope. See [`attach`](crate::attach).
-#[must_use = "futures do nothing unless polled"]
-pub struct Attached<F> {
-    fut: F,
-    scope: Option<Arc<Scope>>,
 }
 
 impl<F> std::fmt::Debug for Attached<F> {
@@ -279,11 +279,7 @@ impl<F: Future> Future for Attached<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `fut` is structurally pinned and never moved; `scope` is
-        // not pinned and only read.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: as above.
-        let fut = unsafe { Pin::new_unchecked(&mut this.fut) };
-        enter(this.scope.as_ref(), Role::Carried, || fut.poll(cx))
+        let this = self.project();
+        enter(this.scope.as_ref(), Role::Carried, || this.fut.poll(cx))
     }
 }

@@ -367,18 +367,21 @@ impl Operation {
         self.record(false, true, written);
     }
 
-    /// Whether a failure the system answers with leaves nothing of it
-    /// behind (see "Writes" above).
-    #[cfg(feature = "sqlx")]
-    pub(crate) fn is_whole(&self) -> bool {
+    /// Whether a failure the system answers with leaves nothing of the
+    /// statement behind (see "Writes" above): `false` for several
+    /// statements in one text, a procedure, DDL or a script. A client that
+    /// runs the statement inside a transaction it does not commit can use
+    /// it to say that the operation commits nothing itself.
+    #[must_use]
+    pub fn fails_whole(&self) -> bool {
         self.whole
     }
 
     /// [`finish`](Self::finish), with what a write did given apart: for a
-    /// client whose answer says it (an HTTP status).
-    #[cfg(feature = "http")]
-    pub(crate) fn finish_written(mut self, ok: bool, written: Writes) {
-        self.record(ok, true, written);
+    /// client whose answer says it, such as an HTTP status (a `4xx` to a
+    /// `POST` took no effect, unless it came after a redirect).
+    pub fn finish_with(mut self, ok: bool, writes: Writes) {
+        self.record(ok, true, writes);
     }
 
     /// How many more rows the scope may receive before an enforced

@@ -55,7 +55,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::tracker::budget::{Kind, Mode};
 use crate::tracker::future::Scoped;
 use crate::tracker::report::Report;
-use crate::tracker::scope::{Defaults, Scope, Spec};
+use crate::tracker::scope::{Asked, Scope, Spec};
 
 /// Runs `fut` in an unlimited scope of its own (nested in the current one,
 /// if any) and returns its output with the scope's report: every query,
@@ -95,7 +95,7 @@ fn spec(name: &'static str, collector: Option<crate::tracker::scope::Collector>)
         name: Cow::Borrowed(name),
         method: None,
         kind: Some(Kind::Other),
-        defaults: Defaults { mode: Some(Mode::Observe), ..Defaults::default() },
+        asked: Asked { mode: Some(Mode::Observe), ..Asked::default() },
         collector,
         adoptable: false,
         attempt: None,

@@ -1,8 +1,8 @@
 //! The one way a scope ends, whoever owns it (`#[zen]`'s future, a
-//! boundary, `testing`): sealing it ([`Scope::end`], or the layer's
-//! `seal_at`) fixes how and when it ended, once; [`Scope::deliver`] builds
-//! its report, only when someone receives it or it must warn, and sends it
-//! where it goes.
+//! boundary, `testing`): [`Scope::seal`] fixes how and when it ended, once;
+//! [`Scope::deliver`] builds its report, only when someone receives it or
+//! it must warn, and sends it where it goes. [`Scope::end`] is the two in
+//! a row.
 
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -35,42 +35,38 @@ pub(crate) enum Receiver {
     Slot(Arc<Mutex<Option<Report>>>),
 }
 
+/// When a scope ended, as its owner knows it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum EndAt {
+    /// Now: read the clock.
+    Now,
+    /// At a clock reading the owner already made.
+    At(Instant),
+    /// This long after its start, a time the owner measured.
+    After(Duration),
+}
+
 impl Scope {
-    /// Ends the scope now: seals it and delivers its report. Returns its time.
-    pub(crate) fn end(&self, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
-        self.end_at(Instant::now(), outcome, receiver, may_panic)
-    }
-
-    /// Ends the scope at `now`, a clock reading the caller already made.
-    pub(crate) fn end_at(&self, now: Instant, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
-        self.end_after(now.saturating_duration_since(self.start), outcome, receiver, may_panic)
-    }
-
-    /// Ends the scope `elapsed` after its start, a time the caller measured.
-    pub(crate) fn end_after(
-        &self,
-        elapsed: Duration,
-        outcome: Outcome,
-        receiver: Receiver,
-        may_panic: bool,
-    ) -> Duration {
-        let elapsed = self.seal_after(elapsed, outcome);
-        self.deliver(receiver, may_panic);
+    /// Ends the scope: [`seal`](Self::seal), then
+    /// [`deliver`](Self::deliver). Returns its time.
+    pub(crate) fn end(&self, at: EndAt, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
+        let elapsed = self.seal(at, outcome);
+        self.deliver(receiver, may_panic, None);
         elapsed
     }
 
-    /// Records how the scope ended, at `now` (a panic, seen by its future,
+    /// Records how and when the scope ended (a panic, seen by its future,
     /// wins over the outcome given), once: a later call returns the first
     /// time.
-    #[cfg(feature = "tower")]
-    pub(crate) fn seal_at(&self, now: Instant, outcome: Outcome) -> Duration {
-        self.seal_after(now.saturating_duration_since(self.start), outcome)
-    }
-
-    fn seal_after(&self, elapsed: Duration, outcome: Outcome) -> Duration {
+    pub(crate) fn seal(&self, at: EndAt, outcome: Outcome) -> Duration {
         if let Some((_, elapsed)) = self.sealed() {
             return elapsed;
         }
+        let elapsed = match at {
+            EndAt::Now => self.start.elapsed(),
+            EndAt::At(now) => now.saturating_duration_since(self.start),
+            EndAt::After(elapsed) => elapsed,
+        };
         // An ended request or job adopts nothing more.
         self.stop_adopting();
         let outcome = if self.panicked() { Outcome::Panicked } else { outcome };
@@ -98,15 +94,12 @@ impl Scope {
     /// listening below WARN) builds no report at all. `strict` panics here
     /// only where `may_panic` (never from a drop). zen's own allocations
     /// here are not charged to any scope.
-    pub(crate) fn deliver(&self, receiver: Receiver, may_panic: bool) {
-        self.deliver_figures(receiver, may_panic, None);
-    }
-
-    /// [`deliver`](Self::deliver), with the figures the caller read after
-    /// sealing the scope, if it did. The report is built here only when the
-    /// scope must hand it on (a budget exceeded, an N+1, a collector or a
-    /// slot waiting); otherwise an observer builds it by asking.
-    pub(crate) fn deliver_figures(&self, receiver: Receiver, may_panic: bool, figures: Option<&Figures>) {
+    ///
+    /// `figures`: what the caller read after sealing the scope, if it did.
+    /// The report is built here only when the scope must hand it on (a
+    /// budget exceeded, an N+1, a collector or a slot waiting); otherwise an
+    /// observer builds it by asking.
+    pub(crate) fn deliver(&self, receiver: Receiver, may_panic: bool, figures: Option<&Figures>) {
         let Some((outcome, elapsed)) = self.sealed() else { return };
         let read;
         let figures = match figures {

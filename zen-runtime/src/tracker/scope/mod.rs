@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(crate) use current::{Role, current, enter};
-pub(crate) use end::Receiver;
+pub(crate) use end::{EndAt, Receiver};
 pub(crate) use enforce::Resource;
-pub(crate) use terms::{Asked, Defaults, Terms};
+pub use terms::Site;
+pub(crate) use terms::{Asked, Terms};
 pub(crate) use usage::Usage;
 
 use crate::tracker::budget::Kind;
@@ -60,7 +61,7 @@ pub(crate) struct Spec {
     pub(crate) method: Option<&'static str>,
     /// Unset: the enclosing scope's, else `other`.
     pub(crate) kind: Option<Kind>,
-    pub(crate) defaults: Defaults,
+    pub(crate) asked: Asked,
     pub(crate) collector: Option<Collector>,
     /// Opened by a boundary (the HTTP layer, a job runner): the first
     /// `#[zen]` fn of the same kind run directly inside it is adopted.
@@ -73,13 +74,14 @@ impl Scope {
     pub(crate) fn open(spec: Spec) -> Arc<Scope> {
         let parent = current();
         let kind = spec.kind.or_else(|| parent.as_ref().map(|p| p.kind)).unwrap_or(Kind::Other);
-        let d = spec.defaults;
+        let d = spec.asked;
         let mode = d.mode.unwrap_or_else(crate::tracker::config::global_mode);
         let n_plus_one = d.n_plus_one.unwrap_or_else(crate::tracker::config::n_plus_one);
         let start = Instant::now();
         // Allocated first, so that the optimiser builds the scope in place
         // rather than on the stack and then copies it (measured, not
-        // guaranteed).
+        // guaranteed: 67 instructions a scope, BENCHMARKS.md, "What was cut
+        // in the fourth session", which pays for the `unsafe` below).
         let mut scope = Arc::new_uninit();
         Arc::get_mut(&mut scope).expect("a new Arc is unique").write(Scope {
             name: spec.name,

@@ -26,7 +26,7 @@ pub(crate) struct Terms {
 }
 
 impl Terms {
-    pub(crate) fn new(start: Instant, d: &Defaults, mode: Mode, n_plus_one: u32) -> Self {
+    pub(crate) fn new(start: Instant, d: &Asked, mode: Mode, n_plus_one: u32) -> Self {
         Terms {
             limits: d.limits,
             mode,
@@ -45,7 +45,9 @@ fn deadline(start: Instant, limits: &Limits) -> Option<Instant> {
 
 /// A boundary's terms as its handler tightened them: written once, by the
 /// one caller that wins the scope's `adoptable` swap, then only read. A
-/// `OnceLock` would do the same through its slow path, on every request.
+/// `OnceLock` would do the same through its slow path, on every request:
+/// this cell is 115 instructions a request cheaper (BENCHMARKS.md,
+/// "What was cut in the fourth session"), which pays for its `unsafe`.
 #[derive(Default)]
 pub(super) struct Adopted {
     set: AtomicBool,
@@ -82,25 +84,48 @@ impl Adopted {
     }
 }
 
-/// The defaults a boundary (the layer, a job runner) gives every scope it
-/// opens; an adopted handler's `#[zen]` tightens them.
+/// What a boundary (the layer, a job runner) or a `#[zen]` fn asks of a
+/// scope: its limits, and its mode and N+1 threshold where it sets them
+/// (else the enclosing boundary's, else the process's). A scope resolves it
+/// into its [`Terms`] when it opens; an adopted handler's tightens them.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Defaults {
+pub(crate) struct Asked {
     pub(crate) limits: Limits,
     pub(crate) mode: Option<Mode>,
     pub(crate) n_plus_one: Option<u32>,
     pub(crate) exemptions: &'static [Exemption],
 }
 
-/// A `#[zen]` fn as written: what it asks of the scope it runs in.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Asked {
+/// One annotated fn as written, built at compile time in a static: its
+/// name, its kind if it sets one, and what it asks.
+#[derive(Debug)]
+pub struct Site {
     pub(crate) name: &'static str,
     pub(crate) kind: Option<Kind>,
-    pub(crate) limits: Limits,
-    pub(crate) mode: Option<Mode>,
-    pub(crate) n_plus_one: Option<u32>,
-    pub(crate) exemptions: &'static [Exemption],
+    pub(crate) asked: Asked,
+}
+
+impl Site {
+    /// The fn `name`, its budget keys, and its `mode` and `kind` where the
+    /// attribute sets them.
+    #[must_use]
+    pub const fn new(name: &'static str, limits: Limits, mode: Option<Mode>, kind: Option<Kind>) -> Self {
+        Site { name, kind, asked: Asked { limits, mode, n_plus_one: None, exemptions: &[] } }
+    }
+
+    /// `exempt(...)` on the attribute.
+    #[must_use]
+    pub const fn exempt(mut self, exemptions: &'static [Exemption]) -> Self {
+        self.asked.exemptions = exemptions;
+        self
+    }
+
+    /// `n_plus_one = N` on the attribute.
+    #[must_use]
+    pub const fn n_plus_one(mut self, threshold: u32) -> Self {
+        self.asked.n_plus_one = Some(threshold);
+        self
+    }
 }
 
 impl Scope {
@@ -127,12 +152,13 @@ impl Scope {
     /// The scope then holds the tighter of each pair of limits, the deadline
     /// counted from the boundary's start, and the fn's mode and N+1
     /// threshold where it sets them; the fn reports nothing of its own.
-    pub(crate) fn adopt(asked: &Asked) -> Option<Arc<Scope>> {
+    pub(crate) fn adopt(site: &Site) -> Option<Arc<Scope>> {
+        let asked = &site.asked;
         // Most scopes open outside any boundary: find out without a
         // reference count.
         let scope = current::with(|scope| {
             let scope = scope?;
-            let adopts = scope.adoptable.load(Relaxed) && asked.kind.is_none_or(|k| k == scope.kind);
+            let adopts = scope.adoptable.load(Relaxed) && site.kind.is_none_or(|k| k == scope.kind);
             adopts.then(|| Arc::clone(scope))
         })?;
         if current::carried() || !scope.adoptable.swap(false, Relaxed) {
@@ -145,7 +171,7 @@ impl Scope {
             mode: asked.mode.unwrap_or(before.mode),
             deadline: deadline(scope.start, &limits),
             n_plus_one: asked.n_plus_one.unwrap_or(before.n_plus_one),
-            handler: Some(asked.name),
+            handler: Some(site.name),
             exemptions: if asked.exemptions.is_empty() { before.exemptions } else { asked.exemptions },
         };
         // Only the swap above gets here, once per scope.
