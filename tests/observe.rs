@@ -156,3 +156,52 @@ async fn a_panicking_observer_is_skipped_and_an_unregistered_one_is_dropped() {
     assert!(observe::unregister(faulty));
     assert!(!observe::unregister(faulty), "once");
 }
+
+/// Asks for the report while reading the statements and hosts, and gives
+/// back, at each operation's start, a call that panics at its end.
+struct Curious(Arc<AtomicUsize>);
+
+impl Observer for Curious {
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        if end.name() == "observe::curious" {
+            end.statements(|_| {
+                let _ = end.report();
+            });
+            end.hosts(|_, _| {
+                let _ = end.report();
+            });
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn operation_started(&self, start: &OperationEnd<'_>) -> Option<observe::OnEnd> {
+        start.fingerprint().contains("curious").then(|| -> observe::OnEnd { Box::new(|_| panic!("an exporter's bug")) })
+    }
+}
+
+#[zen(name = "observe::curious")]
+async fn curious() {
+    instrument::query("PostgreSQL", "SELECT 1 FROM curious").unwrap().finish(true);
+    instrument::call("curious.example").unwrap().finish(true);
+}
+
+#[test]
+fn an_observer_may_ask_for_the_report_anywhere_and_its_end_of_operation_may_panic() {
+    let _alone = ALONE.blocking_lock();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let id = observe::register(Curious(Arc::clone(&seen)));
+    // On a thread of its own: a deadlock fails here instead of hanging.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (_, report) = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(zen_runtime::testing::measure(async { curious().await }));
+        done.send(report).unwrap();
+    });
+    let report = finished.recv_timeout(std::time::Duration::from_secs(10)).expect("no deadlock");
+    assert!(observe::unregister(id));
+    assert_eq!(seen.load(Ordering::Relaxed), 1, "it read its statements and hosts, and the report within");
+    assert_eq!(report.figures.queries(), 1);
+    assert_eq!(report.figures.failed_queries(), 0, "the panic at its end was the observer's, not the query's");
+}

@@ -119,7 +119,7 @@ impl Options {
     /// Distinct scope names (per kind) kept apart; later ones are grouped
     /// under [`OTHER_NAMES`]. Default: zen's one cap,
     /// [`config::max_names`](crate::config::max_names); a dashboard may keep
-    /// fewer.
+    /// fewer, never more (a larger value keeps the cap).
     #[must_use]
     pub fn max_names(mut self, max: usize) -> Self {
         self.max_names = Some(max);
@@ -275,7 +275,8 @@ impl Inner {
         if let Some(route) = find(&routes, name) {
             return route;
         }
-        let max = self.options.max_names.unwrap_or_else(crate::tracker::config::max_names);
+        let cap = crate::tracker::config::max_names();
+        let max = self.options.max_names.map_or(cap, |m| m.min(cap));
         let name = if routes.named[kind as usize] < max { name } else { OTHER_NAMES };
         if let Some(route) = find(&routes, name) {
             return route;

@@ -137,27 +137,21 @@ pub(crate) fn owner() -> usize {
 /// scope current for a while (a report sink polling a scoped future): that
 /// scope is charged nothing, as no scope is for zen's work.
 pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
-    /// What was put aside, if the thread's state could be reached: only
-    /// then is anything undone.
-    struct Resume(Option<Counted>);
-    impl Drop for Resume {
+    /// What was put aside, put back when `f` returns or unwinds.
+    struct Resume<'a>(&'a Heap, Counted);
+    impl Drop for Resume<'_> {
         fn drop(&mut self) {
-            if let Some(counted) = self.0 {
-                let _ = HEAP.try_with(|h| {
-                    h.untracked.set(h.untracked.get() - 1);
-                    h.restore(counted);
-                });
-            }
+            self.0.untracked.set(self.0.untracked.get() - 1);
+            self.0.restore(self.1);
         }
     }
-    let _resume = Resume(
-        HEAP.try_with(|h| {
-            h.untracked.set(h.untracked.get() + 1);
-            h.take()
-        })
-        .ok(),
-    );
-    f()
+    // `HEAP` is `const` and has no destructor: it is there for the whole
+    // life of the thread, so `with` cannot fail.
+    HEAP.with(|h| {
+        h.untracked.set(h.untracked.get() + 1);
+        let _resume = Resume(h, h.take());
+        f()
+    })
 }
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);

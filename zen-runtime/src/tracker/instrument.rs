@@ -265,7 +265,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         scope: Some(scope),
         resource: Resource::Db,
         backend,
-        on_end: observe::operation_started(&OperationEnd {
+        on_end: observe::operation_started(|| OperationEnd {
             backend,
             operation: fingerprint.operation,
             fingerprint: &fingerprint.text,
@@ -430,7 +430,7 @@ impl Operation {
     /// a future cancelled from outside it). `written`: what a write did.
     fn record(&mut self, ok: bool, in_poll: bool, written: Writes) {
         if let Some(on_end) = self.on_end.take() {
-            crate::tracker::alloc::untracked(|| on_end(ok));
+            observe::operation_ends(on_end, self.backend, ok);
         }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = start.elapsed();

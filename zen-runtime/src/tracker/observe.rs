@@ -41,9 +41,10 @@
 //! live dashboard and the budget lock. With none registered, a scope's end
 //! costs one atomic load here.
 
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::tracker::budget::{Kind, Limits, Mode};
@@ -346,7 +347,15 @@ struct Entry {
     observer: Arc<dyn Observer>,
 }
 
-type Observers = Arc<[Entry]>;
+/// The registered observers, and for each hook (by [`Hooks::index`]) those
+/// that take it, in order: a hook walks its own list only.
+#[derive(Default)]
+struct Registry {
+    entries: Vec<Entry>,
+    by_hook: [Box<[Arc<dyn Observer>]>; 4],
+}
+
+type Observers = Arc<Registry>;
 
 /// Every registered observer, replaced whole on each change: a hook reads
 /// its copy without a lock.
@@ -371,16 +380,25 @@ pub fn register(observer: impl Observer) -> ObserverId {
 
 /// Removes an observer; `false` if it was not registered. (The crate's own
 /// are registered like any other: removing one turns its output off.)
+///
+/// No hook of it starts once this returns (one running on another thread
+/// may finish). It is dropped when no thread holds the registry from
+/// before: this thread lets go of its copy here, every other at its next
+/// scope or operation, or when it ends.
 pub fn unregister(id: ObserverId) -> bool {
     install();
-    change(|observers| observers.retain(|e| e.id != id))
+    let removed = change(|observers| observers.retain(|e| e.id != id));
+    let old = SEEN.try_with(|seen| seen.try_borrow_mut().ok().and_then(|mut seen| seen.take()));
+    crate::tracker::alloc::untracked(|| drop(old));
+    removed
 }
 
 /// Every observer registered now.
 #[must_use]
 pub fn registered() -> Vec<ObserverId> {
     install();
-    current().iter().map(|e| e.id).collect()
+    let registry = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
+    registry.as_deref().map(|r| r.entries.iter().map(|e| e.id).collect()).unwrap_or_default()
 }
 
 /// Applies `edit` to the list; `true` when it changed it. zen's memory,
@@ -391,22 +409,31 @@ fn change(edit: impl FnOnce(&mut Vec<Entry>)) -> bool {
 
 fn edit_registry(edit: impl FnOnce(&mut Vec<Entry>)) -> bool {
     let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
-    let mut observers: Vec<Entry> = registry.as_deref().unwrap_or_default().to_vec();
+    let mut observers: Vec<Entry> = registry.as_deref().map(|r| r.entries.clone()).unwrap_or_default();
     let before = observers.len();
     edit(&mut observers);
     let changed = observers.len() != before;
-    publish(&mut registry, observers);
+    let old = publish(&mut registry, observers);
+    // An observer removed may be dropped with the old registry: after the
+    // lock is let go, since its `Drop` may register or unregister another.
+    drop(registry);
+    drop(old);
     changed
 }
 
-/// Makes `observers` the registry, and counts their hooks.
-fn publish(registry: &mut Option<Observers>, observers: Vec<Entry>) {
+/// Makes `observers` the registry, with each hook's list and count;
+/// returns the registry it replaced.
+fn publish(registry: &mut Option<Observers>, observers: Vec<Entry>) -> Option<Observers> {
+    let mut by_hook: [Box<[Arc<dyn Observer>]>; 4] = Default::default();
     for hook in [Hooks::SCOPE_ENDED, Hooks::OPERATION_STARTED, Hooks::OPERATION_ENDED, Hooks::EXEMPTIONS] {
-        let count = observers.iter().filter(|e| e.hooks.has(hook)).count();
-        COUNTS[hook.index()].store(count, Ordering::Release);
+        let takers: Box<[Arc<dyn Observer>]> =
+            observers.iter().filter(|e| e.hooks.has(hook)).map(|e| Arc::clone(&e.observer)).collect();
+        COUNTS[hook.index()].store(takers.len(), Ordering::Release);
+        by_hook[hook.index()] = takers;
     }
-    *registry = Some(observers.into());
+    let old = registry.replace(Arc::new(Registry { entries: observers, by_hook }));
     GENERATION.fetch_add(1, Ordering::Release);
+    old
 }
 
 /// Registers the crate's own observers, once, before anything else is.
@@ -437,30 +464,42 @@ fn install_defaults() {
 }
 
 thread_local! {
-    /// Where this thread last found the registry, and its generation: a
-    /// weak reference, so that an observer unregistered is dropped at once,
-    /// not kept alive by the threads that called it.
-    static SEEN: std::cell::RefCell<Option<(u64, Weak<[Entry]>)>> = const { std::cell::RefCell::new(None) };
+    /// The registry as this thread last found it, and its generation: a
+    /// hook reads it without touching memory other threads write, and
+    /// takes the registry anew once a change bumped the generation.
+    static SEEN: RefCell<Option<(u64, Observers)>> = const { RefCell::new(None) };
 }
 
-/// The registry now: found where this thread last found it, while no change
-/// was made since.
-fn current() -> Observers {
+/// Calls `f` with the registry now: this thread's copy while no change was
+/// made since, else the registry's (kept as the thread's new copy, and the
+/// old one let go, unless a hook of this thread is running on it).
+#[inline]
+fn with_current(mut f: impl FnMut(&Registry)) {
     let generation = GENERATION.load(Ordering::Acquire);
-    let seen = SEEN.try_with(|seen| {
-        let seen = seen.try_borrow().ok()?;
-        seen.as_ref().filter(|(g, _)| *g == generation).and_then(|(_, o)| o.upgrade())
+    let seen = SEEN.try_with(|seen| match seen.try_borrow() {
+        Ok(seen) => match &*seen {
+            Some((g, observers)) if *g == generation => {
+                f(observers);
+                true
+            }
+            _ => false,
+        },
+        Err(_) => false,
     });
-    if let Ok(Some(observers)) = seen {
-        return observers;
+    if seen == Ok(true) {
+        return;
     }
-    let observers = REGISTRY.read().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_else(|| Arc::new([]));
-    let _ = SEEN.try_with(|seen| {
-        if let Ok(mut seen) = seen.try_borrow_mut() {
-            *seen = Some((generation, Arc::downgrade(&observers)));
-        }
-    });
-    observers
+    let observers = REGISTRY.read().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default();
+    f(&observers);
+    keep(generation, observers);
+}
+
+/// Makes `observers` this thread's copy of the registry, when no hook of
+/// this thread is reading the old one. The old copy is dropped after the
+/// borrow ends, so that an observer dropped with it may itself end a scope.
+fn keep(generation: u64, observers: Observers) {
+    let old = SEEN.try_with(|seen| seen.try_borrow_mut().ok().map(|mut seen| seen.replace((generation, observers))));
+    drop(old);
 }
 
 /// Whether any observer takes `hook` (installing the crate's own first).
@@ -477,14 +516,32 @@ fn wanted(hook: Hooks) -> bool {
 }
 
 /// Runs `call` on every observer that takes `hook`, each panic caught and
-/// logged: the others still run. What they allocate is no scope's.
+/// logged with `scope` (the scope's name, or the operation's backend): the
+/// others still run. What they allocate is no scope's.
 #[inline(never)]
-fn each(hook: Hooks, call: &mut dyn FnMut(&dyn Observer)) {
+fn each(hook: Hooks, scope: &str, mut call: impl FnMut(&dyn Observer)) {
     crate::tracker::alloc::untracked(|| {
-        for entry in current().iter().filter(|e| e.hooks.has(hook)) {
-            if catch_unwind(AssertUnwindSafe(|| call(&*entry.observer))).is_err() {
-                tracing::error!(target: "zen", "a zen observer panicked; the others ran");
+        with_current(|registry| {
+            for observer in &registry.by_hook[hook.index()] {
+                if catch_unwind(AssertUnwindSafe(|| call(&**observer))).is_err() {
+                    panicked(scope);
+                }
             }
+        });
+    });
+}
+
+#[cold]
+fn panicked(scope: &str) {
+    tracing::error!(target: "zen", name = scope, "a zen observer panicked; the others ran");
+}
+
+/// Calls what observers gave back at an operation's start, a panic caught
+/// and logged as a hook's is. What it allocates is no scope's.
+pub(crate) fn operation_ends(on_end: OnEnd, backend: &str, ok: bool) {
+    crate::tracker::alloc::untracked(|| {
+        if catch_unwind(AssertUnwindSafe(|| on_end(ok))).is_err() {
+            panicked(backend);
         }
     });
 }
@@ -493,26 +550,32 @@ fn each(hook: Hooks, call: &mut dyn FnMut(&dyn Observer)) {
 #[inline]
 pub(crate) fn scope_ended(end: &ScopeEnd<'_>) {
     if wanted(Hooks::SCOPE_ENDED) {
-        each(Hooks::SCOPE_ENDED, &mut |o| o.scope_ended(end));
+        each(Hooks::SCOPE_ENDED, end.name, |o| o.scope_ended(end));
     }
 }
 
 /// Tells the observers a database operation starts; what they give back
 /// is called when it ends.
+/// (`start` is made only when an observer takes the hook.)
 #[inline]
-pub(crate) fn operation_started(start: &OperationEnd<'_>) -> Option<OnEnd> {
+pub(crate) fn operation_started<'a>(start: impl FnOnce() -> OperationEnd<'a>) -> Option<OnEnd> {
     if !wanted(Hooks::OPERATION_STARTED) {
         return None;
     }
+    let start = &start();
     let mut on_end: Option<OnEnd> = None;
-    each(Hooks::OPERATION_STARTED, &mut |o| {
+    each(Hooks::OPERATION_STARTED, start.backend, |o| {
         if let Some(next) = o.operation_started(start) {
             on_end = Some(match on_end.take() {
                 None => next,
-                Some(first) => Box::new(move |ok| {
-                    first(ok);
-                    next(ok);
-                }),
+                // Each one's panic caught apart: the next still runs.
+                Some(first) => {
+                    let backend = start.backend;
+                    Box::new(move |ok| {
+                        operation_ends(first, backend, ok);
+                        operation_ends(next, backend, ok);
+                    })
+                }
             });
         }
     });
@@ -520,17 +583,19 @@ pub(crate) fn operation_started(start: &OperationEnd<'_>) -> Option<OnEnd> {
 }
 
 /// Hands a database operation's end to every observer.
+/// (`end` is made only when an observer takes the hook.)
 #[inline]
-pub(crate) fn operation_ended(end: &OperationEnd<'_>) {
+pub(crate) fn operation_ended<'a>(end: impl FnOnce() -> OperationEnd<'a>) {
     if wanted(Hooks::OPERATION_ENDED) {
-        each(Hooks::OPERATION_ENDED, &mut |o| o.operation_ended(end));
+        let end = &end();
+        each(Hooks::OPERATION_ENDED, end.backend, |o| o.operation_ended(end));
     }
 }
 
 /// Calls `each_one` with every exemption the observers hold for `scope`.
 pub(crate) fn exemptions(scope: &str, each_one: &mut dyn FnMut(&Exemption)) {
     if wanted(Hooks::EXEMPTIONS) {
-        each(Hooks::EXEMPTIONS, &mut |o| o.exemptions(scope, each_one));
+        each(Hooks::EXEMPTIONS, scope, |o| o.exemptions(scope, each_one));
     }
 }
 

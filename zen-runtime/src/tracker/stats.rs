@@ -198,7 +198,7 @@ pub(crate) struct HttpStats {
 
 impl HttpStats {
     /// Each host kept, with its calls.
-    pub(crate) fn each(&self, f: &mut dyn FnMut(&str, u64)) {
+    pub(crate) fn each(&self, f: &mut dyn FnMut(&Arc<str>, u64)) {
         for (host, calls, ..) in &self.hosts {
             f(host, *calls);
         }

@@ -228,15 +228,26 @@ impl observe::Source for Scope {
         Scope::report(self).expect("a scope is sealed before observers see it")
     }
 
+    // Both copy the table out and call `each` after the lock is let go: an
+    // observer may ask for the report from inside, which takes it again.
     fn each_statement(&self, each: &mut dyn FnMut(Statement<'_>)) {
-        let db = self.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
-        db.each(|fingerprint, backend, count, total_ns| {
-            each(Statement { fingerprint, backend, count, total: Duration::from_nanos(total_ns) });
+        let mut statements = Vec::new();
+        self.usage.db.lock().unwrap_or_else(PoisonError::into_inner).each(|fingerprint, backend, count, total_ns| {
+            statements.push((Arc::clone(fingerprint), backend, count, total_ns));
         });
+        for (fingerprint, backend, count, total_ns) in &statements {
+            each(Statement { fingerprint, backend, count: *count, total: Duration::from_nanos(*total_ns) });
+        }
     }
 
     fn each_host(&self, each: &mut dyn FnMut(&str, u64)) {
-        self.usage.hosts.lock().unwrap_or_else(PoisonError::into_inner).each(each);
+        let mut hosts: Vec<(Arc<str>, u64)> = Vec::new();
+        self.usage.hosts.lock().unwrap_or_else(PoisonError::into_inner).each(&mut |host, calls| {
+            hosts.push((Arc::clone(host), calls));
+        });
+        for (host, calls) in &hosts {
+            each(host, *calls);
+        }
     }
 
     fn n_plus_one(&self) -> usize {

@@ -121,7 +121,7 @@ impl Scope {
         in_poll: bool,
     ) {
         let ns = nanos(elapsed);
-        crate::tracker::observe::operation_ended(&crate::tracker::observe::OperationEnd {
+        crate::tracker::observe::operation_ended(|| crate::tracker::observe::OperationEnd {
             backend,
             operation: fingerprint.operation,
             fingerprint: &fingerprint.text,
