@@ -299,19 +299,9 @@ async fn names_past_the_limit_are_grouped() {
     // Five job names of their own, then `(other)`; the limit is per kind:
     // a kind with room still keeps a new name apart (other tests' scopes,
     // seen by every dashboard, may take some of its five).
-    let overview = || async {
+    let overview = || {
         let client = Router::new().nest("/_zen", dashboard.router::<()>(Authorize::token(TOKEN).unwrap()));
-        let response = tower::ServiceExt::oneshot(
-            client,
-            axum::http::Request::get("/_zen/api/overview")
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
-        serde_json::from_slice::<Value>(&body).unwrap()
+        common::dashboard_overview(client, TOKEN)
     };
     let named = |overview: &Value, kind: &str| {
         let routes = overview["routes"].as_array().unwrap();

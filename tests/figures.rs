@@ -116,17 +116,7 @@ async fn every_exporter_shows_every_figure_of_the_table() {
     let _ = http_body_util::BodyExt::collect(response.into_body()).await.unwrap();
     zen_runtime::sinks::remove_sink(sink);
 
-    let overview = tower::ServiceExt::oneshot(
-        app,
-        axum::http::Request::get("/_zen/api/overview")
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .body(axum::body::Body::empty())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let body = http_body_util::BodyExt::collect(overview.into_body()).await.unwrap().to_bytes();
-    let overview: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let overview = common::dashboard_overview(app, TOKEN).await;
     let route = overview["routes"].as_array().unwrap().iter().find(|r| r["name"] == "GET /everything").unwrap();
     let line: serde_json::Value = serde_json::from_str(&lines.lock().unwrap()[0]).unwrap();
     let metrics = handle.render();

@@ -174,3 +174,15 @@ pub async fn over(State(pool): State<SqlitePool>, Query(Many { n }): Query<Many>
     }
     format!("{n} queries")
 }
+
+/// The dashboard's overview as JSON, asked of `app` in-process with the
+/// bearer `token`.
+pub async fn dashboard_overview(app: axum::Router, token: &str) -> serde_json::Value {
+    let request = axum::http::Request::get("/_zen/api/overview")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}

@@ -235,19 +235,22 @@ struct Shared {
 }
 
 impl Shared {
-    fn name<B>(&self, request: &Request<B>) -> Cow<'static, str> {
+    /// The request's name and its method as the name carries it.
+    fn name<B>(&self, request: &Request<B>) -> (Cow<'static, str>, &'static str) {
         let method = request.method();
         let route = route(request);
-        let Some(slot) = method_index(method).map(|i| &self.names[i]) else {
+        let Some(index) = method_index(method) else {
             // Methods past the standard nine (RFC 9110's and PATCH) are the
             // client's to invent:
             // one name for them all keeps names, metric labels and
             // dashboard rows bounded.
             static OTHER: OnceLock<Method> = OnceLock::new();
-            return intern(OTHER.get_or_init(|| Method::from_bytes(b"OTHER").expect("a method token")), route);
+            let other = OTHER.get_or_init(|| Method::from_bytes(b"OTHER").expect("a method token"));
+            return (intern(other, route), "OTHER");
         };
-        match slot.get() {
-            Some((cached, name)) if **cached == *route => Cow::Borrowed(name),
+        let slot = &self.names[index];
+        let name = match slot.get() {
+            Some((cached, name)) if **cached == *route => Cow::Borrowed(*name),
             Some(_) => intern(method, route),
             None => {
                 let name = intern(method, route);
@@ -256,7 +259,8 @@ impl Shared {
                 }
                 name
             }
-        }
+        };
+        (name, METHODS[index].1)
     }
 }
 
@@ -278,11 +282,6 @@ fn method_index(method: &Method) -> Option<usize> {
     METHODS.iter().position(|(m, _)| m == method)
 }
 
-/// A method as a request's name and route carry it.
-fn method_name(method: &Method) -> &'static str {
-    method_index(method).map_or("OTHER", |i| METHODS[i].1)
-}
-
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for ZenService<S>
 where
     S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -298,9 +297,10 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (name, method) = self.shared.name(&request);
         let scope = Scope::open(Spec {
-            name: self.shared.name(&request),
-            method: Some(method_name(request.method())),
+            name,
+            method: Some(method),
             kind: Some(Kind::Handler),
             asked: self.shared.defaults,
             collector: None,
