@@ -169,8 +169,9 @@ fn app(state: App, observed: Option<&Observed>) -> Router {
         .route("/reports/slow", get(slow_report))
         .route("/export.csv", get(export))
         .route("/weather", get(weather))
-        // Every route: at most 2 s and 20 queries, unless its handler says less.
-        .layer(ZenLayer::new().limits(Limits::NONE.timeout_ms(2_000).max_queries(20)))
+        // Every route: at most 2 s and 20 queries, unless its handler says less;
+        // `Server-Timing` on every response, as suits a demo (off by default).
+        .layer(ZenLayer::new().limits(Limits::NONE.timeout_ms(2_000).max_queries(20)).server_timing(true))
         .with_state(state);
     let Some(observed) = observed else { return router };
     let handle = observed.metrics.clone();

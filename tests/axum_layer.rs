@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio::io::AsyncWriteExt;
 use zen_runtime::db::{PgPool, SqlitePool};
-use zen_runtime::layer::{RequestReport, ZenLayer};
+use zen_runtime::layer::{RequestReport, ServerTiming, ZenLayer};
 use zen_runtime::{Budget, Limits, Mode, Outcome, zen};
 
 use common::report_named;
@@ -107,7 +107,7 @@ async fn server_timing_names_the_route_and_gives_each_figure_against_its_limit()
     let pool = sqlite(2).await;
     let app = Router::new()
         .route("/timing/articles/{slug}", get(article))
-        .layer(ZenLayer::new().limits(Limits::NONE.max_queries(50).timeout_ms(10_000)))
+        .layer(ZenLayer::new().server_timing(true).limits(Limits::NONE.max_queries(50).timeout_ms(10_000)))
         .with_state(pool);
     let url = serve(app).await;
 
@@ -159,7 +159,7 @@ async fn the_layer_default_holds_every_route_and_a_handler_can_only_tighten_it()
     let app = Router::new()
         .route("/default/plain", get(three_queries))
         .route("/default/loose", get(loose))
-        .layer(ZenLayer::new().limits(Limits::NONE.max_queries(2)).mode(Mode::Observe))
+        .layer(ZenLayer::new().server_timing(true).limits(Limits::NONE.max_queries(2)).mode(Mode::Observe))
         .with_state(pool);
     let url = serve(app).await;
 
@@ -184,7 +184,6 @@ async fn unmatched_requests_are_named_without_their_uri() {
     // This request's own report, as middleware further out reads it.
     let response = client().get(format!("{url}/secret/token-123")).send().await.unwrap();
     assert_eq!(response.status(), 404);
-    assert!(response.headers().contains_key("server-timing"));
     assert_eq!(response.headers()["x-zen-name"], "GET (unmatched)");
     // A method of the client's own making names nothing: each would be a
     // name, a metric label and a dashboard row.
@@ -195,13 +194,38 @@ async fn unmatched_requests_are_named_without_their_uri() {
 }
 
 #[tokio::test]
-async fn server_timing_can_be_turned_off() {
-    let app = Router::new().route("/quiet", get(|| async { "ok" })).layer(ZenLayer::new().server_timing(false));
-    let url = serve(app).await;
-    let response = client().get(format!("{url}/quiet")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(!response.headers().contains_key("server-timing"));
-    assert_eq!(response.headers()["x-zen-outcome"], "ok", "the report is still in the extensions");
+async fn server_timing_is_off_by_default_on_for_everyone_when_asked_or_for_the_admitted_only() {
+    let quiet = |layer: ZenLayer| Router::new().route("/quiet", get(|| async { "ok" })).layer(layer);
+    let admitted = ServerTiming::admitted(|parts| parts.headers.get("x-operator").is_some_and(|v| v == "yes"));
+    let cases = [
+        ("default", ZenLayer::new(), [false, false]),
+        ("false", ZenLayer::new().server_timing(false), [false, false]),
+        ("on", ZenLayer::new().server_timing(ServerTiming::On), [true, true]),
+        ("true", ZenLayer::new().server_timing(true), [true, true]),
+        ("admitted", ZenLayer::new().server_timing(admitted), [false, true]),
+    ];
+    for (setting, layer, shown) in cases {
+        let url = serve(quiet(layer)).await;
+        for (operator, shown) in [false, true].into_iter().zip(shown) {
+            let mut request = client().get(format!("{url}/quiet"));
+            if operator {
+                request = request.header("x-operator", "yes");
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(
+                response.headers().contains_key("server-timing"),
+                shown,
+                "{setting}, operator: {operator}: {:?}",
+                response.headers()
+            );
+            if shown {
+                let header = response.headers()["server-timing"].to_str().unwrap().to_owned();
+                assert!(metric(&header, "total").is_some(), "{header}");
+            }
+            assert_eq!(response.headers()["x-zen-outcome"], "ok", "the report is in the extensions either way");
+        }
+    }
 }
 
 #[zen(timeout_ms = 300)]
@@ -221,7 +245,7 @@ async fn problem(response: reqwest::Response) -> serde_json::Value {
 async fn enforce_answers_503_problem_json_at_the_handlers_deadline() {
     let app = Router::new()
         .route("/enforce/sleepy", get(sleepy))
-        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(10_000)));
+        .layer(ZenLayer::new().server_timing(true).mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(10_000)));
     let url = serve(app).await;
     let start = Instant::now();
     let response = client().get(format!("{url}/enforce/sleepy")).send().await.unwrap();
@@ -244,7 +268,7 @@ async fn enforce_answers_503_when_a_refused_query_ends_the_handler() {
     let pool = sqlite(2).await;
     let app = Router::new()
         .route("/enforce/queries", get(three_queries))
-        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.max_queries(2)))
+        .layer(ZenLayer::new().server_timing(true).mode(Mode::Enforce).limits(Limits::NONE.max_queries(2)))
         .with_state(pool);
     let url = serve(app).await;
     let body = problem(client().get(format!("{url}/enforce/queries")).send().await.unwrap()).await;
@@ -283,7 +307,7 @@ async fn a_cut_leaks_no_connection_from_the_pool() {
     let app = Router::new()
         .route("/cut/slow", get(slow_sqlite))
         .route("/cut/one", get(one_query))
-        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(200)))
+        .layer(ZenLayer::new().server_timing(true).mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(200)))
         .with_state(pool.clone());
     let url = serve(app).await;
     for _ in 0..3 {
@@ -319,7 +343,7 @@ async fn a_cut_on_postgres_frees_the_pool_and_the_server() {
     .unwrap();
     let app = Router::new()
         .route("/pg/sleep", get(pg_sleep))
-        .layer(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(300)))
+        .layer(ZenLayer::new().server_timing(true).mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(300)))
         .with_state(pool.clone());
     let base = serve(app).await;
     let start = Instant::now();
@@ -496,7 +520,7 @@ async fn a_peer_that_never_answers_is_cut_by_the_budget_not_awaited() {
     let (peer, _task) = silent_peer().await;
     let app = Router::new()
         .route("/call/silent", get(calls_silent_peer))
-        .layer(ZenLayer::new().mode(Mode::Enforce))
+        .layer(ZenLayer::new().server_timing(true).mode(Mode::Enforce))
         .with_state(peer);
     let url = serve(app).await;
     let start = Instant::now();
@@ -513,7 +537,7 @@ async fn any_tower_service_can_carry_the_layer() {
     use tower::{Layer, ServiceExt};
     use zen_runtime::layer::RouteName;
 
-    let service = ZenLayer::new().limits(Limits::NONE.max_queries(1)).layer(tower::service_fn(
+    let service = ZenLayer::new().server_timing(true).limits(Limits::NONE.max_queries(1)).layer(tower::service_fn(
         |_request: axum::http::Request<String>| async {
             Ok::<_, std::convert::Infallible>(axum::http::Response::new(http_body_util::Full::new(bytes_of(
                 "plain tower",
@@ -729,7 +753,9 @@ async fn no_value_reaches_a_header_a_problem_or_a_report() {
     let pool = sqlite(2).await;
     let app = Router::new()
         .route("/hostile", get(hostile))
-        .layer(ZenLayer::new().mode(Mode::Enforce).n_plus_one(2).limits(Limits::NONE.max_queries(5)))
+        .layer(
+            ZenLayer::new().server_timing(true).mode(Mode::Enforce).n_plus_one(2).limits(Limits::NONE.max_queries(5)),
+        )
         .layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
             // What middleware further out can see of the report.
             if let Some(report) = response.extensions().get::<RequestReport>().map(RequestReport::report) {

@@ -47,7 +47,10 @@ async fn blocking(State(pool): State<SqlitePool>) -> Result<&'static str, String
 #[tokio::test]
 async fn max_poll_ms_reports_the_longest_poll_and_the_polls_over_it() {
     let pool = common::sqlite_pool_at(&common::sqlite_url(), 2).await;
-    let app = Router::new().route("/budgets/blocking", get(blocking)).layer(ZenLayer::new()).with_state(pool);
+    let app = Router::new()
+        .route("/budgets/blocking", get(blocking))
+        .layer(ZenLayer::new().server_timing(true))
+        .with_state(pool);
     let url = serve(app).await;
     let response = client().get(format!("{url}/budgets/blocking")).send().await.unwrap();
     assert_eq!(response.status(), 200, "observe changes nothing");
@@ -170,7 +173,7 @@ fn responses_app(pool: SqlitePool, mode: Mode) -> Router {
     Router::new()
         .route(&format!("/budgets/{mode}/page"), get(big_page))
         .route(&format!("/budgets/{mode}/export"), get(export))
-        .layer(ZenLayer::new().mode(mode).limits(Limits::NONE.max_response_kb(64)))
+        .layer(ZenLayer::new().server_timing(true).mode(mode).limits(Limits::NONE.max_response_kb(64)))
         .with_state(pool)
 }
 

@@ -118,12 +118,28 @@ async fn seen(response: reqwest::Response) -> (u16, Vec<(String, String)>, Strin
 
 #[tokio::test]
 async fn a_refused_request_is_the_apps_own_answer_to_an_unknown_route() {
-    for layer in [ZenLayer::new(), ZenLayer::new().server_timing(false)] {
+    // `Server-Timing` for everyone, for nobody, and for whoever may see the
+    // dashboard: (the layer, a stranger sees it, an operator sees it).
+    let layers = [
+        (ZenLayer::new().server_timing(true), true, true),
+        (ZenLayer::new(), false, false),
+        (ZenLayer::new().server_timing(Authorize::token(TOKEN).unwrap()), false, true),
+    ];
+    for (layer, stranger, operator) in layers {
         let dashboard = Dashboard::new();
         let url = app::serve_with("/a", &dashboard, layer.clone(), Authorize::token(TOKEN).unwrap()).await;
         let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let unknown = seen(plain.get(format!("{url}/no/such/route")).send().await.unwrap()).await;
         assert_eq!(unknown.0, 404);
+        assert_eq!(unknown.1.iter().any(|(name, _)| name == "server-timing"), stranger, "{layer:?}");
+        let theirs = plain
+            .get(format!("{url}/a/articles/1"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(theirs.status(), 200);
+        assert_eq!(theirs.headers().contains_key("server-timing"), operator, "{layer:?}");
         for path in ["/_zen/", "/_zen", "/_zen/api/overview", "/_zen/routes/0", "/_zen/events", "/_zen/assets/app.js"] {
             for token in [None, Some("wrong-token-0123456789abcdef"), Some(&TOKEN[1..])] {
                 let mut request = plain.get(format!("{url}{path}"));

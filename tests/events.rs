@@ -203,7 +203,7 @@ fn a_refusal_is_one_number_in_the_error_the_header_the_problem_the_report_and_th
             let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
             let app = Router::new()
                 .route("/refused", get(refused_in_a_transaction))
-                .layer(ZenLayer::new().mode(zen_runtime::Mode::Enforce))
+                .layer(ZenLayer::new().server_timing(true).mode(zen_runtime::Mode::Enforce))
                 .layer(axum::middleware::map_response(move |response: axum::response::Response| {
                     let reports = Arc::clone(&reports);
                     async move {

@@ -14,6 +14,7 @@ use zen_runtime::layer::ZenLayer;
 use zen_runtime::sinks::JsonLines;
 
 /// One lookup per article, then one query with a literal in its text.
+#[zen_runtime::zen]
 async fn articles(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String {
     for n in 0..=id % 3 {
         let _: Option<String> = sqlx::query_scalar("SELECT title FROM articles WHERE id = ?")
@@ -29,6 +30,17 @@ async fn articles(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String
 
 async fn health() -> &'static str {
     "ok"
+}
+
+/// Refuses every request, as a handler that validates its input first.
+#[zen_runtime::zen]
+async fn delete_article(Path(_id): Path<i64>) -> axum::http::StatusCode {
+    axum::http::StatusCode::BAD_REQUEST
+}
+
+#[zen_runtime::zen]
+async fn rare() -> &'static str {
+    "seldom asked"
 }
 
 fn dir(name: &str) -> std::path::PathBuf {
@@ -51,8 +63,9 @@ async fn reports_of_a_real_run_give_a_budget_per_route_in_files_that_stay_small(
 
     let pool = common::sqlite_pool_at(&common::sqlite_url(), 2).await;
     let app = Router::new()
-        .route("/articles/{id}", get(articles))
+        .route("/articles/{id}", get(articles).delete(delete_article))
         .route("/health", get(health))
+        .route("/rare", get(rare))
         .layer(ZenLayer::new())
         .with_state(pool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -65,8 +78,15 @@ async fn reports_of_a_real_run_give_a_budget_per_route_in_files_that_stay_small(
     for _ in 0..30 {
         client.get(format!("{url}/health")).send().await.unwrap();
     }
+    // Samples that must not become budgets: a refusal, a method the route
+    // has no handler for, and a route seen three times.
+    assert_eq!(client.delete(format!("{url}/articles/7")).send().await.unwrap().status(), 400);
+    for _ in 0..3 {
+        assert_eq!(client.post(format!("{url}/health")).send().await.unwrap().status(), 405);
+        client.get(format!("{url}/rare")).send().await.unwrap();
+    }
     sink.flush();
-    assert_eq!((sink.written(), sink.dropped()), (180, 0));
+    assert_eq!((sink.written(), sink.dropped()), (187, 0));
 
     // Bounded: the current file and two rotated ones, none over the limit.
     let mut text = String::new();
@@ -82,18 +102,53 @@ async fn reports_of_a_real_run_give_a_budget_per_route_in_files_that_stay_small(
     // What the files still hold: the newest reports, every line whole.
     let records = zen_cli::parse("zen.jsonl", &text).unwrap();
     assert!(records.len() > 30 && records.len() < 180, "{} lines kept", records.len());
-    let suggestions = zen_cli::suggest(&records, 50);
-    let article = suggestions.iter().find(|s| s.name == "GET /articles/{id}").expect("the route");
+    let settings = zen_cli::Settings::default();
+    let suggestions = zen_cli::suggest(&records, settings);
+    let scope = |name: &str| suggestions.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name}"));
+    let article = scope("GET /articles/{id}");
+    assert_eq!(article.handlers, ["suggest::articles"], "the fn beside the route");
     let queries = &article.figures[0];
     assert_eq!((queries.key, queries.p50, queries.p99, queries.max), ("max_queries", 3.0, 4.0, 4.0));
     assert_eq!(queries.proposed, 6, "4 + 50%");
-    let attribute = article.attribute();
+    let attribute = article.attribute().expect("enough successful reports");
     assert!(attribute.starts_with("#[zen(max_queries = 6, max_db_ms = "), "{attribute}");
     assert!(attribute.contains(", timeout_ms = ") && attribute.contains(", max_http_calls = 0"), "{attribute}");
-    let health = suggestions.iter().find(|s| s.name == "GET /health").expect("the other route");
-    assert!(health.attribute().starts_with("#[zen(max_queries = 0, timeout_ms = "), "{}", health.attribute());
-    let printed = zen_cli::render(&suggestions, 50);
-    assert!(printed.contains("GET /articles/{id} (handler, ") && printed.contains(&attribute), "{printed}");
+
+    // Covered by nothing: proposed, and said so.
+    let health = scope("GET /health");
+    assert!(!health.covered && health.handlers.is_empty());
+    let health_line = health.attribute().expect("30 successful reports");
+    assert!(health_line.starts_with("#[zen(max_queries = 0, timeout_ms = "), "{health_line}");
+    // Error responses alone, and too few samples: no budget at all.
+    let delete = scope("DELETE /articles/{id}");
+    assert_eq!((delete.reports, delete.left_out, delete.attribute()), (0, 1, None), "a 400 is no sample");
+    assert_eq!(delete.handlers, ["suggest::delete_article"]);
+    let not_allowed = scope("POST /health");
+    assert_eq!((not_allowed.reports, not_allowed.left_out, not_allowed.covered), (0, 3, false), "axum's 405");
+    assert_eq!(not_allowed.attribute(), None);
+    let seldom = scope("GET /rare");
+    assert_eq!((seldom.reports, seldom.attribute()), (3, None), "3 samples are not 20");
+
+    let printed = zen_cli::render(&suggestions, settings);
+    assert!(
+        printed.contains("GET /articles/{id} (handler, fn suggest::articles, ") && printed.contains(&attribute),
+        "{printed}"
+    );
+    let section = |name: &str| printed.split("\n\n").find(|s| s.starts_with(name)).unwrap().to_owned();
+    assert!(section("GET /health (").contains("no #[zen] fn and no layer budget covers this scope"), "{printed}");
+    assert!(section("DELETE /articles/{id} (").contains("not enough data: 0 successful reports, at least 20 needed"));
+    assert!(!section("DELETE /articles/{id} (").contains("#[zen("), "{printed}");
+    assert!(section("GET /rare (").contains("not enough data: 3 successful reports"), "{printed}");
+    assert!(
+        !section("GET /articles/{id} (").contains("not enough data")
+            && !section("GET /articles/{id} (").contains("covers")
+    );
+
+    // Fewer samples asked for: the rare route gets a line; the refusals still none.
+    let loose = zen_cli::suggest(&records, zen_cli::Settings { min_samples: 3, ..settings });
+    let find = |name: &str| loose.iter().find(|s| s.name == name).unwrap().attribute();
+    assert!(find("GET /rare").is_some_and(|a| a.starts_with("#[zen(max_queries = 0, ")));
+    assert_eq!((find("DELETE /articles/{id}"), find("POST /health")), (None, None));
 }
 
 #[zen_runtime::zen(kind = "job")]

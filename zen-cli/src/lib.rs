@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo install --path zen-cli       # the `zen` command
-//! zen suggest zen-reports.jsonl.2 zen-reports.jsonl.1 zen-reports.jsonl [--margin 50]
+//! zen suggest zen-reports.jsonl.2 zen-reports.jsonl.1 zen-reports.jsonl [--margin 50] [--min-samples 20]
 //! ```
 //!
 //! What it printed for the reports `tests/suggest.rs` writes (a real axum
@@ -35,19 +35,34 @@
 //!   #[zen(max_queries = 0, timeout_ms = 1, max_http_calls = 0, max_poll_ms = 1)]
 //! ```
 //!
-//! Per route and job: the p50, p99 and max of each figure, and a proposed
-//! limit: the p99 plus the margin (default 50%), rounded up to two
-//! significant digits (times and sizes at least 1; a count that was always 0
-//! proposes 0, which allows none), a timeout at least the database and
-//! external time it contains, and how many reports used more than it.
-//! Cancelled and panicked scopes are left out: their figures stop short.
+//! Per route and job (and the `#[zen]` fn whose limits applied): the p50,
+//! p99 and max of each figure, and a proposed limit: the p99 plus the
+//! margin (default 50%), rounded up to two significant digits (times and
+//! sizes at least 1; a count that was always 0 proposes 0, which allows
+//! none), a timeout at least the database and external time it contains,
+//! and how many reports used more than it.
+//!
+//! A budget that breaks production is worse than none, so it proposes only
+//! from what says what the work needs:
+//!
+//! - **successful reports alone**: cancelled and panicked scopes stop
+//!   short, and a response with an error status (a `400` that stopped at
+//!   validation, axum's `405` that ran no handler) is left out and counted;
+//! - **enough of them**: fewer than `--min-samples` (default 20) successful
+//!   reports, and the scope gets a "not enough data" line instead of a
+//!   budget, since one fast sample would become a limit the next slow
+//!   request breaks;
+//! - **scopes something covers**: a scope no `#[zen]` fn and no layer
+//!   budget applied to is said to be so, since a line for it applies
+//!   nowhere until it is written on a handler.
+//!
 //! [`parse`], [`suggest`] and [`render`] do the same from code:
 //!
 //! ```
 //! let line = r#"{"v":1,"name":"GET /a","kind":"handler","mode":"observe","outcome":"ok","used":{"max_queries":2,"timeout_ms":3.5}}"#;
-//! let reports = zen_cli::parse("reports.jsonl", line).unwrap();
-//! let suggestions = zen_cli::suggest(&reports, 50);
-//! assert_eq!(suggestions[0].attribute(), "#[zen(max_queries = 3, timeout_ms = 6)]");
+//! let reports = zen_cli::parse("reports.jsonl", &format!("{line}\n").repeat(20)).unwrap();
+//! let suggestions = zen_cli::suggest(&reports, zen_cli::Settings::default());
+//! assert_eq!(suggestions[0].attribute().unwrap(), "#[zen(max_queries = 3, timeout_ms = 6)]");
 //! ```
 
 use std::collections::BTreeMap;
@@ -68,10 +83,27 @@ pub struct Record {
     pub name: String,
     /// `handler`, `job` or `other`.
     pub kind: String,
+    /// The `#[zen]` fn whose limits applied, if one did.
+    pub handler: Option<String>,
     /// How it ended.
     pub outcome: String,
+    /// Under the layer, the response's status.
+    pub status: Option<u16>,
+    /// Whether any limit applied to it (a `#[zen]` fn's or the layer's).
+    pub limited: bool,
     /// Each figure by its `#[zen]` key, in that key's unit.
     pub used: BTreeMap<String, f64>,
+}
+
+impl Record {
+    /// A sample to propose from: it ran to its end (not cancelled, not
+    /// panicked) and, under the layer, was not answered with an error
+    /// status (a `400` stops early, a `405` runs no handler: neither says
+    /// what the work needs).
+    #[must_use]
+    pub fn successful(&self) -> bool {
+        self.outcome != "cancelled" && self.outcome != "panicked" && self.status.is_none_or(|s| s < 400)
+    }
 }
 
 /// A line that cannot be read, with where.
@@ -131,7 +163,10 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, ParseError> {
                 .ok_or_else(|| error(format!("`used.{key}` is not a number of 0 or more")))?;
             used.insert(key.clone(), n);
         }
-        records.push(Record { name, kind, outcome, used });
+        let handler = value.get("handler").and_then(serde_json::Value::as_str).map(str::to_owned);
+        let status = value.get("status").and_then(serde_json::Value::as_u64).and_then(|s| u16::try_from(s).ok());
+        let limited = value.get("limits").and_then(serde_json::Value::as_object).is_some_and(|l| !l.is_empty());
+        records.push(Record { name, kind, handler, outcome, status, limited, used });
     }
     Ok(records)
 }
@@ -160,19 +195,33 @@ pub struct Suggestion {
     pub name: String,
     /// `handler`, `job` or `other`.
     pub kind: String,
-    /// Reports read (cancelled and panicked ones are left out: their figures
-    /// stop short).
+    /// The `#[zen]` fn (or fns) whose limits applied, as the reports name
+    /// them; empty when none did.
+    pub handlers: Vec<String>,
+    /// Successful reports ([`Record::successful`]): what the figures are of.
     pub reports: usize,
-    /// Each figure measured, in `#[zen]` key order.
+    /// Reports left out: cancelled, panicked, or answered with an error
+    /// status.
+    pub left_out: usize,
+    /// Whether any limit applied to the scope (a `#[zen]` fn's or the
+    /// layer's). A line for a scope that nothing covers applies nowhere
+    /// until it is written on a handler or given to the layer.
+    pub covered: bool,
+    /// Each figure measured, in `#[zen]` key order; empty when there are
+    /// too few successful reports to propose from.
     pub figures: Vec<Figure>,
 }
 
 impl Suggestion {
-    /// The proposed attribute, such as `#[zen(max_queries = 5, timeout_ms = 120)]`.
+    /// The proposed attribute, such as `#[zen(max_queries = 5, timeout_ms = 120)]`;
+    /// `None` when there are too few successful reports to propose one.
     #[must_use]
-    pub fn attribute(&self) -> String {
+    pub fn attribute(&self) -> Option<String> {
+        if self.figures.is_empty() {
+            return None;
+        }
         let keys: Vec<String> = self.figures.iter().map(|f| format!("{} = {}", f.key, f.proposed)).collect();
-        format!("#[zen({})]", keys.join(", "))
+        Some(format!("#[zen({})]", keys.join(", ")))
     }
 }
 
@@ -196,21 +245,51 @@ fn round_up(x: f64) -> u64 {
     whole.div_ceil(step).saturating_mul(step)
 }
 
-/// Proposes a budget for each scope of `records`: for each figure, its 99th
-/// percentile plus `margin_percent`, rounded up to two significant digits
-/// (times and sizes at least 1; counts may be 0, which allows none). A
-/// database or external-call time above the proposed timeout raises it, as
-/// `#[zen]` requires. Scopes are sorted by name.
+/// How [`suggest`] proposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Added to each figure's p99, in percent (default 50).
+    pub margin_percent: u32,
+    /// The fewest successful reports a scope needs for a proposal (default
+    /// 20): fewer, and a single fast sample would become a limit that the
+    /// next slow request breaks.
+    pub min_samples: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings { margin_percent: 50, min_samples: 20 }
+    }
+}
+
+/// Proposes a budget for each scope of `records`, from its successful
+/// reports alone ([`Record::successful`]) and only when it has at least
+/// `min_samples` of them: for each figure, its 99th percentile plus the
+/// margin, rounded up to two significant digits (times and sizes at least
+/// 1; counts may be 0, which allows none). A database or external-call time
+/// above the proposed timeout raises it, as `#[zen]` requires. Scopes are
+/// sorted by name.
 #[must_use]
-pub fn suggest(records: &[Record], margin_percent: u32) -> Vec<Suggestion> {
+pub fn suggest(records: &[Record], settings: Settings) -> Vec<Suggestion> {
     let mut scopes: BTreeMap<(&str, &str), Vec<&Record>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.outcome != "cancelled" && r.outcome != "panicked") {
+    for r in records {
         scopes.entry((&r.name, &r.kind)).or_default().push(r);
     }
-    let factor = 1.0 + f64::from(margin_percent) / 100.0;
+    let factor = 1.0 + f64::from(settings.margin_percent) / 100.0;
     scopes
         .into_iter()
-        .map(|((name, kind), reports)| {
+        .map(|((name, kind), all)| {
+            let mut handlers: Vec<String> = all.iter().filter_map(|r| r.handler.clone()).collect();
+            handlers.sort();
+            handlers.dedup();
+            let covered = all.iter().any(|r| r.limited || r.handler.is_some());
+            let reports: Vec<&Record> = all.iter().copied().filter(|r| r.successful()).collect();
+            let left_out = all.len() - reports.len();
+            let (name, kind) = (name.to_owned(), kind.to_owned());
+            if reports.len() < settings.min_samples.max(1) {
+                let figures = Vec::new();
+                return Suggestion { name, kind, handlers, reports: reports.len(), left_out, covered, figures };
+            }
             let mut figures = Vec::new();
             for &budget in Budget::ALL {
                 let key = budget.key();
@@ -239,7 +318,7 @@ pub fn suggest(records: &[Record], margin_percent: u32) -> Vec<Suggestion> {
             for f in &mut figures {
                 f.above = reports.iter().filter(|r| r.used.get(f.key).is_some_and(|&v| v > f.proposed as f64)).count();
             }
-            Suggestion { name: name.to_owned(), kind: kind.to_owned(), reports: reports.len(), figures }
+            Suggestion { name, kind, handlers, reports: reports.len(), left_out, covered, figures }
         })
         .collect()
 }
@@ -250,16 +329,40 @@ fn number(x: f64) -> String {
 
 /// The suggestions as the `zen suggest` command prints them.
 #[must_use]
-pub fn render(suggestions: &[Suggestion], margin_percent: u32) -> String {
+pub fn render(suggestions: &[Suggestion], settings: Settings) -> String {
     let mut out = String::new();
     let reports: usize = suggestions.iter().map(|s| s.reports).sum();
+    let left_out: usize = suggestions.iter().map(|s| s.left_out).sum();
     let _ = writeln!(
         out,
-        "zen suggest: {reports} reports, {} scopes; proposed = p99 + {margin_percent}%, rounded up to two significant digits",
-        suggestions.len()
+        "zen suggest: {reports} successful reports ({left_out} left out: errors, cancelled, panicked), {} scopes; \
+         proposed = p99 + {}%, rounded up to two significant digits, from at least {} successful reports",
+        suggestions.len(),
+        settings.margin_percent,
+        settings.min_samples
     );
     for s in suggestions {
-        let _ = writeln!(out, "\n{} ({}, {} reports)", s.name, s.kind, s.reports);
+        let handler = match s.handlers.as_slice() {
+            [] => String::new(),
+            handlers => format!(", fn {}", handlers.join(", fn ")),
+        };
+        let left_out = if s.left_out > 0 { format!(", {} left out", s.left_out) } else { String::new() };
+        let _ = writeln!(out, "\n{} ({}{handler}, {} successful reports{left_out})", s.name, s.kind, s.reports);
+        if !s.covered {
+            let _ = writeln!(
+                out,
+                "  no #[zen] fn and no layer budget covers this scope (a route without a handler for this method, \
+                 such as axum's 405?): a line below applies only once it is on the handler or in ZenLayer::limits"
+            );
+        }
+        let Some(attribute) = s.attribute() else {
+            let _ = writeln!(
+                out,
+                "  not enough data: {} successful reports, at least {} needed (--min-samples); no budget proposed",
+                s.reports, settings.min_samples
+            );
+            continue;
+        };
         let _ = writeln!(out, "  {:<16} {:>12} {:>12} {:>12} {:>10}", "budget", "p50", "p99", "max", "proposed");
         for f in &s.figures {
             let above = if f.above > 0 { format!("  ({} above)", f.above) } else { String::new() };
@@ -276,14 +379,14 @@ pub fn render(suggestions: &[Suggestion], margin_percent: u32) -> String {
         if s.reports < 100 {
             let _ = writeln!(out, "  only {} reports: the p99 is close to the max; collect more traffic", s.reports);
         }
-        let _ = writeln!(out, "  {}", s.attribute());
+        let _ = writeln!(out, "  {attribute}");
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse, percentile, round_up, suggest};
+    use super::{Settings, parse, percentile, round_up, suggest};
 
     #[test]
     fn rounding_and_percentiles() {
@@ -311,7 +414,7 @@ mod tests {
     #[test]
     fn the_timeout_covers_the_database_time_it_contains() {
         let line = r#"{"name":"j","kind":"job","outcome":"ok","used":{"max_db_ms":90.0,"timeout_ms":40.0}}"#;
-        let s = suggest(&parse("f", line).unwrap(), 50);
-        assert_eq!(s[0].attribute(), "#[zen(max_db_ms = 140, timeout_ms = 140)]");
+        let s = suggest(&parse("f", line).unwrap(), Settings { margin_percent: 50, min_samples: 1 });
+        assert_eq!(s[0].attribute().unwrap(), "#[zen(max_db_ms = 140, timeout_ms = 140)]");
     }
 }

@@ -1,11 +1,12 @@
-//! `zen suggest [--margin PERCENT] FILE...`: budgets proposed from the
+//! `zen suggest [--margin PERCENT] [--min-samples N] FILE...`: budgets proposed from the
 //! reports a run wrote with `zen_runtime::sinks::JsonLines`.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: zen suggest [--margin PERCENT] FILE...\n\
+const USAGE: &str = "usage: zen suggest [--margin PERCENT] [--min-samples N] FILE...\n\
     reads zen's JSON-lines reports (zen_runtime::sinks::JsonLines) and proposes a #[zen(...)] line per route and job:\n\
-    the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits";
+    the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits,\n\
+    from successful reports only, and only for a scope with at least N of them (default 20)";
 
 /// The file as text. A file still being written may end inside a line, and
 /// inside a character: that last line is left to `parse`, which skips it.
@@ -29,15 +30,21 @@ fn run(args: &[String]) -> Result<String, String> {
     if command != "suggest" {
         return Err(format!("unknown command `{command}`\n{USAGE}"));
     }
-    let mut margin = 50;
+    let mut settings = zen_cli::Settings::default();
     let mut files = Vec::new();
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--margin" => {
                 let value = rest.next().ok_or("--margin needs a whole percentage, such as `--margin 50`")?;
-                margin = value.trim_end_matches('%').parse().map_err(|_| {
+                settings.margin_percent = value.trim_end_matches('%').parse().map_err(|_| {
                     format!("--margin takes a whole percentage, such as `--margin 50`; found `{value}`")
+                })?;
+            }
+            "--min-samples" => {
+                let value = rest.next().ok_or("--min-samples needs a count, such as `--min-samples 20`")?;
+                settings.min_samples = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("--min-samples takes a count of 1 or more, such as `--min-samples 20`; found `{value}`")
                 })?;
             }
             "-h" | "--help" => return Ok(format!("{USAGE}\n")),
@@ -54,7 +61,7 @@ fn run(args: &[String]) -> Result<String, String> {
         let text = text(file, bytes)?;
         records.extend(zen_cli::parse(file, &text).map_err(|e| e.to_string())?);
     }
-    Ok(zen_cli::render(&zen_cli::suggest(&records, margin), margin))
+    Ok(zen_cli::render(&zen_cli::suggest(&records, settings), settings))
 }
 
 fn main() -> ExitCode {

@@ -29,7 +29,7 @@ pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::
 
 /// A return value that can stand for a blown budget.
 #[diagnostic::on_unimplemented(
-    message = "`#[zen(mode = \"enforce\")]` cannot cut this fn short: it returns `{Self}`",
+    message = "`#[zen(mode = \"enforce\")]` cannot cut this fn short: `{Self}` cannot carry `zen_runtime::BudgetExceeded`",
     label = "this return type cannot carry `zen_runtime::BudgetExceeded`",
     note = "return `Result<T, E>` and add `impl From<zen_runtime::BudgetExceeded> for E`, or remove `mode = \"enforce\"` (wrappers still refuse work when the global mode is `enforce`)"
 )]
@@ -37,6 +37,9 @@ pub trait Cut {
     fn cut(exceeded: BudgetExceeded) -> Self;
 }
 
+// Not recommended: a `Result` whose error lacks the `From` is reported in
+// `Cut`'s words above, not as std's `From` bound naming this module.
+#[diagnostic::do_not_recommend]
 impl<T, E: From<BudgetExceeded>> Cut for Result<T, E> {
     fn cut(exceeded: BudgetExceeded) -> Self {
         Err(E::from(exceeded))

@@ -111,6 +111,14 @@ impl Authorize {
     }
 }
 
+/// `Server-Timing` for the requests that may see the dashboard
+/// ([`ZenLayer::server_timing`](crate::layer::ZenLayer::server_timing)).
+impl From<Authorize> for crate::layer::ServerTiming {
+    fn from(authorize: Authorize) -> crate::layer::ServerTiming {
+        crate::layer::ServerTiming::Admitted(authorize.check)
+    }
+}
+
 /// `true` when the request came over TLS, by its address or its proxy.
 fn over_tls(parts: &Parts) -> bool {
     let https = |v: &str| v.trim().eq_ignore_ascii_case("https");

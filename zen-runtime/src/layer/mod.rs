@@ -45,7 +45,7 @@
 //!
 //! # `Server-Timing`
 //!
-//! Every response carries the request's figures against their limits, one
+//! A response can carry the request's figures against their limits, one
 //! entry per budget that was used or is limited (named in the budget table,
 //! [`Budget::timing_name`](crate::Budget::timing_name)), which a browser's
 //! developer tools show under Timing:
@@ -54,9 +54,25 @@
 //! queries;desc="4/5", db;dur=12.4;desc="budget 50ms", mem;desc="312/512 KiB", http-calls;desc="1/1", http;dur=301.2, poll;dur=0.8, rows;desc="20", resp;desc="26/64 KiB", total;dur=348.1;desc="budget 1000ms"
 //! ```
 //!
-//! The header never holds SQL, a value or a raw URI.
-//! [`ZenLayer::server_timing`]`(false)` turns it off where clients should
-//! not see it.
+//! The header never holds SQL, a value or a raw URI, but it tells whoever
+//! reads it what each request costs and which routes are expensive: a map
+//! for an attacker, and a timing side channel. So it is off by default, and
+//! [`ZenLayer::server_timing`] says who sees it ([`ServerTiming`]):
+//!
+//! ```
+//! # #[cfg(feature = "dashboard")] {
+//! # fn demo(token: &str) -> Result<(), Box<dyn std::error::Error>> {
+//! use zen_runtime::dashboard::Authorize;
+//! use zen_runtime::layer::{ServerTiming, ZenLayer};
+//!
+//! // Development and demos: every response.
+//! let everyone = ZenLayer::new().server_timing(ServerTiming::On);
+//! // Production: the requests the dashboard's token admits, so that an
+//! // operator sees it in the browser's developer tools.
+//! let operators = ZenLayer::new().server_timing(Authorize::token(token)?);
+//! # Ok(()) }
+//! # }
+//! ```
 //!
 //! # The response body
 //!
@@ -152,12 +168,63 @@ pub use future::{RequestReport, ResponseFuture};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteName(pub Cow<'static, str>);
 
-/// The layer: a default budget for every request, the mode, and whether
-/// responses carry `Server-Timing`.
+/// The layer: a default budget for every request, the mode, and who sees
+/// `Server-Timing`.
 #[derive(Clone, Debug)]
 pub struct ZenLayer {
     defaults: Asked,
-    server_timing: bool,
+    server_timing: ServerTiming,
+}
+
+/// Which responses carry `Server-Timing` ([`ZenLayer::server_timing`]).
+#[derive(Clone, Default)]
+pub enum ServerTiming {
+    /// None (the default).
+    #[default]
+    Off,
+    /// Every response: for development and demos, where the client is you.
+    On,
+    /// The responses to requests that the check admits, read from the
+    /// request's head before the handler sees it. The dashboard's
+    /// `Authorize` converts into it (feature `dashboard`), so that whoever
+    /// may see the dashboard sees the header.
+    Admitted(Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>),
+}
+
+impl ServerTiming {
+    /// The responses to requests that `check` admits.
+    pub fn admitted(check: impl Fn(&http::request::Parts) -> bool + Send + Sync + 'static) -> ServerTiming {
+        ServerTiming::Admitted(Arc::new(check))
+    }
+
+    /// Whether the response to `request` carries the header.
+    fn shown<B>(&self, request: Request<B>) -> (bool, Request<B>) {
+        match self {
+            ServerTiming::Off => (false, request),
+            ServerTiming::On => (true, request),
+            ServerTiming::Admitted(check) => {
+                let (parts, body) = request.into_parts();
+                (check(&parts), Request::from_parts(parts, body))
+            }
+        }
+    }
+}
+
+/// `true`: [`ServerTiming::On`]; `false`: [`ServerTiming::Off`].
+impl From<bool> for ServerTiming {
+    fn from(on: bool) -> ServerTiming {
+        if on { ServerTiming::On } else { ServerTiming::Off }
+    }
+}
+
+impl std::fmt::Debug for ServerTiming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServerTiming::Off => "ServerTiming::Off",
+            ServerTiming::On => "ServerTiming::On",
+            ServerTiming::Admitted(_) => "ServerTiming::Admitted(..)",
+        })
+    }
 }
 
 impl Default for ZenLayer {
@@ -168,10 +235,10 @@ impl Default for ZenLayer {
 
 impl ZenLayer {
     /// Measures every request and limits nothing (until a handler's `#[zen]`
-    /// does); the mode is `ZEN_MODE`'s; `Server-Timing` is on.
+    /// does); the mode is `ZEN_MODE`'s; no response carries `Server-Timing`.
     #[must_use]
     pub fn new() -> Self {
-        ZenLayer { defaults: Asked::default(), server_timing: true }
+        ZenLayer { defaults: Asked::default(), server_timing: ServerTiming::Off }
     }
 
     fn with(mut self, change: impl FnOnce(&mut Self)) -> Self {
@@ -199,11 +266,13 @@ impl ZenLayer {
         self.with(|l| l.defaults.n_plus_one = Some(threshold))
     }
 
-    /// Whether responses carry a `Server-Timing` header (default `true`).
-    /// Turn it off where clients should not see the figures.
+    /// Which responses carry a `Server-Timing` header ([`ServerTiming`]:
+    /// none by default, `true` or [`ServerTiming::On`] for all, or those a
+    /// check admits, such as the dashboard's `Authorize`).
     #[must_use]
-    pub fn server_timing(self, on: bool) -> Self {
-        self.with(|l| l.server_timing = on)
+    pub fn server_timing(self, who: impl Into<ServerTiming>) -> Self {
+        let who = who.into();
+        self.with(|l| l.server_timing = who)
     }
 }
 
@@ -211,7 +280,8 @@ impl<S> tower_layer::Layer<S> for ZenLayer {
     type Service = ZenService<S>;
 
     fn layer(&self, inner: S) -> ZenService<S> {
-        let shared = Shared { defaults: self.defaults, server_timing: self.server_timing, names: Default::default() };
+        let shared =
+            Shared { defaults: self.defaults, server_timing: self.server_timing.clone(), names: Default::default() };
         ZenService { inner, shared: Arc::new(shared) }
     }
 }
@@ -230,7 +300,7 @@ pub struct ZenService<S> {
 #[derive(Debug)]
 struct Shared {
     defaults: Asked,
-    server_timing: bool,
+    server_timing: ServerTiming,
     names: [OnceLock<(Box<str>, &'static str)>; 9],
 }
 
@@ -307,8 +377,9 @@ where
             adoptable: true,
             attempt: None,
         });
+        let (timing, request) = self.shared.server_timing.shown(request);
         let work = Boundary::start(scope, || self.inner.call(request));
-        ResponseFuture::new(work, self.shared.server_timing)
+        ResponseFuture::new(work, timing)
     }
 }
 

@@ -1,17 +1,17 @@
 //! Reports as JSON lines in a file of bounded size, rotated: what `zen
 //! suggest` reads to propose budgets from real traffic. Each line is
-//! [`Report::to_json`].
+//! [`Report::to_json`], built and written on the sink's own thread: the
+//! thread that ends a scope only hands the scope over.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
-use super::{SinkId, add_sink, remove_sink};
-use crate::tracker::report::Report;
+use crate::tracker::observe::{self, EndedScope, Hooks, Observer, ObserverId, ScopeEnd};
 
 /// The smallest file [`JsonLinesBuilder::max_bytes`] accepts: a report
 /// with a few statements takes a few hundred bytes.
@@ -26,15 +26,16 @@ pub const MIN_BYTES: u64 = 4096;
 /// oldest kept file again on each retry, at most `keep` of them.
 const RETRY_ROTATION: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Lines waiting for the writer thread, and their bytes; past either,
-/// lines are dropped and counted rather than slowing the scopes that end.
+/// Scopes waiting for the writer thread; past it, their reports are dropped
+/// and counted rather than slowing the scopes that end. Each keeps its
+/// scope's tables (at most 64 statements and 32 hosts) until written.
 const QUEUE: usize = 4096;
-const QUEUE_BYTES: usize = 16 << 20;
 
 /// Writes every report of the process to a file, one JSON object per line
 /// ([`Report::to_json`](crate::Report::to_json): figures keyed by `#[zen]`
 /// key, limits, violations, N+1 suspects and statements as fingerprints,
-/// never values), from a thread of its own. Made with
+/// never values), from a thread of its own: the thread that ends a scope
+/// hands the scope over and formats nothing. Made with
 /// [`JsonLines::builder`]; dropping it stops the sink and writes what is
 /// queued. Run it in staging or under a load test, then let `zen suggest`
 /// (crate `zen-cli`) propose budgets from the files.
@@ -53,11 +54,15 @@ const QUEUE_BYTES: usize = 16 << 20;
 /// `.2`, and so on), and `keep` rotated files are kept (default 3), the
 /// oldest removed. When the queue (4,096 lines) is full, or a rotation
 /// failed (tried again a quarter of a second later), lines are dropped and
-/// counted ([`dropped`](Self::dropped)), never waited for. Registering it
-/// makes every scope build a report, as any sink does.
+/// counted ([`dropped`](Self::dropped)), never waited for.
+///
+/// Keep the handle for as long as reports should be written: dropped, it
+/// stops the sink (`let _ = ...open()?` writes nothing), and one dropped
+/// before any scope ended says so in a WARN event of target `zen`.
 #[derive(Debug)]
+#[must_use = "dropping a `JsonLines` stops it: keep it for as long as reports should be written"]
 pub struct JsonLines {
-    sink: SinkId,
+    observer: ObserverId,
     queue: Option<SyncSender<Message>>,
     writer: Option<JoinHandle<()>>,
     counts: Arc<Counts>,
@@ -73,15 +78,43 @@ pub struct JsonLinesBuilder {
 
 #[derive(Debug, Default)]
 struct Counts {
+    /// Reports handed to the sink, written or not.
+    offered: AtomicU64,
     written: AtomicU64,
     dropped: AtomicU64,
-    /// Bytes of the lines in the queue.
-    queued: AtomicUsize,
 }
 
 enum Message {
-    Line(String),
+    Ended(EndedScope),
     Flush(SyncSender<()>),
+    /// Written what came before: stop. (Another thread may still hold the
+    /// observer, and with it a sender, until its next scope.)
+    Stop,
+}
+
+/// The sink, as an observer: hands each scope to the writer.
+struct Handing {
+    queue: SyncSender<Message>,
+    counts: Arc<Counts>,
+}
+
+impl Observer for Handing {
+    fn hooks(&self) -> Hooks {
+        Hooks::SCOPE_ENDED
+    }
+
+    fn scope_ended(&self, end: &ScopeEnd<'_>) {
+        // `testing::measure` hands its report to the test alone.
+        if end.is_measurement() {
+            return;
+        }
+        self.counts.offered.fetch_add(1, Ordering::Relaxed);
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.queue.try_send(Message::Ended(end.keep()))
+        {
+            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl JsonLines {
@@ -116,8 +149,16 @@ impl JsonLines {
 
 impl Drop for JsonLines {
     fn drop(&mut self) {
-        remove_sink(self.sink);
-        drop(self.queue.take());
+        observe::unregister(self.observer);
+        if self.counts.offered.load(Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                target: "zen",
+                "zen's JsonLines was dropped before any scope ended, and wrote nothing: keep the handle `open` returned for as long as reports should be written"
+            );
+        }
+        if let Some(queue) = self.queue.take() {
+            let _ = queue.send(Message::Stop);
+        }
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -172,23 +213,8 @@ impl JsonLinesBuilder {
         let writer_counts = Arc::clone(&counts);
         let writer =
             std::thread::Builder::new().name("zen-jsonl".into()).spawn(move || out.run(&lines, &writer_counts))?;
-        let sink_queue = queue.clone();
-        let sink_counts = Arc::clone(&counts);
-        let sink = add_sink(move |report: &Report| {
-            let line = report.to_json();
-            let len = line.len();
-            if sink_counts.queued.fetch_add(len, Ordering::Relaxed) + len > QUEUE_BYTES {
-                sink_counts.queued.fetch_sub(len, Ordering::Relaxed);
-                sink_counts.dropped.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = sink_queue.try_send(Message::Line(line))
-            {
-                sink_counts.queued.fetch_sub(len, Ordering::Relaxed);
-                sink_counts.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        Ok(JsonLines { sink, queue: Some(queue), writer: Some(writer), counts })
+        let observer = observe::register(Handing { queue: queue.clone(), counts: Arc::clone(&counts) });
+        Ok(JsonLines { observer, queue: Some(queue), writer: Some(writer), counts })
     }
 }
 
@@ -209,8 +235,9 @@ impl Output {
     fn run(&mut self, lines: &Receiver<Message>, counts: &Counts) {
         for message in lines {
             match message {
-                Message::Line(line) => {
-                    counts.queued.fetch_sub(line.len(), Ordering::Relaxed);
+                Message::Ended(scope) => {
+                    let line = scope.report().to_json();
+                    drop(scope);
                     let written = self.write(&line);
                     match written {
                         Ok(true) => {
@@ -232,6 +259,7 @@ impl Output {
                     let _ = self.file.flush();
                     let _ = done.send(());
                 }
+                Message::Stop => break,
             }
         }
     }

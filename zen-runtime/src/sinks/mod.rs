@@ -1,10 +1,12 @@
 //! Report sinks: where every report of the process goes, whole. A function
 //! of yours ([`add_sink`]), for an exporter of your own (a log pipeline, a
 //! metrics system) or a test, and a file of JSON lines ([`JsonLines`]),
-//! which `zen suggest` reads to propose budgets. Each is an observer that
-//! asks for the full report of every scope (so, while one is registered,
-//! every scope builds one); one that needs only figures is cheaper as an
-//! [`Observer`].
+//! which `zen suggest` reads to propose budgets. A sink of yours asks for
+//! the full report of every scope on the thread that ends it (so, while one
+//! is registered, every scope builds one there); one that needs only
+//! figures is cheaper as an [`Observer`], and [`JsonLines`] builds each
+//! report and its line on a thread of its own
+//! ([`ScopeEnd::keep`](crate::observe::ScopeEnd::keep)).
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};

@@ -174,6 +174,36 @@ pub(crate) trait Source {
     fn each_statement(&self, each: &mut dyn FnMut(Statement<'_>));
     fn each_host(&self, each: &mut dyn FnMut(&str, u64));
     fn n_plus_one(&self) -> usize;
+    /// Another reference to the scope.
+    fn keep(&self) -> Arc<dyn Kept>;
+}
+
+/// What an [`EndedScope`] reads of the scope it keeps.
+pub(crate) trait Kept: Send + Sync {
+    fn report(&self) -> &Report;
+}
+
+/// A scope that ended, kept past the hook that saw it
+/// ([`ScopeEnd::keep`]): its report can be built on another thread, later,
+/// so that the thread that ended the scope does not pay for it.
+#[derive(Clone)]
+pub struct EndedScope(Arc<dyn Kept>);
+
+impl EndedScope {
+    /// The scope's full report, built the first time anyone asks (on this
+    /// thread, if nobody did at the scope's end), and kept. Built later, it
+    /// counts what the scope's counters hold then: the same, unless a task
+    /// the scope spawned is still adding to them.
+    #[must_use]
+    pub fn report(&self) -> &Report {
+        self.0.report()
+    }
+}
+
+impl std::fmt::Debug for EndedScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndedScope").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for ScopeEnd<'_> {
@@ -270,6 +300,16 @@ impl<'a> ScopeEnd<'a> {
     #[must_use]
     pub fn report(&self) -> &'a Report {
         self.source.report()
+    }
+
+    /// The scope, kept past this hook: hand it to a thread of your own and
+    /// build its report there ([`EndedScope::report`]), as
+    /// [`JsonLines`](crate::sinks::JsonLines) does. It keeps the scope's
+    /// tables (at most 64 statements and 32 hosts) alive until dropped:
+    /// bound how many you hold.
+    #[must_use]
+    pub fn keep(&self) -> EndedScope {
+        EndedScope(self.source.keep())
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) enum EndAt {
 impl Scope {
     /// Ends the scope: [`seal`](Self::seal), then
     /// [`deliver`](Self::deliver). Returns its time.
-    pub(crate) fn end(&self, at: EndAt, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
+    pub(crate) fn end(self: &Arc<Self>, at: EndAt, outcome: Outcome, receiver: Receiver, may_panic: bool) -> Duration {
         let elapsed = self.seal(at, outcome);
         self.deliver(receiver, may_panic, None);
         elapsed
@@ -99,7 +99,7 @@ impl Scope {
     /// The report is built here only when the scope must hand it on (a
     /// budget exceeded, an N+1, a collector or a slot waiting); otherwise an
     /// observer builds it by asking.
-    pub(crate) fn deliver(&self, receiver: Receiver, may_panic: bool, figures: Option<&Figures>) {
+    pub(crate) fn deliver(self: &Arc<Self>, receiver: Receiver, may_panic: bool, figures: Option<&Figures>) {
         let Some((outcome, elapsed)) = self.sealed() else { return };
         let read;
         let figures = match figures {
@@ -222,10 +222,20 @@ impl Scope {
     }
 }
 
-/// What observers read of a scope that ended, when they ask.
-impl observe::Source for Scope {
+impl observe::Kept for Scope {
     fn report(&self) -> &Report {
         Scope::report(self).expect("a scope is sealed before observers see it")
+    }
+}
+
+/// What observers read of a scope that ended, when they ask.
+impl observe::Source for Arc<Scope> {
+    fn report(&self) -> &Report {
+        Scope::report(self).expect("a scope is sealed before observers see it")
+    }
+
+    fn keep(&self) -> Arc<dyn observe::Kept> {
+        Arc::<Scope>::clone(self)
     }
 
     // Both copy the table out and call `each` after the lock is let go: an
