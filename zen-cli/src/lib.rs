@@ -9,12 +9,15 @@
 //! ```
 //!
 //! What it printed for the reports `tests/suggest.rs` writes (a real axum
-//! app on SQLite; the files kept the newest 90 of 180 reports):
+//! app on SQLite; the files kept the newest reports of 187):
 //!
 //! ```text
-//! zen suggest: 90 reports, 2 scopes; proposed = p99 + 50%, rounded up to two significant digits
+//! zen suggest: 95 successful reports (4 left out: errors, cancelled, panicked), 5 scopes; proposed = p99 + 50%, rounded up to two significant digits, from at least 20 successful reports
 //!
-//! GET /articles/{id} (handler, 60 reports)
+//! DELETE /articles/{id} (handler, fn suggest::delete_article, 0 successful reports, 1 left out)
+//!   not enough data: 0 successful reports, at least 20 needed (--min-samples); no budget proposed
+//!
+//! GET /articles/{id} (handler, fn suggest::articles, 59 successful reports)
 //!   budget                    p50          p99          max   proposed
 //!   max_queries                 3            4            4          6
 //!   max_db_ms               0.248        0.369        0.369          1
@@ -22,17 +25,21 @@
 //!   max_http_calls              0            0            0          0
 //!   max_poll_ms             0.048        0.160        0.160          1
 //!   max_rows                    3            4            4          6
-//!   only 60 reports: the p99 is close to the max; collect more traffic
+//!   only 59 reports: the p99 is close to the max; collect more traffic
 //!   #[zen(max_queries = 6, max_db_ms = 1, timeout_ms = 2, max_http_calls = 0, max_poll_ms = 1, max_rows = 6)]
 //!
-//! GET /health (handler, 30 reports)
+//! GET /health (handler, 30 successful reports)
+//!   no #[zen] fn and no layer budget covers this scope (a route without a handler for this method, such as axum's 405?): a line below applies only once it is on the handler or in ZenLayer::limits
 //!   budget                    p50          p99          max   proposed
-//!   max_queries                 0            0            0          0
-//!   timeout_ms              0.014        0.022        0.022          1
-//!   max_http_calls              0            0            0          0
-//!   max_poll_ms             0.008        0.013        0.013          1
-//!   only 30 reports: the p99 is close to the max; collect more traffic
+//!   ...
 //!   #[zen(max_queries = 0, timeout_ms = 1, max_http_calls = 0, max_poll_ms = 1)]
+//!
+//! GET /rare (handler, fn suggest::rare, 3 successful reports)
+//!   not enough data: 3 successful reports, at least 20 needed (--min-samples); no budget proposed
+//!
+//! POST /health (handler, 0 successful reports, 3 left out)
+//!   no #[zen] fn and no layer budget covers this scope (a route without a handler for this method, such as axum's 405?): a line below applies only once it is on the handler or in ZenLayer::limits
+//!   not enough data: 0 successful reports, at least 20 needed (--min-samples); no budget proposed
 //! ```
 //!
 //! Per route and job (and the `#[zen]` fn whose limits applied): the p50,
@@ -203,9 +210,10 @@ pub struct Suggestion {
     /// Reports left out: cancelled, panicked, or answered with an error
     /// status.
     pub left_out: usize,
-    /// Whether any limit applied to the scope (a `#[zen]` fn's or the
-    /// layer's). A line for a scope that nothing covers applies nowhere
-    /// until it is written on a handler or given to the layer.
+    /// For a request, whether a `#[zen]` handler or the layer's limits
+    /// applied to it (other scopes are a `#[zen]` fn's, or a job's). A line
+    /// for a request that nothing covers applies nowhere until it is
+    /// written on a handler or given to the layer.
     pub covered: bool,
     /// Each figure measured, in `#[zen]` key order; empty when there are
     /// too few successful reports to propose from.
@@ -282,7 +290,10 @@ pub fn suggest(records: &[Record], settings: Settings) -> Vec<Suggestion> {
             let mut handlers: Vec<String> = all.iter().filter_map(|r| r.handler.clone()).collect();
             handlers.sort();
             handlers.dedup();
-            let covered = all.iter().any(|r| r.limited || r.handler.is_some());
+            // A request's scope is the layer's: covered by a `#[zen]` handler
+            // it adopted or by the layer's own limits. Any other scope is a
+            // `#[zen]` fn's (or a job runner's), whose line goes on the fn.
+            let covered = kind != "handler" || all.iter().any(|r| r.limited || r.handler.is_some());
             let reports: Vec<&Record> = all.iter().copied().filter(|r| r.successful()).collect();
             let left_out = all.len() - reports.len();
             let (name, kind) = (name.to_owned(), kind.to_owned());

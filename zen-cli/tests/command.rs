@@ -33,8 +33,14 @@ async fn suggests_a_budget_from_a_file_of_reports_and_names_a_bad_line() {
     let out = zen(&["suggest", "--margin", "20", path.to_str().unwrap()]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("200 reports, 1 scopes; proposed = p99 + 20%"), "{text}");
-    assert!(text.contains("job digest (job, 200 reports)"), "{text}");
+    assert!(
+        text.contains(
+            "200 successful reports (0 left out: errors, cancelled, panicked), 1 scopes; proposed = p99 + 20%"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("job digest (job, 200 successful reports)"), "{text}");
+    assert!(!text.contains("covers"), "a job's scope is its fn's: {text}");
     // 0 to 9 queries: p99 9, + 20% = 10.8, rounded up to 11.
     let row =
         |key: &str| text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|w| w.first() == Some(&key));
@@ -50,4 +56,13 @@ async fn suggests_a_budget_from_a_file_of_reports_and_names_a_bad_line() {
     assert!(e.starts_with(&format!("zen: {}:2: no `name` string", bad.display())), "{e}");
     let out = zen(&["suggest", "--margin", "lots", bad.to_str().unwrap()]);
     assert!(String::from_utf8(out.stderr).unwrap().contains("--margin takes a whole percentage"));
+
+    // Fewer samples than asked for: no line, and why.
+    let out = zen(&["suggest", "--min-samples", "201", path.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("not enough data: 200 successful reports, at least 201 needed (--min-samples)"), "{text}");
+    assert!(!text.contains("#[zen("), "{text}");
+    let out = zen(&["suggest", "--min-samples", "0", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("--min-samples takes a count of 1 or more"));
 }
