@@ -13,12 +13,22 @@
 //! - `realistic`: a list endpoint reading 20 rows and answering about 26 KB
 //!   of JSON through axum, 20 requests, on PostgreSQL and on SQLite: plain
 //!   (sqlx's pool, no layer, `System`) against the whole zen stack (the
-//!   layer, a `#[zen]` handler, zen's pool, `ZenAlloc`). SQLite statements
-//!   run on sqlx's worker thread, which the count leaves out: its ratio is of
-//!   the async side only.
+//!   layer, a `#[zen]` handler, zen's pool, `ZenAlloc`), and on PostgreSQL
+//!   against every feature a team turns on besides (below). SQLite
+//!   statements run on sqlx's worker thread, which the count leaves out: its
+//!   ratio is of the async side only.
+//! - `features`: the same PostgreSQL endpoint with one connection per
+//!   request, as a server sees clients that do not keep connections alive
+//!   (axum's `serve` makes each connection its own copy of the router with
+//!   `Router::with_state`, whose cost grows with the router): plain, zen
+//!   alone, zen with each feature on its own (the dashboard served by its
+//!   layer, or nested in the router as a router of its own; metrics with a
+//!   Prometheus recorder; OpenTelemetry with a subscriber that exports
+//!   nothing, at INFO as in production; a `JsonLines` sink), and with every
+//!   one of them.
 //! - `trivial`: a handler answering a short string, 100 requests: bare, a
 //!   do-nothing `from_fn`, tower-http's `TraceLayer`, zen's layer with a
-//!   `#[zen]` handler, and the same with `server_timing(false)` (all with
+//!   `#[zen]` handler (no `Server-Timing`, the default), and the same with `server_timing(true)` (all with
 //!   `System`).
 //! - `allocator`: 1,000 allocation-and-free pairs of 64 bytes inside a
 //!   scope, `System` against `ZenAlloc`.
@@ -69,11 +79,16 @@ struct App {
     rt: tokio::runtime::Runtime,
     router: Router,
     path: &'static str,
+    /// Each request on a connection of its own: the router is made again
+    /// for it, as axum's `serve` does for each connection.
+    per_connection: bool,
+    /// What must live as long as the app: a sink, a recorder's handle.
+    _kept: Vec<Box<dyn std::any::Any>>,
 }
 
 impl App {
     fn new(rt: tokio::runtime::Runtime, router: Router, path: &'static str) -> App {
-        let app = App { rt, router, path };
+        let app = App { rt, router, path, per_connection: false, _kept: Vec::new() };
         app.serve(5);
         app
     }
@@ -91,7 +106,9 @@ impl App {
             let mut bytes = 0;
             for _ in 0..n {
                 let request = Request::get(self.path).body(Body::empty()).unwrap();
-                let response = self.router.clone().oneshot(request).await.unwrap();
+                let router =
+                    if self.per_connection { self.router.clone().with_state::<()>(()) } else { self.router.clone() };
+                let response = router.oneshot(request).await.unwrap();
                 assert!(response.status().is_success());
                 bytes += axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().len();
             }
@@ -142,7 +159,127 @@ fn zen_stack(app: App) -> App {
     app.served(REALISTIC_REQUESTS)
 }
 
-library_benchmark_group!(name = realistic; compare_by_id = true; benchmarks = plain, zen_stack);
+#[library_benchmark]
+#[bench::postgres(setup = setup_every_feature)]
+fn every_feature(app: App) -> App {
+    app.served(REALISTIC_REQUESTS)
+}
+
+library_benchmark_group!(name = realistic; compare_by_id = true; benchmarks = plain, zen_stack, every_feature);
+
+/// The features a team turns on beside zen, each alone or all together.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Feature {
+    Dashboard,
+    DashboardNested,
+    Metrics,
+    OpenTelemetry,
+    JsonLines,
+}
+
+const EVERY_FEATURE: [Feature; 4] = [Feature::Dashboard, Feature::Metrics, Feature::OpenTelemetry, Feature::JsonLines];
+const TOKEN: &str = "bench-token-0123456789abcdef";
+
+/// The zen stack on PostgreSQL with `features` on.
+fn zen_with(features: &[Feature], per_connection: bool) -> App {
+    use zen_runtime::dashboard::{Authorize, Dashboard};
+    USE_ZEN.store(true, Ordering::Relaxed);
+    let rt = runtime();
+    let mut kept: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let authorize = || Authorize::token(TOKEN).unwrap();
+    for feature in features {
+        match feature {
+            Feature::Metrics => {
+                let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().unwrap();
+                kept.push(Box::new(handle));
+            }
+            Feature::OpenTelemetry => {
+                use opentelemetry::trace::TracerProvider as _;
+                use tracing_subscriber::layer::SubscriberExt as _;
+                // As in production: INFO and above (`zen`'s DEBUG event per
+                // scope would build every report).
+                let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+                let subscriber = tracing_subscriber::registry()
+                    .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")))
+                    .with(tracing_subscriber::filter::LevelFilter::INFO);
+                tracing::subscriber::set_global_default(subscriber).unwrap();
+                kept.push(Box::new(provider));
+            }
+            Feature::JsonLines => {
+                let path = std::env::temp_dir().join(format!("zen-bench-{}.jsonl", std::process::id()));
+                let sink = zen_runtime::sinks::JsonLines::builder(path).open().unwrap();
+                kept.push(Box::new(sink));
+            }
+            Feature::Dashboard | Feature::DashboardNested => {}
+        }
+    }
+    let (layered, nested) = (features.contains(&Feature::Dashboard), features.contains(&Feature::DashboardNested));
+    // A live dashboard watches every scope: made only where it is asked for.
+    let dashboard = (layered || nested).then(Dashboard::new);
+    let router = rt.block_on(apps::zen_pg_app_with(ZenLayer::new(), |router| match &dashboard {
+        Some(dashboard) if nested => router.nest("/_zen", dashboard.router(authorize())),
+        Some(dashboard) => router.layer(dashboard.layer("/_zen", authorize())),
+        None => router,
+    }));
+    kept.push(Box::new(dashboard));
+    let mut app = App::new(rt, router, apps::PATH);
+    app.per_connection = per_connection;
+    app._kept = kept;
+    app
+}
+
+fn setup_every_feature() -> App {
+    zen_with(&EVERY_FEATURE, false)
+}
+
+fn plain_per_connection() -> App {
+    let mut app = setup_plain_pg();
+    app.per_connection = true;
+    app
+}
+
+fn zen_alone() -> App {
+    zen_with(&[], true)
+}
+
+fn with_dashboard() -> App {
+    zen_with(&[Feature::Dashboard], true)
+}
+
+fn with_dashboard_nested() -> App {
+    zen_with(&[Feature::DashboardNested], true)
+}
+
+fn with_metrics() -> App {
+    zen_with(&[Feature::Metrics], true)
+}
+
+fn with_opentelemetry() -> App {
+    zen_with(&[Feature::OpenTelemetry], true)
+}
+
+fn with_json_lines() -> App {
+    zen_with(&[Feature::JsonLines], true)
+}
+
+fn with_every_feature() -> App {
+    zen_with(&EVERY_FEATURE, true)
+}
+
+#[library_benchmark]
+#[bench::plain(setup = plain_per_connection)]
+#[bench::zen(setup = zen_alone)]
+#[bench::dashboard(setup = with_dashboard)]
+#[bench::dashboard_nested(setup = with_dashboard_nested)]
+#[bench::metrics(setup = with_metrics)]
+#[bench::opentelemetry(setup = with_opentelemetry)]
+#[bench::json_lines(setup = with_json_lines)]
+#[bench::every_feature(setup = with_every_feature)]
+fn connection_per_request(app: App) -> App {
+    app.served(REALISTIC_REQUESTS)
+}
+
+library_benchmark_group!(name = features; benchmarks = connection_per_request);
 
 fn trivial_app(router: Router) -> App {
     App::new(runtime(), router.with_state(()), "/")
@@ -167,8 +304,8 @@ fn setup_zen_layer() -> App {
     trivial_app(apps::trivial(zen_hello).layer(ZenLayer::new()))
 }
 
-fn setup_zen_layer_no_header() -> App {
-    trivial_app(apps::trivial(zen_hello).layer(ZenLayer::new().server_timing(false)))
+fn setup_zen_layer_with_header() -> App {
+    trivial_app(apps::trivial(zen_hello).layer(ZenLayer::new().server_timing(true)))
 }
 
 #[library_benchmark]
@@ -196,15 +333,15 @@ fn zen_layer(app: App) -> App {
 }
 
 #[library_benchmark]
-#[bench::hello(setup = setup_zen_layer_no_header)]
-fn zen_layer_no_header(app: App) -> App {
+#[bench::hello(setup = setup_zen_layer_with_header)]
+fn zen_layer_with_header(app: App) -> App {
     app.served(TRIVIAL_REQUESTS)
 }
 
 library_benchmark_group!(
     name = trivial;
     compare_by_id = true;
-    benchmarks = bare, from_fn, trace_layer, zen_layer, zen_layer_no_header
+    benchmarks = bare, from_fn, trace_layer, zen_layer, zen_layer_with_header
 );
 
 /// `PAIRS` allocation-and-free pairs of 64 bytes through `allocator`,
@@ -330,4 +467,4 @@ fn one_idle((): ()) -> u64 {
 
 library_benchmark_group!(name = observers; compare_by_id = true; benchmarks = the_crates_own, none, one_idle);
 
-main!(library_benchmark_groups = realistic, trivial, allocator, query, observers);
+main!(library_benchmark_groups = realistic, features, trivial, allocator, query, observers);

@@ -284,3 +284,71 @@ async fn prometheus_answers_which_routes_run_close_to_their_budgets() {
         }
     }
 }
+
+#[zen(max_queries = 5, max_db_ms = 2_000, timeout_ms = 5_000)]
+async fn listing(State(pool): State<SqlitePool>) -> String {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&pool).await.unwrap();
+    format!("{n} users")
+}
+
+/// The series of one route, by metric name (a histogram's `_bucket`,
+/// `_sum` and `_count` under its own name).
+fn series_of(text: &str, route: &str) -> BTreeMap<String, usize> {
+    let label = format!("route=\"{route}\"");
+    let mut series = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && l.contains(&label)) {
+        let name = line.split(['{', ' ']).next().unwrap();
+        let name = ["_bucket", "_sum", "_count"].iter().fold(name, |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+        *series.entry(name.to_owned()).or_insert(0) += 1;
+    }
+    series
+}
+
+#[tokio::test]
+async fn a_route_has_series_only_for_what_it_limits_or_uses() {
+    let handle = handle().clone();
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 2).await;
+    let app = Router::new()
+        .route("/series/listing", get(listing))
+        .route("/series/static", get(|| async { "nothing to measure" }))
+        .layer(ZenLayer::new())
+        .with_state(pool)
+        .route("/metrics", get(move || std::future::ready(handle.render())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for path in ["listing", "static"] {
+        for _ in 0..3 {
+            assert_eq!(reqwest::get(format!("{url}/series/{path}")).await.unwrap().status(), 200);
+        }
+    }
+    let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+
+    // Limited on queries, database time and time; it queries; it never
+    // calls out: no external-call series. This binary counts memory with
+    // `ZenAlloc`, so its peak has a histogram too.
+    let listing = series_of(&text, "/series/listing");
+    let histogram = |buckets: &[f64]| buckets.len() + 3; // `le` of each bucket and +Inf, sum, count
+    let expected: BTreeMap<String, usize> = [
+        (zm::SCOPES, 4),
+        (zm::N_PLUS_ONE, 1),
+        (Budget::Queries.metric(), histogram(zm::COUNTS)),
+        (Budget::DbTime.metric(), histogram(zm::SECONDS)),
+        (Budget::Timeout.metric(), histogram(zm::SECONDS)),
+        (Budget::Memory.metric(), histogram(zm::BYTES)),
+        (zm::UTILIZATION, 3 * histogram(zm::RATIOS)),
+        (zm::VIOLATIONS, 3),
+    ]
+    .into_iter()
+    .map(|(name, n)| (name.to_owned(), n))
+    .collect();
+    assert_eq!(listing, expected, "{text}");
+    assert_eq!(listing.values().sum::<usize>(), 107, "the series of one such route, as the docs say");
+    // Nothing limited, nothing used but time and memory: counters, and those.
+    let idle = series_of(&text, "/series/static");
+    let idle_names: Vec<&str> = idle.keys().map(String::as_str).collect();
+    assert_eq!(idle_names, [zm::N_PLUS_ONE, Budget::Timeout.metric(), Budget::Memory.metric(), zm::SCOPES], "{text}");
+    assert_eq!(idle.values().sum::<usize>(), 34);
+    assert_eq!(sample(&text, zm::SCOPES, &[("route", "/series/static"), ("outcome", "ok")]), Some(3.0));
+    assert_eq!(sample(&text, zm::SCOPES, &[("route", "/series/static"), ("outcome", "exceeded")]), Some(0.0));
+}

@@ -127,12 +127,21 @@ pub async fn plain_pg_app() -> Router {
 
 /// The zen stack, on PostgreSQL (the table seeded afresh).
 pub async fn zen_pg_app() -> Router {
+    zen_pg_app_with(ZenLayer::new(), |router| router).await
+}
+
+/// The zen stack on PostgreSQL under `layer`, with `wrap` applied to the
+/// router before its state: another layer, or a nested router.
+pub async fn zen_pg_app_with(layer: ZenLayer, wrap: impl FnOnce(Router<ZenPg>) -> Router<ZenPg>) -> Router {
     seed_pg().await;
     let pool = zen_runtime::db::PgPool::connect_with_pool_options(pg_options(), postgres_url().parse().unwrap())
         .await
         .unwrap();
-    Router::new().route(PATH, get(zen_pg)).layer(ZenLayer::new()).with_state(pool)
+    wrap(Router::new().route(PATH, get(zen_pg)).layer(layer)).with_state(pool)
 }
+
+/// The state of the zen stack on PostgreSQL.
+pub type ZenPg = zen_runtime::db::PgPool;
 
 const SQLITE_TABLE: &str = "CREATE TABLE zen_bench_articles (id INTEGER PRIMARY KEY, title TEXT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL, tags TEXT NOT NULL)";
 const SQLITE_INSERT: &str = "INSERT INTO zen_bench_articles (id, title, author, body, tags) VALUES (?, ?, ?, ?, ?)";

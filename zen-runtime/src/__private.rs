@@ -31,7 +31,7 @@ pub fn run<F: Future>(site: &'static Site, cut: Option<fn(BudgetExceeded) -> F::
 #[diagnostic::on_unimplemented(
     message = "`#[zen(mode = \"enforce\")]` cannot cut this fn short: `{Self}` cannot carry `zen_runtime::BudgetExceeded`",
     label = "this return type cannot carry `zen_runtime::BudgetExceeded`",
-    note = "return `Result<T, E>` and add `impl From<zen_runtime::BudgetExceeded> for E`, or remove `mode = \"enforce\"` (wrappers still refuse work when the global mode is `enforce`)"
+    note = "return `Result<T, E>` whose `E` has `impl From<zen_runtime::BudgetExceeded> for E` (add that impl to your error type), or remove `mode = \"enforce\"` (wrappers still refuse work when the global mode is `enforce`)"
 )]
 pub trait Cut {
     fn cut(exceeded: BudgetExceeded) -> Self;

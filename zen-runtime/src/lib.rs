@@ -399,8 +399,8 @@ fn default_observers() -> Vec<std::sync::Arc<dyn observe::Observer>> {
 /// ```compile_fail,E0277
 /// #[zen_runtime::zen(mode = "enforce")]
 /// async fn handler() -> String { String::new() }
-/// // error[E0277]: `#[zen(mode = "enforce")]` cannot cut this fn short: it
-/// //               returns `String`
+/// // error[E0277]: `#[zen(mode = "enforce")]` cannot cut this fn short:
+/// //               `String` cannot carry `zen_runtime::BudgetExceeded`
 /// ```
 ///
 /// **The static check** fires only when it is certain: when every way

@@ -68,8 +68,19 @@
 //! of a fixed set of verbs (`SELECT`, `INSERT`, ..., a Redis command, else
 //! `OTHER`). Cardinality is bounded: the first 500 distinct names get a
 //! `route` of their own ([`config::set_max_names`](crate::config::set_max_names)
-//! changes it), every later one shares `route="(other)"`. A budget's series
-//! exist only once it is limited, a figure's only once it is measured.
+//! changes it), every later one shares `route="(other)"`.
+//!
+//! Series are made only where they answer something: a budget's use and
+//! violations once a route limits it, a figure's histogram once the route
+//! limits it or one of its scopes uses it (a route that never calls out
+//! has no external-call series, one that never queries no query series;
+//! from then on every scope is recorded, zeros included), rows, the
+//! longest poll and the response's size only where limited. With the
+//! Prometheus recorder and zen's buckets, a route limited on queries,
+//! database time and the timeout, that queries and never calls out, costs
+//! 94 series, 107 under `ZenAlloc` (its peak memory); one with no limit
+//! that neither queries nor calls out, 21 and 34 (BENCHMARKS.md counts
+//! them).
 //! Buckets ([`BUCKETS`]): seconds from 1 ms to 10 s, counts on a Fibonacci
 //! scale to 144, rows to 100,000, bytes from 1 KiB to 256 MiB by fours,
 //! ratios finer near 1.
@@ -211,6 +222,11 @@ impl Handles {
         self.figures[budget as usize]
             .get_or_init(|| metrics::histogram!(budget.metric(), self.labels.clone()))
             .record(value);
+    }
+
+    /// Whether the histogram of `budget`'s figure exists.
+    fn has(&self, budget: Budget) -> bool {
+        self.figures[budget as usize].get().is_some()
     }
 
     fn budget(&self, budget: Budget) -> &(Histogram, Counter) {
@@ -374,15 +390,18 @@ impl Observer for Metrics {
 }
 
 /// Records one scope's end: the figure of every budget, in the table's
-/// order, except that one not every scope measures (rows, the longest
-/// poll, a response's size) has a series only where a limit is set.
+/// order, where it is limited or has been used by a scope of the route
+/// (more than zero) before or now; one not every scope measures (rows, the
+/// longest poll, a response's size) only where it is limited.
 fn record_scope(end: &ScopeEnd<'_>) {
     let (f, limits) = (end.figures(), end.limits());
     with_handles(end.name(), end.route(), end.kind(), end.mode(), |h| {
         for &budget in Budget::ALL {
             let limit = limits.get(budget);
             let Some(used) = f.used(budget) else { continue };
-            if !budget.every_scope() && limit.is_none() {
+            // Unlimited: a figure every scope measures gets its series once a
+            // scope of the route uses it; the others, never.
+            if limit.is_none() && (!budget.every_scope() || (used == 0 && !h.has(budget))) {
                 continue;
             }
             h.record(budget, budget.in_metric_unit(used));

@@ -29,16 +29,24 @@ const MAX_STATEMENT: usize = 2048;
 /// separators JavaScript does not allow in strings, as `\uXXXX`.
 pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+    // Runs of characters that need no escape are copied whole.
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        let escaped = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            c if u32::from(c) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push_str(escaped);
         }
+        run = i + c.len_utf8();
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -138,5 +146,18 @@ impl Report {
         }
         out.push_str("]}");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strings_are_escaped_and_everything_else_copied() {
+        let mut out = String::new();
+        super::json_string(&mut out, "é \"q\" \\ \n\u{1}\u{2028}ok ✓");
+        assert_eq!(out, r#""é \"q\" \\ \u000a\u0001\u2028ok ✓""#);
+        out.clear();
+        super::json_string(&mut out, "");
+        assert_eq!(out, "\"\"");
     }
 }
