@@ -140,6 +140,9 @@ async fn a_refused_request_is_the_apps_own_answer_to_an_unknown_route() {
             .unwrap();
         assert_eq!(theirs.status(), 200);
         assert_eq!(theirs.headers().contains_key("server-timing"), operator, "{layer:?}");
+        // The token in an application's address (its logs, `Referer`) shows nothing more than none.
+        let in_address = plain.get(format!("{url}/a/articles/1?token={TOKEN}")).send().await.unwrap();
+        assert_eq!(in_address.headers().contains_key("server-timing"), stranger, "{layer:?}");
         for path in ["/_zen/", "/_zen", "/_zen/api/overview", "/_zen/routes/0", "/_zen/events", "/_zen/assets/app.js"] {
             for token in [None, Some("wrong-token-0123456789abcdef"), Some(&TOKEN[1..])] {
                 let mut request = plain.get(format!("{url}{path}"));

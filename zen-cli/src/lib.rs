@@ -12,7 +12,7 @@
 //! app on SQLite; the files kept the newest reports of 187):
 //!
 //! ```text
-//! zen suggest: 95 successful reports (4 left out: errors, cancelled, panicked), 5 scopes; proposed = p99 + 50%, rounded up to two significant digits, from at least 20 successful reports
+//! zen suggest: 92 successful reports (4 left out: errors, cancelled, panicked), 5 scopes; proposed = p99 + 50%, rounded up to two significant digits, from at least 20 successful reports
 //!
 //! DELETE /articles/{id} (handler, fn suggest::delete_article, 0 successful reports, 1 left out)
 //!   not enough data: 0 successful reports, at least 20 needed (--min-samples); no budget proposed
@@ -29,7 +29,7 @@
 //!   #[zen(max_queries = 6, max_db_ms = 1, timeout_ms = 2, max_http_calls = 0, max_poll_ms = 1, max_rows = 6)]
 //!
 //! GET /health (handler, 30 successful reports)
-//!   no #[zen] fn and no layer budget covers this scope (a route without a handler for this method, such as axum's 405?): a line below applies only once it is on the handler or in ZenLayer::limits
+//!   no #[zen] fn and no layer budget covers this scope (its handler has no #[zen] and the layer no limits, or no handler ran, as for axum's 405): a line below applies only once it is on a #[zen] handler or in ZenLayer::limits
 //!   budget                    p50          p99          max   proposed
 //!   ...
 //!   #[zen(max_queries = 0, timeout_ms = 1, max_http_calls = 0, max_poll_ms = 1)]
@@ -38,7 +38,7 @@
 //!   not enough data: 3 successful reports, at least 20 needed (--min-samples); no budget proposed
 //!
 //! POST /health (handler, 0 successful reports, 3 left out)
-//!   no #[zen] fn and no layer budget covers this scope (a route without a handler for this method, such as axum's 405?): a line below applies only once it is on the handler or in ZenLayer::limits
+//!   no #[zen] fn and no layer budget covers this scope (its handler has no #[zen] and the layer no limits, or no handler ran, as for axum's 405): a line below applies only once it is on a #[zen] handler or in ZenLayer::limits
 //!   not enough data: 0 successful reports, at least 20 needed (--min-samples); no budget proposed
 //! ```
 //!
@@ -53,15 +53,17 @@
 //! from what says what the work needs:
 //!
 //! - **successful reports alone**: cancelled and panicked scopes stop
-//!   short, and a response with an error status (a `400` that stopped at
-//!   validation, axum's `405` that ran no handler) is left out and counted;
+//!   short, so do scopes `enforce` cut, and a response with an error status
+//!   (a `400` that stopped at validation, axum's `405` that ran no handler)
+//!   is left out and counted;
 //! - **enough of them**: fewer than `--min-samples` (default 20) successful
 //!   reports, and the scope gets a "not enough data" line instead of a
 //!   budget, since one fast sample would become a limit the next slow
 //!   request breaks;
-//! - **scopes something covers**: a scope no `#[zen]` fn and no layer
-//!   budget applied to is said to be so, since a line for it applies
-//!   nowhere until it is written on a handler.
+//! - **scopes something covers**: a request (or a job under a runner) that
+//!   no `#[zen]` fn and no layer (or runner) limit applied to is said to be
+//!   so, since a line for it applies nowhere until it is written on a
+//!   `#[zen]` fn.
 //!
 //! [`parse`], [`suggest`] and [`render`] do the same from code:
 //!
@@ -94,8 +96,12 @@ pub struct Record {
     pub handler: Option<String>,
     /// How it ended.
     pub outcome: String,
-    /// Under the layer, the response's status.
+    /// The mode it ran in: `observe`, `enforce` or `strict`.
+    pub mode: String,
+    /// Under the layer, the response's status: the scope is a request's.
     pub status: Option<u16>,
+    /// Under a job runner, the attempt: the scope is a job's.
+    pub attempt: Option<u32>,
     /// Whether any limit applied to it (a `#[zen]` fn's or the layer's).
     pub limited: bool,
     /// Each figure by its `#[zen]` key, in that key's unit.
@@ -104,12 +110,20 @@ pub struct Record {
 
 impl Record {
     /// A sample to propose from: it ran to its end (not cancelled, not
-    /// panicked) and, under the layer, was not answered with an error
-    /// status (a `400` stops early, a `405` runs no handler: neither says
-    /// what the work needs).
+    /// panicked, not cut short by `enforce`) and, under the layer, was not
+    /// answered with an error status (a `400` stops early, a `405` runs no
+    /// handler: neither says what the work needs).
     #[must_use]
     pub fn successful(&self) -> bool {
-        self.outcome != "cancelled" && self.outcome != "panicked" && self.status.is_none_or(|s| s < 400)
+        let cut = self.outcome == "exceeded" && self.mode == "enforce";
+        self.outcome != "cancelled" && self.outcome != "panicked" && !cut && self.status.is_none_or(|s| s < 400)
+    }
+
+    /// Opened by the layer (a request) or a job runner (a job): its limits
+    /// come from a `#[zen]` handler or job fn it ran, or from the layer's or
+    /// runner's own. Any other scope is a `#[zen]` fn's.
+    fn boundary(&self) -> bool {
+        self.status.is_some() || self.attempt.is_some()
     }
 }
 
@@ -171,9 +185,11 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, ParseError> {
             used.insert(key.clone(), n);
         }
         let handler = value.get("handler").and_then(serde_json::Value::as_str).map(str::to_owned);
+        let mode = value.get("mode").and_then(serde_json::Value::as_str).unwrap_or("observe").to_owned();
         let status = value.get("status").and_then(serde_json::Value::as_u64).and_then(|s| u16::try_from(s).ok());
+        let attempt = value.get("attempt").and_then(serde_json::Value::as_u64).and_then(|a| u32::try_from(a).ok());
         let limited = value.get("limits").and_then(serde_json::Value::as_object).is_some_and(|l| !l.is_empty());
-        records.push(Record { name, kind, handler, outcome, status, limited, used });
+        records.push(Record { name, kind, handler, outcome, mode, status, attempt, limited, used });
     }
     Ok(records)
 }
@@ -210,10 +226,11 @@ pub struct Suggestion {
     /// Reports left out: cancelled, panicked, or answered with an error
     /// status.
     pub left_out: usize,
-    /// For a request, whether a `#[zen]` handler or the layer's limits
-    /// applied to it (other scopes are a `#[zen]` fn's, or a job's). A line
-    /// for a request that nothing covers applies nowhere until it is
-    /// written on a handler or given to the layer.
+    /// For a request (or a job under a runner), whether a `#[zen]` handler
+    /// (or job fn) or the layer's (or runner's) limits applied to it; any
+    /// other scope is a `#[zen]` fn's own. A line for a scope that nothing
+    /// covers applies nowhere until it is written on a `#[zen]` fn or
+    /// given to the layer.
     pub covered: bool,
     /// Each figure measured, in `#[zen]` key order; empty when there are
     /// too few successful reports to propose from.
@@ -290,10 +307,9 @@ pub fn suggest(records: &[Record], settings: Settings) -> Vec<Suggestion> {
             let mut handlers: Vec<String> = all.iter().filter_map(|r| r.handler.clone()).collect();
             handlers.sort();
             handlers.dedup();
-            // A request's scope is the layer's: covered by a `#[zen]` handler
-            // it adopted or by the layer's own limits. Any other scope is a
-            // `#[zen]` fn's (or a job runner's), whose line goes on the fn.
-            let covered = kind != "handler" || all.iter().any(|r| r.limited || r.handler.is_some());
+            // A request's or a job runner's scope is covered by a `#[zen]` fn
+            // it ran or by its own limits; any other is a `#[zen]` fn's own.
+            let covered = !all.iter().any(|r| r.boundary()) || all.iter().any(|r| r.limited || r.handler.is_some());
             let reports: Vec<&Record> = all.iter().copied().filter(|r| r.successful()).collect();
             let left_out = all.len() - reports.len();
             let (name, kind) = (name.to_owned(), kind.to_owned());
@@ -362,8 +378,9 @@ pub fn render(suggestions: &[Suggestion], settings: Settings) -> String {
         if !s.covered {
             let _ = writeln!(
                 out,
-                "  no #[zen] fn and no layer budget covers this scope (a route without a handler for this method, \
-                 such as axum's 405?): a line below applies only once it is on the handler or in ZenLayer::limits"
+                "  no #[zen] fn and no layer budget covers this scope (its handler has no #[zen] and the layer no \
+                 limits, or no handler ran, as for axum's 405): a line below applies only once it is on a #[zen] \
+                 handler or in ZenLayer::limits"
             );
         }
         let Some(attribute) = s.attribute() else {
@@ -420,6 +437,28 @@ mod tests {
         let e = parse("r.jsonl", "{\"name\":\"a\",\"kind\":\"job\",\"outcome\":\"ok\",\"used\":{\"max_queries\":-1}}")
             .unwrap_err();
         assert!(e.message.contains("`used.max_queries`"), "{e}");
+    }
+
+    #[test]
+    fn what_a_sample_is_and_what_covers_a_scope() {
+        let line = |name: &str, rest: &str| {
+            format!("{{\"name\":\"{name}\",\"kind\":\"handler\",{rest},\"used\":{{\"max_queries\":1}}}}\n")
+        };
+        let text = [
+            // Over budget in observe: it ran whole, a sample. Cut in enforce: not.
+            line("GET /a", r#""outcome":"exceeded","mode":"observe","status":200,"limits":{"max_queries":1}"#),
+            line("GET /a", r#""outcome":"exceeded","mode":"enforce","status":200,"limits":{"max_queries":1}"#),
+            // A bare `#[zen]` helper inside a handler: its own scope, covered.
+            line("app::helper", r#""outcome":"ok","mode":"observe","limits":{}"#),
+            // A job under a runner with no `#[zen]` job fn and no runner limit.
+            line("mail", r#""outcome":"ok","mode":"observe","attempt":1,"limits":{}"#),
+        ]
+        .concat();
+        let s = suggest(&parse("f", &text).unwrap(), Settings { margin_percent: 50, min_samples: 1 });
+        let find = |name: &str| s.iter().find(|s| s.name == name).unwrap();
+        assert_eq!((find("GET /a").reports, find("GET /a").left_out), (1, 1));
+        assert!(find("GET /a").covered && find("app::helper").covered);
+        assert!(!find("mail").covered, "a runner's job that nothing limits");
     }
 
     #[test]

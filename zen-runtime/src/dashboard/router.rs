@@ -113,10 +113,28 @@ impl Authorize {
 
 /// `Server-Timing` for the requests that may see the dashboard
 /// ([`ZenLayer::server_timing`](crate::layer::ZenLayer::server_timing)).
+/// Of [`Authorize::token`]'s ways, the `Authorization: Bearer` header
+/// alone: the dashboard's cookie is sent to its own path only, and a token
+/// in an application's address would reach its access logs and `Referer`
+/// headers. [`Authorize::with`]'s check as it is.
 impl From<Authorize> for crate::layer::ServerTiming {
     fn from(authorize: Authorize) -> crate::layer::ServerTiming {
-        crate::layer::ServerTiming::Admitted(authorize.check)
+        match authorize.token {
+            Some(expected) => crate::layer::ServerTiming::admitted(move |parts: &Parts| {
+                bearer(parts).any(|t| same(t.as_bytes(), expected.as_bytes()))
+            }),
+            None => crate::layer::ServerTiming::Admitted(authorize.check),
+        }
     }
+}
+
+/// The tokens of a request's `Authorization: Bearer` headers (the scheme in
+/// any case).
+fn bearer(parts: &Parts) -> impl Iterator<Item = &str> {
+    parts.headers.get_all(header::AUTHORIZATION).iter().filter_map(|value| {
+        let (scheme, token) = value.to_str().ok()?.trim_start().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    })
 }
 
 /// `true` when the request came over TLS, by its address or its proxy.
@@ -135,15 +153,7 @@ fn over_tls(parts: &Parts) -> bool {
 /// The tokens a request presents: bearer (the scheme in any case), cookie
 /// and query.
 fn presented(parts: &Parts) -> Vec<String> {
-    let mut tokens = Vec::new();
-    for value in parts.headers.get_all(header::AUTHORIZATION) {
-        let Ok(value) = value.to_str() else { continue };
-        if let Some((scheme, token)) = value.trim_start().split_once(' ')
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            tokens.push(token.trim().to_owned());
-        }
-    }
+    let mut tokens: Vec<String> = bearer(parts).map(str::to_owned).collect();
     for value in parts.headers.get_all(header::COOKIE) {
         for pair in value.to_str().unwrap_or("").split(';') {
             if let Some(t) = pair.trim().strip_prefix(COOKIE).and_then(|r| r.strip_prefix('=')) {

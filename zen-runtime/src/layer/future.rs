@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderName, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 
 use super::body::{Streamed, ZenBody};
 use super::response;
@@ -22,8 +22,19 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         work: Boundary<F>,
-        server_timing: bool,
+        server_timing: Shown,
     }
+}
+
+/// Whether the response carries `Server-Timing`, and why.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shown {
+    No,
+    /// To every request.
+    Always,
+    /// To this request, which a check admitted: the response varies by its
+    /// credentials.
+    Admitted,
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
@@ -33,7 +44,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(work: Boundary<F>, server_timing: bool) -> Self {
+    pub(super) fn new(work: Boundary<F>, server_timing: Shown) -> Self {
         ResponseFuture { work, server_timing }
     }
 }
@@ -102,10 +113,16 @@ where
             work.deliver(&figures);
         }
         Poll::Ready(result.map(|mut response| {
-            if *this.server_timing
+            if *this.server_timing != Shown::No
                 && let Some(value) = response::server_timing(&figures, &scope.terms().limits)
             {
                 response.headers_mut().append(SERVER_TIMING, value);
+                if *this.server_timing == Shown::Admitted {
+                    // A shared cache must not hand an operator's figures to anyone else.
+                    response
+                        .headers_mut()
+                        .append(http::header::VARY, HeaderValue::from_static("authorization, cookie"));
+                }
             }
             response.extensions_mut().insert(RequestReport(Arc::clone(scope)));
             response

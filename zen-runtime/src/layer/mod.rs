@@ -67,8 +67,9 @@
 //!
 //! // Development and demos: every response.
 //! let everyone = ZenLayer::new().server_timing(ServerTiming::On);
-//! // Production: the requests the dashboard's token admits, so that an
-//! // operator sees it in the browser's developer tools.
+//! // Production: the requests that send the dashboard's token as
+//! // `Authorization: Bearer`, so that an operator sees it (with curl, or
+//! // a header extension in the browser's developer tools).
 //! let operators = ZenLayer::new().server_timing(Authorize::token(token)?);
 //! # Ok(()) }
 //! # }
@@ -159,6 +160,7 @@ use crate::tracker::hash::FxBuild;
 use crate::tracker::scope::{Asked, Scope, Spec};
 
 pub use body::{BoxError, ZenBody};
+use future::Shown;
 pub use future::{RequestReport, ResponseFuture};
 
 /// Names the route of a request for the layer, when the service is not an
@@ -185,9 +187,12 @@ pub enum ServerTiming {
     /// Every response: for development and demos, where the client is you.
     On,
     /// The responses to requests that the check admits, read from the
-    /// request's head before the handler sees it. The dashboard's
-    /// `Authorize` converts into it (feature `dashboard`), so that whoever
-    /// may see the dashboard sees the header.
+    /// request's head before the handler sees it; such a response also
+    /// says `Vary: authorization, cookie`, so that a shared cache does not
+    /// hand it to anyone else. The dashboard's `Authorize` converts into
+    /// it (feature `dashboard`): a request that sends the dashboard's token
+    /// as `Authorization: Bearer` (curl, a header extension in the
+    /// browser) gets the header.
     Admitted(Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>),
 }
 
@@ -198,13 +203,14 @@ impl ServerTiming {
     }
 
     /// Whether the response to `request` carries the header.
-    fn shown<B>(&self, request: Request<B>) -> (bool, Request<B>) {
+    fn shown<B>(&self, request: Request<B>) -> (Shown, Request<B>) {
         match self {
-            ServerTiming::Off => (false, request),
-            ServerTiming::On => (true, request),
+            ServerTiming::Off => (Shown::No, request),
+            ServerTiming::On => (Shown::Always, request),
             ServerTiming::Admitted(check) => {
                 let (parts, body) = request.into_parts();
-                (check(&parts), Request::from_parts(parts, body))
+                let shown = if check(&parts) { Shown::Admitted } else { Shown::No };
+                (shown, Request::from_parts(parts, body))
             }
         }
     }

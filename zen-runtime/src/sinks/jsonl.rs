@@ -28,8 +28,11 @@ const RETRY_ROTATION: std::time::Duration = std::time::Duration::from_millis(250
 
 /// Scopes waiting for the writer thread; past it, their reports are dropped
 /// and counted rather than slowing the scopes that end. Each keeps its
-/// scope's tables (at most 64 statements and 32 hosts) until written.
-const QUEUE: usize = 4096;
+/// scope's tables until written: at most 64 statements (fingerprints are
+/// shared with zen's cache, but for statements past its size) and 32 hosts,
+/// so the queue holds about 1 MiB in the common case and under 50 MiB at
+/// the very worst.
+const QUEUE: usize = 1024;
 
 /// Writes every report of the process to a file, one JSON object per line
 /// ([`Report::to_json`](crate::Report::to_json): figures keyed by `#[zen]`
@@ -52,7 +55,7 @@ const QUEUE: usize = 4096;
 /// [`MIN_BYTES`], 4 KiB: [`open`](JsonLinesBuilder::open) refuses less):
 /// the line that would pass it first moves the file to `<path>.1` (`.1` to
 /// `.2`, and so on), and `keep` rotated files are kept (default 3), the
-/// oldest removed. When the queue (4,096 lines) is full, or a rotation
+/// oldest removed. When the queue (1,024 scopes) is full, or a rotation
 /// failed (tried again a quarter of a second later), lines are dropped and
 /// counted ([`dropped`](Self::dropped)), never waited for.
 ///
@@ -85,7 +88,8 @@ struct Counts {
 }
 
 enum Message {
-    Ended(EndedScope),
+    /// A scope, and when it ended (the line's `ts_ms`).
+    Ended(EndedScope, std::time::SystemTime),
     Flush(SyncSender<()>),
     /// Written what came before: stop. (Another thread may still hold the
     /// observer, and with it a sender, until its next scope.)
@@ -110,7 +114,7 @@ impl Observer for Handing {
         }
         self.counts.offered.fetch_add(1, Ordering::Relaxed);
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.queue.try_send(Message::Ended(end.keep()))
+            self.queue.try_send(Message::Ended(end.keep(), std::time::SystemTime::now()))
         {
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -235,8 +239,8 @@ impl Output {
     fn run(&mut self, lines: &Receiver<Message>, counts: &Counts) {
         for message in lines {
             match message {
-                Message::Ended(scope) => {
-                    let line = scope.report().to_json();
+                Message::Ended(scope, at) => {
+                    let line = scope.report().to_json_at(at);
                     drop(scope);
                     let written = self.write(&line);
                     match written {
@@ -259,7 +263,15 @@ impl Output {
                     let _ = self.file.flush();
                     let _ = done.send(());
                 }
-                Message::Stop => break,
+                Message::Stop => {
+                    // Handed over by a hook that was still running: counted, not written.
+                    for late in lines.try_iter() {
+                        if let Message::Ended(..) = late {
+                            counts.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    break;
+                }
             }
         }
     }

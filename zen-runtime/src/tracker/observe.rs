@@ -32,8 +32,10 @@
 //! [`ScopeEnd::report`]. It never sees a value: statements are
 //! fingerprints. Hooks run on the thread that ends the scope, after the
 //! scope's figures are sealed, and what they allocate is charged to no
-//! scope; keep them short (hand slow work to a thread of your own, as
-//! [`JsonLines`](crate::sinks::JsonLines) does). A hook that panics is
+//! scope; keep them short: hand slow work to a thread of your own, and the
+//! scope with it ([`ScopeEnd::keep`]), as
+//! [`JsonLines`](crate::sinks::JsonLines) does, which builds each report
+//! and its line there. A hook that panics is
 //! logged and skipped; the others still run.
 //!
 //! The features of this crate register theirs on first use: the `zen`

@@ -92,8 +92,14 @@ impl Report {
     /// `used`, and `violations` lists the keys of the budgets exceeded.
     #[must_use]
     pub fn to_json(&self) -> String {
+        self.to_json_at(SystemTime::now())
+    }
+
+    /// [`to_json`](Self::to_json), its `ts_ms` the time given: when the
+    /// scope ended, for a line written later.
+    pub(crate) fn to_json_at(&self, at: SystemTime) -> String {
         let mut out = String::with_capacity(512);
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let ts = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let _ = write!(out, "{{\"v\":1,\"ts_ms\":{ts},\"name\":");
         json_string(&mut out, &self.name);
         let _ = write!(out, ",\"kind\":\"{}\"", self.kind.as_str());

@@ -152,7 +152,8 @@ impl Scope {
     /// The report of a sealed scope, built once.
     pub(crate) fn report(&self) -> Option<&Report> {
         let (outcome, elapsed) = self.sealed()?;
-        Some(self.ended.report.get_or_init(|| Box::new(untracked(|| self.build_report(outcome, elapsed)))))
+        // Untracked, box included: any thread may build it, inside a scope of its own.
+        Some(self.ended.report.get_or_init(|| untracked(|| Box::new(self.build_report(outcome, elapsed)))))
     }
 
     fn build_report(&self, outcome: Outcome, elapsed: Duration) -> Report {
