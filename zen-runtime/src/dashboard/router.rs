@@ -252,10 +252,17 @@ fn route_id(parts: &Parts, inner: &Inner) -> Option<Arc<Route>> {
 }
 
 impl Dashboard {
-    /// The dashboard's pages, to mount with `Router::nest` (for example at
-    /// `/_zen`), behind `authorize`. Pages: `/` (every route and job,
-    /// sortable), `/routes/{id}`; JSON: `/api/overview`, `/api/routes/{id}`;
-    /// live refresh: `/events` (server-sent events).
+    /// The dashboard's pages as a `Router` of their own, behind
+    /// `authorize`: for a listener apart (an admin port). Pages: `/` (every
+    /// route and job, sortable), `/routes/{id}`; JSON: `/api/overview`,
+    /// `/api/routes/{id}`; live refresh: `/events` (server-sent events).
+    ///
+    /// In the application's own router, mount it with
+    /// [`Dashboard::layer`] rather than `Router::nest`: axum's `serve`
+    /// copies the whole router for each connection, and a nested dashboard
+    /// adds its routes to every copy (28.6k instructions more per request
+    /// with one connection per request, against 4.4k through the layer;
+    /// BENCHMARKS.md).
     pub fn router<S: Clone + Send + Sync + 'static>(&self, authorize: Authorize) -> Router<S> {
         let shared = Shared { inner: Arc::clone(&self.inner), authorize };
         let inner = &shared.inner;
