@@ -12,7 +12,7 @@
 //! app on SQLite; the files kept the newest reports of 187):
 //!
 //! ```text
-//! zen suggest: 92 successful reports (4 left out: errors, cancelled, panicked), 5 scopes; proposed = p99 + 50%, rounded up to two significant digits, from at least 20 successful reports
+//! zen suggest: 92 successful reports (4 left out: errors, cancelled, panicked, cut by enforce), 5 scopes; proposed = p99 + 50%, rounded up to two significant digits, from at least 20 successful reports
 //!
 //! DELETE /articles/{id} (handler, fn suggest::delete_article, 0 successful reports, 1 left out)
 //!   not enough data: 0 successful reports, at least 20 needed (--min-samples); no budget proposed
@@ -115,8 +115,12 @@ impl Record {
     /// handler: neither says what the work needs).
     #[must_use]
     pub fn successful(&self) -> bool {
-        let cut = self.outcome == "exceeded" && self.mode == "enforce";
-        self.outcome != "cancelled" && self.outcome != "panicked" && !cut && self.status.is_none_or(|s| s < 400)
+        self.outcome != "cancelled" && self.outcome != "panicked" && !self.cut() && self.status.is_none_or(|s| s < 400)
+    }
+
+    /// Stopped by `enforce` at a limit.
+    fn cut(&self) -> bool {
+        self.outcome == "exceeded" && self.mode == "enforce"
     }
 
     /// Opened by the layer (a request) or a job runner (a job): its limits
@@ -223,9 +227,12 @@ pub struct Suggestion {
     pub handlers: Vec<String>,
     /// Successful reports ([`Record::successful`]): what the figures are of.
     pub reports: usize,
-    /// Reports left out: cancelled, panicked, or answered with an error
-    /// status.
+    /// Reports left out: cancelled, panicked, cut short by `enforce`, or
+    /// answered with an error status.
     pub left_out: usize,
+    /// Of those, the ones `enforce` cut short at their limit: many of them
+    /// say the limit is too tight, which figures of the others cannot show.
+    pub cut: usize,
     /// For a request (or a job under a runner), whether a `#[zen]` handler
     /// (or job fn) or the layer's (or runner's) limits applied to it; any
     /// other scope is a `#[zen]` fn's own. A line for a scope that nothing
@@ -312,10 +319,11 @@ pub fn suggest(records: &[Record], settings: Settings) -> Vec<Suggestion> {
             let covered = !all.iter().any(|r| r.boundary()) || all.iter().any(|r| r.limited || r.handler.is_some());
             let reports: Vec<&Record> = all.iter().copied().filter(|r| r.successful()).collect();
             let left_out = all.len() - reports.len();
+            let cut = all.iter().filter(|r| r.cut()).count();
             let (name, kind) = (name.to_owned(), kind.to_owned());
             if reports.len() < settings.min_samples.max(1) {
                 let figures = Vec::new();
-                return Suggestion { name, kind, handlers, reports: reports.len(), left_out, covered, figures };
+                return Suggestion { name, kind, handlers, reports: reports.len(), left_out, cut, covered, figures };
             }
             let mut figures = Vec::new();
             for &budget in Budget::ALL {
@@ -345,7 +353,7 @@ pub fn suggest(records: &[Record], settings: Settings) -> Vec<Suggestion> {
             for f in &mut figures {
                 f.above = reports.iter().filter(|r| r.used.get(f.key).is_some_and(|&v| v > f.proposed as f64)).count();
             }
-            Suggestion { name, kind, handlers, reports: reports.len(), left_out, covered, figures }
+            Suggestion { name, kind, handlers, reports: reports.len(), left_out, cut, covered, figures }
         })
         .collect()
 }
@@ -362,7 +370,7 @@ pub fn render(suggestions: &[Suggestion], settings: Settings) -> String {
     let left_out: usize = suggestions.iter().map(|s| s.left_out).sum();
     let _ = writeln!(
         out,
-        "zen suggest: {reports} successful reports ({left_out} left out: errors, cancelled, panicked), {} scopes; \
+        "zen suggest: {reports} successful reports ({left_out} left out: errors, cancelled, panicked, cut by enforce), {} scopes; \
          proposed = p99 + {}%, rounded up to two significant digits, from at least {} successful reports",
         suggestions.len(),
         settings.margin_percent,
@@ -381,6 +389,13 @@ pub fn render(suggestions: &[Suggestion], settings: Settings) -> String {
                 "  no #[zen] fn and no layer budget covers this scope (its handler has no #[zen] and the layer no \
                  limits, or no handler ran, as for axum's 405): a line below applies only once it is on a #[zen] \
                  handler or in ZenLayer::limits"
+            );
+        }
+        if s.cut > 0 {
+            let _ = writeln!(
+                out,
+                "  {} cut short by enforce, left out: the limit in force may be too tight, which the figures below cannot show",
+                s.cut
             );
         }
         let Some(attribute) = s.attribute() else {
@@ -414,7 +429,7 @@ pub fn render(suggestions: &[Suggestion], settings: Settings) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Settings, parse, percentile, round_up, suggest};
+    use super::{Settings, parse, percentile, render, round_up, suggest};
 
     #[test]
     fn rounding_and_percentiles() {
@@ -451,12 +466,13 @@ mod tests {
             // A bare `#[zen]` helper inside a handler: its own scope, covered.
             line("app::helper", r#""outcome":"ok","mode":"observe","limits":{}"#),
             // A job under a runner with no `#[zen]` job fn and no runner limit.
-            line("mail", r#""outcome":"ok","mode":"observe","attempt":1,"limits":{}"#),
+            line("mail", r#""outcome":"ok","mode":"observe","attempt":1,"limits":{}"#).replace("handler", "job"),
         ]
         .concat();
         let s = suggest(&parse("f", &text).unwrap(), Settings { margin_percent: 50, min_samples: 1 });
         let find = |name: &str| s.iter().find(|s| s.name == name).unwrap();
-        assert_eq!((find("GET /a").reports, find("GET /a").left_out), (1, 1));
+        assert_eq!((find("GET /a").reports, find("GET /a").left_out, find("GET /a").cut), (1, 1, 1));
+        assert!(render(&s, Settings::default()).contains("1 cut short by enforce"));
         assert!(find("GET /a").covered && find("app::helper").covered);
         assert!(!find("mail").covered, "a runner's job that nothing limits");
     }

@@ -35,7 +35,7 @@ async fn suggests_a_budget_from_a_file_of_reports_and_names_a_bad_line() {
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         text.contains(
-            "200 successful reports (0 left out: errors, cancelled, panicked), 1 scopes; proposed = p99 + 20%"
+            "200 successful reports (0 left out: errors, cancelled, panicked, cut by enforce), 1 scopes; proposed = p99 + 20%"
         ),
         "{text}"
     );

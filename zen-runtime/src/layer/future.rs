@@ -119,9 +119,11 @@ where
                 response.headers_mut().append(SERVER_TIMING, value);
                 if *this.server_timing == Shown::Admitted {
                     // A shared cache must not hand an operator's figures to anyone else.
-                    response
-                        .headers_mut()
-                        .append(http::header::VARY, HeaderValue::from_static("authorization, cookie"));
+                    let headers = response.headers_mut();
+                    headers.append(http::header::VARY, HeaderValue::from_static("authorization, cookie"));
+                    if !headers.contains_key(http::header::CACHE_CONTROL) {
+                        headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                    }
                 }
             }
             response.extensions_mut().insert(RequestReport(Arc::clone(scope)));

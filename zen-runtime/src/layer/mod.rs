@@ -187,9 +187,11 @@ pub enum ServerTiming {
     /// Every response: for development and demos, where the client is you.
     On,
     /// The responses to requests that the check admits, read from the
-    /// request's head before the handler sees it; such a response also
-    /// says `Vary: authorization, cookie`, so that a shared cache does not
-    /// hand it to anyone else. The dashboard's `Authorize` converts into
+    /// request's head before the handler sees it. Such a response also says
+    /// `Vary: authorization, cookie` and, unless the application set its
+    /// own `Cache-Control`, `Cache-Control: private`, so that a shared cache
+    /// does not hand it to anyone else (with a `Cache-Control` of your own,
+    /// that is yours to see to). The dashboard's `Authorize` converts into
     /// it (feature `dashboard`): a request that sends the dashboard's token
     /// as `Authorization: Bearer` (curl, a header extension in the
     /// browser) gets the header.

@@ -67,7 +67,8 @@ const QUEUE: usize = 1024;
 pub struct JsonLines {
     observer: ObserverId,
     queue: Option<SyncSender<Message>>,
-    writer: Option<JoinHandle<()>>,
+    /// Gives back how many scopes came after it was told to stop.
+    writer: Option<JoinHandle<u64>>,
     counts: Arc<Counts>,
 }
 
@@ -163,8 +164,15 @@ impl Drop for JsonLines {
         if let Some(queue) = self.queue.take() {
             let _ = queue.send(Message::Stop);
         }
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+        if let Some(writer) = self.writer.take()
+            && let Ok(late) = writer.join()
+            && late > 0
+        {
+            tracing::warn!(
+                target: "zen",
+                reports = late,
+                "zen's JsonLines stopped while scopes were still ending: their reports were not written"
+            );
         }
     }
 }
@@ -236,7 +244,9 @@ struct Output {
 }
 
 impl Output {
-    fn run(&mut self, lines: &Receiver<Message>, counts: &Counts) {
+    /// Writes until told to stop; how many scopes were handed over after
+    /// that (by a hook still running on another thread), not written.
+    fn run(&mut self, lines: &Receiver<Message>, counts: &Counts) -> u64 {
         for message in lines {
             match message {
                 Message::Ended(scope, at) => {
@@ -264,16 +274,11 @@ impl Output {
                     let _ = done.send(());
                 }
                 Message::Stop => {
-                    // Handed over by a hook that was still running: counted, not written.
-                    for late in lines.try_iter() {
-                        if let Message::Ended(..) = late {
-                            counts.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    break;
+                    return lines.try_iter().filter(|late| matches!(late, Message::Ended(..))).count() as u64;
                 }
             }
         }
+        0
     }
 
     /// Writes one line, rotating first if it would pass `max_bytes`;
