@@ -364,7 +364,7 @@ fn default_observers() -> Vec<std::sync::Arc<dyn observe::Observer>> {
 /// # Errors
 ///
 /// Misuse is a compile error on the token at fault, and the fix it suggests
-/// compiles (`tests/ui/pass/suggested_fixes.rs` writes every suggestion
+/// compiles (`zen-ui/tests/ui/pass/suggested_fixes.rs` writes every suggestion
 /// out): an unknown key (the valid ones listed, and the unit converted:
 /// `timeout_s = 2` suggests `timeout_ms = 2000`), a duplicate key, `#[zen]`
 /// written twice, a value that is not an integer (`timeout_ms = "200ms"`
@@ -372,8 +372,8 @@ fn default_observers() -> Vec<std::sync::Arc<dyn observe::Observer>> {
 /// `timeout_ms = 0`, `max_db_ms` above `timeout_ms`, a `mode` that is not
 /// one of the three lowercase strings, `n_plus_one = 1`, and the attribute
 /// on anything but an `async fn`. Each message quoted here is the one
-/// `tests/ui` holds, and a test there checks that it still is; after an
-/// intended change to a message, `TRYBUILD=overwrite cargo test --test ui`.
+/// `zen-ui/tests/ui` holds, and a test there checks that it still is; after an
+/// intended change to a message, `TRYBUILD=overwrite cargo test -p zen-ui`.
 ///
 /// ```compile_fail
 /// #[zen_runtime::zen(timeout_ms = 0)]

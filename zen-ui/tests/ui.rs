@@ -4,7 +4,7 @@
 //! errors around the expansion (those change with compiler versions), and
 //! `ui/pass` the shapes and compositions that must keep compiling.
 //! Regenerate the `.stderr` files after an intended change with
-//! `TRYBUILD=overwrite cargo test --test ui`, then review the diff.
+//! `TRYBUILD=overwrite cargo test -p zen-ui`, then review the diff.
 
 #[test]
 fn ui() {
@@ -38,7 +38,7 @@ fn the_documented_messages_are_the_real_ones() {
     let real = flat(&real);
     let mut quoted = 0;
     for file in ["zen-runtime/src/lib.rs", "zen-runtime/src/http/mod.rs"] {
-        let source = std::fs::read_to_string(file).unwrap();
+        let source = std::fs::read_to_string(format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let mut lines =
             source.lines().map(|l| l.trim_start().trim_start_matches("///").trim_start_matches("//!").trim());
         while let Some(line) = lines.next() {
