@@ -90,7 +90,7 @@
 //! # `observe` and `enforce`
 //!
 //! In `observe` (and `strict`) the response is untouched apart from
-//! `Server-Timing`. In `enforce`, when a budget is blown or the deadline
+//! `Server-Timing` where it is on. In `enforce`, when a budget is blown or the deadline
 //! passes, the handler's future is dropped (its pooled connections go back
 //! or are closed, its timers and the work it did not spawn with it) and the
 //! client gets `503 Service Unavailable`, `content-type:
