@@ -1,3 +1,6 @@
+//! `zen suggest`: budgets suggested from traffic, and `zen diff`: two runs
+//! compared ([`diff`], below).
+//!
 //! `zen suggest`: budgets suggested from traffic. It reads the JSON lines
 //! that `zen_runtime::sinks::JsonLines` writes (in staging, or under a load
 //! test) and proposes, for each route and job, a `#[zen(...)]` line from
@@ -73,9 +76,39 @@
 //! let suggestions = zen_cli::suggest(&reports, zen_cli::Settings::default());
 //! assert_eq!(suggestions[0].attribute().unwrap(), "#[zen(max_queries = 3, timeout_ms = 6)]");
 //! ```
+//!
+//! # `zen diff`
+//!
+//! Given the JSON-lines reports of a run before a change and of one after
+//! it (two deploys, or two branches under the same load test), [`diff`]
+//! and `zen diff` give, per route and job seen in both, the p50, p99 and
+//! max of its queries, database time, peak memory and time, and the
+//! statements that are new or run more often per report, as text or as
+//! Markdown for a pull request's comment. With `--fail-above PERCENT` the
+//! command exits with 1 when a p99 grew by more than that (or from nothing
+//! to a whole unit: a query, a millisecond, a KiB) or a statement is new,
+//! so that CI can stop the change. Successful reports alone count, as for
+//! `zen suggest`.
+//!
+//! ```sh
+//! zen diff --before base.jsonl --after head.jsonl [--markdown] [--fail-above 10]
+//! ```
+//!
+//! ```text
+//! job export (job, 30 reports before, 30 after)
+//!   figure                         p50                   p99                   max        p99
+//!   max_queries                  2 → 6                 2 → 6                 2 → 6    +200.0%
+//!   timeout_ms           0.003 → 0.011         0.095 → 0.096         0.095 → 0.096      +1.1%
+//!   new: INSERT INTO audit (what) VALUES (...) (0 → 1 per report)
+//!   grew: SELECT line FROM orders WHERE id = ? (2 → 5 per report)
+//! ```
+
+mod diff;
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
+
+pub use diff::{Change, FigureChange, ScopeDiff, StatementChange, diff, render_diff};
 
 use zen_runtime::Budget;
 
@@ -106,6 +139,8 @@ pub struct Record {
     pub limited: bool,
     /// Each figure by its `#[zen]` key, in that key's unit.
     pub used: BTreeMap<String, f64>,
+    /// Each statement's fingerprint and how many times it ran.
+    pub statements: Vec<(String, u64)>,
 }
 
 impl Record {
@@ -193,7 +228,16 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Record>, ParseError> {
         let status = value.get("status").and_then(serde_json::Value::as_u64).and_then(|s| u16::try_from(s).ok());
         let attempt = value.get("attempt").and_then(serde_json::Value::as_u64).and_then(|a| u32::try_from(a).ok());
         let limited = value.get("limits").and_then(serde_json::Value::as_object).is_some_and(|l| !l.is_empty());
-        records.push(Record { name, kind, handler, outcome, mode, status, attempt, limited, used });
+        let statements = value
+            .get("statements")
+            .and_then(serde_json::Value::as_array)
+            .map(|all| {
+                all.iter()
+                    .filter_map(|s| Some((s.get("statement")?.as_str()?.to_owned(), s.get("count")?.as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(Record { name, kind, handler, outcome, mode, status, attempt, limited, used, statements });
     }
     Ok(records)
 }
@@ -258,7 +302,7 @@ impl Suggestion {
 }
 
 /// The nearest-rank percentile of sorted `values`.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
@@ -358,7 +402,7 @@ pub fn suggest(records: &[Record], settings: Settings) -> Vec<Suggestion> {
         .collect()
 }
 
-fn number(x: f64) -> String {
+pub(crate) fn number(x: f64) -> String {
     if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.3}") }
 }
 

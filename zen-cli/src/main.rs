@@ -1,12 +1,17 @@
 //! `zen suggest [--margin PERCENT] [--min-samples N] FILE...`: budgets proposed from the
-//! reports a run wrote with `zen_runtime::sinks::JsonLines`.
+//! reports a run wrote with `zen_runtime::sinks::JsonLines`; `zen diff --before FILE...
+//! --after FILE... [--markdown] [--fail-above PERCENT]`: two runs compared.
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: zen suggest [--margin PERCENT] [--min-samples N] FILE...\n\
-    reads zen's JSON-lines reports (zen_runtime::sinks::JsonLines) and proposes a #[zen(...)] line per route and job:\n\
-    the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits,\n\
-    from successful reports only, and only for a scope with at least N of them (default 20)";
+    \x20      zen diff --before FILE... --after FILE... [--markdown] [--fail-above PERCENT]\n\
+    suggest reads zen's JSON-lines reports (zen_runtime::sinks::JsonLines) and proposes a #[zen(...)] line per route\n\
+    and job: the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits,\n\
+    from successful reports only, and only for a scope with at least N of them (default 20).\n\
+    diff compares two runs per route and job: p50, p99 and max of queries, database time, memory and time, and the\n\
+    statements new or run more often; with --fail-above it exits with 1 when a p99 grew by more than PERCENT\n\
+    or a statement is new";
 
 /// The file as text. A file still being written may end inside a line, and
 /// inside a character: that last line is left to `parse`, which skips it.
@@ -25,13 +30,72 @@ fn text(file: &str, bytes: Vec<u8>) -> Result<String, String> {
     }
 }
 
-fn run(args: &[String]) -> Result<String, String> {
-    let Some((command, rest)) = args.split_first() else { return Err(USAGE.into()) };
-    if command != "suggest" {
-        return Err(format!("unknown command `{command}`\n{USAGE}"));
+/// The records of every file named.
+fn read(files: &[&str]) -> Result<Vec<zen_cli::Record>, String> {
+    let mut records = Vec::new();
+    for &file in files {
+        let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read it: {e}"))?;
+        let text = text(file, bytes)?;
+        records.extend(zen_cli::parse(file, &text).map_err(|e| e.to_string())?);
     }
+    Ok(records)
+}
+
+/// What to print, and whether the command found what it was told to fail on.
+fn run(args: &[String]) -> Result<(String, bool), String> {
+    match args.split_first() {
+        Some((command, rest)) if command == "suggest" => suggest(rest).map(|text| (text, false)),
+        Some((command, rest)) if command == "diff" => diff(rest),
+        Some((command, _)) if command == "-h" || command == "--help" => Ok((format!("{USAGE}\n"), false)),
+        Some((command, _)) => Err(format!("unknown command `{command}`\n{USAGE}")),
+        None => Err(USAGE.into()),
+    }
+}
+
+fn diff(args: &[String]) -> Result<(String, bool), String> {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    let (mut markdown, mut fail_above) = (false, None);
+    let mut side: Option<&mut Vec<&str>> = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--before" => side = Some(&mut before),
+            "--after" => side = Some(&mut after),
+            "--markdown" => markdown = true,
+            "--fail-above" => {
+                let value = rest.next().ok_or("--fail-above needs a percentage, such as `--fail-above 10`")?;
+                let percent: f64 =
+                    value.trim_end_matches('%').parse().ok().filter(|p: &f64| *p >= 0.0).ok_or_else(|| {
+                        format!(
+                            "--fail-above takes a percentage of 0 or more, such as `--fail-above 10`; found `{value}`"
+                        )
+                    })?;
+                fail_above = Some(percent);
+            }
+            "-h" | "--help" => return Ok((format!("{USAGE}\n"), false)),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n{USAGE}")),
+            file => match side.as_deref_mut() {
+                Some(files) => files.push(file),
+                None => return Err(format!("`{file}`: say whose it is with --before or --after first\n{USAGE}")),
+            },
+        }
+    }
+    if before.is_empty() || after.is_empty() {
+        return Err(format!("name the reports of both runs: --before FILE... --after FILE...\n{USAGE}"));
+    }
+    let change = zen_cli::diff(&read(&before)?, &read(&after)?);
+    let failed = fail_above.is_some_and(|p| change.exceeds(p));
+    let mut text = zen_cli::render_diff(&change, markdown);
+    if let Some(p) = fail_above {
+        let verdict = if failed { "failed" } else { "passed" };
+        text.push_str(&format!("\n{verdict}: --fail-above {p}% (a p99 grown more, or a new statement, fails)\n"));
+    }
+    Ok((text, failed))
+}
+
+fn suggest(rest: &[String]) -> Result<String, String> {
     let mut settings = zen_cli::Settings::default();
-    let mut files = Vec::new();
+    let mut files: Vec<&str> = Vec::new();
     let mut rest = rest.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -55,24 +119,19 @@ fn run(args: &[String]) -> Result<String, String> {
     if files.is_empty() {
         return Err(format!("name at least one reports file\n{USAGE}"));
     }
-    let mut records = Vec::new();
-    for file in files {
-        let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read it: {e}"))?;
-        let text = text(file, bytes)?;
-        records.extend(zen_cli::parse(file, &text).map_err(|e| e.to_string())?);
-    }
+    let records = read(&files)?;
     Ok(zen_cli::render(&zen_cli::suggest(&records, settings), settings))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
-        Ok(text) => {
+        Ok((text, failed)) => {
             #[allow(clippy::print_stdout, reason = "a command's output")]
             {
                 print!("{text}");
             }
-            ExitCode::SUCCESS
+            if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
         Err(e) => {
             eprintln!("zen: {e}");

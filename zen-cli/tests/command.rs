@@ -17,8 +17,65 @@ fn zen(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_zen")).args(args).output().unwrap()
 }
 
+/// Every sink sees every report of the process: the tests that write
+/// reports run one at a time.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[zen(name = "job export", kind = "job")]
+async fn export(rows: u32, audit: bool) {
+    for _ in 0..rows {
+        instrument::query("sqlite", "SELECT line FROM orders WHERE id = ?").unwrap().finish(true);
+    }
+    if audit {
+        instrument::query("sqlite", "INSERT INTO audit (what) VALUES (?)").unwrap().finish(true);
+    }
+}
+
+/// The reports of `runs` of `export(rows, audit)`, written by `JsonLines`.
+async fn reports_of(path: &std::path::Path, rows: u32, audit: bool) {
+    let _ = std::fs::remove_file(path);
+    let sink = JsonLines::builder(path).open().unwrap();
+    for _ in 0..30 {
+        export(rows, audit).await;
+    }
+    sink.flush();
+}
+
+#[tokio::test]
+async fn compares_two_runs_and_fails_on_what_grew() {
+    let _alone = ALONE.lock().await;
+    let dir = std::env::temp_dir().join(format!("zen-cli-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (before, after) = (dir.join("before.jsonl"), dir.join("after.jsonl"));
+    reports_of(&before, 2, false).await;
+    reports_of(&after, 5, true).await;
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+
+    let out = zen(&["diff", "--before", &path(&before), "--after", &path(&after), "--fail-above", "20"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("job export (job, 30 reports before, 30 after)"), "{text}");
+    let row = text.lines().find(|l| l.trim_start().starts_with("max_queries")).unwrap();
+    assert!(row.contains("2 → 6") && row.ends_with("+200.0%"), "{row}");
+    assert!(text.contains("new: INSERT INTO audit (what) VALUES (...) (0 → 1 per report)"), "{text}");
+    assert!(text.contains("grew: SELECT line FROM orders WHERE id = ? (2 → 5 per report)"), "{text}");
+    assert!(text.contains("failed: --fail-above 20%"), "{text}");
+
+    // A run against itself (times of scopes this short move by more than 20% between runs).
+    let out = zen(&["diff", "--before", &path(&before), "--after", &path(&before), "--fail-above", "20", "--markdown"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("| `max_queries` | 2 → 2 | 2 → 2 | 2 → 2 | +0.0% |"), "{text}");
+    assert!(!text.contains("new:") && !text.contains("grew:") && text.contains("passed: --fail-above 20%"));
+
+    let out = zen(&["diff", &path(&before)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("say whose it is with --before or --after"));
+}
+
 #[tokio::test]
 async fn suggests_a_budget_from_a_file_of_reports_and_names_a_bad_line() {
+    let _alone = ALONE.lock().await;
     let dir = std::env::temp_dir().join(format!("zen-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("reports.jsonl");
