@@ -69,15 +69,35 @@ pub struct Change {
 }
 
 impl Change {
-    /// Whether a p99 grew by more than `percent`, or from nothing, or a
-    /// statement is new.
+    /// Whether the after run is worse past `percent`: a p99 grew by more
+    /// than that (and by a whole unit at least, so that the jitter of a
+    /// short scope's microseconds is no growth) or from nothing, a
+    /// statement is new, or a scope with successful reports before has none
+    /// after.
     #[must_use]
     pub fn exceeds(&self, percent: f64) -> bool {
-        self.scopes.iter().any(|s| {
-            s.figures.iter().any(|f| f.p99_growth().is_none_or(|g| g > percent))
-                || s.statements.iter().any(|st| st.per_report[0] == 0.0)
-        })
+        let grew = |f: &FigureChange| f.after[1] - f.before[1] >= 1.0 && f.p99_growth().is_none_or(|g| g > percent);
+        !self.only[0].is_empty()
+            || self
+                .scopes
+                .iter()
+                .any(|s| s.figures.iter().any(grew) || s.statements.iter().any(|st| st.per_report[0] == 0.0))
     }
+}
+
+/// `text` as one Markdown code span, whatever backticks, pipes or line
+/// breaks it holds.
+fn code(text: &str) -> String {
+    let text = plain(text);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    format!("{fence}{pad}{}{pad}{fence}", text.replace('|', "\\|"))
+}
+
+/// `text` on one line: control characters as spaces.
+fn plain(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 type Groups<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a Record>>;
@@ -170,9 +190,10 @@ pub fn render_diff(change: &Change, markdown: bool) -> String {
         change.scopes.len()
     );
     for s in &change.scopes {
-        let title = format!("{} ({}, {} reports before, {} after)", s.name, s.kind, s.reports[0], s.reports[1]);
+        let title = format!("{} ({}, {} reports before, {} after)", plain(&s.name), s.kind, s.reports[0], s.reports[1]);
         if markdown {
-            let _ = writeln!(out, "\n#### `{}` ({}, {} → {} reports)\n", s.name, s.kind, s.reports[0], s.reports[1]);
+            let _ =
+                writeln!(out, "\n#### {} ({}, {} → {} reports)\n", code(&s.name), s.kind, s.reports[0], s.reports[1]);
             let _ = writeln!(out, "| figure | p50 | p99 | max | p99 change |\n|---|---|---|---|---|");
         } else {
             let _ = writeln!(out, "\n{title}");
@@ -191,14 +212,15 @@ pub fn render_diff(change: &Change, markdown: bool) -> String {
             let what = if st.per_report[0] == 0.0 { "new" } else { "grew" };
             let runs = format!("{} → {} per report", number(st.per_report[0]), number(st.per_report[1]));
             if markdown {
-                let _ = writeln!(out, "\n- {what}: `{}` ({runs})", st.fingerprint.replace('`', "'"));
+                let _ = writeln!(out, "\n- {what}: {} ({runs})", code(&st.fingerprint));
             } else {
-                let _ = writeln!(out, "  {what}: {} ({runs})", st.fingerprint);
+                let _ = writeln!(out, "  {what}: {} ({runs})", plain(&st.fingerprint));
             }
         }
     }
-    for (which, names) in ["only before", "only after"].iter().zip(&change.only) {
+    for (which, names) in ["only before (no successful report after)", "only after"].iter().zip(&change.only) {
         if !names.is_empty() {
+            let names: Vec<String> = names.iter().map(|n| if markdown { code(n) } else { plain(n) }).collect();
             let _ = writeln!(out, "\n{which}: {}", names.join(", "));
         }
     }
@@ -236,5 +258,19 @@ mod tests {
         assert!(text.contains("new: SELECT b FROM u (0 → 0.091 per report)"), "{text}");
         let markdown = super::render_diff(&change, true);
         assert!(markdown.contains("| `max_queries` | 2 → 4 | 2 → 4 | 2 → 4 | +100.0% |"), "{markdown}");
+
+        // Growth under the threshold passes; a route gone from the after run fails.
+        let grown = parse("a", &line(3, "SELECT a FROM t WHERE id = ?").repeat(10)).unwrap();
+        let change = super::diff(&before, &grown);
+        assert!(!change.exceeds(60.0) && change.exceeds(40.0), "+50%");
+        let gone = super::diff(&before, &[]);
+        assert!(gone.exceeds(1000.0) && gone.only[0] == ["GET /a"]);
+    }
+
+    #[test]
+    fn markdown_holds_any_fingerprint_in_one_code_span() {
+        assert_eq!(super::code("SELECT `a` FROM t"), "``SELECT `a` FROM t``");
+        assert_eq!(super::code("`x`|y\nz"), "`` `x`\\|y z ``");
+        assert_eq!(super::plain("a\nb\tc"), "a b c");
     }
 }

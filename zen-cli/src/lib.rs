@@ -1,7 +1,7 @@
-//! `zen suggest`: budgets suggested from traffic, and `zen diff`: two runs
-//! compared ([`diff`], below).
+//! The `zen` command: budgets suggested from traffic (`zen suggest`), and
+//! two runs compared (`zen diff`, below).
 //!
-//! `zen suggest`: budgets suggested from traffic. It reads the JSON lines
+//! `zen suggest` reads the JSON lines
 //! that `zen_runtime::sinks::JsonLines` writes (in staging, or under a load
 //! test) and proposes, for each route and job, a `#[zen(...)]` line from
 //! what it used.
@@ -87,8 +87,13 @@
 //! Markdown for a pull request's comment. With `--fail-above PERCENT` the
 //! command exits with 1 when a p99 grew by more than that (or from nothing
 //! to a whole unit: a query, a millisecond, a KiB) or a statement is new,
-//! so that CI can stop the change. Successful reports alone count, as for
-//! `zen suggest`.
+//! so that CI can stop the change; a time or a size must also have grown by
+//! a whole unit (a millisecond, a KiB), so that the jitter of short scopes
+//! fails nothing. A route or job that has successful reports before and
+//! none after fails it too, and so does an after run with none at all.
+//! Successful reports alone count, as for `zen suggest`. A scope keeps its
+//! first 64 distinct statements: past that, which are kept depends on the
+//! order they ran, and one may show as new.
 //!
 //! ```sh
 //! zen diff --before base.jsonl --after head.jsonl [--markdown] [--fail-above 10]

@@ -11,7 +11,7 @@ const USAGE: &str = "usage: zen suggest [--margin PERCENT] [--min-samples N] FIL
     from successful reports only, and only for a scope with at least N of them (default 20).\n\
     diff compares two runs per route and job: p50, p99 and max of queries, database time, memory and time, and the\n\
     statements new or run more often; with --fail-above it exits with 1 when a p99 grew by more than PERCENT\n\
-    or a statement is new";
+    (and by a whole unit, or from nothing), a statement is new, or a scope has no successful report after";
 
 /// The file as text. A file still being written may end inside a line, and
 /// inside a character: that last line is left to `parse`, which skips it.
@@ -64,8 +64,12 @@ fn diff(args: &[String]) -> Result<(String, bool), String> {
             "--markdown" => markdown = true,
             "--fail-above" => {
                 let value = rest.next().ok_or("--fail-above needs a percentage, such as `--fail-above 10`")?;
-                let percent: f64 =
-                    value.trim_end_matches('%').parse().ok().filter(|p: &f64| *p >= 0.0).ok_or_else(|| {
+                let percent: f64 = value
+                    .trim_end_matches('%')
+                    .parse()
+                    .ok()
+                    .filter(|p: &f64| p.is_finite() && *p >= 0.0)
+                    .ok_or_else(|| {
                         format!(
                             "--fail-above takes a percentage of 0 or more, such as `--fail-above 10`; found `{value}`"
                         )
@@ -84,6 +88,9 @@ fn diff(args: &[String]) -> Result<(String, bool), String> {
         return Err(format!("name the reports of both runs: --before FILE... --after FILE...\n{USAGE}"));
     }
     let change = zen_cli::diff(&read(&before)?, &read(&after)?);
+    if change.scopes.is_empty() && change.only.iter().all(Vec::is_empty) {
+        return Err("neither run has a successful report: nothing to compare".into());
+    }
     let failed = fail_above.is_some_and(|p| change.exceeds(p));
     let mut text = zen_cli::render_diff(&change, markdown);
     if let Some(p) = fail_above {

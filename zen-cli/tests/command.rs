@@ -31,7 +31,7 @@ async fn export(rows: u32, audit: bool) {
     }
 }
 
-/// The reports of `runs` of `export(rows, audit)`, written by `JsonLines`.
+/// The reports of 30 runs of `export(rows, audit)`, written by `JsonLines`.
 async fn reports_of(path: &std::path::Path, rows: u32, audit: bool) {
     let _ = std::fs::remove_file(path);
     let sink = JsonLines::builder(path).open().unwrap();
