@@ -52,6 +52,8 @@ async fn serve(prefix: &str) -> String {
     let app = Router::new()
         .route(&format!("{prefix}/articles/{{id}}"), get(article))
         .route(&format!("{prefix}/over"), get(common::over))
+        .route(&format!("{prefix}/listing"), get(listing))
+        .route(&format!("{prefix}/static"), get(|| async { "nothing to measure" }))
         .layer(ZenLayer::new())
         .with_state(pool)
         .route("/metrics", get(move || std::future::ready(handle.render())));
@@ -306,17 +308,7 @@ fn series_of(text: &str, route: &str) -> BTreeMap<String, usize> {
 
 #[tokio::test]
 async fn a_route_has_series_only_for_what_it_limits_or_uses() {
-    let handle = handle().clone();
-    let pool = common::sqlite_pool_at(&common::sqlite_url(), 2).await;
-    let app = Router::new()
-        .route("/series/listing", get(listing))
-        .route("/series/static", get(|| async { "nothing to measure" }))
-        .layer(ZenLayer::new())
-        .with_state(pool)
-        .route("/metrics", get(move || std::future::ready(handle.render())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve("/series").await;
     for path in ["listing", "static"] {
         for _ in 0..3 {
             assert_eq!(reqwest::get(format!("{url}/series/{path}")).await.unwrap().status(), 200);

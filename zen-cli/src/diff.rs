@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::{Record, number, percentile};
+use crate::{Record, number, spread};
 
 /// The figures compared, by `#[zen]` key.
 const FIGURES: [&str; 4] = ["max_queries", "max_db_ms", "max_mem_kb", "timeout_ms"];
@@ -108,16 +108,6 @@ fn group(records: &[Record]) -> Groups<'_> {
         groups.entry((&r.name, &r.kind)).or_default().push(r);
     }
     groups
-}
-
-/// p50, p99 and max of `key` over `reports`, if any measured it.
-fn spread(reports: &[&Record], key: &str) -> Option<[f64; 3]> {
-    let mut values: Vec<f64> = reports.iter().filter_map(|r| r.used.get(key).copied()).collect();
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    Some([percentile(&values, 50.0), percentile(&values, 99.0), values[values.len() - 1]])
 }
 
 /// Each statement's runs per report.

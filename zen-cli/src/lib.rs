@@ -306,8 +306,19 @@ impl Suggestion {
     }
 }
 
+/// The p50, p99 and max of the figure `key` over `reports`, if any
+/// measured it.
+pub(crate) fn spread(reports: &[&Record], key: &str) -> Option<[f64; 3]> {
+    let mut values: Vec<f64> = reports.iter().filter_map(|r| r.used.get(key).copied()).collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some([percentile(&values, 50.0), percentile(&values, 99.0), values[values.len() - 1]])
+}
+
 /// The nearest-rank percentile of sorted `values`.
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
@@ -377,12 +388,7 @@ pub fn suggest(records: &[Record], settings: Settings) -> Vec<Suggestion> {
             let mut figures = Vec::new();
             for &budget in Budget::ALL {
                 let key = budget.key();
-                let mut values: Vec<f64> = reports.iter().filter_map(|r| r.used.get(key).copied()).collect();
-                if values.is_empty() {
-                    continue;
-                }
-                values.sort_by(f64::total_cmp);
-                let (p50, p99, max) = (percentile(&values, 50.0), percentile(&values, 99.0), values[values.len() - 1]);
+                let Some([p50, p99, max]) = spread(&reports, key) else { continue };
                 if max == 0.0 && (measured(budget) || budget == Budget::Rows) {
                     continue;
                 }

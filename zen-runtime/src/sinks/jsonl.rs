@@ -8,7 +8,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use crate::tracker::observe::{self, EndedScope, Hooks, Observer, ObserverId, ScopeEnd};
@@ -114,9 +114,8 @@ impl Observer for Handing {
             return;
         }
         self.counts.offered.fetch_add(1, Ordering::Relaxed);
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.queue.try_send(Message::Ended(end.keep(), std::time::SystemTime::now()))
-        {
+        // Full or disconnected: dropped, never waited for.
+        if self.queue.try_send(Message::Ended(end.keep(), std::time::SystemTime::now())).is_err() {
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
