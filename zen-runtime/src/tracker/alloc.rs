@@ -131,12 +131,14 @@ pub(crate) fn owner() -> usize {
 }
 
 /// Runs `f` without counting its allocations: zen's own bookkeeping (the
-/// statement cache, a scope's tables) is never charged to a user's scope.
+/// statement cache, a scope's tables), and an adapter's or an observer's
+/// (see [`instrument`](crate::instrument)), is never charged to a user's
+/// scope.
 /// What was counted before is put aside and back, so that what `f`
 /// allocates (and frees) in between is forgotten, also if `f` makes another
 /// scope current for a while (a report sink polling a scoped future): that
 /// scope is charged nothing, as no scope is for zen's work.
-pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
+pub fn untracked<R>(f: impl FnOnce() -> R) -> R {
     /// What was put aside, put back when `f` returns or unwinds.
     struct Resume<'a>(&'a Heap, Counted);
     impl Drop for Resume<'_> {

@@ -180,6 +180,24 @@
 //! `db_wait`, apart from the operations' time). [`in_scope`] says whether
 //! any of it would be recorded.
 //!
+//! # A client that tells by events
+//!
+//! Some drivers cannot be wrapped, but tell of each operation by events
+//! (MongoDB's command events: [`mongodb`](crate::mongodb) is built this way,
+//! on this API alone). The started event comes once the operation is on its
+//! way, inside the poll of the code that runs it, where the scope is
+//! current: count it there with [`command_sent`], named by a shape the
+//! adapter makes (no value in it), never refused, and keep the
+//! [`Operation`] until the finished event, with
+//! [`Operation::took`] for the driver's own duration and
+//! [`Operation::paging`] for the next page of a cursor (never an N+1
+//! suspect). Refusing and bounding then belong at the call site, before the
+//! driver sends: [`admit_query`] before, and [`time_limit`] to bound what
+//! it sends (asking again when the bound runs out before anything was
+//! sent: waiting for a connection is no operation). [`client_crate`] says which
+//! crate's frames are the client's, so that an N+1's call site is the
+//! application's line above them.
+//!
 //! The other direction, exporting what zen measured (a log pipeline, a
 //! metrics system of your own), goes through observers: see
 //! [`observe`](crate::observe).
@@ -214,9 +232,10 @@ use crate::tracker::observe::{self, OnEnd, OperationEnd};
 use crate::tracker::report::Writes;
 use crate::tracker::scope::{self, Resource, Scope};
 
-/// One database operation or external call in progress, started by [`query`]
-/// or [`call`]. Its time runs until [`finish`](Operation::finish), or until
-/// it is dropped (a stream dropped halfway: recorded as a success).
+/// One database operation or external call in progress, started by [`query`],
+/// [`command_sent`] or [`call`]. Its time runs until
+/// [`finish`](Operation::finish), or until it is dropped (a stream dropped
+/// halfway: recorded as a success).
 #[must_use = "an operation's time runs until it is finished or dropped"]
 pub struct Operation {
     scope: Option<Arc<Scope>>,
@@ -231,6 +250,12 @@ pub struct Operation {
     /// What observers asked to hear when it ends (an OpenTelemetry span
     /// with `otel::set_db_spans(true)`); none, usually.
     on_end: Option<OnEnd>,
+    /// The next page of a cursor: never an N+1 suspect.
+    paging: bool,
+    /// Its time as the client measured it, in place of zen's clock.
+    took: Option<Duration>,
+    /// A write sent before zen heard of it, counted on its way until it ends.
+    on_its_way: bool,
 }
 
 impl std::fmt::Debug for Operation {
@@ -276,6 +301,9 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
         whole: fingerprint.effect.whole,
         subject: Subject::Statement(fingerprint),
         start: Some(Instant::now()),
+        paging: false,
+        took: None,
+        on_its_way: false,
     })
 }
 
@@ -308,7 +336,62 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
         writes: true,
         whole: true,
         on_end: None,
+        paging: false,
+        took: None,
+        on_its_way: false,
     })
+}
+
+/// Counts a database operation that the client has sent already and tells
+/// zen of only now, from an event of its own (a driver's command-started
+/// event): never refused, since it cannot be taken back. `shape` names it:
+/// a text the adapter made with no value in it (a document store's command,
+/// collection and the keys of its filter), kept as given (never read as
+/// SQL) up to [`MAX_LEN`](crate::fingerprint::MAX_LEN) bytes. `operation`
+/// is the adapter's name for its kind (`"find"`, `"insert"`), a label of
+/// the exporters. `writes`: it may change what the system keeps; until it
+/// ends (or is dropped), what the scope's writes did is at least unknown,
+/// so a request cut meanwhile never says that nothing was committed.
+///
+/// Refusal belongs before the client sends: [`admit_query`] and
+/// [`time_limit`] at the call site.
+pub fn command_sent(backend: &'static str, operation: &'static str, shape: &str, writes: bool) -> Operation {
+    let Some(scope) = scope::current() else {
+        return Operation::outside(Resource::Db, backend);
+    };
+    let fingerprint = fingerprint::shaped(shape, operation);
+    scope.issue_query(&fingerprint.text);
+    if writes {
+        scope.write_on_its_way(true);
+    }
+    Operation {
+        scope: Some(scope),
+        resource: Resource::Db,
+        backend,
+        on_end: observe::operation_started(|| OperationEnd {
+            backend,
+            operation,
+            fingerprint: &fingerprint.text,
+            elapsed: Duration::ZERO,
+            ok: true,
+        }),
+        writes,
+        whole: true,
+        subject: Subject::Statement(fingerprint),
+        start: Some(Instant::now()),
+        paging: false,
+        took: None,
+        on_its_way: writes,
+    }
+}
+
+/// The longest a database operation started now may take before a budget in
+/// `enforce` mode is blown (see [`Operation::time_limit`]); `None` outside a
+/// scope or with no enforced bound. For a client that bounds its operations
+/// at the call site and learns of them later ([`command_sent`]).
+#[must_use]
+pub fn time_limit() -> Option<Duration> {
+    scope::current::with(|s| s.and_then(|s| s.time_left(Resource::Db)))
 }
 
 /// What an operation is on: a database statement or a host; nothing
@@ -332,6 +415,68 @@ impl Operation {
             writes: false,
             whole: true,
             on_end: None,
+            paging: false,
+            took: None,
+            on_its_way: false,
+        }
+    }
+
+    /// Marks the operation as the next page of a result already counted (a
+    /// cursor's `getMore`): counted and timed, never an N+1 suspect.
+    pub fn paging(mut self) -> Self {
+        self.paging = true;
+        self
+    }
+
+    /// Its time as the client measured it (a driver's own duration), in
+    /// place of the time from [`query`] or [`command_sent`] to its end.
+    pub fn took(mut self, elapsed: Duration) -> Self {
+        self.took = Some(elapsed);
+        self
+    }
+
+    /// Says that a failure the system answers with may still leave part of
+    /// it done (a write of many documents interrupted halfway, a commit
+    /// whose answer was an error): such a failure counts as a write that
+    /// may have taken effect (see "Writes" above).
+    pub fn may_fail_halfway(mut self) -> Self {
+        self.whole = false;
+        self
+    }
+
+    /// Whether the scope it counts in has ended: an adapter that keeps
+    /// operations until its client tells how they ended (an event that
+    /// never comes for a future dropped halfway) lets such ones go with
+    /// [`abandon`](Self::abandon).
+    #[must_use]
+    pub fn scope_ended(&self) -> bool {
+        self.scope.as_ref().is_none_or(|scope| scope.has_ended())
+    }
+
+    /// Lets go of an operation whose end zen will not hear of: recorded as
+    /// dropped unfinished, with no time of its own (it is not known), its
+    /// write in doubt; in a scope that has ended, only the write is (in
+    /// the enclosing scopes: the report is made).
+    pub fn abandon(mut self) {
+        self.took = Some(Duration::ZERO);
+        match self.scope.take() {
+            // Ended: its report is made, but an enclosing scope may still
+            // run, and a write may have taken effect there.
+            Some(scope) if scope.has_ended() => {
+                if let Some(on_end) = self.on_end.take() {
+                    observe::operation_ends(on_end, self.backend, false);
+                }
+                if self.writes {
+                    scope.note_write(Writes::Unknown);
+                }
+                if self.on_its_way {
+                    scope.write_on_its_way(false);
+                }
+            }
+            scope => {
+                self.scope = scope;
+                self.record(true, false, Writes::Unknown);
+            }
         }
     }
 
@@ -348,6 +493,12 @@ impl Operation {
     /// place of what [`query`] read from its statement (anything not known
     /// to be a read) or [`call`] assumed (every call).
     pub fn writes(mut self, writes: bool) -> Self {
+        if self.on_its_way && !writes {
+            self.on_its_way = false;
+            if let Some(scope) = &self.scope {
+                scope.write_on_its_way(false);
+            }
+        }
         self.writes = writes;
         self
     }
@@ -433,14 +584,19 @@ impl Operation {
             observe::operation_ends(on_end, self.backend, ok);
         }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
-            let elapsed = start.elapsed();
+            let elapsed = self.took.unwrap_or_else(|| start.elapsed());
             match &self.subject {
-                Subject::Statement(fingerprint) => scope.finish_query(self.backend, fingerprint, elapsed, ok, in_poll),
+                Subject::Statement(fingerprint) => {
+                    scope.finish_query(self.backend, fingerprint, elapsed, ok, in_poll, self.paging);
+                }
                 Subject::Host(host) => scope.record_call(host, elapsed, ok),
                 Subject::Nothing => {}
             }
             if self.writes {
                 scope.note_write(written);
+            }
+            if self.on_its_way {
+                scope.write_on_its_way(false);
             }
         }
     }
@@ -465,7 +621,7 @@ pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, o
     if let Some(scope) = scope::current() {
         let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
         scope.issue_query(&fingerprint.text);
-        scope.finish_query(backend, &fingerprint, elapsed, ok, true);
+        scope.finish_query(backend, &fingerprint, elapsed, ok, true, false);
         if fingerprint.effect.writes {
             scope.note_write(if ok { Writes::Committed } else { Writes::Unknown });
         }
@@ -492,6 +648,14 @@ pub fn record_call(host: &str, elapsed: Duration, ok: bool) {
             s.note_write(if ok { Writes::Committed } else { Writes::Unknown });
         }
     });
+}
+
+/// Says that frames of the crate `name` (`"mongodb"`, as it appears in
+/// paths) are the client's: the call site of an N+1 is the first frame of
+/// the application above them. zen's own wrappers' clients (sqlx, Redis,
+/// reqwest, apalis) are known already.
+pub fn client_crate(name: &'static str) {
+    crate::tracker::call_site::add_library(name);
 }
 
 /// `true` when the calling code runs inside a budget scope.

@@ -32,6 +32,8 @@ struct Stat {
     total_ns: u64,
     max_ns: u64,
     call_site: Option<Arc<CallSite>>,
+    /// The pages of a result (a cursor's `getMore`): never an N+1 suspect.
+    paging: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -61,8 +63,9 @@ impl DbStats {
         Some(&mut self.statements[index].1)
     }
 
-    /// Records a statement that ended; returns how many times it ran in
-    /// this scope, and whether its call site is kept.
+    /// Records a statement that ended (`paging`: the next page of a
+    /// result); returns how many times it ran in this scope, and whether
+    /// its call site is kept.
     #[inline]
     pub(crate) fn record(
         &mut self,
@@ -70,6 +73,7 @@ impl DbStats {
         backend: &'static str,
         nanos: u64,
         ok: bool,
+        paging: bool,
     ) -> (u64, bool) {
         let b = self.backend(backend);
         b.queries += 1;
@@ -89,7 +93,8 @@ impl DbStats {
             self.untracked += 1;
             return (1, false);
         }
-        let stat = Stat { backend, count: 1, failed: u64::from(!ok), total_ns: nanos, max_ns: nanos, call_site: None };
+        let stat =
+            Stat { backend, count: 1, failed: u64::from(!ok), total_ns: nanos, max_ns: nanos, call_site: None, paging };
         // The table grows with zen's memory, not the scope's.
         crate::tracker::alloc::untracked(|| self.statements.push((Arc::clone(fingerprint), stat)));
         (1, false)
@@ -155,7 +160,7 @@ impl DbStats {
         let mut suspects: Vec<NPlusOne> = self
             .statements
             .iter()
-            .filter(|(_, s)| reaches(s.count, u64::from(n_plus_one)))
+            .filter(|(_, s)| !s.paging && reaches(s.count, u64::from(n_plus_one)))
             .map(|(fingerprint, s)| NPlusOne {
                 fingerprint: fingerprint.to_string(),
                 backend: s.backend,

@@ -183,6 +183,18 @@ pub(crate) fn relative(path: &str, comp_dir: &str) -> String {
     }
 }
 
+/// Client crates an adapter named ([`add_library`]), beside [`is_user_code`]'s own.
+static ADDED: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+
+/// Frames of the crate `name` (as in paths: `mongodb`, `bson`) are a
+/// client's, never the call site of an N+1. Each name is kept once.
+pub(crate) fn add_library(name: &'static str) {
+    let mut added = ADDED.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !added.contains(&name) {
+        added.push(name);
+    }
+}
+
 /// `false` for frames of zen, the clients, the runtime and the standard
 /// library, including their trait impls (`<F as futures::Future>::poll`).
 /// Crates are named exactly: an application's `axum_layer` or `tokio_app`
@@ -229,10 +241,15 @@ fn is_user_code(symbol: &str) -> bool {
         "zen_macros",
         "zen_runtime",
     ];
+    let added = ADDED.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let library = |path: &str| {
         let path = path.trim_start_matches(['<', '&']).trim_start_matches("mut ").trim_start_matches("dyn ");
         let root = path.split("::").next().unwrap_or("");
-        root.is_empty() || root.starts_with("_Z") || root.starts_with("__rust") || LIBRARIES.contains(&root)
+        root.is_empty()
+            || root.starts_with("_Z")
+            || root.starts_with("__rust")
+            || LIBRARIES.contains(&root)
+            || added.contains(&root)
     };
     match symbol.strip_prefix('<').and_then(|s| s.split_once(" as ")) {
         // `<Type as Trait>::method`: a generic `Type` is the library's own.

@@ -151,10 +151,11 @@ const MAX_CACHE_ENTRIES: usize = 512;
 
 #[derive(Default)]
 struct Cache {
-    by_dialect: [FxHashMap<Arc<str>, Shared>; 4],
+    /// One map per way of reading a text: each [`Dialect`], then shapes.
+    by_reading: [FxHashMap<Arc<str>, Shared>; 5],
     /// The statement last looked up: one run again (in a loop, on a busy
     /// route) is found by one comparison of its text, without hashing it.
-    last: Option<(Arc<str>, Dialect, Shared)>,
+    last: Option<(Arc<str>, usize, Shared)>,
     bytes: usize,
     entries: usize,
 }
@@ -413,38 +414,66 @@ impl Shared {
 /// statements, which is what most are; zen's own memory, which no scope is
 /// charged for.
 pub(crate) fn shared(sql: &str, dialect: Dialect) -> Shared {
-    if sql.len() > MAX_CACHED_SQL {
-        return crate::tracker::alloc::untracked(|| Shared::of(sql, dialect));
+    cached(sql, dialect as usize, || Shared::of(sql, dialect))
+}
+
+/// A shape an adapter made of an operation (a document store's command and
+/// the keys of its filter; no value in it): kept as given, never read as
+/// SQL; one longer than [`MAX_LEN`] bytes is cut and marked with a hash of
+/// all of it like a long statement, within `MAX_LEN`. `operation`: the
+/// adapter's name for its kind.
+pub(crate) fn shaped(shape: &str, operation: &'static str) -> Shared {
+    const SHAPES: usize = 4;
+    cached(shape, SHAPES, || {
+        let mut text = shape.to_owned();
+        if text.len() > MAX_LEN {
+            use std::hash::Hasher as _;
+            let mut hash = crate::tracker::hash::FxHasher::default();
+            hash.write(shape.as_bytes());
+            // Room for ` …#` and eight hex digits.
+            let cut = (0..=MAX_LEN - 16).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            text.truncate(cut);
+            text.push_str(&format!(" …#{:08x}", hash.finish() >> 32));
+        }
+        Shared { text: text.into(), operation, effect: Effect { writes: true, whole: true } }
+    })
+}
+
+/// The [`Shared`] of `text` read the way of slot `reading`, from this
+/// thread's cache; `make` computes it on a miss.
+fn cached(text: &str, reading: usize, make: impl Fn() -> Shared) -> Shared {
+    if text.len() > MAX_CACHED_SQL {
+        return crate::tracker::alloc::untracked(make);
     }
     let cached = CACHE.try_with(|cache| {
         let mut cache = cache.try_borrow_mut().ok()?;
-        if let Some((text, d, shared)) = &cache.last
-            && *d == dialect
-            && **text == *sql
+        if let Some((last, r, shared)) = &cache.last
+            && *r == reading
+            && **last == *text
         {
             return Some(shared.clone());
         }
-        let index = dialect as usize;
-        if let Some((text, shared)) = cache.by_dialect[index].get_key_value(sql) {
+        if let Some((key, shared)) = cache.by_reading[reading].get_key_value(text) {
             let shared = shared.clone();
-            cache.last = Some((Arc::clone(text), dialect, shared.clone()));
+            cache.last = Some((Arc::clone(key), reading, shared.clone()));
             return Some(shared);
         }
         // A miss allocates: zen's memory, not the scope's.
         crate::tracker::alloc::untracked(|| {
-            let shared = Shared::of(sql, dialect);
-            if cache.entries >= MAX_CACHE_ENTRIES || cache.bytes + sql.len() > MAX_CACHE_BYTES {
+            let shared = make();
+            if cache.entries >= MAX_CACHE_ENTRIES || cache.bytes + text.len() > MAX_CACHE_BYTES {
                 *cache = Cache::default();
             }
-            cache.bytes += sql.len() + shared.text.len();
+            cache.bytes += text.len() + shared.text.len();
             cache.entries += 1;
-            let text: Arc<str> = sql.into();
-            cache.by_dialect[index].insert(Arc::clone(&text), shared.clone());
-            cache.last = Some((text, dialect, shared.clone()));
+            let key: Arc<str> = text.into();
+            cache.by_reading[reading].insert(Arc::clone(&key), shared.clone());
+            cache.last = Some((key, reading, shared.clone()));
             Some(shared)
         })
     });
-    cached.ok().flatten().unwrap_or_else(|| crate::tracker::alloc::untracked(|| Shared::of(sql, dialect)))
+    // The cache is busy or gone (a thread's end): computed here.
+    cached.ok().flatten().unwrap_or_else(|| crate::tracker::alloc::untracked(make))
 }
 
 #[cfg(test)]

@@ -75,6 +75,11 @@ impl Scope {
         elapsed
     }
 
+    /// Whether the scope has ended.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.sealed().is_some()
+    }
+
     fn sealed(&self) -> Option<(Outcome, Duration)> {
         let nanos = self.ended.nanos.load(std::sync::atomic::Ordering::Acquire).checked_sub(1)?;
         Some((

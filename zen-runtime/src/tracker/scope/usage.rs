@@ -4,7 +4,7 @@
 //! host tables behind a lock. Tables grow with zen's own allocations, which
 //! are never charged to the scope.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -37,8 +37,10 @@ pub(crate) struct Usage {
     slow_polls: AtomicU64,
     /// The response body's bytes plus one; 0 while not known.
     response_bytes: AtomicU64,
-    /// What the scope's writes did: [`Writes::bit`]s.
-    writes: AtomicU8,
+    /// What the scope's writes did: [`Writes::bit`]s in the low two bits;
+    /// above them, how many writes are on their way (sent, not yet ended:
+    /// while one is, what it did is unknown).
+    writes: AtomicU64,
     /// A statement reached the N+1 threshold: the report must be built and
     /// warned about even within budget.
     pub(crate) suspected: AtomicBool,
@@ -111,7 +113,8 @@ impl Scope {
     /// without a call site (its runs were issued together, or dropped) gets
     /// one here if user code is on the stack, `in_poll` (not when the
     /// operation is dropped with a future someone else cancelled), and is
-    /// armed for its next issue otherwise.
+    /// armed for its next issue otherwise. A `paging` operation (the next
+    /// page of a cursor) is never an N+1 suspect.
     pub(crate) fn finish_query(
         &self,
         backend: &'static str,
@@ -119,6 +122,7 @@ impl Scope {
         elapsed: Duration,
         ok: bool,
         in_poll: bool,
+        paging: bool,
     ) {
         let ns = nanos(elapsed);
         crate::tracker::observe::operation_ended(|| crate::tracker::observe::OperationEnd {
@@ -137,9 +141,9 @@ impl Scope {
                 u.failed_queries.fetch_add(1, Relaxed);
             }
             let mut db = u.db.lock().unwrap_or_else(PoisonError::into_inner);
-            let (count, has_call_site) = db.record(fingerprint, backend, ns, ok);
+            let (count, has_call_site) = db.record(fingerprint, backend, ns, ok, paging);
             let threshold = u64::from(scope.terms().n_plus_one);
-            if !reaches(count + 1, threshold) {
+            if paging || !reaches(count + 1, threshold) {
                 continue;
             }
             let reached = count >= threshold;
@@ -183,7 +187,20 @@ impl Scope {
     pub(crate) fn note_write(&self, written: Writes) {
         if written != Writes::None {
             for scope in self.chain() {
-                scope.usage.writes.fetch_or(written.bit(), Relaxed);
+                scope.usage.writes.fetch_or(u64::from(written.bit()), Relaxed);
+            }
+        }
+    }
+
+    /// A write is on its way (`true`) or no longer (`false`): until it
+    /// ends, the scope's writes are at least unknown.
+    pub(crate) fn write_on_its_way(&self, on: bool) {
+        const ONE: u64 = 1 << 2;
+        for scope in self.chain() {
+            if on {
+                scope.usage.writes.fetch_add(ONE, Relaxed);
+            } else {
+                scope.usage.writes.fetch_sub(ONE, Relaxed);
             }
         }
     }
@@ -305,7 +322,11 @@ impl Scope {
             longest_poll_ns: u.longest_poll.load(Relaxed),
             slow_polls: u.slow_polls.load(Relaxed),
             response_bytes: response.checked_sub(1),
-            writes: Writes::of_bits(u.writes.load(Relaxed)),
+            writes: {
+                let bits = u.writes.load(Relaxed);
+                let on_its_way = if bits >> 2 == 0 { 0 } else { Writes::Unknown.bit() };
+                Writes::of_bits((bits & 3) as u8 | on_its_way)
+            },
         }
     }
 }
