@@ -35,6 +35,18 @@
 //! - `query`: one scope, then the same scope with 100 queries' bookkeeping
 //!   (count, fingerprint from the cache, time, the statement table): the
 //!   difference over 100 is one query's.
+//! - `mongodb_command`: one scope in which the driver's events of 100 commands (a
+//!   `find` by id and its answer, caught from a real server in the setup)
+//!   reach a command event handler that does nothing, then zen's
+//!   (`zen_runtime::mongodb::install`): the difference over 100 is one
+//!   command's bookkeeping (shape, count, time, documents, the table of
+//!   commands on their way). Needs a MongoDB wire-protocol server on
+//!   127.0.0.1:27017 (`ZEN_TEST_MONGODB_URL`).
+//! - `mongodb_round_trip`: 100 finds by id against that server, one round
+//!   trip each, in one scope, with a client zen is not installed on, then
+//!   one it is: all a command costs the client process, the driver's
+//!   making of the events zen listens to included (the server's work is
+//!   another process's).
 //! - `observers`: the same scope with 100 queries, with the crate's own
 //!   observers (as in `query`), with none registered, and with one that
 //!   takes every hook and does nothing: what the registry costs when it is
@@ -467,4 +479,121 @@ fn one_idle((): ()) -> u64 {
 
 library_benchmark_group!(name = observers; compare_by_id = true; benchmarks = the_crates_own, none, one_idle);
 
-main!(library_benchmark_groups = realistic, features, trivial, allocator, query, observers);
+type CommandEvents =
+    (Vec<mongodb::event::command::CommandEvent>, mongodb::event::EventHandler<mongodb::event::command::CommandEvent>);
+
+/// The events of 100 finds by id, caught from the server, and the handler
+/// they go to: zen's, or one that does nothing.
+fn command_events(zen: bool) -> CommandEvents {
+    use mongodb::event::EventHandler;
+    use mongodb::event::command::CommandEvent;
+    steady();
+    let url = std::env::var("ZEN_TEST_MONGODB_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let caught = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rt = runtime();
+    rt.block_on(async {
+        let mut options = mongodb::options::ClientOptions::parse(&url).await.unwrap();
+        let into = caught.clone();
+        options.command_event_handler =
+            Some(EventHandler::callback(move |e: CommandEvent| into.lock().unwrap().push(e)));
+        let client = mongodb::Client::with_options(options).unwrap();
+        let coll = client.database("zen_bench").collection::<mongodb::bson::Document>("items");
+        coll.find_one(mongodb::bson::doc! { "_id": 42 }).await.unwrap();
+    });
+    let pair: Vec<CommandEvent> = caught.lock().unwrap().clone();
+    assert_eq!(pair.len(), 2, "a find and its answer");
+    let events = (0..100).flat_map(|_| pair.iter().cloned()).collect();
+    let mut options = mongodb::options::ClientOptions::default();
+    options.command_event_handler = Some(EventHandler::callback(|e: CommandEvent| drop(black_box(e))));
+    if zen {
+        zen_runtime::mongodb::install(&mut options);
+        // Warm: the shape's fingerprint cached, as in a server that has run.
+        let (events, handler) = (pair.clone(), options.command_event_handler.clone().unwrap());
+        replay((events, handler));
+    }
+    (events, options.command_event_handler.unwrap())
+}
+
+/// The events handed to the handler inside one scope; the commands counted.
+fn replay((events, handler): CommandEvents) -> u64 {
+    let mongodb::event::EventHandler::Callback(handler) = handler else { unreachable!("a callback") };
+    let ((), report) = common::poll_once(testing::measure(async {
+        for event in events {
+            handler(event);
+        }
+    }));
+    report.figures.queries()
+}
+
+#[library_benchmark]
+#[bench::hundred_commands(setup = command_events, args = (false))]
+fn driver_alone(events: CommandEvents) -> u64 {
+    black_box(replay(events))
+}
+
+#[library_benchmark]
+#[bench::hundred_commands(setup = command_events, args = (true))]
+fn with_zen(events: CommandEvents) -> u64 {
+    black_box(replay(events))
+}
+
+library_benchmark_group!(name = mongodb_command; compare_by_id = true; benchmarks = driver_alone, with_zen);
+
+/// A client of the server, with zen installed or not, warmed up, and the
+/// runtime it runs on.
+type MongoClient = (tokio::runtime::Runtime, mongodb::Collection<mongodb::bson::Document>);
+
+fn mongo_client(zen: bool) -> MongoClient {
+    steady();
+    let url = std::env::var("ZEN_TEST_MONGODB_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let rt = runtime();
+    let coll = rt.block_on(async {
+        let mut options = mongodb::options::ClientOptions::parse(&url).await.unwrap();
+        if zen {
+            zen_runtime::mongodb::install(&mut options);
+        }
+        let coll = mongodb::Client::with_options(options).unwrap().database("zen_bench").collection("items");
+        coll.find_one(mongodb::bson::doc! { "_id": 42 }).await.unwrap();
+        coll
+    });
+    let client = (rt, coll);
+    finds(&client);
+    client
+}
+
+/// 100 finds by id, one round trip each, in one scope.
+fn finds((rt, coll): &MongoClient) -> u64 {
+    let ((), report) = rt.block_on(testing::measure(async {
+        for id in 0..100 {
+            coll.find_one(mongodb::bson::doc! { "_id": id }).await.unwrap();
+        }
+    }));
+    report.figures.queries()
+}
+
+#[library_benchmark]
+#[bench::hundred_finds(setup = mongo_client, args = (false))]
+fn not_installed(client: MongoClient) -> MongoClient {
+    black_box(finds(&client));
+    client
+}
+
+#[library_benchmark]
+#[bench::hundred_finds(setup = mongo_client, args = (true))]
+fn installed(client: MongoClient) -> MongoClient {
+    black_box(finds(&client));
+    client
+}
+
+library_benchmark_group!(name = mongodb_round_trip; compare_by_id = true; benchmarks = not_installed, installed);
+
+main!(
+    library_benchmark_groups = realistic,
+    features,
+    trivial,
+    allocator,
+    query,
+    observers,
+    mongodb_command,
+    mongodb_round_trip
+);

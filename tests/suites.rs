@@ -29,6 +29,8 @@ mod instrument_sqlite;
 mod jobs;
 #[path = "modes.rs"]
 mod modes;
+#[path = "mongodb.rs"]
+mod mongodb_suite;
 #[path = "observe.rs"]
 mod observe;
 #[path = "redis.rs"]

@@ -49,6 +49,19 @@ pub async fn redis_url() -> Option<String> {
     }
 }
 
+/// The MongoDB URL (`ZEN_TEST_MONGODB_URL`, by default the wire-protocol
+/// server `.ci/run` starts), if a server answers a `ping`.
+pub async fn mongodb_url() -> Option<String> {
+    let url = std::env::var("ZEN_TEST_MONGODB_URL").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let mut options = mongodb::options::ClientOptions::parse(&url).await.expect("a valid MongoDB URL");
+    options.server_selection_timeout = Some(std::time::Duration::from_secs(2));
+    let client = mongodb::Client::with_options(options).expect("a MongoDB client");
+    match client.database("admin").run_command(mongodb::bson::doc! { "ping": 1 }).await {
+        Ok(_) => Some(url),
+        Err(e) => unavailable("MongoDB", &url, &e),
+    }
+}
+
 /// A handler's error type: what a real application would write, so that
 /// `?` works on sqlx errors and `mode = "enforce"` can return a blown budget.
 #[derive(Debug)]

@@ -31,7 +31,7 @@
 //! | what a report holds, the `zen` event and its fields | [`report`] |
 //! | requests under axum or any tower service, `Server-Timing`, the `503` | [`layer`] |
 //! | background jobs, in-process and on apalis | [`jobs`] |
-//! | sqlx pools and Redis connections that count, time and cut | [`db`], [`redis`] |
+//! | sqlx pools, Redis connections and MongoDB clients that count, time and cut | [`db`], [`redis`], [`mongodb`] |
 //! | an outgoing HTTP client that cannot forget its timeout | [`http`] |
 //! | memory per scope | [`alloc`] |
 //! | counting a client zen has no wrapper for | [`instrument`] |
@@ -52,6 +52,7 @@
 //! | `axum` | the same, with requests named by their route (`MatchedPath`) |
 //! | `postgres`, `sqlite`, `mysql` | the sqlx wrappers of [`db`] |
 //! | `redis` | the Redis wrapper, [`redis::Connection`] |
+//! | `mongodb` | every command of the official MongoDB driver: [`mongodb`] |
 //! | `http` | the outgoing client, [`http::Client`] |
 //! | `reqwest-middleware` | the same rules as a `reqwest-middleware` middleware |
 //! | `apalis` | durable jobs: [`jobs::apalis`] |
@@ -107,6 +108,7 @@
 //! | `sqlx`, `sqlx-core` (`postgres`, `sqlite`, `mysql`) | the wrappers implement sqlx's own `Executor`, so call sites do not change; `sqlx-core` for `TransactionManager`, which `sqlx` does not re-export |
 //! | `futures-core`, `futures-util` (the same) | sqlx's boxed future and stream types (the streaming query that owns its pooled connection is written by hand: a generator cost more per row) |
 //! | `redis` (`redis`) | the wrapper implements its `ConnectionLike`, so every command passes through it |
+//! | `mongodb` (`mongodb`; no default features) | its command events tell of every command the driver sends; the driver has no hook to wrap instead |
 //! | `reqwest` (`http`) | HTTP itself: zen adds the mandatory timeout and the budget |
 //! | `reqwest-middleware`, `async-trait` (`reqwest-middleware`) | the middleware form of the same rules, for clients already built that way; `async-trait` because its trait is declared with it |
 //! | `http`, `http-body`, `bytes`, `tower-layer`, `tower-service` (`tower`) | the layer is a plain tower `Layer` over `http` requests, so it fits axum, tonic or hyper alike, and its body is an `http-body` body; the HTTP client wraps response bodies with the first three too |
@@ -154,6 +156,8 @@ pub mod layer;
 pub mod lock;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
 #[cfg(feature = "opentelemetry")]
 pub mod otel;
 #[cfg(feature = "redis")]
