@@ -160,6 +160,11 @@ impl Prometheus {
     /// Starts one, if the `prometheus` binary is installed (Debian's
     /// package; `.ci/run` installs it).
     async fn start(target: &str) -> Option<Prometheus> {
+        Prometheus::start_with(target, None).await
+    }
+
+    /// [`Self::start`], evaluating `rules` (a rule file's text) every second.
+    async fn start_with(target: &str, rules: Option<&str>) -> Option<Prometheus> {
         let binary = std::env::var("ZEN_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
         if Command::new(&binary).arg("--version").output().is_err() {
             return common::unavailable_binary("Prometheus", &binary);
@@ -169,10 +174,17 @@ impl Prometheus {
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("prometheus.yml");
         let target = target.trim_start_matches("http://");
+        let rule_files = match rules {
+            Some(rules) => {
+                std::fs::write(dir.join("zen-rules.yml"), rules).unwrap();
+                "rule_files: ['zen-rules.yml']\n"
+            }
+            None => "",
+        };
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n{rule_files}\
                  scrape_configs:\n  - job_name: zen\n    static_configs:\n      - targets: ['{target}']\n"
             ),
         )
@@ -330,12 +342,20 @@ async fn a_route_has_series_only_for_what_it_limits_or_uses() {
         (Budget::Memory.metric(), histogram(zm::BYTES)),
         (zm::UTILIZATION, 3 * histogram(zm::RATIOS)),
         (zm::VIOLATIONS, 3),
+        (zm::LIMIT, 3),
     ]
     .into_iter()
     .map(|(name, n)| (name.to_owned(), n))
     .collect();
     assert_eq!(listing, expected, "{text}");
-    assert_eq!(listing.values().sum::<usize>(), 107, "the series of one such route, as the docs say");
+    assert_eq!(listing.values().sum::<usize>(), 110, "the series of one such route, as the docs say");
+    // Each limit, in its figure's unit.
+    let limit = |budget: &str| sample(&text, zm::LIMIT, &[("route", "/series/listing"), ("budget", budget)]);
+    assert_eq!(
+        (limit("max_queries"), limit("max_db_ms"), limit("timeout_ms")),
+        (Some(5.0), Some(2.0), Some(5.0)),
+        "{text}"
+    );
     // Nothing limited, nothing used but time and memory: counters, and those.
     let idle = series_of(&text, "/series/static");
     let idle_names: Vec<&str> = idle.keys().map(String::as_str).collect();
@@ -343,4 +363,57 @@ async fn a_route_has_series_only_for_what_it_limits_or_uses() {
     assert_eq!(idle.values().sum::<usize>(), 34);
     assert_eq!(sample(&text, zm::SCOPES, &[("route", "/series/static"), ("outcome", "ok")]), Some(3.0));
     assert_eq!(sample(&text, zm::SCOPES, &[("route", "/series/static"), ("outcome", "exceeded")]), Some(0.0));
+}
+
+#[tokio::test]
+async fn the_rules_zen_writes_fire_on_a_real_prometheus_for_a_route_over_its_budget() {
+    let url = serve("/f").await;
+    // The defaults' shape, with windows a test can wait for.
+    let settings = zen_cli::RuleSettings {
+        short: "10s".into(),
+        long: "30s".into(),
+        hold: "0s".into(),
+        ..zen_cli::RuleSettings::default()
+    };
+    let rules = zen_cli::render_rules(&settings).unwrap();
+    let Some(prometheus) = Prometheus::start_with(&url, Some(&rules)).await else { return };
+    // Every request of `/f/over` runs 3 queries on a budget of 2; those of
+    // `/f/articles/{id}` run 3 on a budget of 4.
+    let load = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        loop {
+            for path in ["/f/over?n=3", "/f/articles/7"] {
+                assert_eq!(client.get(format!("{url}{path}")).send().await.unwrap().status(), 200);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let firing = loop {
+        let body: serde_json::Value = serde_json::from_str(
+            &reqwest::get(format!("{}/api/v1/alerts", prometheus.url)).await.unwrap().text().await.unwrap(),
+        )
+        .unwrap();
+        let alerts = body["data"]["alerts"].as_array().cloned().unwrap_or_default();
+        // Other tests' routes share this process's recorder: this one's.
+        if let Some(alert) = alerts.iter().find(|a| a["state"] == "firing" && a["labels"]["route"] == "/f/over") {
+            break (alert.clone(), alerts);
+        }
+        assert!(Instant::now() < deadline, "no alert fired in 90 s: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    load.abort();
+    let (alert, alerts) = firing;
+    let labels = &alert["labels"];
+    assert_eq!(
+        (&labels["alertname"], &labels["route"], &labels["method"], &labels["budget"], &labels["severity"]),
+        (&"ZenBudgetExceeded".into(), &"/f/over".into(), &"GET".into(), &"max_queries".into(), &"page".into()),
+        "{alert}"
+    );
+    assert_eq!(alert["annotations"]["summary"], "GET /f/over exceeds max_queries", "{alert}");
+    // Every request of the route blew it: 100%.
+    let description = alert["annotations"]["description"].as_str().unwrap();
+    assert!(description.starts_with("100% of its handler scopes exceeded max_queries"), "{alert}");
+    // The route within its budget never alerts.
+    assert!(alerts.iter().all(|a| a["labels"]["route"] != "/f/articles/{id}"), "{alerts:?}");
 }

@@ -1,5 +1,6 @@
-//! The `zen` command: budgets suggested from traffic (`zen suggest`), and
-//! two runs compared (`zen diff`, below).
+//! The `zen` command: budgets suggested from traffic (`zen suggest`), two
+//! runs compared (`zen diff`, below), and Prometheus alert rules from the
+//! budgets (`zen rules`, [`render_rules`]).
 //!
 //! `zen suggest` reads the JSON lines
 //! that `zen_runtime::sinks::JsonLines` writes (in staging, or under a load
@@ -109,11 +110,13 @@
 //! ```
 
 mod diff;
+mod rules;
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 pub use diff::{Change, FigureChange, ScopeDiff, StatementChange, diff, render_diff};
+pub use rules::{RuleSettings, duration_ms, render_rules};
 
 use zen_runtime::Budget;
 

@@ -1,17 +1,24 @@
 //! `zen suggest [--margin PERCENT] [--min-samples N] FILE...`: budgets proposed from the
 //! reports a run wrote with `zen_runtime::sinks::JsonLines`; `zen diff --before FILE...
-//! --after FILE... [--markdown] [--fail-above PERCENT]`: two runs compared.
+//! --after FILE... [--markdown] [--fail-above PERCENT]`: two runs compared; `zen rules
+//! [--threshold PERCENT] [--short WINDOW] [--long WINDOW] [--for DURATION] [--severity WORD]`: a
+//! Prometheus rule file from zen's metrics.
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: zen suggest [--margin PERCENT] [--min-samples N] FILE...\n\
     \x20      zen diff --before FILE... --after FILE... [--markdown] [--fail-above PERCENT]\n\
+    \x20      zen rules [--threshold PERCENT] [--short WINDOW] [--long WINDOW] [--for DURATION] [--severity WORD]\n\
     suggest reads zen's JSON-lines reports (zen_runtime::sinks::JsonLines) and proposes a #[zen(...)] line per route\n\
     and job: the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits,\n\
     from successful reports only, and only for a scope with at least N of them (default 20).\n\
     diff compares two runs per route and job: p50, p99 and max of queries, database time, memory and time, and the\n\
     statements new or run more often; with --fail-above it exits with 1 when a p99 grew by more than PERCENT\n\
-    (and by a whole unit, or from nothing), a statement is new, or a scope has no successful report after";
+    (and by a whole unit, or from nothing), a statement is new, or a scope has no successful report after.\n\
+    rules writes a Prometheus rule file for every route and job from zen_runtime's metrics: the share of scopes over\n\
+    each budget per window, the p99 of used / limit, and an alert, ZenBudgetExceeded, when more than PERCENT\n\
+    (default 2) of a route's scopes exceed a budget over both windows (default 5m and 1h) for DURATION (default 2m),\n\
+    labelled severity=WORD (default page)";
 
 /// The file as text. A file still being written may end inside a line, and
 /// inside a character: that last line is left to `parse`, which skips it.
@@ -46,6 +53,7 @@ fn run(args: &[String]) -> Result<(String, bool), String> {
     match args.split_first() {
         Some((command, rest)) if command == "suggest" => suggest(rest).map(|text| (text, false)),
         Some((command, rest)) if command == "diff" => diff(rest),
+        Some((command, rest)) if command == "rules" => rules(rest).map(|text| (text, false)),
         Some((command, _)) if command == "-h" || command == "--help" => Ok((format!("{USAGE}\n"), false)),
         Some((command, _)) => Err(format!("unknown command `{command}`\n{USAGE}")),
         None => Err(USAGE.into()),
@@ -98,6 +106,34 @@ fn diff(args: &[String]) -> Result<(String, bool), String> {
         text.push_str(&format!("\n{verdict}: --fail-above {p}% (a p99 grown more, or a new statement, fails)\n"));
     }
     Ok((text, failed))
+}
+
+fn rules(args: &[String]) -> Result<String, String> {
+    let mut settings = zen_cli::RuleSettings::default();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let flag = arg.as_str();
+        if flag == "-h" || flag == "--help" {
+            return Ok(format!("{USAGE}\n"));
+        }
+        let slot = match flag {
+            "--short" => &mut settings.short,
+            "--long" => &mut settings.long,
+            "--for" => &mut settings.hold,
+            "--severity" => &mut settings.severity,
+            "--threshold" => {
+                let value = rest.next().ok_or("--threshold needs a percentage, such as `--threshold 2`")?;
+                settings.threshold_percent = value
+                    .trim_end_matches('%')
+                    .parse()
+                    .map_err(|_| format!("--threshold takes a percentage, such as `--threshold 2`; found `{value}`"))?;
+                continue;
+            }
+            other => return Err(format!("unknown option `{other}`\n{USAGE}")),
+        };
+        *slot = rest.next().ok_or_else(|| format!("{flag} needs a value"))?.clone();
+    }
+    zen_cli::render_rules(&settings)
 }
 
 fn suggest(rest: &[String]) -> Result<String, String> {

@@ -123,3 +123,41 @@ async fn suggests_a_budget_from_a_file_of_reports_and_names_a_bad_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8(out.stderr).unwrap().contains("--min-samples takes a count of 1 or more"));
 }
+
+/// `promtool` (Debian's prometheus package; `.ci/run` installs it), or
+/// `None` with the reason, unless `ZEN_TEST_REQUIRE_SERVICES=1`.
+fn promtool() -> Option<String> {
+    let binary = std::env::var("ZEN_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    if Command::new(&binary).arg("--version").output().is_ok() {
+        return Some(binary);
+    }
+    let required = std::env::var("ZEN_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    assert!(!required, "promtool (`{binary}`) is required (ZEN_TEST_REQUIRE_SERVICES=1) but is not installed");
+    eprintln!("skipped: promtool (`{binary}`) is not installed; set ZEN_TEST_REQUIRE_SERVICES=1 to fail instead");
+    None
+}
+
+#[test]
+fn the_rules_pass_promtools_check_and_its_unit_tests_and_a_bad_flag_is_named() {
+    let bad = zen(&["rules", "--short", "5min"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("--short 5min: not a Prometheus duration"), "{said}");
+
+    let out = zen(&["rules"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let Some(promtool) = promtool() else { return };
+    // The unit tests committed beside the file they test.
+    let dir = std::env::temp_dir().join(format!("zen-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("zen-rules.yml"), &out.stdout).unwrap();
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rules/zen-rules_test.yml");
+    std::fs::copy(tests, dir.join("zen-rules_test.yml")).unwrap();
+    for args in [["check", "rules", "zen-rules.yml"], ["test", "rules", "zen-rules_test.yml"]] {
+        let run = Command::new(&promtool).args(args).current_dir(&dir).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+        assert!(run.status.success(), "promtool {args:?}: {said}");
+        assert!(said.contains("SUCCESS"), "{said}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -57,6 +57,7 @@
 //! | `zen_scope_rows`, `zen_scope_longest_poll_seconds`, `zen_scope_response_bytes` | histogram | | where `max_rows`, `max_poll_ms`, `max_response_kb` is set |
 //! | `zen_budget_utilization_ratio` | histogram | `budget` | used / limit of each limited budget (`1.0` is the limit) |
 //! | `zen_budget_violations_total` | counter | `budget` | budgets exceeded |
+//! | `zen_budget_limit` | gauge | `budget` | the limit of each limited budget, in its figure's unit (the last one set) |
 //! | `zen_n_plus_one_total` | counter | | N+1 suspects (statements run past the threshold) |
 //! | `db_client_operation_duration_seconds` | histogram | `db_system_name`, `db_operation_name` | every database operation inside a scope (OpenTelemetry's `db.client.operation.duration`) |
 //!
@@ -78,7 +79,7 @@
 //! longest poll and the response's size only where limited. With the
 //! Prometheus recorder and zen's buckets, a route limited on queries,
 //! database time and the timeout, that queries and never calls out, costs
-//! 94 series, 107 under `ZenAlloc` (its peak memory); one with no limit
+//! 97 series, 110 under `ZenAlloc` (its peak memory); one with no limit
 //! that neither queries nor calls out, 21 and 34 (BENCHMARKS.md counts
 //! them).
 //! Buckets ([`BUCKETS`]): seconds from 1 ms to 10 s, counts on a Fibonacci
@@ -108,7 +109,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::thread::LocalKey;
 
-use metrics::{Counter, Histogram, Label, Unit};
+use metrics::{Counter, Gauge, Histogram, Label, Unit};
 
 use crate::tracker::budget::{Budget, Kind, Mode, Scale};
 use crate::tracker::config::OTHER_NAMES;
@@ -122,6 +123,9 @@ pub const SCOPES: &str = "zen_scopes_total";
 pub const UTILIZATION: &str = "zen_budget_utilization_ratio";
 /// Budgets exceeded, by `budget`.
 pub const VIOLATIONS: &str = "zen_budget_violations_total";
+/// Each limited budget's limit, by `budget`, in its figure's unit (seconds,
+/// bytes or a count): a rule compares use with it without a line per route.
+pub const LIMIT: &str = "zen_budget_limit";
 /// N+1 suspects seen (statements repeated past the threshold).
 pub const N_PLUS_ONE: &str = "zen_n_plus_one_total";
 /// Every database operation's time, by `db_system_name` and
@@ -190,8 +194,8 @@ struct Handles {
     /// Per budget, the histogram of its figure.
     figures: [OnceLock<Histogram>; Budget::ALL.len()],
     outcomes: [Counter; 4],
-    /// Per budget: its use over its limit, and its violations.
-    budgets: [OnceLock<(Histogram, Counter)>; Budget::ALL.len()],
+    /// Per budget: its use over its limit, its violations, its limit.
+    budgets: [OnceLock<BudgetHandles>; Budget::ALL.len()],
     n_plus_one: Counter,
 }
 
@@ -229,12 +233,33 @@ impl Handles {
         self.figures[budget as usize].get().is_some()
     }
 
-    fn budget(&self, budget: Budget) -> &(Histogram, Counter) {
+    fn budget(&self, budget: Budget) -> &BudgetHandles {
         self.budgets[budget as usize].get_or_init(|| {
             let mut labels = self.labels.clone();
             labels.push(Label::new("budget", budget.key()));
-            (metrics::histogram!(UTILIZATION, labels.clone()), metrics::counter!(VIOLATIONS, labels))
+            BudgetHandles {
+                utilization: metrics::histogram!(UTILIZATION, labels.clone()),
+                violations: metrics::counter!(VIOLATIONS, labels.clone()),
+                limit: metrics::gauge!(LIMIT, labels),
+            }
         })
+    }
+}
+
+/// A limited budget's series.
+struct BudgetHandles {
+    utilization: Histogram,
+    violations: Counter,
+    limit: Gauge,
+}
+
+impl BudgetHandles {
+    /// `limit` in the attribute's unit (ms, KiB, a count); the gauge holds
+    /// it in the figure's (seconds, bytes, the count). Set at every scope:
+    /// a store, and the last scope's limit whichever thread ends it.
+    fn set_limit(&self, budget: Budget, limit: u64) {
+        let base = u64::try_from(budget.measure().base(limit)).unwrap_or(u64::MAX);
+        self.limit.set(budget.in_metric_unit(base));
     }
 }
 
@@ -267,6 +292,7 @@ fn describe() {
     metrics::describe_histogram!(UTILIZATION, "used / limit of each limited budget, per zen scope");
     metrics::describe_counter!(SCOPES, Unit::Count, "zen scopes ended, by outcome");
     metrics::describe_counter!(VIOLATIONS, Unit::Count, "zen budgets exceeded, by budget");
+    metrics::describe_gauge!(LIMIT, "the limit of each limited zen budget, in its figure's unit");
     metrics::describe_counter!(N_PLUS_ONE, Unit::Count, "N+1 suspects: statements repeated past the threshold");
 }
 
@@ -406,12 +432,13 @@ fn record_scope(end: &ScopeEnd<'_>) {
             }
             h.record(budget, budget.in_metric_unit(used));
             let Some(limit) = limit else { continue };
-            let (utilization, violations) = h.budget(budget);
+            let handles = h.budget(budget);
+            handles.set_limit(budget, limit);
             if let Some(ratio) = budget.ratio(used, limit) {
-                utilization.record(ratio);
+                handles.utilization.record(ratio);
             }
             if budget.measure().over(used, limit) {
-                violations.increment(1);
+                handles.violations.increment(1);
             }
         }
         h.outcomes[end.outcome() as usize].increment(1);

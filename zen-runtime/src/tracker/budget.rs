@@ -42,7 +42,7 @@ impl Measure {
     }
 
     /// A limit in base units (nanoseconds, bytes), wide enough for any.
-    fn base(self, limit: u64) -> u128 {
+    pub(crate) fn base(self, limit: u64) -> u128 {
         u128::from(limit)
             * match self {
                 Measure::Count => 1,
