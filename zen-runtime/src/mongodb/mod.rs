@@ -270,13 +270,18 @@ impl InFlight {
     /// half.
     fn let_go(&mut self, order: u64) -> Vec<Sent> {
         if order.is_multiple_of(SWEEP) {
-            return self.sent.extract_if(|_, sent| sent.op.scope_ended()).map(|(_, sent)| sent).collect();
+            return self.take_where(|sent| sent.op.scope_ended());
         }
         if self.sent.len() > MAX_IN_FLIGHT {
             let oldest = order - (MAX_IN_FLIGHT / 2) as u64;
-            return self.sent.extract_if(|_, sent| sent.order <= oldest).map(|(_, sent)| sent).collect();
+            return self.take_where(|sent| sent.order <= oldest);
         }
         Vec::new()
+    }
+
+    /// Takes out the commands `which` picks.
+    fn take_where(&mut self, mut which: impl FnMut(&Sent) -> bool) -> Vec<Sent> {
+        self.sent.extract_if(|_, sent| which(sent)).map(|(_, sent)| sent).collect()
     }
 }
 
@@ -326,14 +331,14 @@ fn failed(event: &CommandFailedEvent) {
 /// Ends the commands of a [`within_budget`](WithinBudget::within_budget)
 /// call cut at its time limit, as expired; the error of the first.
 fn expire_call(call: u64) -> Option<BudgetExceeded> {
-    let cut: Vec<Sent> = in_flight().sent.extract_if(|_, sent| sent.call == call).map(|(_, sent)| sent).collect();
+    let cut = in_flight().take_where(|sent| sent.call == call);
     cut.into_iter().map(|sent| sent.op.expire()).reduce(|first, _| first)
 }
 
 /// Forgets the commands of a call dropped before they ended: each recorded
 /// as an operation dropped unfinished (its write, if any, unknown).
 fn drop_call(call: u64) {
-    let dropped: Vec<Sent> = in_flight().sent.extract_if(|_, sent| sent.call == call).map(|(_, sent)| sent).collect();
+    let dropped = in_flight().take_where(|sent| sent.call == call);
     drop(dropped);
 }
 
