@@ -93,7 +93,8 @@ impl Run {
             .env("ZEN_LOCK", mode)
             .env("ZEN_LOCK_FILE", &self.file)
             .env_remove("ZEN_MODE")
-            .env_remove("ZEN_LOCK_SCOPE");
+            .env_remove("ZEN_LOCK_SCOPE")
+            .env_remove("ZEN_LOCK_REPORT");
         for (k, v) in vars {
             c.env(k, v);
         }
@@ -403,4 +404,105 @@ fn naming_a_call_site_costs_little_memory() {
     assert!(report.contains("N+1") && report.contains("from lock::articles (tests/lock.rs:"), "{report}");
     eprintln!("naming the call site took {} KiB", with.saturating_sub(without));
     assert!(with < without + 32 * 1024, "naming the call site took {} KiB", with.saturating_sub(without));
+}
+
+/// The line of this file that holds `needle`, from 1.
+fn line_of(needle: &str) -> u64 {
+    let source = include_str!("lock.rs");
+    let at = source.lines().position(|l| l.contains(needle) && !l.contains("line_of(")).unwrap();
+    u64::try_from(at + 1).unwrap()
+}
+
+/// An N+1 and a statement added to a test: with `ZEN_LOCK_REPORT`, each is
+/// a SARIF result at the line that runs it (valid against the SARIF 2.1.0
+/// schema), an `::error` annotation, a failed JUnit test case and a row of
+/// the Markdown summary; paths are relative to the repository, here one
+/// whose workspace is in `svc/`.
+#[test]
+fn an_n_plus_one_added_in_a_test_is_a_sarif_result_at_its_line() {
+    let root = std::env::temp_dir().join(format!("zen-lock-{}-verdict", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let workspace = root.join("svc");
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::create_dir_all(workspace.join("tests")).unwrap();
+    std::fs::write(workspace.join("tests/lock.rs"), include_str!("lock.rs")).unwrap();
+    let run = Run { file: workspace.join("zen.lock") };
+    let verdict = root.join("verdict.jsonl");
+    let report = verdict.to_str().unwrap();
+    ok(&run.run("update", &[("ZEN_LOCK_QUERIES", "2")]));
+    ok(&run.run("check", &[("ZEN_LOCK_QUERIES", "2"), ("ZEN_LOCK_REPORT", report)]));
+    fails(&run.run("check", &[("ZEN_LOCK_QUERIES", "6"), ("ZEN_LOCK_EXTRA", "1"), ("ZEN_LOCK_REPORT", report)]));
+    let text = std::fs::read_to_string(&verdict).unwrap();
+    assert_eq!(text.lines().count(), 2, "one line per scope and run: {text}");
+    assert!(!text.contains("bind") && !text.contains(&root.display().to_string()), "no value, no path of this machine");
+    let verdicts = zen_cli::parse_verdicts([(report, text.as_str())]).unwrap();
+    assert_eq!(verdicts.len(), 1, "the same scope of the same test is one verdict: {verdicts:?}");
+    assert_eq!(verdicts[0].status, zen_cli::Status::Regressed);
+
+    // SARIF: valid, and each regression at its place.
+    let sarif: serde_json::Value =
+        serde_json::from_str(&zen_cli::render_verdicts(&verdicts, zen_cli::ReportFormat::Sarif)).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(include_str!("sarif/sarif-schema-2.1.0.json")).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&sarif).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "not valid SARIF 2.1.0: {errors:#?}");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let at = |rule: &str| {
+        let r = results.iter().find(|r| r["ruleId"] == rule).unwrap_or_else(|| panic!("no {rule}: {sarif:#}"));
+        let place = &r["locations"][0]["physicalLocation"];
+        (place["artifactLocation"]["uri"].as_str().unwrap().to_owned(), place["region"]["startLine"].as_u64())
+    };
+    let lookup = line_of("sqlx::query(\"SELECT name FROM users WHERE id = ?\")");
+    let added = line_of("sqlx::query(\"SELECT title FROM articles WHERE author_id = ?\")");
+    assert_eq!(at("zen/new-n-plus-one"), ("svc/tests/lock.rs".to_owned(), Some(lookup)), "{sarif:#}");
+    assert_eq!(at("zen/grown-statement"), ("svc/tests/lock.rs".to_owned(), Some(lookup)));
+    assert_eq!(at("zen/new-statement"), ("svc/tests/lock.rs".to_owned(), Some(added)));
+    let (lock, line) = at("zen/queries");
+    assert_eq!(lock, "svc/zen.lock");
+    let entry = run.text().lines().position(|l| l == ENTRY).unwrap() + 1;
+    assert_eq!(line, Some(u64::try_from(entry).unwrap()), "a figure without a statement is at its entry");
+    let n_plus_one = results.iter().find(|r| r["ruleId"] == "zen/new-n-plus-one").unwrap();
+    assert_eq!(n_plus_one["locations"][0]["logicalLocations"][0]["fullyQualifiedName"], "lock::articles");
+    assert!(n_plus_one["message"]["text"].as_str().unwrap().contains("SELECT name FROM users WHERE id = ?"));
+    let fingerprint = n_plus_one["partialFingerprints"]["zenLockFinding/v1"].clone();
+    assert!(fingerprint.as_str().is_some_and(|f| f.len() == 16));
+
+    // The same regression in another run has the same fingerprint (no line,
+    // no count in it).
+    let _ = std::fs::remove_file(&verdict);
+    fails(&run.run("check", &[("ZEN_LOCK_QUERIES", "7"), ("ZEN_LOCK_REPORT", report)]));
+    let again = zen_cli::parse_verdicts([(report, std::fs::read_to_string(&verdict).unwrap().as_str())]).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_str(&zen_cli::render_verdicts(&again, zen_cli::ReportFormat::Sarif)).unwrap();
+    let same = again["runs"][0]["results"].as_array().unwrap().iter().find(|r| r["ruleId"] == "zen/new-n-plus-one");
+    assert_eq!(same.unwrap()["partialFingerprints"]["zenLockFinding/v1"], fingerprint);
+
+    // GitHub: an `::error` line per regression, at the same places.
+    let github = zen_cli::render_verdicts(&verdicts, zen_cli::ReportFormat::Github);
+    let regressions = verdicts[0].over.len();
+    assert_eq!(github.lines().count(), regressions, "{github}");
+    assert!(github.lines().all(|l| l.starts_with("::error file=svc/")), "{github}");
+    assert!(
+        github.contains(&format!("::error file=svc/tests/lock.rs,line={lookup},title=zen lock%3A GET /articles::"))
+    );
+    assert!(github.contains(&format!("file=svc/zen.lock,line={entry},")), "{github}");
+
+    // JUnit: a test case per locked scope, read by a real XML parser.
+    let junit = zen_cli::render_verdicts(&verdicts, zen_cli::ReportFormat::Junit);
+    let xml = roxmltree::Document::parse(&junit).unwrap();
+    let cases: Vec<_> = xml.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert_eq!(cases.len(), 1, "{junit}");
+    assert_eq!(
+        (cases[0].attribute("classname"), cases[0].attribute("name")),
+        (Some("lock::child"), Some("GET /articles"))
+    );
+    let failure = cases[0].children().find(|n| n.has_tag_name("failure")).unwrap();
+    assert!(failure.text().unwrap().contains("2 → 7 queries\n2 → 6 of SELECT name FROM users"), "{junit}");
+    assert_eq!(xml.root_element().attribute("failures"), Some("1"));
+
+    // Markdown: what grew, with where.
+    let markdown = zen_cli::render_verdicts(&verdicts, zen_cli::ReportFormat::Markdown);
+    assert!(markdown.starts_with("### zen lock: failed"), "{markdown}");
+    assert!(markdown.contains(&format!("| `svc/tests/lock.rs:{added}` |")), "{markdown}");
+    let _ = std::fs::remove_dir_all(&root);
 }

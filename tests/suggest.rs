@@ -193,3 +193,71 @@ async fn writing_resumes_soon_after_the_directory_comes_back() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.lines().count() > 0 && text.len() <= 4096, "{} bytes", text.len());
 }
+
+/// The feed: five articles, then their authors in one query, or (`true`,
+/// the change under review) one query per article: an N+1.
+#[zen_runtime::zen]
+async fn feed(State((pool, n_plus_one)): State<(SqlitePool, bool)>) -> String {
+    let articles: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT id, title, author_id FROM articles ORDER BY id LIMIT 5").fetch_all(&pool).await.unwrap();
+    let names: Vec<String> = if n_plus_one {
+        let mut names = Vec::new();
+        for (_, _, author) in &articles {
+            names.push(
+                sqlx::query_scalar("SELECT name FROM users WHERE id = ?").bind(author).fetch_one(&pool).await.unwrap(),
+            );
+        }
+        names
+    } else {
+        let ids: Vec<String> = articles.iter().map(|(_, _, author)| author.to_string()).collect();
+        // Whole numbers of the database's own: nothing to inject.
+        let sql = format!("SELECT name FROM users WHERE id IN ({})", ids.join(", "));
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&pool).await.unwrap()
+    };
+    names.join(",")
+}
+
+/// The reports of 40 requests to the feed of a real app, as `JsonLines`
+/// wrote them.
+async fn feed_reports(dir: &std::path::Path, n_plus_one: bool) -> Vec<zen_cli::Record> {
+    let path = dir.join(if n_plus_one { "after.jsonl" } else { "before.jsonl" });
+    let sink = JsonLines::builder(&path).open().unwrap();
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 2).await;
+    let app = Router::new().route("/feed", get(feed)).layer(ZenLayer::new()).with_state((pool, n_plus_one));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/feed", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    for _ in 0..40 {
+        assert_eq!(client.get(&url).send().await.unwrap().text().await.unwrap(), "user1,user2,user3,user4,user5");
+    }
+    server.abort();
+    sink.flush();
+    drop(sink);
+    let text = std::fs::read_to_string(&path).unwrap();
+    zen_cli::parse(path.to_str().unwrap(), &text).unwrap()
+}
+
+/// `zen diff` on the reports of two real runs, before and after a change
+/// that brought an N+1: the query count's p99 grew from 2 to 6, the lookup
+/// is new, and a threshold fails it; no value reaches the table.
+#[tokio::test]
+async fn zen_diff_shows_the_n_plus_one_a_change_brought() {
+    let _alone = ALONE.lock().await;
+    let dir = dir("diff");
+    let before = feed_reports(&dir, false).await;
+    let after = feed_reports(&dir, true).await;
+    let change = zen_cli::diff(&before, &after);
+    let text = zen_cli::render_diff(&change, false);
+    assert!(text.contains("GET /feed (handler, 40 reports before, 40 after)"), "{text}");
+    let row = text.lines().find(|l| l.trim_start().starts_with("max_queries")).unwrap();
+    assert!(row.contains("2 → 6") && row.ends_with("+200.0%"), "{row}");
+    assert!(text.contains("new: SELECT name FROM users WHERE id = ? (0 → 5 per report)"), "{text}");
+    assert!(change.exceeds(10.0), "an N+1 fails --fail-above 10");
+    assert!(!text.contains("user1") && !text.contains("IN (1"), "no value: {text}");
+    let markdown = zen_cli::render_diff(&change, true);
+    assert!(markdown.contains("| `max_queries` | 2 → 6 | 2 → 6 | 2 → 6 | +200.0% |"), "{markdown}");
+    // The same code against itself: no statement is new or grew.
+    let same = zen_cli::render_diff(&zen_cli::diff(&before, &before), false);
+    assert!(!same.contains("new:") && !same.contains("grew:"), "{same}");
+}

@@ -1,6 +1,7 @@
 //! The `zen` command: budgets suggested from traffic (`zen suggest`), two
-//! runs compared (`zen diff`, below), and Prometheus alert rules from the
-//! budgets (`zen rules`, [`render_rules`]).
+//! runs compared (`zen diff`, below), Prometheus alert rules from the
+//! budgets (`zen rules`, [`render_rules`]), and the budget lock's verdict
+//! in the formats CI tools read (`zen lock report`, below).
 //!
 //! `zen suggest` reads the JSON lines
 //! that `zen_runtime::sinks::JsonLines` writes (in staging, or under a load
@@ -109,14 +110,45 @@
 //!   grew: SELECT line FROM orders WHERE id = ? (2 → 5 per report)
 //! ```
 
+//!
+//! # `zen lock report`
+//!
+//! A test run with `ZEN_LOCK=check` and `ZEN_LOCK_REPORT=<file>` (see
+//! `zen_runtime::lock`) leaves a JSON line per locked scope that each test
+//! process judged. [`parse_verdicts`] and [`render_verdicts`], and the
+//! command, make one document of them:
+//!
+//! ```sh
+//! zen lock report --format sarif  target/zen-verdict.jsonl > zen.sarif   # upload to code scanning
+//! zen lock report --format github target/zen-verdict.jsonl             # in a GitHub Actions step
+//! zen lock report --format junit  target/zen-verdict.jsonl > zen.xml     # a CI's test report
+//! zen lock report target/zen-verdict.jsonl >> "$GITHUB_STEP_SUMMARY"     # Markdown, the default
+//! ```
+//!
+//! | format | what it holds |
+//! |---|---|
+//! | `sarif` | SARIF 2.1.0: a result per regression, with a rule per kind (`zen/new-statement`, `zen/grown-statement`, `zen/new-n-plus-one`, `zen/queries`, `zen/memory`, `zen/http-calls`, `zen/new-scope`), at the line that runs the statement (its function as a logical location), or else at the scope's entry in `zen.lock`; `partialFingerprints."zenLockFinding/v1"` hashes the rule, test, scope and statement (no line, no count), so a regression keeps its identity while code moves |
+//! | `github` | an `::error file=...,line=...,title=...::` workflow command per regression, which GitHub Actions shows on the pull request's line |
+//! | `junit` | JUnit XML: a suite per test binary, a test case per locked scope (class: the test, name: the scope), failed when it used more or is not in the lock, with what can tighten as its output |
+//! | `markdown` | for a pull request's comment or a job summary: what grew (with where), what is new, what can tighten |
+//!
+//! Every path is relative to the repository; no value is in any of them
+//! (statements are fingerprints).
+//!
+//! ```text
+//! ::error file=src/feed.rs,line=42,title=zen lock%3A GET /feed::GET /feed (test app::feed_lists_articles): new N+1 at app::feed (src/feed.rs:42): SELECT * FROM users WHERE id = ?
+//! ```
+
 mod diff;
 mod rules;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 pub use diff::{Change, FigureChange, ScopeDiff, StatementChange, diff, render_diff};
 pub use rules::{RuleSettings, duration_ms, render_rules};
+pub use verdict::{Finding, ReportFormat, Site, Status, Verdict, parse_verdicts, render_verdicts};
 
 use zen_runtime::Budget;
 

@@ -2,13 +2,15 @@
 //! reports a run wrote with `zen_runtime::sinks::JsonLines`; `zen diff --before FILE...
 //! --after FILE... [--markdown] [--fail-above PERCENT]`: two runs compared; `zen rules
 //! [--threshold PERCENT] [--short WINDOW] [--long WINDOW] [--for DURATION] [--severity WORD]`: a
-//! Prometheus rule file from zen's metrics.
+//! Prometheus rule file from zen's metrics; `zen lock report [--format sarif|github|junit|markdown]
+//! FILE...`: the budget lock's verdict (`ZEN_LOCK_REPORT`) in the formats CI tools read.
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: zen suggest [--margin PERCENT] [--min-samples N] FILE...\n\
     \x20      zen diff --before FILE... --after FILE... [--markdown] [--fail-above PERCENT]\n\
     \x20      zen rules [--threshold PERCENT] [--short WINDOW] [--long WINDOW] [--for DURATION] [--severity WORD]\n\
+    \x20      zen lock report [--format sarif|github|junit|markdown] FILE...\n\
     suggest reads zen's JSON-lines reports (zen_runtime::sinks::JsonLines) and proposes a #[zen(...)] line per route\n\
     and job: the p99 of each figure plus PERCENT (default 50), rounded up to two significant digits,\n\
     from successful reports only, and only for a scope with at least N of them (default 20).\n\
@@ -18,7 +20,11 @@ const USAGE: &str = "usage: zen suggest [--margin PERCENT] [--min-samples N] FIL
     rules writes a Prometheus rule file for every route and job from zen_runtime's metrics: the share of scopes over\n\
     each budget per window, the p99 of used / limit, and an alert, ZenBudgetExceeded, when more than PERCENT\n\
     (default 2) of a route's scopes exceed a budget over both windows (default 5m and 1h) for DURATION (default 2m),\n\
-    labelled severity=WORD (default page)";
+    labelled severity=WORD (default page).\n\
+    lock report reads the verdict the test processes of a run appended to the file named by ZEN_LOCK_REPORT (with\n\
+    ZEN_LOCK=check) and writes it as SARIF 2.1.0 (a result per regression, at the line of the statement that grew),\n\
+    GitHub Actions ::error annotations, JUnit XML (a test case per locked scope) or Markdown (default: what grew,\n\
+    what is new, what can tighten); paths are relative to the repository";
 
 /// The file as text. A file still being written may end inside a line, and
 /// inside a character: that last line is left to `parse`, which skips it.
@@ -54,6 +60,7 @@ fn run(args: &[String]) -> Result<(String, bool), String> {
         Some((command, rest)) if command == "suggest" => suggest(rest).map(|text| (text, false)),
         Some((command, rest)) if command == "diff" => diff(rest),
         Some((command, rest)) if command == "rules" => rules(rest).map(|text| (text, false)),
+        Some((command, rest)) if command == "lock" => lock(rest).map(|text| (text, false)),
         Some((command, _)) if command == "-h" || command == "--help" => Ok((format!("{USAGE}\n"), false)),
         Some((command, _)) => Err(format!("unknown command `{command}`\n{USAGE}")),
         None => Err(USAGE.into()),
@@ -106,6 +113,40 @@ fn diff(args: &[String]) -> Result<(String, bool), String> {
         text.push_str(&format!("\n{verdict}: --fail-above {p}% (a p99 grown more, or a new statement, fails)\n"));
     }
     Ok((text, failed))
+}
+
+fn lock(args: &[String]) -> Result<String, String> {
+    let Some((sub, rest)) = args.split_first().filter(|(sub, _)| *sub == "report") else {
+        return match args.first().map(String::as_str) {
+            Some("-h" | "--help") => Ok(format!("{USAGE}\n")),
+            _ => Err(format!("`zen lock` has one command, `report`\n{USAGE}")),
+        };
+    };
+    debug_assert_eq!(sub, "report");
+    let mut format = zen_cli::ReportFormat::Markdown;
+    let mut files = Vec::new();
+    let mut rest = rest.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--format" => {
+                let value = rest.next().ok_or("--format needs sarif, github, junit or markdown")?;
+                format = zen_cli::ReportFormat::parse(value)?;
+            }
+            "-h" | "--help" => return Ok(format!("{USAGE}\n")),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`\n{USAGE}")),
+            file => files.push(file),
+        }
+    }
+    if files.is_empty() {
+        return Err(format!("name the file ZEN_LOCK_REPORT named\n{USAGE}"));
+    }
+    let mut texts = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|e| format!("{file}: cannot read it: {e}"))?;
+        texts.push((file, text(file, bytes)?));
+    }
+    let verdicts = zen_cli::parse_verdicts(texts.iter().map(|(f, t)| (*f, t.as_str()))).map_err(|e| e.to_string())?;
+    Ok(zen_cli::render_verdicts(&verdicts, format))
 }
 
 fn rules(args: &[String]) -> Result<String, String> {

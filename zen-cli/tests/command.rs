@@ -161,3 +161,52 @@ fn the_rules_pass_promtools_check_and_its_unit_tests_and_a_bad_flag_is_named() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `zen lock report` on a verdict file: each format on stdout, a line that
+/// is not a verdict named by file and line, a format it does not know
+/// named. (`tests/lock.rs` in the workspace writes the file from real runs
+/// and checks each format's content.)
+#[test]
+fn the_lock_report_renders_each_format_and_names_a_bad_line() {
+    let dir = std::env::temp_dir().join(format!("zen-lock-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("verdict.jsonl");
+    let regressed = r#"{"zen_lock_verdict":1,"lock":"zen.lock","line":7,"test":"app::lists","scope":"GET /a","verdict":"regressed","over":[{"about":"queries","phrase":"2 → 3 queries","subject":null,"locked":2,"seen":3,"site":null}],"under":[]}"#;
+    let passed = r#"{"zen_lock_verdict":1,"lock":"zen.lock","line":12,"test":"app::shows","scope":"GET /b","verdict":"passed","over":[],"under":[{"about":"queries","phrase":"4 → 1 queries","subject":null,"locked":4,"seen":1,"site":null}]}"#;
+    std::fs::write(&file, format!("{regressed}\n{passed}\n")).unwrap();
+    let path = file.to_str().unwrap();
+
+    let out = zen(&["lock", "report", "--format", "github", path]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        "::error file=zen.lock,line=7,title=zen lock%3A GET /a::GET /a (test app::lists): 2 → 3 queries\n"
+    );
+
+    let out = zen(&["lock", "report", path]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(
+            "### zen lock: failed\n\n2 scopes judged: 1 used more than their entry, 0 new, 1 can tighten."
+        )
+    );
+    assert!(text.contains("| `GET /b` | `app::shows` | `4 → 1 queries` |"), "{text}");
+
+    let out = zen(&["lock", "report", "--format", "junit", path]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("<testsuites name=\"zen lock\" tests=\"2\" failures=\"1\" errors=\"0\">"), "{text}");
+
+    std::fs::write(&file, format!("{regressed}\n{{\"name\":\"GET /a\"}}\n")).unwrap();
+    let out = zen(&["lock", "report", path]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("{path}:2: not a verdict of zen's lock")), "{said}");
+
+    let out = zen(&["lock", "report", "--format", "xml", path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--format takes sarif, github, junit or markdown; found `xml`")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -15,65 +15,183 @@ fn short(statement: &str) -> String {
     format!("{cut}…")
 }
 
-/// What exceeds the locked entry, and what is below it; each a phrase.
-pub(crate) fn compare(locked: &Entry, seen: &Entry) -> (Vec<String>, Vec<String>) {
-    let (mut over, mut under) = (Vec::new(), Vec::new());
-    let mut figure = |name: &str, locked: u64, seen: u64| {
-        if seen > locked {
-            over.push(format!("{locked} → {seen} {name}"));
-        } else if seen < locked {
-            under.push(format!("{locked} → {seen} {name}"));
+/// What a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum About {
+    /// The scope's queries.
+    Queries,
+    /// Its peak memory band.
+    Memory,
+    /// The runs of one statement.
+    Statement,
+    /// An N+1 suspect.
+    NPlusOne,
+    /// Calls to one host.
+    Host,
+}
+
+impl About {
+    /// Its name in a verdict file.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            About::Queries => "queries",
+            About::Memory => "memory_kib",
+            About::Statement => "statement",
+            About::NPlusOne => "n_plus_one",
+            About::Host => "http_calls",
         }
-    };
-    figure("queries", locked.queries, seen.queries);
+    }
+}
+
+/// One figure of a scope that moved against its entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Finding {
+    /// The phrase of a diff: `3 → 4 queries`, `new: SELECT ...`.
+    pub(crate) phrase: String,
+    pub(crate) about: About,
+    /// The statement's fingerprint, or the host.
+    pub(crate) subject: Option<String>,
+    /// The entry's figure (`None`: not in it) and the run's (`None`: gone).
+    pub(crate) locked: Option<u64>,
+    pub(crate) seen: Option<u64>,
+    /// Where user code runs it, `function (path:line)`, when known.
+    pub(crate) site: Option<String>,
+}
+
+impl Finding {
+    fn figure(about: About, locked: Option<u64>, seen: Option<u64>, phrase: String) -> Finding {
+        Finding { phrase, about, subject: None, locked, seen, site: None }
+    }
+
+    fn of(about: About, subject: &str, locked: Option<u64>, seen: Option<u64>, phrase: String) -> Finding {
+        Finding { phrase, about, subject: Some(subject.to_owned()), locked, seen, site: None }
+    }
+}
+
+/// What exceeds the locked entry, and what is below it. A statement that
+/// grew or is new carries where it first ran, if the run kept it.
+pub(crate) fn compare(locked: &Entry, seen: &Entry) -> (Vec<Finding>, Vec<Finding>) {
+    let (mut over, mut under) = (Vec::new(), Vec::new());
+    let (l, s) = (locked.queries, seen.queries);
+    if s != l {
+        let f = Finding::figure(About::Queries, Some(l), Some(s), format!("{l} → {s} queries"));
+        if s > l { over.push(f) } else { under.push(f) }
+    }
     // Peak memory moves a band from run to run (a cache filled first, a
     // buffer grown once): more than one band up is a regression.
     match (locked.memory_kib, seen.memory_kib) {
-        (Some(l), Some(s)) if s > l.saturating_mul(2) => {
-            over.push(format!("{l} → {s} KiB of memory (band, more than one up)"))
+        (Some(l), Some(s)) if s > l.saturating_mul(2) => over.push(Finding::figure(
+            About::Memory,
+            Some(l),
+            Some(s),
+            format!("{l} → {s} KiB of memory (band, more than one up)"),
+        )),
+        (Some(l), Some(s)) if s < l => {
+            under.push(Finding::figure(About::Memory, Some(l), Some(s), format!("{l} → {s} KiB of memory (band)")));
         }
-        (Some(l), Some(s)) if s < l => under.push(format!("{l} → {s} KiB of memory (band)")),
         _ => {}
     }
     for (statement, &n) in &seen.statements {
-        match locked.statements.get(statement) {
-            None => over.push(format!("new: {}", short(statement))),
-            Some(&l) if n > l => over.push(format!("{l} → {n} of {}", short(statement))),
-            Some(&l) if n < l => under.push(format!("{l} → {n} of {}", short(statement))),
-            Some(_) => {}
+        let site = seen.sites.get(statement).cloned();
+        let mut f = match locked.statements.get(statement) {
+            None => Finding::of(About::Statement, statement, None, Some(n), format!("new: {}", short(statement))),
+            Some(&l) if n != l => {
+                Finding::of(About::Statement, statement, Some(l), Some(n), format!("{l} → {n} of {}", short(statement)))
+            }
+            Some(_) => continue,
+        };
+        if f.locked.is_none_or(|l| n > l) {
+            f.site = site;
+            over.push(f);
+        } else {
+            under.push(f);
         }
     }
     for statement in locked.statements.keys().filter(|s| !seen.statements.contains_key(*s)) {
-        under.push(format!("gone: {}", short(statement)));
+        let l = locked.statements[statement];
+        under.push(Finding::of(About::Statement, statement, Some(l), None, format!("gone: {}", short(statement))));
     }
     for (statement, site) in &seen.n_plus_one {
         if !locked.n_plus_one.contains_key(statement) {
-            over.push(format!("new N+1 at {site}: {}", short(statement)));
+            let phrase = format!("new N+1 at {site}: {}", short(statement));
+            let n = seen.statements.get(statement).copied();
+            over.push(Finding { site: Some(site.clone()), ..Finding::of(About::NPlusOne, statement, None, n, phrase) });
         }
     }
     for statement in locked.n_plus_one.keys().filter(|s| !seen.n_plus_one.contains_key(*s)) {
-        under.push(format!("N+1 gone: {}", short(statement)));
+        under.push(Finding::of(About::NPlusOne, statement, None, None, format!("N+1 gone: {}", short(statement))));
     }
     for (host, &n) in &seen.http_calls {
         match locked.http_calls.get(host) {
-            None => over.push(format!("new: {n} calls to {host}")),
-            Some(&l) if n > l => over.push(format!("{l} → {n} calls to {host}")),
-            Some(&l) if n < l => under.push(format!("{l} → {n} calls to {host}")),
+            None => over.push(Finding::of(About::Host, host, None, Some(n), format!("new: {n} calls to {host}"))),
+            Some(&l) if n > l => {
+                over.push(Finding::of(About::Host, host, Some(l), Some(n), format!("{l} → {n} calls to {host}")));
+            }
+            Some(&l) if n < l => {
+                under.push(Finding::of(About::Host, host, Some(l), Some(n), format!("{l} → {n} calls to {host}")));
+            }
             Some(_) => {}
         }
     }
     (over, under)
 }
 
-/// The outcome of comparing a run with the lock.
+/// How a scope of the run stands against the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Within its entry (it may have room to tighten).
+    Passed,
+    /// It used more than its entry.
+    Regressed,
+    /// The lock has no entry for it.
+    New,
+}
+
+/// One scope of one test, judged.
+#[derive(Clone, Debug)]
+pub(crate) struct Judged {
+    pub(crate) test: String,
+    pub(crate) scope: String,
+    pub(crate) verdict: Verdict,
+    /// What grew (a regression) and what shrank (room to tighten).
+    pub(crate) over: Vec<Finding>,
+    pub(crate) under: Vec<Finding>,
+}
+
+impl Judged {
+    /// `test › scope: phrase, phrase`.
+    pub(crate) fn line(&self, findings: &[Finding]) -> String {
+        let at = format!("{} › {}", self.test, self.scope);
+        if findings.is_empty() {
+            return at;
+        }
+        let phrases: Vec<&str> = findings.iter().map(|f| f.phrase.as_str()).collect();
+        format!("{at}: {}", phrases.join(", "))
+    }
+}
+
+/// The outcome of comparing a run with the lock: every scope seen, sorted
+/// by test and scope.
 #[derive(Default, Debug)]
 pub(crate) struct Outcome {
-    /// `test › scope: what grew`, one per scope.
-    pub(crate) regressions: Vec<String>,
+    pub(crate) scopes: Vec<Judged>,
+}
+
+impl Outcome {
+    /// `test › scope: what grew`, one per scope that used more.
+    pub(crate) fn regressions(&self) -> Vec<String> {
+        self.scopes.iter().filter(|j| j.verdict == Verdict::Regressed).map(|j| j.line(&j.over)).collect()
+    }
+
     /// Scopes the lock does not know.
-    pub(crate) new: Vec<String>,
+    pub(crate) fn unknown(&self) -> Vec<String> {
+        self.scopes.iter().filter(|j| j.verdict == Verdict::New).map(|j| j.line(&[])).collect()
+    }
+
     /// `test › scope: what shrank`.
-    pub(crate) can_tighten: Vec<String>,
+    pub(crate) fn can_tighten(&self) -> Vec<String> {
+        self.scopes.iter().filter(|j| !j.under.is_empty()).map(|j| j.line(&j.under)).collect()
+    }
 }
 
 /// A test key with a test's name; without one, the scopes ended off a
@@ -97,19 +215,18 @@ pub(crate) fn check(lock: &LockFile, seen: &BTreeMap<String, BTreeMap<String, En
     let mut outcome = Outcome::default();
     for (test, scopes) in seen {
         for (scope, entry) in scopes {
-            let at = format!("{test} › {scope}");
-            match lock.entries.get(test).and_then(|s| s.get(scope)) {
-                None => outcome.new.push(at),
+            let (verdict, over, under) = match lock.entries.get(test).and_then(|s| s.get(scope)) {
+                None => (Verdict::New, Vec::new(), Vec::new()),
                 Some(locked) => {
                     let (over, under) = compare(locked, entry);
                     if !over.is_empty() && (!widening || named(test)) {
-                        outcome.regressions.push(format!("{at}: {}", over.join(", ")));
-                    }
-                    if !under.is_empty() {
-                        outcome.can_tighten.push(format!("{at}: {}", under.join(", ")));
+                        (Verdict::Regressed, over, under)
+                    } else {
+                        (Verdict::Passed, Vec::new(), under)
                     }
                 }
-            }
+            };
+            outcome.scopes.push(Judged { test: test.clone(), scope: scope.clone(), verdict, over, under });
         }
     }
     outcome
@@ -164,6 +281,7 @@ mod tests {
         seen.statements.insert("SELECT * FROM tags WHERE article_id = ?".into(), 1);
         seen.n_plus_one.insert("SELECT * FROM users".into(), "app::list (src/articles.rs:42)".into());
         let (over, under) = compare(&locked, &seen);
+        let over: Vec<&str> = over.iter().map(|f| f.phrase.as_str()).collect();
         assert_eq!(
             over,
             [
@@ -182,8 +300,8 @@ mod tests {
     fn memory_may_move_one_band_up_and_is_never_raised_by_update() {
         let with = |kib| Entry { memory_kib: Some(kib), ..entry(1, &[]) };
         assert!(compare(&with(64), &with(128)).0.is_empty(), "one band up is noise");
-        assert_eq!(compare(&with(64), &with(256)).0, ["64 → 256 KiB of memory (band, more than one up)"]);
-        assert_eq!(compare(&with(128), &with(64)).1, ["128 → 64 KiB of memory (band)"]);
+        assert_eq!(compare(&with(64), &with(256)).0[0].phrase, "64 → 256 KiB of memory (band, more than one up)");
+        assert_eq!(compare(&with(128), &with(64)).1[0].phrase, "128 → 64 KiB of memory (band)");
         let mut lock = LockFile::default();
         lock.entries.entry("app::t".into()).or_default().insert("GET /a".into(), with(64));
         let mut seen: BTreeMap<String, BTreeMap<String, Entry>> = BTreeMap::new();
@@ -214,9 +332,9 @@ mod tests {
         seen.entry(test.clone()).or_default().insert("GET /b".into(), entry(4, &[]));
         seen.entry(test.clone()).or_default().insert("GET /c".into(), entry(1, &[]));
         let outcome = check(&lock, &seen, false);
-        assert_eq!(outcome.regressions, ["app::lists › GET /b: 3 → 4 queries"]);
-        assert_eq!(outcome.new, ["app::lists › GET /c"]);
-        assert_eq!(outcome.can_tighten, ["app::lists › GET /a: 3 → 2 queries"]);
+        assert_eq!(outcome.regressions(), ["app::lists › GET /b: 3 → 4 queries"]);
+        assert_eq!(outcome.unknown(), ["app::lists › GET /c"]);
+        assert_eq!(outcome.can_tighten(), ["app::lists › GET /a: 3 → 2 queries"]);
 
         let mut updated = lock.clone();
         merge(&mut updated, &seen, false);

@@ -49,6 +49,10 @@ pub(crate) struct Entry {
     pub(crate) n_plus_one: BTreeMap<Arc<str>, String>,
     /// External calls per host.
     pub(crate) http_calls: BTreeMap<String, u64>,
+    /// Where user code first ran each statement that used more than its
+    /// entry, `function (path:line)`: for the verdict, never written to
+    /// the file.
+    pub(crate) sites: BTreeMap<Arc<str>, String>,
 }
 
 impl Entry {
@@ -66,6 +70,9 @@ impl Entry {
         }
         for (k, v) in e.n_plus_one {
             self.n_plus_one.entry(k).or_insert(v);
+        }
+        for (k, v) in e.sites {
+            self.sites.entry(k).or_insert(v);
         }
     }
 }
@@ -419,6 +426,13 @@ fn quoted(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The line (from 1) of the table of `test`'s `scope` in a lock `text`
+/// as [`render`] writes it.
+pub(crate) fn entry_line(text: &str, test: &str, scope: &str) -> Option<usize> {
+    let head = format!("[tests.{}.{}]", quoted(test), quoted(scope));
+    text.lines().position(|l| l.trim_end() == head).map(|i| i + 1)
 }
 
 /// A table of counts of a scope's entry, if it has any.

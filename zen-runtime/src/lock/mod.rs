@@ -86,9 +86,36 @@
 //! zen's own suite runs this way: `.ci/run` sets `ZEN_LOCK=check`, against
 //! the `zen.lock` files in the repository (trybuild's pass cases are
 //! programs of their own and are not recorded).
+//!
+//! # The verdict in CI
+//!
+//! With `ZEN_LOCK_REPORT=<file>` as well, each test process appends its
+//! verdict to the file, one JSON line per scope it judged (passed,
+//! regressed or new, with what grew and what can tighten). One `cargo
+//! test` is many processes, and SARIF or JUnit is one document: the `zen`
+//! command (crate `zen-cli`) makes it from the lines, in the format a CI
+//! tool reads:
+//!
+//! ```sh
+//! rm -f target/zen-verdict.jsonl
+//! ZEN_LOCK=check ZEN_LOCK_REPORT=target/zen-verdict.jsonl cargo test
+//! zen lock report --format sarif target/zen-verdict.jsonl > zen.sarif      # code scanning
+//! zen lock report --format github target/zen-verdict.jsonl                # ::error file=...,line=...:: annotations
+//! zen lock report --format junit target/zen-verdict.jsonl > zen-junit.xml # a test case per locked scope
+//! zen lock report --format markdown target/zen-verdict.jsonl              # a pull-request comment
+//! ```
+//!
+//! While the lock checks or updates, zen keeps where user code first ran
+//! each statement (a stack per scope name and statement in the process,
+//! named only for the statements that grew), so a new or grown statement,
+//! or a new N+1, is reported at its line; a figure without a statement
+//! (queries, memory, calls to a host) at its entry in `zen.lock`. Paths
+//! are relative to the repository: the nearest directory above the lock
+//! that holds `.git`.
 
 mod check;
 mod file;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -106,6 +133,9 @@ use file::{Entry, LockFile};
 pub const LOCK_VAR: &str = "ZEN_LOCK";
 /// The variable that names the lock file, if not `zen.lock` beside `Cargo.toml`.
 pub const LOCK_FILE_VAR: &str = "ZEN_LOCK_FILE";
+/// The variable that names a file each test process appends its verdict
+/// to, as JSON lines, for `zen lock report` (see [the verdict](self#the-verdict-in-ci)).
+pub const REPORT_VAR: &str = "ZEN_LOCK_REPORT";
 
 /// What `ZEN_LOCK` asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,7 +239,12 @@ impl Observer for Lock {
             return Hooks::NONE;
         }
         let exempting = state().locked.as_ref().is_ok_and(|l| !l.exemptions.is_empty());
-        if exempting { Hooks::SCOPE_ENDED.and(Hooks::EXEMPTIONS) } else { Hooks::SCOPE_ENDED }
+        // Where each statement first ran, to put a regression at its line.
+        let hooks = match mode() {
+            LockMode::Reset => Hooks::SCOPE_ENDED,
+            _ => Hooks::SCOPE_ENDED.and(Hooks::CALL_SITES),
+        };
+        if exempting { hooks.and(Hooks::EXEMPTIONS) } else { hooks }
     }
 
     fn scope_ended(&self, end: &ScopeEnd<'_>) {
@@ -264,8 +299,18 @@ fn record(end: &ScopeEnd<'_>) {
     let f = end.figures();
     let mut entry =
         Entry { queries: f.queries(), memory_kib: f.memory().map(|m| file::band(m.peak)), ..Entry::default() };
+    let test = test_key();
+    let locked = state().locked.as_ref().ok().and_then(|l| l.entries.get(&test)).and_then(|s| s.get(end.name()));
     end.statements(|s| {
         entry.statements.insert(Arc::clone(s.fingerprint), s.count);
+        // A statement new to its entry, or run more often: where it runs
+        // (named now, for these only).
+        if let Some(locked) = locked
+            && locked.statements.get(s.fingerprint).is_none_or(|&l| s.count > l)
+            && let Some(site) = s.call_site()
+        {
+            entry.sites.insert(Arc::clone(s.fingerprint), site);
+        }
     });
     end.hosts(|host, calls| {
         entry.http_calls.insert(host.to_owned(), calls);
@@ -278,7 +323,7 @@ fn record(end: &ScopeEnd<'_>) {
         }
     }
     let mut seen = state().seen.lock().unwrap_or_else(PoisonError::into_inner);
-    let scopes = seen.entry(test_key()).or_default();
+    let scopes = seen.entry(test).or_default();
     match scopes.get_mut(end.name()) {
         Some(most) => most.widen(entry),
         None => {
@@ -401,26 +446,36 @@ fn finish() -> bool {
     };
     let outcome = check::check(locked, &seen, mode == LockMode::Update);
     let file = state.path.display();
-    if !outcome.can_tighten.is_empty() && mode == LockMode::Check {
+    let can_tighten = outcome.can_tighten();
+    if !can_tighten.is_empty() && mode == LockMode::Check {
         eprintln!("zen: {file}: can tighten (ZEN_LOCK=update writes it):");
-        for line in &outcome.can_tighten {
+        for line in &can_tighten {
             eprintln!("  {line}");
         }
     }
     let mut ok = true;
-    if mode != LockMode::Reset && !outcome.regressions.is_empty() {
+    let regressions = outcome.regressions();
+    if mode != LockMode::Reset && !regressions.is_empty() {
         eprintln!("zen: {file}: these scopes used more than their entry:");
-        for line in &outcome.regressions {
+        for line in &regressions {
             eprintln!("  {line}");
         }
         eprintln!("zen: make them use less, or accept it with ZEN_LOCK=reset (or an exemption)");
         ok = false;
     }
-    if mode == LockMode::Check && !outcome.new.is_empty() {
+    let unknown = outcome.unknown();
+    if mode == LockMode::Check && !unknown.is_empty() {
         eprintln!("zen: {file}: these scopes are not in the lock (add them with ZEN_LOCK=update):");
-        for line in &outcome.new {
+        for line in &unknown {
             eprintln!("  {line}");
         }
+        ok = false;
+    }
+    if mode != LockMode::Reset
+        && let Some(to) = std::env::var_os(REPORT_VAR).filter(|v| !v.is_empty())
+        && let Err(e) = verdict::append(std::path::Path::new(&to), &state.path, &outcome)
+    {
+        eprintln!("zen: {REPORT_VAR}={}: cannot write the verdict: {e}", to.display());
         ok = false;
     }
     if mode != LockMode::Check

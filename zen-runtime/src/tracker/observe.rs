@@ -45,11 +45,12 @@
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::tracker::budget::{Kind, Limits, Mode};
+use crate::tracker::call_site::CallSite;
 use crate::tracker::report::{Exemption, Figures, Outcome, Report};
 
 /// What watches zen's scopes. Every hook has a no-op default.
@@ -106,6 +107,12 @@ impl Hooks {
     pub const OPERATION_ENDED: Hooks = Hooks(4);
     /// [`Observer::exemptions`].
     pub const EXEMPTIONS: Hooks = Hooks(8);
+    /// Not a hook: while an observer that asks for it is registered, zen
+    /// keeps where user code first ran each statement of a scope, for
+    /// [`Statement::call_site`] (the budget lock asks, to put each
+    /// regression at its line). It takes a stack once per scope name and
+    /// statement in the process; not part of [`Hooks::ALL`].
+    pub const CALL_SITES: Hooks = Hooks(16);
     /// Every hook.
     pub const ALL: Hooks = Hooks(15);
 
@@ -150,6 +157,7 @@ pub struct Route<'a> {
 
 /// One statement of a scope: its fingerprint and what its runs took.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Statement<'a> {
     /// The statement with every value replaced: never a value. Shared with
     /// zen's own tables: clone it to keep it without a copy.
@@ -160,9 +168,21 @@ pub struct Statement<'a> {
     pub count: u64,
     /// Their total time.
     pub total: Duration,
+    pub(crate) first_site: Option<&'a Arc<CallSite>>,
 }
 
 impl Statement<'_> {
+    /// Where user code first ran it, as `function (path:line)` with the
+    /// path relative to the workspace: kept only while an observer that
+    /// asks for [`Hooks::CALL_SITES`] is registered, and only when the run
+    /// ended while its caller polled it. Named on the first call, from the
+    /// program's debug information: ask for the statements you report, not
+    /// for every one.
+    #[must_use]
+    pub fn call_site(&self) -> Option<String> {
+        self.first_site.map(|site| site.resolve())
+    }
+
     /// The total time, in nanoseconds.
     #[must_use]
     pub fn total_ns(&self) -> u64 {
@@ -410,6 +430,15 @@ static COUNTS: [AtomicUsize; 4] = [const { AtomicUsize::new(UNSET) }; 4];
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 const UNSET: usize = usize::MAX;
+/// Whether a registered observer asks for [`Hooks::CALL_SITES`].
+static CALL_SITES: AtomicBool = AtomicBool::new(false);
+
+/// Whether zen keeps where each statement first ran: read once per
+/// statement and scope, at its first run.
+pub(crate) fn call_sites_wanted() -> bool {
+    install();
+    CALL_SITES.load(Ordering::Relaxed)
+}
 
 /// Adds an observer for the life of the process, or until [`unregister`].
 pub fn register(observer: impl Observer) -> ObserverId {
@@ -473,6 +502,7 @@ fn publish(registry: &mut Option<Observers>, observers: Vec<Entry>) -> Option<Ob
         COUNTS[hook.index()].store(takers.len(), Ordering::Release);
         by_hook[hook.index()] = takers;
     }
+    CALL_SITES.store(observers.iter().any(|e| e.hooks.has(Hooks::CALL_SITES)), Ordering::Relaxed);
     let old = registry.replace(Arc::new(Registry { entries: observers, by_hook }));
     GENERATION.fetch_add(1, Ordering::Release);
     old

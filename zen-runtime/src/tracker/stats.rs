@@ -32,6 +32,9 @@ struct Stat {
     total_ns: u64,
     max_ns: u64,
     call_site: Option<Arc<CallSite>>,
+    /// Where it first ran, when an observer asked for every statement's
+    /// ([`Hooks::CALL_SITES`](crate::observe::Hooks::CALL_SITES)).
+    first_site: Option<Arc<CallSite>>,
     /// The pages of a result (a cursor's `getMore`): never an N+1 suspect.
     paging: bool,
 }
@@ -93,8 +96,16 @@ impl DbStats {
             self.untracked += 1;
             return (1, false);
         }
-        let stat =
-            Stat { backend, count: 1, failed: u64::from(!ok), total_ns: nanos, max_ns: nanos, call_site: None, paging };
+        let stat = Stat {
+            backend,
+            count: 1,
+            failed: u64::from(!ok),
+            total_ns: nanos,
+            max_ns: nanos,
+            call_site: None,
+            first_site: None,
+            paging,
+        };
         // The table grows with zen's memory, not the scope's.
         crate::tracker::alloc::untracked(|| self.statements.push((Arc::clone(fingerprint), stat)));
         (1, false)
@@ -112,10 +123,18 @@ impl DbStats {
         }
     }
 
-    /// Each statement kept: its fingerprint, backend, count and total time.
-    pub(crate) fn each(&self, mut f: impl FnMut(&Arc<str>, &'static str, u64, u64)) {
+    /// Keeps where `fingerprint` first ran (first one wins).
+    pub(crate) fn set_first_site(&mut self, fingerprint: &Arc<str>, site: &Arc<CallSite>) {
+        if let Some(stat) = self.get_mut(fingerprint) {
+            stat.first_site.get_or_insert_with(|| Arc::clone(site));
+        }
+    }
+
+    /// Each statement kept: its fingerprint, backend, count, total time and
+    /// where it first ran, if kept.
+    pub(crate) fn each(&self, mut f: impl FnMut(&Arc<str>, &'static str, u64, u64, Option<&Arc<CallSite>>)) {
         for (fingerprint, s) in &self.statements {
-            f(fingerprint, s.backend, s.count, s.total_ns);
+            f(fingerprint, s.backend, s.count, s.total_ns, s.first_site.as_ref());
         }
     }
 

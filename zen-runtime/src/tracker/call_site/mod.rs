@@ -38,17 +38,20 @@ pub(crate) struct CallSite {
     named: OnceLock<String>,
 }
 
-/// Call sites already found, by scope name and fingerprint: a handler with
-/// an N+1 pattern pays for the stack once per process, not per request.
-type SiteKey = (String, Arc<str>);
+/// Call sites already found, by scope name, fingerprint, and whether it is
+/// where the statement first ran (or where it became an N+1 suspect): a
+/// handler with an N+1 pattern pays for the stack once per process, not per
+/// request.
+type SiteKey = (String, Arc<str>, bool);
 static KNOWN_SITES: Mutex<Option<HashMap<SiteKey, Arc<CallSite>>>> = Mutex::new(None);
 const MAX_KNOWN_SITES: usize = 4096;
 
 impl CallSite {
-    /// The call site of `fingerprint` in the scope named `scope`, captured
-    /// now unless a call of the same scope already found it.
-    pub(crate) fn of(scope: &str, fingerprint: &Arc<str>) -> Arc<CallSite> {
-        let key = (scope.to_owned(), Arc::clone(fingerprint));
+    /// The call site of `fingerprint` in the scope named `scope` (`first`:
+    /// its first run, else where it became an N+1 suspect), captured now
+    /// unless a call of the same scope already found it.
+    pub(crate) fn of(scope: &str, fingerprint: &Arc<str>, first: bool) -> Arc<CallSite> {
+        let key = (scope.to_owned(), Arc::clone(fingerprint), first);
         if let Some(site) = KNOWN_SITES.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_default().get(&key)
         {
             return Arc::clone(site);
@@ -81,6 +84,12 @@ impl CallSite {
                     .unwrap_or_else(|| "unknown (no symbols)".to_owned())
             })
             .clone()
+    }
+}
+
+impl std::fmt::Debug for CallSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallSite").field("named", &self.named.get()).finish_non_exhaustive()
     }
 }
 

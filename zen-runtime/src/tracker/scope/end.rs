@@ -248,11 +248,19 @@ impl observe::Source for Arc<Scope> {
     // observer may ask for the report from inside, which takes it again.
     fn each_statement(&self, each: &mut dyn FnMut(Statement<'_>)) {
         let mut statements = Vec::new();
-        self.usage.db.lock().unwrap_or_else(PoisonError::into_inner).each(|fingerprint, backend, count, total_ns| {
-            statements.push((Arc::clone(fingerprint), backend, count, total_ns));
-        });
-        for (fingerprint, backend, count, total_ns) in &statements {
-            each(Statement { fingerprint, backend, count: *count, total: Duration::from_nanos(*total_ns) });
+        self.usage.db.lock().unwrap_or_else(PoisonError::into_inner).each(
+            |fingerprint, backend, count, total_ns, site| {
+                statements.push((Arc::clone(fingerprint), backend, count, total_ns, site.cloned()));
+            },
+        );
+        for (fingerprint, backend, count, total_ns, site) in &statements {
+            each(Statement {
+                fingerprint,
+                backend,
+                count: *count,
+                total: Duration::from_nanos(*total_ns),
+                first_site: site.as_ref(),
+            });
         }
     }
 

@@ -104,7 +104,7 @@ impl Scope {
             suspect |= reaches(db.count(fingerprint) + 1, threshold) && !db.has_call_site(fingerprint);
         }
         if suspect {
-            self.note_call_site(fingerprint);
+            self.note_call_site(fingerprint, false);
         }
     }
 
@@ -133,7 +133,7 @@ impl Scope {
             ok,
         });
         let fingerprint = &fingerprint.text;
-        let mut suspect = false;
+        let (mut suspect, mut first) = (false, false);
         for scope in self.chain() {
             let u = &scope.usage;
             u.db_nanos.fetch_add(ns, Relaxed);
@@ -142,6 +142,7 @@ impl Scope {
             }
             let mut db = u.db.lock().unwrap_or_else(PoisonError::into_inner);
             let (count, has_call_site) = db.record(fingerprint, backend, ns, ok, paging);
+            first |= count == 1;
             let threshold = u64::from(scope.terms().n_plus_one);
             if paging || !reaches(count + 1, threshold) {
                 continue;
@@ -159,18 +160,23 @@ impl Scope {
             }
         }
         if suspect {
-            self.note_call_site(fingerprint);
+            self.note_call_site(fingerprint, false);
+        }
+        if first && in_poll && crate::tracker::observe::call_sites_wanted() {
+            self.note_call_site(fingerprint, true);
         }
     }
 
-    /// Keeps where user code runs a suspected N+1 statement, on this scope
-    /// and each enclosing one.
+    /// Keeps where user code runs a statement, on this scope and each
+    /// enclosing one: where it became an N+1 suspect, or (`first`, when an
+    /// observer asked with `Hooks::CALL_SITES`) where it first ran.
     #[cold]
     #[inline(never)]
-    fn note_call_site(&self, fingerprint: &Arc<str>) {
-        let site = untracked(|| crate::tracker::call_site::CallSite::of(&self.name, fingerprint));
+    fn note_call_site(&self, fingerprint: &Arc<str>, first: bool) {
+        let site = untracked(|| crate::tracker::call_site::CallSite::of(&self.name, fingerprint, first));
         for scope in self.chain() {
-            scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner).set_call_site(fingerprint, &site);
+            let mut db = scope.usage.db.lock().unwrap_or_else(PoisonError::into_inner);
+            if first { db.set_first_site(fingerprint, &site) } else { db.set_call_site(fingerprint, &site) }
         }
     }
 
