@@ -98,14 +98,18 @@ pub struct Verdict {
 /// # Errors
 /// The first line that is not a verdict, naming the file and line.
 pub fn parse_verdicts<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Vec<Verdict>, ParseError> {
-    let mut all: BTreeMap<(String, String), Verdict> = BTreeMap::new();
+    let mut all: BTreeMap<Key, Verdict> = BTreeMap::new();
     for (file, text) in files {
         read_verdicts(file, text, &mut all)?;
     }
     Ok(all.into_values().collect())
 }
 
-fn read_verdicts(file: &str, text: &str, all: &mut BTreeMap<(String, String), Verdict>) -> Result<(), ParseError> {
+/// A verdict's lock, test and scope: two packages' tests of one name have
+/// locks of their own.
+type Key = (String, String, String);
+
+fn read_verdicts(file: &str, text: &str, all: &mut BTreeMap<Key, Verdict>) -> Result<(), ParseError> {
     let lines = text.lines().count();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -137,14 +141,14 @@ fn read_verdicts(file: &str, text: &str, all: &mut BTreeMap<(String, String), Ve
         };
         let verdict = Verdict {
             lock: text("lock").ok_or_else(|| error("no `lock` string"))?,
-            line: value.get("line").and_then(Value::as_u64).and_then(|l| u32::try_from(l).ok()),
+            line: value.get("line").and_then(Value::as_u64).and_then(|l| u32::try_from(l).ok()).filter(|l| *l > 0),
             test: text("test").ok_or_else(|| error("no `test` string"))?,
             scope: text("scope").ok_or_else(|| error("no `scope` string"))?,
             status,
             over: findings("over")?,
             under: findings("under")?,
         };
-        match all.entry((verdict.test.clone(), verdict.scope.clone())) {
+        match all.entry((verdict.lock.clone(), verdict.test.clone(), verdict.scope.clone())) {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(verdict);
             }
@@ -173,7 +177,8 @@ fn finding(f: &Value) -> Option<Finding> {
         Some(site) => Some(Site {
             function: site.get("function")?.as_str()?.to_owned(),
             place: match (site.get("file").and_then(Value::as_str), site.get("line").and_then(Value::as_u64)) {
-                (Some(file), Some(line)) => Some((file.to_owned(), u32::try_from(line).ok()?)),
+                // No line (debug information says 0): no place.
+                (Some(file), Some(line)) if line > 0 => Some((file.to_owned(), u32::try_from(line).ok()?)),
                 _ => None,
             },
         }),
@@ -296,10 +301,12 @@ fn sarif(verdicts: &[Verdict]) -> String {
             let rule = f.map_or("zen/new-scope", Finding::rule);
             let index = RULES.iter().position(|(id, _)| *id == rule).unwrap_or(0);
             let (file, line) = place(v, f);
-            let mut physical = json!({ "artifactLocation": { "uri": file, "uriBaseId": "%SRCROOT%" } });
-            if let Some(line) = line {
-                physical["region"] = json!({ "startLine": line });
-            }
+            // Code scanning wants a line: a scope the lock has no line for
+            // is shown at the top of the lock.
+            let physical = json!({
+                "artifactLocation": { "uri": uri(file), "uriBaseId": "%SRCROOT%" },
+                "region": { "startLine": line.unwrap_or(1) },
+            });
             let mut location = json!({ "physicalLocation": physical });
             if let Some(site) = f.and_then(|f| f.site.as_ref()) {
                 location["logicalLocations"] = json!([{ "fullyQualifiedName": site.function, "kind": "function" }]);
@@ -340,6 +347,20 @@ fn sarif(verdicts: &[Verdict]) -> String {
     out
 }
 
+/// A relative path as a URI reference: every byte but unreserved ones and
+/// `/` percent-encoded (RFC 3986).
+fn uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// A workflow command's property value, escaped as the runner reads it.
 fn property(text: &str) -> String {
     data(text).replace(':', "%3A").replace(',', "%2C")
@@ -374,9 +395,13 @@ fn xml(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // Kept as they are in attributes too, where a parser would
+            // make them spaces.
             '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
             // Characters XML 1.0 cannot hold.
-            c if (c as u32) < 0x20 && c != '\t' && c != '\r' => out.push('\u{fffd}'),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -510,7 +535,7 @@ fn markdown(verdicts: &[Verdict]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{code, data, property, stable_hash};
+    use super::{code, data, property, stable_hash, uri, xml};
 
     #[test]
     fn escapes_keep_each_format_whole() {
@@ -518,7 +543,10 @@ mod tests {
         assert_eq!(data("a\nb: c"), "a%0Ab: c");
         assert_eq!(code("SELECT a | b"), "`SELECT a \\| b`");
         assert_eq!(code("SELECT `a`"), "`` SELECT `a` ``");
-        assert_eq!(stable_hash(&["a", "b"]), stable_hash(&["a", "b"]));
+        // FNV-1a of "a\0b\0": the same on every machine and release.
+        assert_eq!(stable_hash(&["a", "b"]), "ab40d7820d408076");
         assert_ne!(stable_hash(&["ab", ""]), stable_hash(&["a", "b"]));
+        assert_eq!(uri("src/my file#1.rs"), "src/my%20file%231.rs");
+        assert_eq!(xml("a\r\tb<\u{1}\u{ffff}"), "a&#13;&#9;b&lt;\u{fffd}\u{fffd}");
     }
 }

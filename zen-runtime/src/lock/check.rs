@@ -216,6 +216,8 @@ pub(crate) fn check(lock: &LockFile, seen: &BTreeMap<String, BTreeMap<String, En
     for (test, scopes) in seen {
         for (scope, entry) in scopes {
             let (verdict, over, under) = match lock.entries.get(test).and_then(|s| s.get(scope)) {
+                // `update` adds it.
+                None if widening => (Verdict::Passed, Vec::new(), Vec::new()),
                 None => (Verdict::New, Vec::new(), Vec::new()),
                 Some(locked) => {
                     let (over, under) = compare(locked, entry);

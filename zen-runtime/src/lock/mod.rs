@@ -105,13 +105,16 @@
 //! zen lock report --format markdown target/zen-verdict.jsonl              # a pull-request comment
 //! ```
 //!
-//! While the lock checks or updates, zen keeps where user code first ran
-//! each statement (a stack per scope name and statement in the process,
-//! named only for the statements that grew), so a new or grown statement,
-//! or a new N+1, is reported at its line; a figure without a statement
+//! With `ZEN_LOCK_REPORT` set, zen keeps where user code first ran each
+//! statement (a stack per scope name and statement in the process, named
+//! only for the statements that grew), so a new or grown statement, or a
+//! new N+1, is reported at its line; a figure without a statement
 //! (queries, memory, calls to a host) at its entry in `zen.lock`. Paths
 //! are relative to the repository: the nearest directory above the lock
-//! that holds `.git`.
+//! that holds `.git`. A relative `ZEN_LOCK_REPORT` is taken from there too
+//! (cargo runs each package's tests in the package's own directory), and
+//! its directory is made if missing. `update` writes a verdict as well,
+//! where a scope it adds passes.
 
 mod check;
 mod file;
@@ -227,6 +230,21 @@ fn mode() -> LockMode {
     state().mode.clone().unwrap_or(LockMode::Check)
 }
 
+/// Where the verdict goes, when `ZEN_LOCK_REPORT` names a file and the
+/// lock checks or updates.
+fn report_file() -> Option<PathBuf> {
+    static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let file = std::env::var_os(REPORT_VAR).filter(|v| !v.is_empty())?;
+        matches!(mode(), LockMode::Check | LockMode::Update).then(|| PathBuf::from(file))
+    })
+    .clone()
+}
+
+fn reporting() -> bool {
+    report_file().is_some()
+}
+
 /// The lock as an observer: with `ZEN_LOCK` set, it records every scope
 /// that ends, and its `[[exempt]]` entries judge the reports; unset, it
 /// takes no hook and costs nothing.
@@ -239,11 +257,9 @@ impl Observer for Lock {
             return Hooks::NONE;
         }
         let exempting = state().locked.as_ref().is_ok_and(|l| !l.exemptions.is_empty());
-        // Where each statement first ran, to put a regression at its line.
-        let hooks = match mode() {
-            LockMode::Reset => Hooks::SCOPE_ENDED,
-            _ => Hooks::SCOPE_ENDED.and(Hooks::CALL_SITES),
-        };
+        // Where each statement first ran, to put a regression at its line
+        // in the verdict.
+        let hooks = if reporting() { Hooks::SCOPE_ENDED.and(Hooks::CALL_SITES) } else { Hooks::SCOPE_ENDED };
         if exempting { hooks.and(Hooks::EXEMPTIONS) } else { hooks }
     }
 
@@ -305,7 +321,8 @@ fn record(end: &ScopeEnd<'_>) {
         entry.statements.insert(Arc::clone(s.fingerprint), s.count);
         // A statement new to its entry, or run more often: where it runs
         // (named now, for these only).
-        if let Some(locked) = locked
+        if reporting()
+            && let Some(locked) = locked
             && locked.statements.get(s.fingerprint).is_none_or(|&l| s.count > l)
             && let Some(site) = s.call_site()
         {
@@ -471,9 +488,8 @@ fn finish() -> bool {
         }
         ok = false;
     }
-    if mode != LockMode::Reset
-        && let Some(to) = std::env::var_os(REPORT_VAR).filter(|v| !v.is_empty())
-        && let Err(e) = verdict::append(std::path::Path::new(&to), &state.path, &outcome)
+    if let Some(to) = report_file()
+        && let Err(e) = verdict::append(&to, &state.path, &outcome)
     {
         eprintln!("zen: {REPORT_VAR}={}: cannot write the verdict: {e}", to.display());
         ok = false;

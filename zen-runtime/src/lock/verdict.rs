@@ -27,6 +27,7 @@ pub(crate) fn append(to: &Path, lock: &Path, outcome: &Outcome) -> std::io::Resu
         return Ok(());
     }
     let places = Places::new(lock);
+    let to = places.resolve(to);
     let text = std::fs::read_to_string(lock).unwrap_or_default();
     let mut out = String::new();
     for judged in &outcome.scopes {
@@ -50,19 +51,26 @@ pub(crate) fn append(to: &Path, lock: &Path, outcome: &Outcome) -> std::io::Resu
         out.push_str(&record.to_string());
         out.push('\n');
     }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(to)?;
+    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&to)?;
     file.lock()?;
     file.write_all(out.as_bytes())?;
     file.sync_data()
 }
 
-/// Where the repository is, and the lock in it.
+/// Where the repository is, and the lock and the workspace in it.
 struct Places {
     /// The repository's directory, if one holds the lock.
     root: Option<PathBuf>,
-    /// The directories from the lock's up to the repository's, where a
-    /// workspace's relative paths may start.
-    dirs: Vec<PathBuf>,
+    /// The directory a call site's path is relative to: the workspace's
+    /// (the nearest above the lock whose `Cargo.toml` says `[workspace]`),
+    /// else the lock's.
+    workspace: PathBuf,
+    /// The lock's directory, where a relative `ZEN_LOCK_REPORT` starts
+    /// without a repository.
+    dir: PathBuf,
     /// The lock's path, relative to the repository.
     lock: String,
 }
@@ -70,39 +78,50 @@ struct Places {
 impl Places {
     fn new(lock: &Path) -> Places {
         let lock = std::fs::canonicalize(lock).unwrap_or_else(|_| lock.to_owned());
-        let mut dirs = Vec::new();
+        let dir = lock.parent().map(Path::to_owned).unwrap_or_default();
         let mut root = None;
+        let mut workspace = None;
         for dir in lock.ancestors().skip(1) {
-            dirs.push(dir.to_owned());
+            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+            if workspace.is_none() && manifest.lines().any(|l| l.trim() == "[workspace]") {
+                workspace = Some(dir.to_owned());
+            }
             if dir.join(".git").exists() {
                 root = Some(dir.to_owned());
                 break;
             }
         }
-        if root.is_none() {
-            dirs.truncate(1);
-        }
         let name = lock.file_name().map(PathBuf::from).unwrap_or_default();
         let relative = root.as_deref().and_then(|r| lock.strip_prefix(r).ok()).unwrap_or(&name);
-        Places { lock: slashes(relative), root, dirs }
+        Places { lock: slashes(relative), root, workspace: workspace.unwrap_or_else(|| dir.clone()), dir }
+    }
+
+    /// `ZEN_LOCK_REPORT` as a path: a relative one from the repository's
+    /// root (cargo runs each package's tests in its own directory), else
+    /// from the lock's directory.
+    fn resolve(&self, to: &Path) -> PathBuf {
+        if to.is_absolute() { to.to_owned() } else { self.root.as_ref().unwrap_or(&self.dir).join(to) }
     }
 
     /// A call site's path, relative to the workspace, as relative to the
-    /// repository: the first directory from the lock's up that holds it.
+    /// repository.
     fn file(&self, file: &str) -> String {
         let (Some(root), false) = (&self.root, file.starts_with('/')) else { return file.to_owned() };
-        self.dirs
-            .iter()
-            .map(|dir| dir.join(file))
-            .find(|path| path.is_file())
-            .and_then(|path| path.strip_prefix(root).ok().map(slashes))
-            .unwrap_or_else(|| file.to_owned())
+        let path = self.workspace.join(file);
+        match path.strip_prefix(root) {
+            Ok(relative) if path.is_file() => slashes(relative),
+            _ => file.to_owned(),
+        }
     }
 
     fn finding(&self, f: &Finding) -> Value {
-        let site = f.site.as_deref().map(|site| match split(site) {
-            (function, Some((file, line))) => json!({ "function": function, "file": self.file(file), "line": line }),
-            (function, None) => json!({ "function": function }),
+        // A site with no place ("an unknown call site", a program without
+        // debug information) says nothing a reviewer can open.
+        let site = f.site.as_deref().and_then(|site| match split(site) {
+            (function, Some((file, line))) => {
+                Some(json!({ "function": function, "file": self.file(file), "line": line }))
+            }
+            (_, None) => None,
         });
         json!({
             "about": f.about.key(),
@@ -123,7 +142,8 @@ fn slashes(path: &Path) -> String {
 fn split(site: &str) -> (&str, Option<(&str, u32)>) {
     let place = site.strip_suffix(')').and_then(|s| s.rsplit_once(" (")).and_then(|(function, place)| {
         let (file, line) = place.rsplit_once(':')?;
-        Some((function, (file, line.parse().ok()?)))
+        // Debug information without a line says 0.
+        Some((function, (file, line.parse().ok().filter(|l: &u32| *l > 0)?)))
     });
     match place {
         Some((function, place)) => (function, Some(place)),
@@ -143,6 +163,7 @@ mod tests {
             ("<app::Repo as app::Store>::get", Some(("src/repo.rs", 7)))
         );
         assert_eq!(split("app::list"), ("app::list", None));
+        assert_eq!(split("app::list (src/articles.rs:0)"), ("app::list (src/articles.rs:0)", None));
         assert_eq!(split("unknown (no symbols)"), ("unknown (no symbols)", None));
     }
 }

@@ -437,7 +437,7 @@ static CALL_SITES: AtomicBool = AtomicBool::new(false);
 /// statement and scope, at its first run.
 pub(crate) fn call_sites_wanted() -> bool {
     install();
-    CALL_SITES.load(Ordering::Relaxed)
+    CALL_SITES.load(Ordering::Acquire)
 }
 
 /// Adds an observer for the life of the process, or until [`unregister`].
@@ -495,6 +495,8 @@ fn edit_registry(edit: impl FnOnce(&mut Vec<Entry>)) -> bool {
 /// Makes `observers` the registry, with each hook's list and count;
 /// returns the registry it replaced.
 fn publish(registry: &mut Option<Observers>, observers: Vec<Entry>) -> Option<Observers> {
+    // Before the counts: a thread that sees them set (`install`) sees it.
+    CALL_SITES.store(observers.iter().any(|e| e.hooks.has(Hooks::CALL_SITES)), Ordering::Release);
     let mut by_hook: [Box<[Arc<dyn Observer>]>; 4] = Default::default();
     for hook in [Hooks::SCOPE_ENDED, Hooks::OPERATION_STARTED, Hooks::OPERATION_ENDED, Hooks::EXEMPTIONS] {
         let takers: Box<[Arc<dyn Observer>]> =
@@ -502,7 +504,6 @@ fn publish(registry: &mut Option<Observers>, observers: Vec<Entry>) -> Option<Ob
         COUNTS[hook.index()].store(takers.len(), Ordering::Release);
         by_hook[hook.index()] = takers;
     }
-    CALL_SITES.store(observers.iter().any(|e| e.hooks.has(Hooks::CALL_SITES)), Ordering::Relaxed);
     let old = registry.replace(Arc::new(Registry { entries: observers, by_hook }));
     GENERATION.fetch_add(1, Ordering::Release);
     old

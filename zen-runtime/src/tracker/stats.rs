@@ -93,8 +93,9 @@ impl DbStats {
             return (stat.count, stat.call_site.is_some());
         }
         if self.statements.len() >= MAX_STATEMENTS {
+            // Not kept: never a suspect, never a first run, no call site.
             self.untracked += 1;
-            return (1, false);
+            return (0, true);
         }
         let stat = Stat {
             backend,
