@@ -47,6 +47,13 @@
 //!   one it is: all a command costs the client process, the driver's
 //!   making of the events zen listens to included (the server's work is
 //!   another process's).
+//! - `deadline_in`: the trivial handler, 100 requests, under a layer that
+//!   trusts `x-request-timeout-ms`, without the header and with it: what
+//!   reading a caller's deadline and shortening the budget costs.
+//! - `deadline_out`: 100 external calls in an enforced scope with time
+//!   left, counted as zen's clients count one, then sent through
+//!   `DeadlineLayer`: what writing `grpc-timeout` costs on top (with the
+//!   layer's boxed future and timer).
 //! - `observers`: the same scope with 100 queries, with the crate's own
 //!   observers (as in `query`), with none registered, and with one that
 //!   takes every hook and does nothing: what the registry costs when it is
@@ -66,8 +73,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use gungraun::{library_benchmark, library_benchmark_group, main};
+use tower::Service as _;
 use tower::ServiceExt;
 use zen_runtime::alloc::ZenAlloc;
+use zen_runtime::deadline::{Deadline, DeadlineLayer};
 use zen_runtime::layer::ZenLayer;
 use zen_runtime::{instrument, observe, testing, zen};
 
@@ -96,11 +105,13 @@ struct App {
     per_connection: bool,
     /// What must live as long as the app: a sink, a recorder's handle.
     _kept: Vec<Box<dyn std::any::Any>>,
+    /// A header every request carries.
+    header: Option<(&'static str, &'static str)>,
 }
 
 impl App {
     fn new(rt: tokio::runtime::Runtime, router: Router, path: &'static str) -> App {
-        let app = App { rt, router, path, per_connection: false, _kept: Vec::new() };
+        let app = App { rt, router, path, per_connection: false, _kept: Vec::new(), header: None };
         app.serve(5);
         app
     }
@@ -117,7 +128,11 @@ impl App {
         self.rt.block_on(async {
             let mut bytes = 0;
             for _ in 0..n {
-                let request = Request::get(self.path).body(Body::empty()).unwrap();
+                let mut request = Request::get(self.path);
+                if let Some((name, value)) = self.header {
+                    request = request.header(name, value);
+                }
+                let request = request.body(Body::empty()).unwrap();
                 let router =
                     if self.per_connection { self.router.clone().with_state::<()>(()) } else { self.router.clone() };
                 let response = router.oneshot(request).await.unwrap();
@@ -355,6 +370,88 @@ library_benchmark_group!(
     compare_by_id = true;
     benchmarks = bare, from_fn, trace_layer, zen_layer, zen_layer_with_header
 );
+
+/// The trivial app, its requests with `x-request-timeout-ms: 300`, under
+/// a layer that trusts the header or not.
+fn deadline_app(trusted: bool) -> App {
+    let layer = ZenLayer::new();
+    let layer = if trusted { layer.deadline(Deadline::header("x-request-timeout-ms")) } else { layer };
+    let mut app = trivial_app(apps::trivial(zen_hello).layer(layer));
+    app.header = Some(("x-request-timeout-ms", "300"));
+    app
+}
+
+fn setup_no_deadline() -> App {
+    deadline_app(false)
+}
+
+fn setup_deadline() -> App {
+    deadline_app(true)
+}
+
+#[library_benchmark]
+#[bench::hello(setup = setup_no_deadline)]
+fn no_deadline_header(app: App) -> App {
+    app.served(TRIVIAL_REQUESTS)
+}
+
+#[library_benchmark]
+#[bench::hello(setup = setup_deadline)]
+fn deadline_header(app: App) -> App {
+    app.served(TRIVIAL_REQUESTS)
+}
+
+library_benchmark_group!(name = deadline_in; compare_by_id = true; benchmarks = no_deadline_header, deadline_header);
+
+const CALLS: usize = 100;
+
+/// `CALLS` external calls in an enforced scope with time left: each
+/// counted as zen's own clients count one (admitted, its time limit read,
+/// finished), or (`layered`) sent through `DeadlineLayer`, which does the
+/// same and writes `grpc-timeout`.
+#[zen(mode = "enforce", timeout_ms = 60_000)]
+async fn calls(layered: bool) -> Result<usize, zen_runtime::BudgetExceeded> {
+    let mut inner = tower::service_fn(|_: Request<()>| std::future::ready(Ok::<_, std::convert::Infallible>(())));
+    let mut service = tower::ServiceBuilder::new().layer(DeadlineLayer::new(Deadline::grpc())).service(inner);
+    let mut sent = 0;
+    for _ in 0..CALLS {
+        let request = Request::post("http://peer:50051/zen.Svc/Call").body(()).unwrap();
+        if layered {
+            service.ready().await.unwrap().call(request).await.unwrap();
+        } else {
+            let call = instrument::call("peer").unwrap();
+            black_box(call.time_limit());
+            inner.ready().await.unwrap().call(request).await.unwrap();
+            call.finish(true);
+        }
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// A runtime on which both kinds of call ran once.
+fn warmed_calls() -> tokio::runtime::Runtime {
+    let rt = runtime();
+    rt.block_on(calls(true)).unwrap();
+    rt.block_on(calls(false)).unwrap();
+    rt
+}
+
+#[library_benchmark]
+#[bench::hundred(setup = warmed_calls)]
+fn call_bookkeeping(rt: tokio::runtime::Runtime) -> tokio::runtime::Runtime {
+    black_box(rt.block_on(calls(false)).unwrap());
+    rt
+}
+
+#[library_benchmark]
+#[bench::hundred(setup = warmed_calls)]
+fn call_with_grpc_timeout(rt: tokio::runtime::Runtime) -> tokio::runtime::Runtime {
+    black_box(rt.block_on(calls(true)).unwrap());
+    rt
+}
+
+library_benchmark_group!(name = deadline_out; compare_by_id = true; benchmarks = call_bookkeeping, call_with_grpc_timeout);
 
 /// `PAIRS` allocation-and-free pairs of 64 bytes through `allocator`,
 /// inside a scope.
@@ -595,5 +692,7 @@ main!(
     query,
     observers,
     mongodb_command,
-    mongodb_round_trip
+    mongodb_round_trip,
+    deadline_in,
+    deadline_out
 );

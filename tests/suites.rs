@@ -19,6 +19,8 @@ mod constant_queries;
 mod db_postgres;
 #[path = "db_sqlite.rs"]
 mod db_sqlite;
+#[path = "deadline.rs"]
+mod deadline;
 #[path = "fingerprint.rs"]
 mod fingerprint;
 #[path = "http_client.rs"]

@@ -76,6 +76,7 @@ macro_rules! event {
             kind = r.kind.as_str(),
             handler = r.handler,
             attempt = r.attempt,
+            caller_time_left_ms = r.caller_time_left.map(ms),
             mode = r.mode.as_str(),
             outcome = r.outcome.as_str(),
             status = r.status,

@@ -146,6 +146,8 @@ mod tracker;
 pub mod dashboard;
 #[cfg(feature = "sqlx")]
 pub mod db;
+#[cfg(any(feature = "tower", feature = "http"))]
+pub mod deadline;
 mod events;
 #[cfg(feature = "http")]
 pub mod http;

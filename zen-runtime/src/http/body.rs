@@ -38,6 +38,24 @@ impl Call {
         self.op.as_ref().and_then(Operation::time_limit)
     }
 
+    /// Writes the time left in `deadline`'s header; refuses the call (it
+    /// is not started) when less than its floor is left. Outside an
+    /// enforced budget, nothing is written.
+    pub(crate) fn send_deadline(
+        &mut self,
+        deadline: Option<&crate::deadline::Deadline>,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), crate::BudgetExceeded> {
+        let (Some(deadline), Some(left)) = (deadline, self.time_limit()) else { return Ok(()) };
+        match deadline.outgoing(left) {
+            Ok(value) => {
+                headers.insert(deadline.header_name().clone(), value);
+                Ok(())
+            }
+            Err(()) => Err(self.op.take().expect("a call not started").refuse()),
+        }
+    }
+
     /// Ends the call now: its budget ran out. `None` if it ended already.
     pub(crate) fn expire(&mut self) -> Option<crate::BudgetExceeded> {
         self.op.take().map(Operation::expire)

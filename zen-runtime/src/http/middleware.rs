@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest_middleware::{Error, Next};
 
+use crate::deadline::Deadline;
 use crate::tracker::instrument;
 
 /// A `reqwest-middleware` middleware that holds each call to the current
@@ -25,16 +26,26 @@ use crate::tracker::instrument;
 ///     .build();
 /// # let _ = client;
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Middleware {
     timeout: Duration,
+    deadline: Option<Deadline>,
 }
 
 impl Middleware {
     /// The middleware; `timeout` is the longest any call may take.
     #[must_use]
     pub fn new(timeout: Duration) -> Self {
-        Middleware { timeout }
+        Middleware { timeout, deadline: None }
+    }
+
+    /// Sends the time left in the request's enforced budget with every
+    /// call, in `deadline`'s header, and starts no call with less than its
+    /// floor left (see [`deadline`](crate::deadline)).
+    #[must_use]
+    pub fn deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 }
 
@@ -49,6 +60,7 @@ impl reqwest_middleware::Middleware for Middleware {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = super::body::Call::new(instrument::call(&host).map_err(Error::middleware)?, request.method());
+        call.send_deadline(self.deadline.as_ref(), request.headers_mut()).map_err(Error::middleware)?;
         let own = request.timeout().map_or(self.timeout, |t| self.timeout.min(*t));
         *request.timeout_mut() = Some(own);
         let deadline = super::budget_deadline(call.time_limit(), own);

@@ -45,6 +45,10 @@
 //! without a timeout either. Add it last, after retries: each attempt that
 //! reaches it is counted and bounded like a [`Client`] call, body included.
 //!
+//! [`ClientBuilder::deadline`] sends the time left with every call, so
+//! that the service called stops when this request's caller stops waiting
+//! ([`deadline`](crate::deadline)).
+//!
 //! TLS is whatever your own `reqwest` dependency enables (zen's asks for
 //! none).
 
@@ -55,6 +59,7 @@ mod middleware;
 use std::fmt;
 use std::time::Duration;
 
+use crate::deadline::Deadline;
 use crate::tracker::error::BudgetExceeded;
 use crate::tracker::instrument;
 
@@ -67,6 +72,7 @@ pub use middleware::Middleware;
 pub struct Client {
     inner: reqwest::Client,
     timeout: Duration,
+    deadline: Option<Deadline>,
 }
 
 /// Builds a [`Client`]; `build` exists once [`timeout`](Self::timeout) is set.
@@ -75,6 +81,7 @@ pub struct Client {
 pub struct ClientBuilder<T> {
     inner: reqwest::ClientBuilder,
     timeout: T,
+    deadline: Option<Deadline>,
 }
 
 /// A builder state: no timeout yet.
@@ -105,7 +112,7 @@ impl HasTimeout for Timeout {
 impl Client {
     /// A builder; call [`timeout`](ClientBuilder::timeout), then `build`.
     pub fn builder() -> ClientBuilder<NoTimeout> {
-        ClientBuilder { inner: reqwest::Client::builder(), timeout: NoTimeout }
+        ClientBuilder { inner: reqwest::Client::builder(), timeout: NoTimeout, deadline: None }
     }
 
     /// The timeout every call gets at most.
@@ -126,19 +133,31 @@ impl Client {
 
     /// A request with any method.
     pub fn request(&self, method: reqwest::Method, url: impl reqwest::IntoUrl) -> RequestBuilder {
-        RequestBuilder { inner: self.inner.request(method, url), timeout: self.timeout }
+        RequestBuilder {
+            inner: self.inner.request(method, url),
+            timeout: self.timeout,
+            deadline: self.deadline.clone(),
+        }
     }
 }
 
 impl<T> ClientBuilder<T> {
     /// The longest any call may take, connection included.
     pub fn timeout(self, timeout: Duration) -> ClientBuilder<Timeout> {
-        ClientBuilder { inner: self.inner, timeout: Timeout(timeout) }
+        ClientBuilder { inner: self.inner, timeout: Timeout(timeout), deadline: self.deadline }
+    }
+
+    /// Sends the time left in the request's enforced budget with every
+    /// call, in `deadline`'s header, and starts no call with less than its
+    /// floor left (see [`deadline`](crate::deadline)).
+    pub fn deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// Any other reqwest setting: `.with(|b| b.user_agent("app/1.0"))`.
     pub fn with(self, configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder) -> Self {
-        ClientBuilder { inner: configure(self.inner), timeout: self.timeout }
+        ClientBuilder { inner: configure(self.inner), timeout: self.timeout, deadline: self.deadline }
     }
 
     /// The client. Exists for every builder so that, without a timeout, the
@@ -151,7 +170,8 @@ impl<T> ClientBuilder<T> {
         T: HasTimeout,
     {
         let timeout = self.timeout.duration();
-        Ok(Client { inner: self.inner.timeout(timeout).build().map_err(Error::Request)?, timeout })
+        let inner = self.inner.timeout(timeout).build().map_err(Error::Request)?;
+        Ok(Client { inner, timeout, deadline: self.deadline })
     }
 }
 
@@ -161,6 +181,7 @@ impl<T> ClientBuilder<T> {
 pub struct RequestBuilder {
     inner: reqwest::RequestBuilder,
     timeout: Duration,
+    deadline: Option<Deadline>,
 }
 
 impl RequestBuilder {
@@ -198,6 +219,7 @@ impl RequestBuilder {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = body::Call::new(instrument::call(&host).map_err(Error::Budget)?, request.method());
+        call.send_deadline(self.deadline.as_ref(), request.headers_mut()).map_err(Error::Budget)?;
         // reqwest bounds the whole call, body included, by the client's own
         // timeout; an enforced budget that runs out sooner is zen's to cut.
         *request.timeout_mut() = Some(self.timeout);

@@ -51,6 +51,7 @@ pub(crate) fn open(name: Cow<'static, str>, attempt: u32, defaults: Asked) -> Ar
         collector: None,
         adoptable: true,
         attempt: Some(attempt),
+        caller_time_left: None,
     })
 }
 

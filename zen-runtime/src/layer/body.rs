@@ -50,13 +50,15 @@ pub(super) struct Streamed {
     cut_at: Option<u64>,
     ended: bool,
     cut: bool,
+    /// A gRPC response: a cut ends it with `grpc-status` trailers.
+    grpc: bool,
 }
 
 impl Streamed {
-    pub(super) fn new(scope: Arc<Scope>) -> Box<Self> {
+    pub(super) fn new(scope: Arc<Scope>, grpc: bool) -> Box<Self> {
         let enforced = scope.mode() == Mode::Enforce;
         let cut_at = scope.limit(Budget::ResponseSize).filter(|_| enforced).map(|kib| kib.saturating_mul(1024));
-        Box::new(Streamed { scope, bytes: 0, cut_at, ended: false, cut: false })
+        Box::new(Streamed { scope, bytes: 0, cut_at, ended: false, cut: false, grpc })
     }
 
     /// Counts the body's bytes into the request and delivers its report.
@@ -113,9 +115,16 @@ where
                     if stream.cut_at.is_some_and(|max| stream.bytes > max) {
                         stream.cut = true;
                         stream.end();
-                        let exceeded = stream
-                            .scope
-                            .blown()
+                        let exceeded = stream.scope.blown();
+                        if stream.grpc {
+                            // The message that went over is not sent; gRPC's
+                            // client reads the status from the trailers.
+                            let message = exceeded.map_or_else(|| "over max_response_kb".into(), |e| e.to_string());
+                            let writes = stream.scope.figures(stream.scope.elapsed()).writes();
+                            let trailers = super::response::grpc_cut(&message, writes);
+                            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                        }
+                        let exceeded = exceeded
                             .map_or_else(|| "response body over max_response_kb".into(), |e| Box::new(e) as BoxError);
                         return Poll::Ready(Some(Err(exceeded)));
                     }

@@ -23,6 +23,8 @@ pin_project_lite::pin_project! {
         #[pin]
         work: Boundary<F>,
         server_timing: Shown,
+        // A gRPC request: refused with a gRPC status, never a 503.
+        grpc: bool,
     }
 }
 
@@ -44,8 +46,8 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(work: Boundary<F>, server_timing: Shown) -> Self {
-        ResponseFuture { work, server_timing }
+    pub(super) fn new(work: Boundary<F>, server_timing: Shown, grpc: bool) -> Self {
+        ResponseFuture { work, server_timing, grpc }
     }
 }
 
@@ -90,6 +92,8 @@ where
             Ended::Panicked(_) => (Outcome::Panicked, Some(Stop::Panicked), None),
         };
         let status = match (&stop, &result) {
+            // gRPC says it in `grpc-status`, under HTTP's 200.
+            (Some(_), _) if *this.grpc => StatusCode::OK,
             (Some(Stop::Exceeded(_)), _) => StatusCode::SERVICE_UNAVAILABLE,
             (Some(Stop::Panicked), _) => StatusCode::INTERNAL_SERVER_ERROR,
             (None, Some(Ok(response))) => response.status(),
@@ -100,10 +104,14 @@ where
         let elapsed = work.seal(outcome);
         let figures = scope.figures(elapsed);
         let (result, deliver_now) = match (stop, result) {
+            (Some(Stop::Exceeded(budget)), _) if *this.grpc => {
+                (Ok(response::grpc_exceeded(scope, budget, &figures)), true)
+            }
+            (Some(Stop::Panicked), _) if *this.grpc => (Ok(response::grpc_panicked(&figures)), true),
             (Some(Stop::Exceeded(budget)), _) => (Ok(response::exceeded(scope, budget, &figures)), true),
             (Some(Stop::Panicked), _) => (Ok(response::panicked(&scope.name, &figures)), true),
             (None, Some(Ok(response))) if streamed => {
-                let stream = Streamed::new(Arc::clone(scope));
+                let stream = Streamed::new(Arc::clone(scope), *this.grpc);
                 (Ok(response.map(|body| ZenBody::inner(body, Some(stream)))), false)
             }
             (None, Some(result)) => (result.map(|r| r.map(|body| ZenBody::inner(body, None))), true),

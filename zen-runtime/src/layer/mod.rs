@@ -111,6 +111,23 @@
 //! connection keeps serving. A client that goes away mid-request drops the
 //! handler; its report says `cancelled`.
 //!
+//! # gRPC
+//!
+//! On a tonic server (`Server::builder().layer(ZenLayer::new())`), each
+//! call is a scope named by its method, `POST /package.Service/Method`
+//! (any other path of a gRPC request is `(unmatched)`), and a `#[zen]`
+//! handler tightens it as under axum; metrics, the dashboard and the lock
+//! see it as a route. A caller's `grpc-timeout` shortens its budget
+//! ([`deadline`](crate::deadline)). In `enforce`, a blown budget is
+//! answered as gRPC requires, never with a `503` a gRPC client cannot
+//! read: HTTP `200` with `grpc-status` `DEADLINE_EXCEEDED` (4) for the
+//! deadline, `RESOURCE_EXHAUSTED` (8) for any other budget and `INTERNAL`
+//! (13) for a panic, a `grpc-message` naming the budget (`POST
+//! /pkg.Svc/Get used 151 ms of its timeout_ms = 150`), and `zen-writes`
+//! (`none`, `committed`, `unknown`) in place of the problem document's
+//! `writes`. A response stream past `max_response_kb` ends there with
+//! those trailers.
+//!
 //! # `writes`: may the client retry?
 //!
 //! Both problem documents say what the request's writes did, in `writes`
@@ -150,10 +167,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
 
+use crate::deadline::Deadline;
 use crate::tracker::boundary::Boundary;
 use crate::tracker::budget::{Kind, Limits, Mode};
 use crate::tracker::hash::FxBuild;
@@ -176,6 +195,7 @@ pub struct RouteName(pub Cow<'static, str>);
 pub struct ZenLayer {
     defaults: Asked,
     server_timing: ServerTiming,
+    deadline: Option<Deadline>,
 }
 
 /// Which responses carry `Server-Timing` ([`ZenLayer::server_timing`]).
@@ -246,7 +266,7 @@ impl ZenLayer {
     /// does); the mode is `ZEN_MODE`'s; no response carries `Server-Timing`.
     #[must_use]
     pub fn new() -> Self {
-        ZenLayer { defaults: Asked::default(), server_timing: ServerTiming::Off }
+        ZenLayer { defaults: Asked::default(), server_timing: ServerTiming::Off, deadline: None }
     }
 
     fn with(mut self, change: impl FnOnce(&mut Self)) -> Self {
@@ -274,6 +294,20 @@ impl ZenLayer {
         self.with(|l| l.defaults.n_plus_one = Some(threshold))
     }
 
+    /// Trusts the time left a caller sends in this header (whole
+    /// milliseconds; see [`deadline`](crate::deadline)): a request's
+    /// deadline becomes the earlier of its own `timeout_ms` and that long
+    /// after arrival, and its report says what the caller gave
+    /// ([`Report::caller_time_left`](crate::Report::caller_time_left)). A
+    /// gRPC request's `grpc-timeout` is read without it. Name a header
+    /// only your own services (or your proxy, such as Envoy's
+    /// `x-envoy-expected-rq-timeout-ms`) can set: a client can shorten its
+    /// budget, never lengthen it, but it can make you answer sooner.
+    #[must_use]
+    pub fn deadline(self, deadline: Deadline) -> Self {
+        self.with(|l| l.deadline = Some(deadline))
+    }
+
     /// Which responses carry a `Server-Timing` header ([`ServerTiming`]:
     /// none by default, `true` or [`ServerTiming::On`] for all, or those a
     /// check admits, such as the dashboard's `Authorize`).
@@ -288,8 +322,12 @@ impl<S> tower_layer::Layer<S> for ZenLayer {
     type Service = ZenService<S>;
 
     fn layer(&self, inner: S) -> ZenService<S> {
-        let shared =
-            Shared { defaults: self.defaults, server_timing: self.server_timing.clone(), names: Default::default() };
+        let shared = Shared {
+            defaults: self.defaults,
+            server_timing: self.server_timing.clone(),
+            deadline: self.deadline.clone(),
+            names: Default::default(),
+        };
         ZenService { inner, shared: Arc::new(shared) }
     }
 }
@@ -309,10 +347,29 @@ pub struct ZenService<S> {
 struct Shared {
     defaults: Asked,
     server_timing: ServerTiming,
+    deadline: Option<Deadline>,
     names: [OnceLock<(Box<str>, &'static str)>; 9],
 }
 
 impl Shared {
+    /// The time the request's caller will still wait, if it said so in a
+    /// header this layer trusts, and the request's budget as it shortens it.
+    fn asked<B>(&self, request: &Request<B>) -> (Asked, Option<Duration>) {
+        let headers = request.headers();
+        let left = match &self.deadline {
+            Some(deadline) => deadline.read(headers),
+            None => None,
+        }
+        .or_else(|| if is_grpc(headers) { Deadline::grpc().read(headers) } else { None });
+        let mut asked = self.defaults;
+        if let Some(left) = left {
+            // Whole milliseconds, rounded down: never later than the caller's.
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+            asked.limits = asked.limits.tighter(Limits::NONE.timeout_ms(ms));
+        }
+        (asked, left)
+    }
+
     /// The request's name and its method as the name carries it.
     fn name<B>(&self, request: &Request<B>) -> (Cow<'static, str>, &'static str) {
         let method = request.method();
@@ -376,18 +433,21 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (name, method) = self.shared.name(&request);
+        let (asked, caller_time_left) = self.shared.asked(&request);
         let scope = Scope::open(Spec {
             name,
             method: Some(method),
             kind: Some(Kind::Handler),
-            asked: self.shared.defaults,
+            asked,
             collector: None,
             adoptable: true,
             attempt: None,
+            caller_time_left,
         });
+        let grpc = is_grpc(request.headers());
         let (timing, request) = self.shared.server_timing.shown(request);
         let work = Boundary::start(scope, || self.inner.call(request));
-        ResponseFuture::new(work, timing)
+        ResponseFuture::new(work, timing, grpc)
     }
 }
 
@@ -401,7 +461,25 @@ fn route<B>(request: &Request<B>) -> &str {
     if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
         return path.as_str();
     }
+    let path = request.uri().path();
+    if is_grpc(request.headers()) && is_grpc_method(path) {
+        return path;
+    }
     "(unmatched)"
+}
+
+/// A gRPC request: `content-type: application/grpc` (or `+proto`, ...).
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|c| c.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// `/package.Service/Method`: the path of a gRPC method, which names its
+/// scope (a service's methods are few; anything else is unmatched).
+fn is_grpc_method(path: &str) -> bool {
+    let name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    path.strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .is_some_and(|(service, method)| name(service) && name(method))
 }
 
 type Names = Vec<(Method, HashMap<Box<str>, &'static str, FxBuild>)>;

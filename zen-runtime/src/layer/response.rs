@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use std::mem::MaybeUninit;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 
 use super::body::ZenBody;
 use crate::tracker::budget::{Budget, Limits, Measure};
-use crate::tracker::report::{Figures, json_string};
+use crate::tracker::report::{Figures, Writes, json_string};
 use crate::tracker::scope::Scope;
 
 /// `queries;desc="4/5", db;dur=12.4;desc="budget 50ms", total;dur=48.1;desc="budget 200ms"`:
@@ -275,6 +275,66 @@ pub(super) fn panicked<B>(route: &str, figures: &Figures) -> Response<ZenBody<B>
     json_string(&mut body, route);
     let _ = write!(body, ",\"writes\":\"{}\"}}", figures.writes());
     problem(StatusCode::INTERNAL_SERVER_ERROR, body)
+}
+
+/// gRPC's statuses zen answers with.
+const DEADLINE_EXCEEDED: &str = "4";
+const RESOURCE_EXHAUSTED: &str = "8";
+const INTERNAL: &str = "13";
+
+/// What a request's writes did, for a gRPC client: `none`, `committed` or
+/// `unknown`, as the problem document's `writes`.
+const WRITES: HeaderName = HeaderName::from_static("zen-writes");
+
+/// A gRPC request stopped by its budget: HTTP `200` with no message and
+/// `grpc-status` `DEADLINE_EXCEEDED` for the deadline (`timeout_ms`),
+/// `RESOURCE_EXHAUSTED` for any other budget, and a `grpc-message` naming
+/// it, as gRPC's "trailers-only" answer; `zen-writes` says what the
+/// request's writes did.
+pub(super) fn grpc_exceeded<B>(scope: &Scope, budget: Budget, figures: &Figures) -> Response<ZenBody<B>> {
+    let limit = scope.limit(budget).unwrap_or(0);
+    let used = figures.used_in_unit(budget).unwrap_or(0);
+    let code = if budget == Budget::Timeout { DEADLINE_EXCEEDED } else { RESOURCE_EXHAUSTED };
+    let message = format!("{} used {used} {} of its {budget} = {limit}", scope.name, budget.unit());
+    grpc_status(code, &message, figures)
+}
+
+/// A gRPC request whose handler panicked: `INTERNAL`.
+pub(super) fn grpc_panicked<B>(figures: &Figures) -> Response<ZenBody<B>> {
+    grpc_status(INTERNAL, "the handler panicked", figures)
+}
+
+fn grpc_status<B>(code: &'static str, message: &str, figures: &Figures) -> Response<ZenBody<B>> {
+    let mut response = Response::new(ZenBody::full(String::new()));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    grpc_status_into(headers, code, message, figures.writes());
+    response
+}
+
+/// The trailers that end a gRPC response stream cut at `max_response_kb`:
+/// `RESOURCE_EXHAUSTED`, naming the budget.
+pub(super) fn grpc_cut(message: &str, writes: Writes) -> http::HeaderMap {
+    let mut trailers = http::HeaderMap::new();
+    grpc_status_into(&mut trailers, RESOURCE_EXHAUSTED, message, writes);
+    trailers
+}
+
+fn grpc_status_into(headers: &mut http::HeaderMap, code: &'static str, message: &str, writes: Writes) {
+    headers.insert(HeaderName::from_static("grpc-status"), HeaderValue::from_static(code));
+    // gRPC's percent-encoding: every byte outside printable ASCII, and `%`.
+    let mut encoded = String::with_capacity(message.len());
+    for b in message.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            encoded.push(char::from(b));
+        } else {
+            let _ = write!(encoded, "%{b:02X}");
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        headers.insert(HeaderName::from_static("grpc-message"), value);
+    }
+    headers.insert(WRITES, HeaderValue::from_static(writes.as_str()));
 }
 
 fn problem<B>(status: StatusCode, body: String) -> Response<ZenBody<B>> {

@@ -135,6 +135,7 @@ impl Track {
             collector: None,
             adoptable: false,
             attempt: None,
+            caller_time_left: None,
         });
         let at = scope.start;
         self.scope = Some(scope);

@@ -577,6 +577,27 @@ impl Operation {
         }
     }
 
+    /// Takes back an operation the caller will not start after all,
+    /// because [`time_limit`](Self::time_limit) leaves too little for it
+    /// (below a floor of the caller's, such as [`Deadline::floor`]):
+    /// counted as refused, as a spent budget refuses, and not as run.
+    /// Returns the error of the enforced time budget that has the least
+    /// left. (Outside a scope nothing is counted, and it says so.)
+    ///
+    /// [`Deadline::floor`]: crate::deadline::Deadline::floor
+    pub fn refuse(mut self) -> BudgetExceeded {
+        if let Some(on_end) = self.on_end.take() {
+            observe::operation_ends(on_end, self.backend, false);
+        }
+        let Some(scope) = self.scope.take() else {
+            return BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Timeout, 0, 0);
+        };
+        if self.on_its_way {
+            scope.write_on_its_way(false);
+        }
+        scope.refuse_short(self.resource)
+    }
+
     /// `in_poll`: ended by the code that runs it, not dropped (maybe with
     /// a future cancelled from outside it). `written`: what a write did.
     fn record(&mut self, ok: bool, in_poll: bool, written: Writes) {

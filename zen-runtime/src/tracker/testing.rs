@@ -99,6 +99,7 @@ fn spec(name: &'static str, collector: Option<crate::tracker::scope::Collector>)
         collector,
         adoptable: false,
         attempt: None,
+        caller_time_left: None,
     }
 }
 

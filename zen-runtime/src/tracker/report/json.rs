@@ -114,6 +114,9 @@ impl Report {
         if let Some(attempt) = self.attempt {
             let _ = write!(out, ",\"attempt\":{attempt}");
         }
+        if let Some(left) = self.caller_time_left {
+            let _ = write!(out, ",\"caller_time_left_ms\":{:.3}", left.as_secs_f64() * 1000.0);
+        }
         out.push_str(",\"used\":{");
         let mut first = true;
         for &budget in Budget::ALL {

@@ -60,6 +60,14 @@ pub struct Report {
     pub handler: Option<&'static str>,
     /// For a job: which attempt this was, 1 for the first.
     pub attempt: Option<u32>,
+    /// For a request whose caller said how long it would still wait
+    /// (`grpc-timeout`, or the header [`ZenLayer::deadline`] names): the
+    /// time it had left on arrival. The request's `timeout_ms` limit is at
+    /// most this, counted from arrival (see [`deadline`]).
+    ///
+    /// [`ZenLayer::deadline`]: crate::layer::ZenLayer::deadline
+    /// [`deadline`]: crate::deadline
+    pub caller_time_left: Option<Duration>,
     /// The mode the scope ran in.
     pub mode: Mode,
     /// How it ended.
@@ -185,6 +193,9 @@ impl fmt::Display for Report {
         }
         if let Some(attempt) = self.attempt {
             write!(f, ", attempt {attempt}")?;
+        }
+        if let Some(left) = self.caller_time_left {
+            write!(f, ", its caller would wait {:.1} ms", left.as_secs_f64() * 1000.0)?;
         }
         write!(f, ": {} in {} mode", self.outcome, self.mode)?;
         if let Some(status) = self.status {

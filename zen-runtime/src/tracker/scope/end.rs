@@ -190,6 +190,7 @@ impl Scope {
             kind: self.kind,
             handler: terms.handler,
             attempt: self.attempt,
+            caller_time_left: self.caller_time_left,
             mode: terms.mode,
             outcome,
             status: (status != 0).then_some(status),

@@ -129,6 +129,29 @@ impl Scope {
         self.enforced().next().unwrap_or(self).timed_out()
     }
 
+    /// An operation of `resource` not started because too little time is
+    /// left for it: counted as refused; the error names the enforced time
+    /// budget (the resource's, or the deadline) with the least left.
+    pub(crate) fn refuse_short(&self, resource: Resource) -> BudgetExceeded {
+        self.count_refusal(resource);
+        let now = Instant::now();
+        let mut least: Option<(Duration, &Scope, Budget)> = None;
+        for scope in self.enforced() {
+            let figures = scope.figures_now(now);
+            for budget in [resource.time(), Budget::Timeout] {
+                let Some(max) = scope.terms().limits.duration(budget) else { continue };
+                let left = max.saturating_sub(figures.used(budget).map_or(Duration::ZERO, Duration::from_nanos));
+                if least.is_none_or(|(l, ..)| left < l) {
+                    least = Some((left, scope, budget));
+                }
+            }
+        }
+        match least {
+            Some((_, scope, budget)) => scope.exceeded(budget, &scope.figures_now(now)),
+            None => self.timed_out(),
+        }
+    }
+
     /// The deadline has passed: the `timeout_ms` error, as the timer saw it
     /// (never less than the limit, though the clock may read a hair early).
     pub(crate) fn timed_out(&self) -> BudgetExceeded {

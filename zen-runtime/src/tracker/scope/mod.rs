@@ -39,6 +39,8 @@ pub(crate) struct Scope {
     pub(crate) kind: Kind,
     /// For a job: which attempt this is, 1 for the first.
     pub(crate) attempt: Option<u32>,
+    /// For a request: the time its caller said it would still wait.
+    pub(crate) caller_time_left: Option<Duration>,
     pub(crate) parent: Option<Arc<Scope>>,
     pub(crate) start: Instant,
     /// As opened; `adopted` once a boundary's handler tightened them.
@@ -67,6 +69,9 @@ pub(crate) struct Spec {
     /// `#[zen]` fn of the same kind run directly inside it is adopted.
     pub(crate) adoptable: bool,
     pub(crate) attempt: Option<u32>,
+    /// For a request: the time its caller said it would still wait, which
+    /// `asked`'s timeout already holds.
+    pub(crate) caller_time_left: Option<Duration>,
 }
 
 impl Scope {
@@ -88,6 +93,7 @@ impl Scope {
             method: spec.method,
             kind,
             attempt: spec.attempt,
+            caller_time_left: spec.caller_time_left,
             terms: Terms::new(start, &d, mode, n_plus_one),
             adopted: terms::Adopted::default(),
             adoptable: AtomicBool::new(spec.adoptable),

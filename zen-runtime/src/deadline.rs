@@ -1,0 +1,347 @@
+//! Budgets across services (features `tower` or `http`): the time a caller
+//! will still wait comes in with a request and shortens its budget, and the
+//! time left goes out with every call the request makes.
+//!
+//! A front door with `timeout_ms = 300` calls a service that calls a third.
+//! Without this, each starts its own budget (2 s, say) and keeps working
+//! for a caller that gave up long ago. With it:
+//!
+//! 1. the front's call carries what it has left, less a margin for the
+//!    network (`x-request-timeout-ms: 290`);
+//! 2. the second service's layer reads it: its request's deadline becomes
+//!    the earlier of its own `timeout_ms` and 290 ms from arrival (a caller
+//!    can shorten a budget, never lengthen it), and its report says so
+//!    ([`Report::caller_time_left`](crate::Report::caller_time_left));
+//! 3. its own call to the third, a gRPC service, carries what is left then
+//!    in `grpc-timeout`, which the third's layer (or tonic itself) honours.
+//!
+//! Only durations travel, never instants: two machines' clocks differ.
+//!
+//! ```
+//! # #[cfg(all(feature = "axum", feature = "http"))] {
+//! use std::time::Duration;
+//! use zen_runtime::deadline::Deadline;
+//! use zen_runtime::layer::ZenLayer;
+//!
+//! // In: trust this header from the callers in front (and `grpc-timeout`
+//! // on gRPC requests, always).
+//! let layer = ZenLayer::new().deadline(Deadline::header("x-request-timeout-ms"));
+//! // Out: send the time left, less 10 ms, and start no call with less than 5 ms left.
+//! let client = zen_runtime::http::Client::builder()
+//!     .timeout(Duration::from_secs(2))
+//!     .deadline(Deadline::header("x-request-timeout-ms").margin(Duration::from_millis(10)).floor(Duration::from_millis(5)))
+//!     .build();
+//! # let _ = (layer, client); }
+//! ```
+//!
+//! # In
+//!
+//! [`ZenLayer::deadline`](crate::layer::ZenLayer::deadline) names the
+//! header the layer trusts, in whole milliseconds (`x-request-timeout-ms`,
+//! or Envoy's `x-envoy-expected-rq-timeout-ms`); a gRPC request's
+//! `grpc-timeout` is always read. A value that is absent, malformed, zero
+//! or longer than the request's own budget changes nothing (a malformed
+//! one is a `DEBUG` event, never an error): the deadline is the earlier of
+//! the two.
+//!
+//! # Out
+//!
+//! [`ClientBuilder::deadline`](crate::http::ClientBuilder::deadline),
+//! [`Middleware::deadline`](crate::http::Middleware::deadline) (feature
+//! `reqwest-middleware`) and [`DeadlineLayer`] (feature `tower`: any tower
+//! HTTP client, such as a tonic `Channel`) write the time left in the
+//! request's enforced budget ([`instrument::time_limit`](crate::instrument::time_limit)
+//! for calls), less the [margin](Deadline::margin), and do not start a call
+//! when less than the [floor](Deadline::floor) is left: it is refused as a
+//! spent `max_http_ms` or `timeout_ms` refuses it, and counted in
+//! `refused_http_calls`. Outside an enforced budget nothing is written: in
+//! `observe` zen cuts nothing, and a peer need not hurry for it.
+//!
+//! Each database query is already bounded by the time left (see
+//! [`db`](crate::db) and [`instrument`](crate::instrument)): a deadline
+//! that came from the caller bounds them too.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// How the time left travels: which header, and how much to keep back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    carrier: Carrier,
+    margin: Duration,
+    floor: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Carrier {
+    /// Whole milliseconds in a header of the application's.
+    Millis(HeaderName),
+    /// gRPC's `grpc-timeout`.
+    Grpc,
+}
+
+/// The header gRPC carries the time left in.
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
+impl Deadline {
+    /// The time left in whole milliseconds, in the header `name`
+    /// (lowercase, such as `x-request-timeout-ms`); margin and floor 5 ms.
+    ///
+    /// # Panics
+    /// When `name` is not a valid lowercase header name: a mistake in the
+    /// program, found the first time it runs.
+    #[must_use]
+    pub fn header(name: &'static str) -> Deadline {
+        Deadline::with(Carrier::Millis(HeaderName::from_static(name)))
+    }
+
+    /// The time left in gRPC's `grpc-timeout`; margin and floor 5 ms.
+    #[must_use]
+    pub fn grpc() -> Deadline {
+        Deadline::with(Carrier::Grpc)
+    }
+
+    fn with(carrier: Carrier) -> Deadline {
+        Deadline { carrier, margin: Duration::from_millis(5), floor: Duration::from_millis(5) }
+    }
+
+    /// Kept back from the time left that goes out: the network's share,
+    /// and the caller's own work on the answer.
+    #[must_use]
+    pub fn margin(mut self, margin: Duration) -> Deadline {
+        self.margin = margin;
+        self
+    }
+
+    /// A call is not started with less than this left (after the margin).
+    #[must_use]
+    pub fn floor(mut self, floor: Duration) -> Deadline {
+        self.floor = floor;
+        self
+    }
+
+    /// The header it travels in.
+    #[must_use]
+    pub fn header_name(&self) -> &HeaderName {
+        match &self.carrier {
+            Carrier::Millis(name) => name,
+            Carrier::Grpc => &GRPC_TIMEOUT,
+        }
+    }
+
+    /// What a caller sent in `headers`: `None` when absent, malformed or
+    /// zero (a malformed value is a `DEBUG` event).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code, reason = "the layer reads it"))]
+    pub(crate) fn read(&self, headers: &HeaderMap) -> Option<Duration> {
+        let value = headers.get(self.header_name())?;
+        let left = match self.carrier {
+            Carrier::Millis(_) => parse_millis(value.as_bytes()),
+            Carrier::Grpc => parse_grpc_timeout(value.as_bytes()),
+        };
+        if left.is_none() {
+            tracing::debug!(header = %self.header_name(), "zen: a deadline header that is not a duration; ignored");
+        }
+        left.filter(|left| !left.is_zero())
+    }
+
+    /// What goes out when `left` is left: the header's value, or `Err`
+    /// when less than the floor would be left after the margin.
+    pub(crate) fn outgoing(&self, left: Duration) -> Result<HeaderValue, ()> {
+        let sent = left.saturating_sub(self.margin);
+        if sent < self.floor || sent.is_zero() {
+            return Err(());
+        }
+        Ok(match self.carrier {
+            Carrier::Millis(_) => HeaderValue::from(u64::try_from(sent.as_millis()).unwrap_or(u64::MAX)),
+            Carrier::Grpc => grpc_timeout(sent),
+        })
+    }
+}
+
+#[cfg_attr(not(feature = "tower"), allow(dead_code, reason = "the layer reads it"))]
+/// Whole milliseconds: ASCII digits only, at most 12 of them (31 years).
+fn parse_millis(value: &[u8]) -> Option<Duration> {
+    if value.is_empty() || value.len() > 12 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok().map(Duration::from_millis)
+}
+
+#[cfg_attr(not(feature = "tower"), allow(dead_code, reason = "the layer reads it"))]
+/// gRPC's `TimeoutValue TimeoutUnit`: at most 8 ASCII digits, then one of
+/// `H M S m u n`.
+fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// `left` as `grpc-timeout`: the finest unit whose count fits in 8 digits,
+/// rounded down (the peer must never be given more than is left).
+fn grpc_timeout(left: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = left.as_nanos();
+    let (count, unit) = [(1, 'n'), (1_000, 'u'), (1_000_000, 'm'), (1_000_000_000, 'S'), (60_000_000_000, 'M')]
+        .into_iter()
+        .map(|(per, unit)| (nanos / per, unit))
+        .find(|(count, _)| *count <= MAX)
+        .unwrap_or((MAX.min(nanos / 3_600_000_000_000), 'H'));
+    HeaderValue::from_str(&format!("{count}{unit}")).unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
+}
+
+/// A tower layer for outgoing HTTP requests (feature `tower`), such as a
+/// tonic client's `Channel`: each request is an external call of the
+/// current scope (counted and timed per host until its response head
+/// arrives, refused by a spent budget in `enforce`, cut at the time left),
+/// and carries the time left in `deadline`'s header; with less than its
+/// floor left it is not sent.
+///
+/// ```
+/// # #[cfg(feature = "tower")] {
+/// use zen_runtime::deadline::{Deadline, DeadlineLayer};
+///
+/// // let channel = tonic::transport::Channel::from_static("http://[::1]:50051").connect_lazy();
+/// // let channel = tower::ServiceBuilder::new().layer(DeadlineLayer::new(Deadline::grpc())).service(channel);
+/// // let client = MyServiceClient::new(channel);
+/// let layer = DeadlineLayer::new(Deadline::grpc());
+/// # let _ = layer; }
+/// ```
+#[cfg(feature = "tower")]
+#[derive(Clone, Debug)]
+pub struct DeadlineLayer {
+    deadline: Deadline,
+    host: std::sync::Arc<str>,
+}
+
+#[cfg(feature = "tower")]
+impl DeadlineLayer {
+    /// Sends the time left as `deadline` says.
+    #[must_use]
+    pub fn new(deadline: Deadline) -> DeadlineLayer {
+        DeadlineLayer { deadline, host: std::sync::Arc::from("(unnamed peer)") }
+    }
+
+    /// The host its calls are counted under when a request's URI has none
+    /// (a tonic client made with `new(channel)` sends the path alone):
+    /// the peer's name, such as `billing`.
+    #[must_use]
+    pub fn host(mut self, host: &str) -> DeadlineLayer {
+        self.host = std::sync::Arc::from(host);
+        self
+    }
+}
+
+#[cfg(feature = "tower")]
+impl<S> tower_layer::Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+
+    fn layer(&self, inner: S) -> DeadlineService<S> {
+        DeadlineService { inner, deadline: self.deadline.clone(), host: std::sync::Arc::clone(&self.host) }
+    }
+}
+
+/// The service [`DeadlineLayer`] wraps around a client.
+#[cfg(feature = "tower")]
+#[derive(Clone, Debug)]
+pub struct DeadlineService<S> {
+    inner: S,
+    deadline: Deadline,
+    host: std::sync::Arc<str>,
+}
+
+/// What [`DeadlineService`] fails with: the client's error, or a
+/// [`BudgetExceeded`](crate::BudgetExceeded) that refused or cut the call.
+#[cfg(feature = "tower")]
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[cfg(feature = "tower")]
+impl<S, B> tower_service::Service<http::Request<B>> for DeadlineService<S>
+where
+    S: tower_service::Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    S::Response: Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let call = match crate::instrument::call(request.uri().host().unwrap_or(&self.host)) {
+            Ok(call) => call,
+            Err(refused) => return Box::pin(std::future::ready(Err(refused.into()))),
+        };
+        let left = call.time_limit();
+        if let Some(left) = left {
+            match self.deadline.outgoing(left) {
+                Ok(value) => {
+                    request.headers_mut().insert(self.deadline.header_name().clone(), value);
+                }
+                Err(()) => return Box::pin(std::future::ready(Err(call.refuse().into()))),
+            }
+        }
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let result = match left {
+                Some(left) => match tokio::time::timeout(left, response).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => return Err(call.expire().into()),
+                },
+                None => response.await,
+            };
+            call.finish(result.is_ok());
+            result.map_err(Into::into)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Deadline, grpc_timeout, parse_grpc_timeout, parse_millis};
+
+    #[test]
+    fn grpc_timeouts_read_and_write_in_the_finest_unit_that_fits() {
+        assert_eq!(parse_grpc_timeout(b"250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout(b"3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        for bad in [&b""[..], b"m", b"12", b"123456789m", b"-1m", b"1.5S", b"10x", b" 1m"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(Duration::from_millis(295)), "295000u");
+        assert_eq!(grpc_timeout(Duration::from_secs(2)), "2000000u");
+        assert_eq!(grpc_timeout(Duration::from_micros(123_456_789)), "123456m", "rounded down, never up");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000_000)), "3333333M");
+        let back = parse_grpc_timeout(grpc_timeout(Duration::from_nanos(299_999_999_999)).as_bytes()).unwrap();
+        assert!(back <= Duration::from_nanos(299_999_999_999));
+    }
+
+    #[test]
+    fn milliseconds_are_whole_digits_and_the_floor_refuses() {
+        assert_eq!(parse_millis(b"300"), Some(Duration::from_millis(300)));
+        for bad in [&b""[..], b"3e2", b"-300", b"300ms", b"1.5", b"9999999999999"] {
+            assert_eq!(parse_millis(bad), None, "{bad:?}");
+        }
+        let d = Deadline::header("x-request-timeout-ms").margin(Duration::from_millis(10));
+        assert_eq!(d.outgoing(Duration::from_millis(295)).unwrap(), "285");
+        assert_eq!(d.outgoing(Duration::from_millis(14)), Err(()), "4 ms after the margin is below the 5 ms floor");
+        assert_eq!(Deadline::grpc().margin(Duration::ZERO).outgoing(Duration::from_millis(7)).unwrap(), "7000000n");
+    }
+}
