@@ -47,9 +47,10 @@
 //!   one it is: all a command costs the client process, the driver's
 //!   making of the events zen listens to included (the server's work is
 //!   another process's).
-//! - `deadline_in`: the trivial handler, 100 requests, under a layer that
-//!   trusts `x-request-timeout-ms`, without the header and with it: what
-//!   reading a caller's deadline and shortening the budget costs.
+//! - `deadline_in`: the trivial handler, 100 requests that carry
+//!   `x-request-timeout-ms`, under a layer that does not trust it, then
+//!   one that does: what reading a caller's deadline and shortening the
+//!   budget costs.
 //! - `deadline_out`: 100 external calls in an enforced scope with time
 //!   left, counted as zen's clients count one, then sent through
 //!   `DeadlineLayer`: what writing `grpc-timeout` costs on top (with the
@@ -411,7 +412,9 @@ const CALLS: usize = 100;
 /// same and writes `grpc-timeout`.
 #[zen(mode = "enforce", timeout_ms = 60_000)]
 async fn calls(layered: bool) -> Result<usize, zen_runtime::BudgetExceeded> {
-    let mut inner = tower::service_fn(|_: Request<()>| std::future::ready(Ok::<_, std::convert::Infallible>(())));
+    let mut inner = tower::service_fn(|_: Request<()>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(axum::http::Response::new(())))
+    });
     let mut service = tower::ServiceBuilder::new().layer(DeadlineLayer::new(Deadline::grpc())).service(inner);
     let mut sent = 0;
     for _ in 0..CALLS {

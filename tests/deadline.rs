@@ -232,7 +232,7 @@ async fn a_deadline_travels_through_three_services_and_the_last_cuts_in_time() {
     let relayed =
         status == 504 && (text.starts_with("DeadlineExceeded: ") || text.starts_with("Cancelled: Timeout expired"));
     assert!(relayed || status == 503, "the middle hop answered with the last one's status: {status} {text}");
-    assert!(took < Duration::from_millis(400), "answered at the front's deadline at the latest: {took:?}");
+    assert!(took < Duration::from_millis(600), "answered about the front's deadline at the latest: {took:?}");
 
     let front = common::report_named("GET /front").await;
     let middle = common::report_named("GET /middle").await;
@@ -249,7 +249,7 @@ async fn a_deadline_travels_through_three_services_and_the_last_cuts_in_time() {
     // from a moment earlier, by the request's transit) and resets the call.
     assert!(matches!(last.outcome, Outcome::Exceeded | Outcome::Cancelled), "{:?}", last.outcome);
     let last_took = last.figures.elapsed();
-    let (earliest, latest) = (to_last - Duration::from_millis(10), to_last + Duration::from_millis(50));
+    let (earliest, latest) = (to_last - Duration::from_millis(10), to_last + Duration::from_millis(150));
     assert!(last_took >= earliest && last_took < latest, "{last_took:?} for {to_last:?}");
     assert_eq!(middle.figures.http_calls(), 1);
     assert_eq!(middle.http_hosts.iter().map(|h| (h.host.as_str(), h.calls)).collect::<Vec<_>>(), [("last", 1)]);
@@ -271,12 +271,23 @@ async fn slow() -> &'static str {
     "slept"
 }
 
-/// A caller cannot lengthen a budget, and garbage changes nothing.
+async fn quick() -> &'static str {
+    "quick"
+}
+
+/// A caller cannot lengthen a budget, and garbage changes nothing: not a
+/// handler's `#[zen]` limit, nor the layer's own.
 #[tokio::test]
 async fn a_header_asking_for_more_or_saying_nothing_changes_nothing() {
     common::collect_reports();
-    let url = serve(Router::new().route("/slow", get(slow)).layer(enforce(5_000))).await;
+    let url = serve(Router::new().route("/slow", get(slow)).route("/quick", get(quick)).layer(enforce(5_000))).await;
     let client = reqwest::Client::new();
+    for (n, value, limit) in [(1, "10000", 5_000), (2, "300", 300), (3, "later", 5_000)] {
+        let response = client.get(format!("{url}/quick")).header("x-request-timeout-ms", value).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let report = common::nth_report_named("GET /quick", n).await;
+        assert_eq!(report.limits.get(zen_runtime::Budget::Timeout), Some(limit), "{value}: the layer's 5 s at most");
+    }
     for (n, value) in [(1, "10000"), (2, "soon"), (3, "-5"), (4, "0")] {
         let start = Instant::now();
         let response = client.get(format!("{url}/slow")).header("x-request-timeout-ms", value).send().await.unwrap();
@@ -366,6 +377,34 @@ async fn a_grpc_stream_past_its_budget_ends_with_resource_exhausted() {
     assert!((1..10).contains(&received), "the pages that fit came first: {received}");
     let report = common::report_named("POST /zen.test.Last/Pages").await;
     assert_eq!(report.outcome, Outcome::Exceeded, "{report:?}");
+}
+
+/// The gRPC answer on the wire, read with a bare HTTP/2 client: HTTP 200
+/// whose headers carry `grpc-status` and end the stream (a trailers-only
+/// answer, which every gRPC client reads, not tonic's alone).
+#[tokio::test]
+async fn a_blown_grpc_budget_is_a_trailers_only_answer_on_the_wire() {
+    let layer = ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.timeout_ms(100));
+    let address = serve_last(layer).await;
+    let tcp = tokio::net::TcpStream::connect(address.trim_start_matches("http://")).await.unwrap();
+    let (mut h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = axum::http::Request::post(format!("{address}{WORK}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut body) = h2.send_request(request, false).unwrap();
+    let message = prost::Message::encode_to_vec(&Work { sleep_ms: 2_000, queries: 0 });
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    body.send_data(frame.into(), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["grpc-status"], "4", "{:?}", response.headers());
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+    assert!(response.body().is_end_stream(), "the headers end the stream: no data, no separate trailers");
 }
 
 async fn pg_sleep(State(pool): State<zen_runtime::db::PgPool>) -> Result<&'static str, String> {

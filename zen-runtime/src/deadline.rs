@@ -51,10 +51,13 @@
 //! `reqwest-middleware`) and [`DeadlineLayer`] (feature `tower`: any tower
 //! HTTP client, such as a tonic `Channel`) write the time left in the
 //! request's enforced budget ([`instrument::time_limit`](crate::instrument::time_limit)
-//! for calls), less the [margin](Deadline::margin), and do not start a call
-//! when less than the [floor](Deadline::floor) is left: it is refused as a
-//! spent `max_http_ms` or `timeout_ms` refuses it, and counted in
-//! `refused_http_calls`. Outside an enforced budget nothing is written: in
+//! for calls; for zen's client, no more than the call's own timeout), less
+//! the [margin](Deadline::margin), never more than a value the request
+//! already carries (tonic's `Request::set_timeout`, a header of yours), and
+//! do not start a call when less than the [floor](Deadline::floor) is left:
+//! it is refused as a spent `max_http_ms` or `timeout_ms` refuses it, and
+//! counted in `refused_http_calls`. A caller that sends both the trusted
+//! header and `grpc-timeout` is held to the shorter. Outside an enforced budget nothing is written: in
 //! `observe` zen cuts nothing, and a peer need not hurry for it.
 //!
 //! Each database query is already bounded by the time left (see
@@ -135,31 +138,45 @@ impl Deadline {
     #[cfg_attr(not(feature = "tower"), allow(dead_code, reason = "the layer reads it"))]
     pub(crate) fn read(&self, headers: &HeaderMap) -> Option<Duration> {
         let value = headers.get(self.header_name())?;
-        let left = match self.carrier {
-            Carrier::Millis(_) => parse_millis(value.as_bytes()),
-            Carrier::Grpc => parse_grpc_timeout(value.as_bytes()),
-        };
+        let left = self.parse(value.as_bytes());
         if left.is_none() {
             tracing::debug!(header = %self.header_name(), "zen: a deadline header that is not a duration; ignored");
         }
         left.filter(|left| !left.is_zero())
     }
 
-    /// What goes out when `left` is left: the header's value, or `Err`
-    /// when less than the floor would be left after the margin.
-    pub(crate) fn outgoing(&self, left: Duration) -> Result<HeaderValue, ()> {
-        let sent = left.saturating_sub(self.margin);
-        if sent < self.floor || sent.is_zero() {
+    /// Writes the time left in `headers`: `left` less the margin, or the
+    /// value already there if that is less (the application's own, such as
+    /// tonic's `Request::set_timeout`: never lengthened); `Err`, writing
+    /// nothing, when that is below the floor (or rounds to nothing).
+    pub(crate) fn write(&self, headers: &mut HeaderMap, left: Duration) -> Result<(), ()> {
+        let mut sent = left.saturating_sub(self.margin);
+        if let Some(own) = headers.get(self.header_name()).and_then(|v| self.parse(v.as_bytes())) {
+            sent = sent.min(own);
+        }
+        let nothing = match self.carrier {
+            Carrier::Millis(_) => sent.as_millis() == 0,
+            Carrier::Grpc => sent.is_zero(),
+        };
+        if sent < self.floor || nothing {
             return Err(());
         }
-        Ok(match self.carrier {
+        let value = match self.carrier {
             Carrier::Millis(_) => HeaderValue::from(u64::try_from(sent.as_millis()).unwrap_or(u64::MAX)),
             Carrier::Grpc => grpc_timeout(sent),
-        })
+        };
+        headers.insert(self.header_name().clone(), value);
+        Ok(())
+    }
+
+    fn parse(&self, value: &[u8]) -> Option<Duration> {
+        match self.carrier {
+            Carrier::Millis(_) => parse_millis(value),
+            Carrier::Grpc => parse_grpc_timeout(value),
+        }
     }
 }
 
-#[cfg_attr(not(feature = "tower"), allow(dead_code, reason = "the layer reads it"))]
 /// Whole milliseconds: ASCII digits only, at most 12 of them (31 years).
 fn parse_millis(value: &[u8]) -> Option<Duration> {
     if value.is_empty() || value.len() > 12 || !value.iter().all(u8::is_ascii_digit) {
@@ -168,7 +185,6 @@ fn parse_millis(value: &[u8]) -> Option<Duration> {
     std::str::from_utf8(value).ok()?.parse().ok().map(Duration::from_millis)
 }
 
-#[cfg_attr(not(feature = "tower"), allow(dead_code, reason = "the layer reads it"))]
 /// gRPC's `TimeoutValue TimeoutUnit`: at most 8 ASCII digits, then one of
 /// `H M S m u n`.
 fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
@@ -267,16 +283,16 @@ pub struct DeadlineService<S> {
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[cfg(feature = "tower")]
-impl<S, B> tower_service::Service<http::Request<B>> for DeadlineService<S>
+impl<S, B, R> tower_service::Service<http::Request<B>> for DeadlineService<S>
 where
-    S: tower_service::Service<http::Request<B>>,
+    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
     S::Error: Into<BoxError>,
-    S::Response: Send + 'static,
+    R: Send + 'static,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<R>;
     type Error = BoxError;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<http::Response<R>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -288,32 +304,58 @@ where
             Err(refused) => return Box::pin(std::future::ready(Err(refused.into()))),
         };
         let left = call.time_limit();
-        if let Some(left) = left {
-            match self.deadline.outgoing(left) {
-                Ok(value) => {
-                    request.headers_mut().insert(self.deadline.header_name().clone(), value);
-                }
-                Err(()) => return Box::pin(std::future::ready(Err(call.refuse().into()))),
-            }
+        if let Some(left) = left
+            && self.deadline.write(request.headers_mut(), left).is_err()
+        {
+            return Box::pin(std::future::ready(Err(call.refuse().into())));
         }
+        let deadline = left.map(|left| tokio::time::Instant::now() + left);
         let response = self.inner.call(request);
         Box::pin(async move {
-            let result = match left {
-                Some(left) => match tokio::time::timeout(left, response).await {
+            let result = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
                     Ok(result) => result,
                     Err(_elapsed) => return Err(call.expire().into()),
                 },
                 None => response.await,
             };
-            call.finish(result.is_ok());
+            match &result {
+                Ok(response) => {
+                    let (ok, writes) = answered(response);
+                    call.finish_with(ok, writes);
+                }
+                Err(_) => call.finish(false),
+            }
             result.map_err(Into::into)
         })
     }
 }
 
+/// How a call went, from its response's head: a gRPC error in the head
+/// (a trailers-only answer) failed, and did what its `zen-writes` says
+/// (a peer under zen's layer sends it), else unknown; any other status
+/// under 400 went well and may have written; 4xx and 5xx failed.
+#[cfg(feature = "tower")]
+fn answered<R>(response: &http::Response<R>) -> (bool, crate::report::Writes) {
+    use crate::report::Writes;
+    let headers = response.headers();
+    if headers.get("grpc-status").is_some_and(|s| s.as_bytes() != b"0") {
+        let writes = match headers.get("zen-writes").map(HeaderValue::as_bytes) {
+            Some(b"none") => Writes::None,
+            Some(b"committed") => Writes::Committed,
+            _ => Writes::Unknown,
+        };
+        return (false, writes);
+    }
+    let ok = response.status().as_u16() < 400;
+    (ok, if ok { Writes::Committed } else { Writes::Unknown })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use http::{HeaderMap, HeaderValue};
 
     use super::{Deadline, grpc_timeout, parse_grpc_timeout, parse_millis};
 
@@ -340,8 +382,22 @@ mod tests {
             assert_eq!(parse_millis(bad), None, "{bad:?}");
         }
         let d = Deadline::header("x-request-timeout-ms").margin(Duration::from_millis(10));
-        assert_eq!(d.outgoing(Duration::from_millis(295)).unwrap(), "285");
-        assert_eq!(d.outgoing(Duration::from_millis(14)), Err(()), "4 ms after the margin is below the 5 ms floor");
-        assert_eq!(Deadline::grpc().margin(Duration::ZERO).outgoing(Duration::from_millis(7)).unwrap(), "7000000n");
+        let written = |d: &Deadline, headers: &mut HeaderMap, left| d.write(headers, left).map(|()| headers.clone());
+        let mut headers = HeaderMap::new();
+        assert_eq!(written(&d, &mut headers, Duration::from_millis(295)).unwrap()["x-request-timeout-ms"], "285");
+        assert_eq!(d.write(&mut HeaderMap::new(), Duration::from_millis(14)), Err(()), "4 ms is below the 5 ms floor");
+        // A shorter value of the application's own stays; a longer one is replaced.
+        headers.insert("x-request-timeout-ms", HeaderValue::from_static("50"));
+        assert_eq!(written(&d, &mut headers, Duration::from_millis(295)).unwrap()["x-request-timeout-ms"], "50");
+        headers.insert("x-request-timeout-ms", HeaderValue::from_static("900"));
+        assert_eq!(written(&d, &mut headers, Duration::from_millis(295)).unwrap()["x-request-timeout-ms"], "285");
+        // Less than a millisecond is nothing to a header in milliseconds.
+        let no_floor = d.clone().margin(Duration::ZERO).floor(Duration::ZERO);
+        assert_eq!(no_floor.write(&mut HeaderMap::new(), Duration::from_micros(900)), Err(()));
+        let grpc = Deadline::grpc().margin(Duration::ZERO);
+        assert_eq!(
+            written(&grpc, &mut HeaderMap::new(), Duration::from_millis(7)).unwrap()["grpc-timeout"],
+            "7000000n"
+        );
     }
 }

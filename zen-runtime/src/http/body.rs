@@ -38,20 +38,19 @@ impl Call {
         self.op.as_ref().and_then(Operation::time_limit)
     }
 
-    /// Writes the time left in `deadline`'s header; refuses the call (it
-    /// is not started) when less than its floor is left. Outside an
-    /// enforced budget, nothing is written.
+    /// Writes the time left in `deadline`'s header, no more than `own`
+    /// (the call's own timeout); refuses the call (it is not started) when
+    /// less than its floor is left. Outside an enforced budget, nothing is
+    /// written.
     pub(crate) fn send_deadline(
         &mut self,
         deadline: Option<&crate::deadline::Deadline>,
+        own: std::time::Duration,
         headers: &mut http::HeaderMap,
     ) -> Result<(), crate::BudgetExceeded> {
         let (Some(deadline), Some(left)) = (deadline, self.time_limit()) else { return Ok(()) };
-        match deadline.outgoing(left) {
-            Ok(value) => {
-                headers.insert(deadline.header_name().clone(), value);
-                Ok(())
-            }
+        match deadline.write(headers, left.min(own)) {
+            Ok(()) => Ok(()),
             Err(()) => Err(self.op.take().expect("a call not started").refuse()),
         }
     }

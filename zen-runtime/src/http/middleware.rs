@@ -60,8 +60,8 @@ impl reqwest_middleware::Middleware for Middleware {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = super::body::Call::new(instrument::call(&host).map_err(Error::middleware)?, request.method());
-        call.send_deadline(self.deadline.as_ref(), request.headers_mut()).map_err(Error::middleware)?;
         let own = request.timeout().map_or(self.timeout, |t| self.timeout.min(*t));
+        call.send_deadline(self.deadline.as_ref(), own, request.headers_mut()).map_err(Error::middleware)?;
         *request.timeout_mut() = Some(own);
         let deadline = super::budget_deadline(call.time_limit(), own);
         let result = match deadline {

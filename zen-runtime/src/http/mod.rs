@@ -219,7 +219,7 @@ impl RequestBuilder {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = body::Call::new(instrument::call(&host).map_err(Error::Budget)?, request.method());
-        call.send_deadline(self.deadline.as_ref(), request.headers_mut()).map_err(Error::Budget)?;
+        call.send_deadline(self.deadline.as_ref(), self.timeout, request.headers_mut()).map_err(Error::Budget)?;
         // reqwest bounds the whole call, body included, by the client's own
         // timeout; an enforced budget that runs out sooner is zen's to cut.
         *request.timeout_mut() = Some(self.timeout);

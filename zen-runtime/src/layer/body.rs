@@ -83,6 +83,12 @@ impl<B> ZenBody<B> {
         ZenBody { kind: Kind::Inner { body, stream } }
     }
 
+    /// No body at all: its headers end the response (gRPC's trailers-only
+    /// answer).
+    pub(super) fn empty() -> Self {
+        ZenBody { kind: Kind::Full { data: None } }
+    }
+
     pub(super) fn full(data: String) -> Self {
         ZenBody { kind: Kind::Full { data: Some(Bytes::from(data)) } }
     }

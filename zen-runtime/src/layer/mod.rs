@@ -114,8 +114,10 @@
 //! # gRPC
 //!
 //! On a tonic server (`Server::builder().layer(ZenLayer::new())`), each
-//! call is a scope named by its method, `POST /package.Service/Method`
-//! (any other path of a gRPC request is `(unmatched)`), and a `#[zen]`
+//! call (`POST` over HTTP/2 with `content-type: application/grpc`) is a
+//! scope named by its method, `POST /package.Service/Method`: the first
+//! 128 such paths of up to 128 bytes, since they are the client's to send;
+//! any other is `(unmatched)`. A `#[zen]`
 //! handler tightens it as under axum; metrics, the dashboard and the lock
 //! see it as a route. A caller's `grpc-timeout` shortens its budget
 //! ([`deadline`](crate::deadline)). In `enforce`, a blown budget is
@@ -353,21 +355,26 @@ struct Shared {
 
 impl Shared {
     /// The time the request's caller will still wait, if it said so in a
-    /// header this layer trusts, and the request's budget as it shortens it.
-    fn asked<B>(&self, request: &Request<B>) -> (Asked, Option<Duration>) {
-        let headers = request.headers();
-        let left = match &self.deadline {
-            Some(deadline) => deadline.read(headers),
-            None => None,
+    /// header this layer trusts (`grpc-timeout` on a gRPC request).
+    /// With both, the shorter.
+    fn caller_time_left(&self, headers: &http::HeaderMap, grpc: bool) -> Option<Duration> {
+        let trusted = self.deadline.as_ref().and_then(|deadline| deadline.read(headers));
+        let grpc = if grpc { Deadline::grpc().read(headers) } else { None };
+        match (trusted, grpc) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        .or_else(|| if is_grpc(headers) { Deadline::grpc().read(headers) } else { None });
+    }
+
+    /// The layer's budget, its deadline no later than `left` from now.
+    fn asked(&self, left: Option<Duration>) -> Asked {
         let mut asked = self.defaults;
         if let Some(left) = left {
             // Whole milliseconds, rounded down: never later than the caller's.
             let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
             asked.limits = asked.limits.tighter(Limits::NONE.timeout_ms(ms));
         }
-        (asked, left)
+        asked
     }
 
     /// The request's name and its method as the name carries it.
@@ -433,7 +440,9 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (name, method) = self.shared.name(&request);
-        let (asked, caller_time_left) = self.shared.asked(&request);
+        let grpc = is_grpc(&request);
+        let caller_time_left = self.shared.caller_time_left(request.headers(), grpc);
+        let asked = self.shared.asked(caller_time_left);
         let scope = Scope::open(Spec {
             name,
             method: Some(method),
@@ -444,7 +453,6 @@ where
             attempt: None,
             caller_time_left,
         });
-        let grpc = is_grpc(request.headers());
         let (timing, request) = self.shared.server_timing.shown(request);
         let work = Boundary::start(scope, || self.inner.call(request));
         ResponseFuture::new(work, timing, grpc)
@@ -461,25 +469,59 @@ fn route<B>(request: &Request<B>) -> &str {
     if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
         return path.as_str();
     }
-    let path = request.uri().path();
-    if is_grpc(request.headers()) && is_grpc_method(path) {
-        return path;
+    if is_grpc(request) {
+        return grpc_method(request.uri().path());
     }
     "(unmatched)"
 }
 
-/// A gRPC request: `content-type: application/grpc` (or `+proto`, ...).
-pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
-    headers.get(http::header::CONTENT_TYPE).is_some_and(|c| c.as_bytes().starts_with(b"application/grpc"))
+/// A gRPC request: `POST` over HTTP/2 with `content-type:
+/// application/grpc` (alone, or with `+proto`, `;...`).
+fn is_grpc<B>(request: &Request<B>) -> bool {
+    // The version first: most requests are told apart without a lookup.
+    if request.version() != http::Version::HTTP_2 || request.method() != Method::POST {
+        return false;
+    }
+    let content_type = request.headers().get(http::header::CONTENT_TYPE).map_or(&b""[..], |c| c.as_bytes());
+    content_type
+        .strip_prefix(b"application/grpc")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"+") || rest.starts_with(b";"))
 }
 
-/// `/package.Service/Method`: the path of a gRPC method, which names its
-/// scope (a service's methods are few; anything else is unmatched).
-fn is_grpc_method(path: &str) -> bool {
+/// The most distinct gRPC methods named, and the longest path: the paths
+/// are the client's to send, and a service has few methods.
+const MAX_GRPC_METHODS: usize = 128;
+const MAX_GRPC_PATH: usize = 128;
+
+/// Those named so far.
+static GRPC_METHODS: RwLock<Vec<Box<str>>> = RwLock::new(Vec::new());
+
+/// `/package.Service/Method`, which names a gRPC call's scope: the first
+/// 128 such paths a process sees, up to 128 bytes each; any other path,
+/// and any past them, is `(unmatched)`.
+fn grpc_method(path: &str) -> &str {
+    const UNMATCHED: &str = "(unmatched)";
     let name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
-    path.strip_prefix('/')
-        .and_then(|p| p.split_once('/'))
-        .is_some_and(|(service, method)| name(service) && name(method))
+    let shaped = path.len() <= MAX_GRPC_PATH
+        && path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .is_some_and(|(svc, method)| name(svc) && name(method));
+    if !shaped {
+        return UNMATCHED;
+    }
+    if GRPC_METHODS.read().unwrap_or_else(PoisonError::into_inner).iter().any(|m| **m == *path) {
+        return path;
+    }
+    let mut known = GRPC_METHODS.write().unwrap_or_else(PoisonError::into_inner);
+    if known.iter().any(|m| **m == *path) {
+        return path;
+    }
+    if known.len() >= MAX_GRPC_METHODS {
+        return UNMATCHED;
+    }
+    crate::tracker::alloc::untracked(|| known.push(path.into()));
+    path
 }
 
 type Names = Vec<(Method, HashMap<Box<str>, &'static str, FxBuild>)>;

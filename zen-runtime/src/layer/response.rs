@@ -305,7 +305,8 @@ pub(super) fn grpc_panicked<B>(figures: &Figures) -> Response<ZenBody<B>> {
 }
 
 fn grpc_status<B>(code: &'static str, message: &str, figures: &Figures) -> Response<ZenBody<B>> {
-    let mut response = Response::new(ZenBody::full(String::new()));
+    // No body: the headers end the stream, as gRPC's trailers-only answer.
+    let mut response = Response::new(ZenBody::empty());
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     grpc_status_into(headers, code, message, figures.writes());

@@ -73,7 +73,8 @@ pub struct Report {
     /// How it ended.
     pub outcome: Outcome,
     /// For a request under the layer: the status of its response (the
-    /// layer's own 503 or 500 when it answered instead of the handler).
+    /// layer's own 503 or 500 when it answered instead of the handler; for
+    /// a gRPC call, 200, whose `grpc-status` says the rest).
     pub status: Option<u16>,
     /// What it used: queries, time, calls, memory, rows, polls, bytes.
     pub figures: Figures,

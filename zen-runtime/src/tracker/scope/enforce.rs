@@ -66,7 +66,7 @@ impl Scope {
                 stops.then_some(budget)
             });
             if let Some(budget) = stop {
-                self.count_refusal(resource);
+                self.count_refusal(resource, false);
                 // Read again: the refusal counts toward what was asked for.
                 return Err(scope.exceeded(budget, &scope.figures_now(now)));
             }
@@ -133,7 +133,8 @@ impl Scope {
     /// left for it: counted as refused; the error names the enforced time
     /// budget (the resource's, or the deadline) with the least left.
     pub(crate) fn refuse_short(&self, resource: Resource) -> BudgetExceeded {
-        self.count_refusal(resource);
+        // A query was counted when issued; a call is counted when it ends.
+        self.count_refusal(resource, resource == Resource::Db);
         let now = Instant::now();
         let mut least: Option<(Duration, &Scope, Budget)> = None;
         for scope in self.enforced() {

@@ -235,14 +235,18 @@ impl Scope {
 
     /// An operation `enforce` refused before it was issued: asked for, by
     /// this scope and each enclosing one, and refused.
-    pub(crate) fn count_refusal(&self, resource: super::Resource) {
+    /// `counted`: the operation was counted as asked for already (a query
+    /// is, when issued), and only its refusal is counted now.
+    pub(crate) fn count_refusal(&self, resource: super::Resource, counted: bool) {
         for scope in self.chain() {
             let u = &scope.usage;
             let (asked, refused) = match resource {
                 super::Resource::Db => (&u.queries, &u.refused_queries),
                 super::Resource::Http => (&u.http_calls, &u.refused_http),
             };
-            asked.fetch_add(1, Relaxed);
+            if !counted {
+                asked.fetch_add(1, Relaxed);
+            }
             refused.fetch_add(1, Relaxed);
         }
     }
