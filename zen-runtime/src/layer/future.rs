@@ -12,7 +12,7 @@ use super::body::{Streamed, ZenBody};
 use super::response;
 use crate::tracker::boundary::{Boundary, Ended};
 use crate::tracker::budget::Mode;
-use crate::tracker::report::{Outcome, Report};
+use crate::tracker::report::{Figures, Outcome, Report};
 use crate::tracker::scope::Scope;
 
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
@@ -104,12 +104,7 @@ where
         let elapsed = work.seal(outcome);
         let figures = scope.figures(elapsed);
         let (result, deliver_now) = match (stop, result) {
-            (Some(Stop::Exceeded(budget)), _) if *this.grpc => {
-                (Ok(response::grpc_exceeded(scope, budget, &figures)), true)
-            }
-            (Some(Stop::Panicked), _) if *this.grpc => (Ok(response::grpc_panicked(&figures)), true),
-            (Some(Stop::Exceeded(budget)), _) => (Ok(response::exceeded(scope, budget, &figures)), true),
-            (Some(Stop::Panicked), _) => (Ok(response::panicked(&scope.name, &figures)), true),
+            (Some(stop), _) => (Ok(stopped(scope, stop, &figures, *this.grpc)), true),
             (None, Some(Ok(response))) if streamed => {
                 let stream = Streamed::new(Arc::clone(scope), *this.grpc);
                 (Ok(response.map(|body| ZenBody::inner(body, Some(stream)))), false)
@@ -137,6 +132,19 @@ where
             response.extensions_mut().insert(RequestReport(Arc::clone(scope)));
             response
         }))
+    }
+}
+
+/// The layer's answer instead of the handler's: a problem document, or
+/// for a gRPC call its status. Out of the way of requests that end well.
+#[cold]
+#[inline(never)]
+fn stopped<B>(scope: &Scope, stop: Stop, figures: &Figures, grpc: bool) -> Response<ZenBody<B>> {
+    match stop {
+        Stop::Exceeded(budget) if grpc => response::grpc_exceeded(scope, budget, figures),
+        Stop::Panicked if grpc => response::grpc_panicked(figures),
+        Stop::Exceeded(budget) => response::exceeded(scope, budget, figures),
+        Stop::Panicked => response::panicked(&scope.name, figures),
     }
 }
 
