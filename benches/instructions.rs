@@ -413,7 +413,8 @@ const CALLS: usize = 100;
 #[zen(mode = "enforce", timeout_ms = 60_000)]
 async fn calls(layered: bool) -> Result<usize, zen_runtime::BudgetExceeded> {
     let mut inner = tower::service_fn(|_: Request<()>| {
-        std::future::ready(Ok::<_, std::convert::Infallible>(axum::http::Response::new(())))
+        let empty = http_body_util::Empty::<axum::body::Bytes>::new();
+        std::future::ready(Ok::<_, std::convert::Infallible>(axum::http::Response::new(empty)))
     });
     let mut service = tower::ServiceBuilder::new().layer(DeadlineLayer::new(Deadline::grpc())).service(inner);
     let mut sent = 0;

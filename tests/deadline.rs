@@ -375,8 +375,48 @@ async fn a_grpc_stream_past_its_budget_ends_with_resource_exhausted() {
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("max_response_kb = 1"), "{status:?}");
     assert!((1..10).contains(&received), "the pages that fit came first: {received}");
-    let report = common::report_named("POST /zen.test.Last/Pages").await;
+    // (Another test of this file serves the method too.)
+    let report =
+        report_where("POST /zen.test.Last/Pages", |r| r.limits.get(zen_runtime::Budget::ResponseSize) == Some(1)).await;
     assert_eq!(report.outcome, Outcome::Exceeded, "{report:?}");
+}
+
+/// Reads the stream of `pages` pages through `DeadlineLayer`: how many
+/// came, and the status it ended with.
+async fn read_pages(address: &str, pages: u32) -> (u32, Option<tonic::Code>) {
+    let mut client = last_client(address).await;
+    client.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<Work, Done>::default();
+    let path = axum::http::uri::PathAndQuery::from_static(PAGES);
+    let request = tonic::Request::new(Work { sleep_ms: 0, queries: pages });
+    let mut stream = client.server_streaming(request, path, codec).await.unwrap().into_inner();
+    let mut received = 0;
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => return (received, None),
+            Err(status) => return (received, Some(status.code())),
+        }
+    }
+}
+
+/// A call through `DeadlineLayer` lasts until its response body ends, as
+/// a call of zen's HTTP client does, and the gRPC status in its trailers
+/// says whether it failed, and `zen-writes` what it wrote.
+#[tokio::test]
+async fn a_grpc_call_is_counted_until_its_stream_ends_and_its_trailers_say_how() {
+    let whole = serve_last(ZenLayer::new()).await;
+    let ((received, status), report) = zen_runtime::testing::measure(read_pages(&whole, 10)).await;
+    assert_eq!((received, status), (10, None));
+    assert_eq!((report.figures.http_calls(), report.figures.failed_http_calls()), (1, 0));
+    let http = report.figures.http_time();
+    assert!(http >= Duration::from_millis(50), "ten pages 5 ms apart, body included: {http:?}");
+
+    let cut = serve_last(ZenLayer::new().mode(Mode::Enforce).limits(Limits::NONE.max_response_kb(1))).await;
+    let ((received, status), report) = zen_runtime::testing::measure(read_pages(&cut, 10)).await;
+    assert_eq!(status, Some(tonic::Code::ResourceExhausted), "after {received} pages");
+    assert_eq!((report.figures.http_calls(), report.figures.failed_http_calls()), (1, 1), "the trailers said so");
+    assert_eq!(report.figures.writes(), zen_runtime::report::Writes::None, "the peer's zen-writes: none");
 }
 
 /// The gRPC answer on the wire, read with a bare HTTP/2 client: HTTP 200

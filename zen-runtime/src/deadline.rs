@@ -219,10 +219,13 @@ fn grpc_timeout(left: Duration) -> HeaderValue {
 
 /// A tower layer for outgoing HTTP requests (feature `tower`), such as a
 /// tonic client's `Channel`: each request is an external call of the
-/// current scope (counted and timed per host until its response head
-/// arrives, refused by a spent budget in `enforce`, cut at the time left),
-/// and carries the time left in `deadline`'s header; with less than its
-/// floor left it is not sent.
+/// current scope (counted and timed per host until its response body ends,
+/// as zen's own client does; refused by a spent budget in `enforce`, and
+/// cut at the time left, body included), and carries the time left in
+/// `deadline`'s header; with less than its floor left it is not sent. A
+/// gRPC status (in a trailers-only answer, or in the trailers) says
+/// whether the call failed, and `zen-writes`, from a peer under zen's
+/// layer, what it wrote.
 ///
 /// ```
 /// # #[cfg(feature = "tower")] {
@@ -287,27 +290,27 @@ impl<S, B, R> tower_service::Service<http::Request<B>> for DeadlineService<S>
 where
     S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
     S::Error: Into<BoxError>,
-    R: Send + 'static,
     S::Future: Send + 'static,
+    R: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
 {
-    type Response = http::Response<R>;
+    type Response = http::Response<CallBody<R>>;
     type Error = BoxError;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<http::Response<R>, BoxError>> + Send>>;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let call = match crate::instrument::call(request.uri().host().unwrap_or(&self.host)) {
-            Ok(call) => call,
+        let op = match crate::instrument::call(request.uri().host().unwrap_or(&self.host)) {
+            Ok(op) => op,
             Err(refused) => return Box::pin(std::future::ready(Err(refused.into()))),
         };
+        let mut call = crate::call::Call::new(op, request.method());
         let left = call.time_limit();
-        if let Some(left) = left
-            && self.deadline.write(request.headers_mut(), left).is_err()
-        {
-            return Box::pin(std::future::ready(Err(call.refuse().into())));
+        if let Err(refused) = call.send_deadline(Some(&self.deadline), Duration::MAX, request.headers_mut()) {
+            return Box::pin(std::future::ready(Err(refused.into())));
         }
         let deadline = left.map(|left| tokio::time::Instant::now() + left);
         let response = self.inner.call(request);
@@ -315,40 +318,71 @@ where
             let result = match deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, response).await {
                     Ok(result) => result,
-                    Err(_elapsed) => return Err(call.expire().into()),
+                    Err(_elapsed) => return Err(call.expire().expect("a call in flight").into()),
                 },
                 None => response.await,
             };
-            match &result {
-                Ok(response) => {
-                    let (ok, writes) = answered(response);
-                    call.finish_with(ok, writes);
-                }
-                Err(_) => call.finish(false),
-            }
-            result.map_err(Into::into)
+            let response = match result {
+                Ok(response) => response,
+                Err(e) => return Err(e.into()),
+            };
+            // A trailers-only gRPC answer says how it went in its head; any
+            // other, by its status until its trailers say more.
+            let (ok, written) = crate::call::grpc_answer(response.headers()).unwrap_or_else(|| {
+                let status = response.status();
+                (!status.is_server_error(), if status.is_client_error() { Writes::None } else { Writes::Committed })
+            });
+            (call.ok, call.written) = (ok, written);
+            Ok(response.map(|body| CallBody { inner: crate::call::Timed::new(body, call, deadline) }))
         })
     }
 }
 
-/// How a call went, from its response's head: a gRPC error in the head
-/// (a trailers-only answer) failed, and did what its `zen-writes` says
-/// (a peer under zen's layer sends it), else unknown; any other status
-/// under 400 went well and may have written; 4xx and 5xx failed.
 #[cfg(feature = "tower")]
-fn answered<R>(response: &http::Response<R>) -> (bool, crate::report::Writes) {
-    use crate::report::Writes;
-    let headers = response.headers();
-    if headers.get("grpc-status").is_some_and(|s| s.as_bytes() != b"0") {
-        let writes = match headers.get("zen-writes").map(HeaderValue::as_bytes) {
-            Some(b"none") => Writes::None,
-            Some(b"committed") => Writes::Committed,
-            _ => Writes::Unknown,
-        };
-        return (false, writes);
+use crate::report::Writes;
+
+#[cfg(feature = "tower")]
+pin_project_lite::pin_project! {
+    /// The body of a response through [`DeadlineService`]: it carries the
+    /// call, which lasts until the body ends (or fails, or is dropped), is
+    /// cut at the time left in `enforce`, and takes a gRPC status from the
+    /// trailers.
+    pub struct CallBody<R> {
+        #[pin]
+        inner: crate::call::Timed<R>,
     }
-    let ok = response.status().as_u16() < 400;
-    (ok, if ok { Writes::Committed } else { Writes::Unknown })
+}
+
+#[cfg(feature = "tower")]
+impl<R> std::fmt::Debug for CallBody<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallBody").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tower")]
+impl<R> http_body::Body for CallBody<R>
+where
+    R: http_body::Body<Data = bytes::Bytes>,
+    R::Error: Into<BoxError>,
+{
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BoxError>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -142,6 +142,8 @@
 mod tracker;
 
 // The integrations: each depends on the core, never the other way round.
+#[cfg(any(feature = "tower", feature = "http"))]
+mod call;
 #[cfg(feature = "dashboard")]
 pub mod dashboard;
 #[cfg(feature = "sqlx")]

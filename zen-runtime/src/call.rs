@@ -1,0 +1,158 @@
+//! An external call in progress, and the response body that carries it:
+//! a call lasts until its response body is read (zen's HTTP client, its
+//! middleware, and [`DeadlineLayer`](crate::deadline::DeadlineLayer)).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::tracker::instrument::Operation;
+use crate::tracker::report::Writes;
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A call in progress: dropped before it ends, it records `ok` (a body
+/// left unread after a good status is a call that went well; a call whose
+/// response never came, one that failed).
+pub(crate) struct Call {
+    op: Option<Operation>,
+    pub(crate) ok: bool,
+    /// What a write did, by the response's status: unknown until it came.
+    pub(crate) written: Writes,
+}
+
+impl Call {
+    /// A call with `method`: every method but the safe ones (`GET`,
+    /// `HEAD`, `OPTIONS`, `TRACE`) may write.
+    pub(crate) fn new(op: Operation, method: &http::Method) -> Self {
+        Call { op: Some(op.writes(!method.is_safe())), ok: false, written: Writes::Unknown }
+    }
+
+    pub(crate) fn time_limit(&self) -> Option<std::time::Duration> {
+        self.op.as_ref().and_then(Operation::time_limit)
+    }
+
+    /// Writes the time left in `deadline`'s header, no more than `own`
+    /// (the call's own timeout); refuses the call (it is not started) when
+    /// less than its floor is left. Outside an enforced budget, nothing is
+    /// written.
+    pub(crate) fn send_deadline(
+        &mut self,
+        deadline: Option<&crate::deadline::Deadline>,
+        own: std::time::Duration,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), crate::BudgetExceeded> {
+        let (Some(deadline), Some(left)) = (deadline, self.time_limit()) else { return Ok(()) };
+        match deadline.write(headers, left.min(own)) {
+            Ok(()) => Ok(()),
+            Err(()) => Err(self.op.take().expect("a call not started").refuse()),
+        }
+    }
+
+    /// Ends the call now: its budget ran out. `None` if it ended already.
+    pub(crate) fn expire(&mut self) -> Option<crate::BudgetExceeded> {
+        self.op.take().map(Operation::expire)
+    }
+
+    pub(crate) fn finish(&mut self, ok: bool) {
+        if let Some(op) = self.op.take() {
+            op.finish_with(ok, self.written);
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let ok = self.ok;
+        self.finish(ok);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that carries its call: the call ends when the body
+    /// does (or fails, or is dropped), and in `enforce` the body stops at
+    /// the budget's deadline.
+    pub(crate) struct Timed<B> {
+        #[pin]
+        inner: B,
+        call: Call,
+        // The budget's deadline, in `enforce`.
+        #[pin]
+        deadline: Option<tokio::time::Sleep>,
+    }
+}
+
+impl<B> Timed<B> {
+    pub(crate) fn new(inner: B, call: Call, deadline: Option<tokio::time::Instant>) -> Self {
+        Timed { inner, call, deadline: deadline.map(tokio::time::sleep_until) }
+    }
+}
+
+impl<B> Body for Timed<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                // gRPC's status comes last, in the trailers.
+                if let Some(trailers) = frame.trailers_ref()
+                    && let Some((ok, written)) = grpc_answer(trailers)
+                {
+                    (this.call.ok, this.call.written) = (ok, written);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.call.finish(false);
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                let ok = this.call.ok;
+                this.call.finish(ok);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.call.op.is_some()
+                    && this.deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready())
+                    && let Some(exceeded) = this.call.expire()
+                {
+                    return Poll::Ready(Some(Err(Box::new(exceeded))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What a gRPC status says of a call, if `headers` (a trailers-only
+/// answer's, or the trailers) carry one: `0` went well and may have
+/// written; any other failed, and did what `zen-writes` says (a peer under
+/// zen's layer sends it), else unknown.
+pub(crate) fn grpc_answer(headers: &http::HeaderMap) -> Option<(bool, Writes)> {
+    let status = headers.get("grpc-status")?;
+    if status.as_bytes() == b"0" {
+        return Some((true, Writes::Committed));
+    }
+    let written = match headers.get("zen-writes").map(http::HeaderValue::as_bytes) {
+        Some(b"none") => Writes::None,
+        Some(b"committed") => Writes::Committed,
+        _ => Writes::Unknown,
+    };
+    Some((false, written))
+}
