@@ -81,12 +81,14 @@ pin_project_lite::pin_project! {
         // The budget's deadline, in `enforce`.
         #[pin]
         deadline: Option<tokio::time::Sleep>,
+        // A gRPC response: its trailers say how the call went.
+        grpc: bool,
     }
 }
 
 impl<B> Timed<B> {
-    pub(crate) fn new(inner: B, call: Call, deadline: Option<tokio::time::Instant>) -> Self {
-        Timed { inner, call, deadline: deadline.map(tokio::time::sleep_until) }
+    pub(crate) fn new(inner: B, call: Call, deadline: Option<tokio::time::Instant>, grpc: bool) -> Self {
+        Timed { inner, call, deadline: deadline.map(tokio::time::sleep_until), grpc }
     }
 }
 
@@ -100,10 +102,18 @@ where
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
+        // The deadline first: a body that always has a frame ready is cut too.
+        if this.call.op.is_some()
+            && this.deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready())
+            && let Some(exceeded) = this.call.expire()
+        {
+            return Poll::Ready(Some(Err(Box::new(exceeded))));
+        }
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 // gRPC's status comes last, in the trailers.
-                if let Some(trailers) = frame.trailers_ref()
+                if *this.grpc
+                    && let Some(trailers) = frame.trailers_ref()
                     && let Some((ok, written)) = grpc_answer(trailers)
                 {
                     (this.call.ok, this.call.written) = (ok, written);
@@ -119,15 +129,7 @@ where
                 this.call.finish(ok);
                 Poll::Ready(None)
             }
-            Poll::Pending => {
-                if this.call.op.is_some()
-                    && this.deadline.as_pin_mut().is_some_and(|d| d.poll(cx).is_ready())
-                    && let Some(exceeded) = this.call.expire()
-                {
-                    return Poll::Ready(Some(Err(Box::new(exceeded))));
-                }
-                Poll::Pending
-            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -141,18 +143,26 @@ where
 }
 
 /// What a gRPC status says of a call, if `headers` (a trailers-only
-/// answer's, or the trailers) carry one: `0` went well and may have
-/// written; any other failed, and did what `zen-writes` says (a peer under
-/// zen's layer sends it), else unknown.
+/// answer's, or the trailers) carry one: `0` went well, any other failed;
+/// it did what `zen-writes` says (a peer under zen's layer sends it), else
+/// it may have written (went well) or may have done part (failed).
 pub(crate) fn grpc_answer(headers: &http::HeaderMap) -> Option<(bool, Writes)> {
-    let status = headers.get("grpc-status")?;
-    if status.as_bytes() == b"0" {
-        return Some((true, Writes::Committed));
-    }
+    let ok = headers.get("grpc-status")?.as_bytes() == b"0";
     let written = match headers.get("zen-writes").map(http::HeaderValue::as_bytes) {
         Some(b"none") => Writes::None,
         Some(b"committed") => Writes::Committed,
+        _ if ok => Writes::Committed,
         _ => Writes::Unknown,
     };
-    Some((false, written))
+    Some((ok, written))
+}
+
+/// A gRPC request or response, by its content type: `application/grpc`,
+/// alone or with `+proto`, `;...`.
+#[cfg_attr(not(feature = "tower"), allow(dead_code, reason = "the layer and DeadlineLayer ask"))]
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    let content_type = headers.get(http::header::CONTENT_TYPE).map_or(&b""[..], http::HeaderValue::as_bytes);
+    content_type
+        .strip_prefix(b"application/grpc")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"+") || rest.starts_with(b";"))
 }

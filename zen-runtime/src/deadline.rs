@@ -39,7 +39,8 @@
 //! [`ZenLayer::deadline`](crate::layer::ZenLayer::deadline) names the
 //! header the layer trusts, in whole milliseconds (`x-request-timeout-ms`,
 //! or Envoy's `x-envoy-expected-rq-timeout-ms`); a gRPC request's
-//! `grpc-timeout` is always read. A value that is absent, malformed, zero
+//! `grpc-timeout` is always read, and a caller that sends both is held to
+//! the shorter. A value that is absent, malformed, zero
 //! or longer than the request's own budget changes nothing (a malformed
 //! one is a `DEBUG` event, never an error): the deadline is the earlier of
 //! the two.
@@ -56,8 +57,7 @@
 //! already carries (tonic's `Request::set_timeout`, a header of yours), and
 //! do not start a call when less than the [floor](Deadline::floor) is left:
 //! it is refused as a spent `max_http_ms` or `timeout_ms` refuses it, and
-//! counted in `refused_http_calls`. A caller that sends both the trusted
-//! header and `grpc-timeout` is held to the shorter. Outside an enforced budget nothing is written: in
+//! counted in `refused_http_calls`. Outside an enforced budget nothing is written: in
 //! `observe` zen cuts nothing, and a peer need not hurry for it.
 //!
 //! Each database query is already bounded by the time left (see
@@ -150,9 +150,11 @@ impl Deadline {
     /// tonic's `Request::set_timeout`: never lengthened); `Err`, writing
     /// nothing, when that is below the floor (or rounds to nothing).
     pub(crate) fn write(&self, headers: &mut HeaderMap, left: Duration) -> Result<(), ()> {
-        let mut sent = left.saturating_sub(self.margin);
-        if let Some(own) = headers.get(self.header_name()).and_then(|v| self.parse(v.as_bytes())) {
-            sent = sent.min(own);
+        let sent = left.saturating_sub(self.margin);
+        // The application's own shorter value stays, whatever the floor:
+        // the budget has more than enough for it.
+        if headers.get(self.header_name()).and_then(|v| self.parse(v.as_bytes())).is_some_and(|own| own <= sent) {
+            return Ok(());
         }
         let nothing = match self.carrier {
             Carrier::Millis(_) => sent.as_millis() == 0,
@@ -308,11 +310,11 @@ where
             Err(refused) => return Box::pin(std::future::ready(Err(refused.into()))),
         };
         let mut call = crate::call::Call::new(op, request.method());
-        let left = call.time_limit();
+        let now = tokio::time::Instant::now();
+        let deadline = call.time_limit().map(|left| now + left);
         if let Err(refused) = call.send_deadline(Some(&self.deadline), Duration::MAX, request.headers_mut()) {
             return Box::pin(std::future::ready(Err(refused.into())));
         }
-        let deadline = left.map(|left| tokio::time::Instant::now() + left);
         let response = self.inner.call(request);
         Box::pin(async move {
             let result = match deadline {
@@ -326,14 +328,22 @@ where
                 Ok(response) => response,
                 Err(e) => return Err(e.into()),
             };
-            // A trailers-only gRPC answer says how it went in its head; any
-            // other, by its status until its trailers say more.
-            let (ok, written) = crate::call::grpc_answer(response.headers()).unwrap_or_else(|| {
-                let status = response.status();
-                (!status.is_server_error(), if status.is_client_error() { Writes::None } else { Writes::Committed })
-            });
+            // A trailers-only gRPC answer says how it went in its head; a
+            // gRPC stream, in its trailers (unknown until they come); any
+            // other, by its status: a 4xx did nothing, a 5xx may have done
+            // part.
+            let headers = response.headers();
+            let grpc = crate::call::is_grpc(headers);
+            let status = response.status();
+            let (ok, written) = match crate::call::grpc_answer(headers) {
+                Some(answer) => answer,
+                None if grpc => (status.is_success(), Writes::Unknown),
+                None if status.is_client_error() => (true, Writes::None),
+                None if status.is_server_error() => (false, Writes::Unknown),
+                None => (true, Writes::Committed),
+            };
             (call.ok, call.written) = (ok, written);
-            Ok(response.map(|body| CallBody { inner: crate::call::Timed::new(body, call, deadline) }))
+            Ok(response.map(|body| CallBody { inner: crate::call::Timed::new(body, call, deadline, grpc) }))
         })
     }
 }
@@ -423,6 +433,12 @@ mod tests {
         // A shorter value of the application's own stays; a longer one is replaced.
         headers.insert("x-request-timeout-ms", HeaderValue::from_static("50"));
         assert_eq!(written(&d, &mut headers, Duration::from_millis(295)).unwrap()["x-request-timeout-ms"], "50");
+        headers.insert("x-request-timeout-ms", HeaderValue::from_static("3"));
+        assert_eq!(
+            written(&d, &mut headers, Duration::from_millis(295)).unwrap()["x-request-timeout-ms"],
+            "3",
+            "below the floor, but the application's own"
+        );
         headers.insert("x-request-timeout-ms", HeaderValue::from_static("900"));
         assert_eq!(written(&d, &mut headers, Duration::from_millis(295)).unwrap()["x-request-timeout-ms"], "285");
         // Less than a millisecond is nothing to a header in milliseconds.

@@ -34,7 +34,7 @@ pub(crate) fn carry(
     };
     let url = response.url().clone();
     let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
-    let timed = Timed::new(body, call, deadline);
+    let timed = Timed::new(body, call, deadline, false);
     let mut rebuilt = http::Response::builder().status(parts.status).version(parts.version);
     if let Some(headers) = rebuilt.headers_mut() {
         *headers = parts.headers;

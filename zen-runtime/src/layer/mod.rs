@@ -378,9 +378,9 @@ impl Shared {
     }
 
     /// The request's name and its method as the name carries it.
-    fn name<B>(&self, request: &Request<B>) -> (Cow<'static, str>, &'static str) {
+    fn name<B>(&self, request: &Request<B>, grpc: bool) -> (Cow<'static, str>, &'static str) {
         let method = request.method();
-        let route = route(request);
+        let route = route(request, grpc);
         let Some(index) = method_index(method) else {
             // Methods past the standard nine (RFC 9110's and PATCH) are the
             // client's to invent:
@@ -439,8 +439,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let (name, method) = self.shared.name(&request);
         let grpc = is_grpc(&request);
+        let (name, method) = self.shared.name(&request, grpc);
         let caller_time_left = self.shared.caller_time_left(request.headers(), grpc);
         let asked = self.shared.asked(caller_time_left);
         let scope = Scope::open(Spec {
@@ -460,7 +460,7 @@ where
 }
 
 /// The route template: from `RouteName`, else axum's `MatchedPath`.
-fn route<B>(request: &Request<B>) -> &str {
+fn route<B>(request: &Request<B>, grpc: bool) -> &str {
     let extensions = request.extensions();
     if let Some(RouteName(route)) = extensions.get::<RouteName>() {
         return route;
@@ -469,7 +469,7 @@ fn route<B>(request: &Request<B>) -> &str {
     if let Some(path) = extensions.get::<axum::extract::MatchedPath>() {
         return path.as_str();
     }
-    if is_grpc(request) {
+    if grpc {
         return grpc_method(request.uri().path());
     }
     "(unmatched)"
@@ -482,10 +482,7 @@ fn is_grpc<B>(request: &Request<B>) -> bool {
     if request.version() != http::Version::HTTP_2 || request.method() != Method::POST {
         return false;
     }
-    let content_type = request.headers().get(http::header::CONTENT_TYPE).map_or(&b""[..], |c| c.as_bytes());
-    content_type
-        .strip_prefix(b"application/grpc")
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"+") || rest.starts_with(b";"))
+    crate::call::is_grpc(request.headers())
 }
 
 /// The most distinct gRPC methods named, and the longest path: the paths
@@ -510,8 +507,14 @@ fn grpc_method(path: &str) -> &str {
     if !shaped {
         return UNMATCHED;
     }
-    if GRPC_METHODS.read().unwrap_or_else(PoisonError::into_inner).iter().any(|m| **m == *path) {
-        return path;
+    {
+        let known = GRPC_METHODS.read().unwrap_or_else(PoisonError::into_inner);
+        if known.iter().any(|m| **m == *path) {
+            return path;
+        }
+        if known.len() >= MAX_GRPC_METHODS {
+            return UNMATCHED;
+        }
     }
     let mut known = GRPC_METHODS.write().unwrap_or_else(PoisonError::into_inner);
     if known.iter().any(|m| **m == *path) {
