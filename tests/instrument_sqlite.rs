@@ -98,3 +98,19 @@ async fn how_a_write_ends_says_what_it_did() {
     .await;
     assert_eq!(report.figures.writes(), Writes::Committed);
 }
+
+/// An operation whose time limit ran out a hair before the clock says its
+/// budget is spent (a timer rounds): its error names the budget that set
+/// the limit, never a `timeout_ms` the scope does not have.
+#[zen(max_db_ms = 50, mode = "enforce")]
+async fn cut_at_its_limit() -> Result<(), zen_runtime::BudgetExceeded> {
+    let op = instrument::query("sqlite", "SELECT 1")?;
+    assert_eq!(op.time_limit().map(|left| left <= std::time::Duration::from_millis(50)), Some(true));
+    Err(op.took(std::time::Duration::from_micros(49_900)).expire())
+}
+
+#[tokio::test]
+async fn a_limit_that_runs_out_early_names_its_own_budget() {
+    let exceeded = cut_at_its_limit().await.unwrap_err();
+    assert_eq!((exceeded.budget(), exceeded.limit()), (Budget::DbTime, 50), "{exceeded}");
+}

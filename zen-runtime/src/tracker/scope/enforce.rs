@@ -109,7 +109,8 @@ impl Scope {
 
     /// The enforced budget an operation of `resource` ran out of when its
     /// time limit expired: the first exceeded or spent in the chain, else
-    /// the innermost enforced deadline.
+    /// (the timer fired a hair before the clock says the budget is spent)
+    /// the time budget with the least left, which set the limit.
     pub(crate) fn expired(&self, resource: Resource) -> BudgetExceeded {
         let now = Instant::now();
         for scope in self.enforced() {
@@ -126,7 +127,7 @@ impl Scope {
                 return scope.exceeded(budget, &figures);
             }
         }
-        self.enforced().next().unwrap_or(self).timed_out()
+        self.least_left(resource, now, true)
     }
 
     /// An operation of `resource` not started because too little time is
@@ -135,7 +136,13 @@ impl Scope {
     pub(crate) fn refuse_short(&self, resource: Resource) -> BudgetExceeded {
         // A query was counted when issued; a call is counted when it ends.
         self.count_refusal(resource, resource == Resource::Db);
-        let now = Instant::now();
+        self.least_left(resource, Instant::now(), false)
+    }
+
+    /// The error of the enforced time budget of `resource` (or deadline)
+    /// with the least left; `expired`: its time is up (the deadline's error
+    /// then says at least its limit, as the timer saw it).
+    fn least_left(&self, resource: Resource, now: Instant, expired: bool) -> BudgetExceeded {
         let mut least: Option<(Duration, &Scope, Budget)> = None;
         for scope in self.enforced() {
             let figures = scope.figures_now(now);
@@ -148,8 +155,9 @@ impl Scope {
             }
         }
         match least {
+            Some((_, scope, Budget::Timeout)) if expired => scope.timed_out(),
             Some((_, scope, budget)) => scope.exceeded(budget, &scope.figures_now(now)),
-            None => self.timed_out(),
+            None => self.enforced().next().unwrap_or(self).timed_out(),
         }
     }
 
