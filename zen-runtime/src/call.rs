@@ -1,6 +1,6 @@
 //! An external call in progress, and the response body that carries it:
 //! a call lasts until its response body is read (zen's HTTP client, its
-//! middleware, and [`DeadlineLayer`](crate::deadline::DeadlineLayer)).
+//! middleware, and the deadline module's `DeadlineLayer`).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,7 +11,9 @@ use http_body::{Body, Frame, SizeHint};
 use crate::tracker::instrument::Operation;
 use crate::tracker::report::Writes;
 
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The error of a body zen ended, or of a call zen refused or cut.
+#[allow(unreachable_pub, reason = "public as `layer::BoxError` and `deadline::BoxError` (feature `tower`)")]
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A call in progress: dropped before it ends, it records `ok` (a body
 /// left unread after a good status is a call that went well; a call whose
@@ -34,21 +36,25 @@ impl Call {
         self.op.as_ref().and_then(Operation::time_limit)
     }
 
-    /// Writes the time left in `deadline`'s header, no more than `own`
-    /// (the call's own timeout); refuses the call (it is not started) when
-    /// less than its floor is left. Outside an enforced budget, nothing is
-    /// written.
-    pub(crate) fn send_deadline(
-        &mut self,
-        deadline: Option<&crate::deadline::Deadline>,
-        own: std::time::Duration,
-        headers: &mut http::HeaderMap,
-    ) -> Result<(), crate::BudgetExceeded> {
-        let (Some(deadline), Some(left)) = (deadline, self.time_limit()) else { return Ok(()) };
-        match deadline.write(headers, left.min(own)) {
-            Ok(()) => Ok(()),
-            Err(()) => Err(self.op.take().expect("a call not started").refuse()),
-        }
+    /// Takes the call back before it starts: too little time is left for
+    /// it ([`Operation::refuse`]).
+    pub(crate) fn refuse(&mut self) -> crate::BudgetExceeded {
+        self.op.take().expect("a call not started").refuse()
+    }
+
+    /// What the response's status says of the call: a server error failed
+    /// and may have done part; a refusal (4xx) did nothing, unless a
+    /// redirect was followed: the status is then another request's, and
+    /// the first one, answered with the redirect, may have done its work.
+    pub(crate) fn answered(&mut self, status: http::StatusCode, redirected: bool) {
+        self.ok = !status.is_server_error();
+        self.written = if status.is_server_error() || (redirected && status.is_client_error()) {
+            Writes::Unknown
+        } else if status.is_client_error() {
+            Writes::None
+        } else {
+            Writes::Committed
+        };
     }
 
     /// Ends the call now: its budget ran out. `None` if it ended already.

@@ -145,6 +145,17 @@ impl Deadline {
         left.filter(|left| !left.is_zero())
     }
 
+    /// Sends `left`, the time left for `call` (less the margin), in the
+    /// call's `headers`, or refuses the call ([`Deadline::floor`]).
+    pub(crate) fn send(
+        &self,
+        call: &mut crate::call::Call,
+        left: Duration,
+        headers: &mut HeaderMap,
+    ) -> Result<(), crate::BudgetExceeded> {
+        self.write(headers, left).map_err(|()| call.refuse())
+    }
+
     /// Writes the time left in `headers`: `left` less the margin, or the
     /// value already there if that is less (the application's own, such as
     /// tonic's `Request::set_timeout`: never lengthened); `Err`, writing
@@ -285,7 +296,7 @@ pub struct DeadlineService<S> {
 /// What [`DeadlineService`] fails with: the client's error, or a
 /// [`BudgetExceeded`](crate::BudgetExceeded) that refused or cut the call.
 #[cfg(feature = "tower")]
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::call::BoxError;
 
 #[cfg(feature = "tower")]
 impl<S, B, R> tower_service::Service<http::Request<B>> for DeadlineService<S>
@@ -311,10 +322,13 @@ where
         };
         let mut call = crate::call::Call::new(op, request.method());
         let now = tokio::time::Instant::now();
-        let deadline = call.time_limit().map(|left| now + left);
-        if let Err(refused) = call.send_deadline(Some(&self.deadline), Duration::MAX, request.headers_mut()) {
+        let left = call.time_limit();
+        if let Some(left) = left
+            && let Err(refused) = self.deadline.send(&mut call, left, request.headers_mut())
+        {
             return Box::pin(std::future::ready(Err(refused.into())));
         }
+        let deadline = left.map(|left| now + left);
         let response = self.inner.call(request);
         Box::pin(async move {
             let result = match deadline {
@@ -334,15 +348,11 @@ where
             // part.
             let headers = response.headers();
             let grpc = crate::call::is_grpc(headers);
-            let status = response.status();
-            let (ok, written) = match crate::call::grpc_answer(headers) {
-                Some(answer) => answer,
-                None if grpc => (status.is_success(), Writes::Unknown),
-                None if status.is_client_error() => (true, Writes::None),
-                None if status.is_server_error() => (false, Writes::Unknown),
-                None => (true, Writes::Committed),
-            };
-            (call.ok, call.written) = (ok, written);
+            match crate::call::grpc_answer(headers) {
+                Some(answer) => (call.ok, call.written) = answer,
+                None if grpc => (call.ok, call.written) = (response.status().is_success(), Writes::Unknown),
+                None => call.answered(response.status(), false),
+            }
             Ok(response.map(|body| CallBody { inner: crate::call::Timed::new(body, call, deadline, grpc) }))
         })
     }

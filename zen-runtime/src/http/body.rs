@@ -9,7 +9,6 @@ use reqwest::ResponseBuilderExt;
 
 pub(crate) use crate::call::Call;
 use crate::call::Timed;
-use crate::tracker::report::Writes;
 
 /// The response with the call moved into its body: it ends when the body
 /// does. `deadline`: when an enforced budget runs out.
@@ -19,19 +18,7 @@ pub(crate) fn carry(
     deadline: Option<tokio::time::Instant>,
     requested: &reqwest::Url,
 ) -> reqwest::Response {
-    let status = response.status();
-    call.ok = !status.is_server_error();
-    // A refusal (4xx) did nothing; a server error may have done part. Once
-    // a redirect was followed, the status is another request's: the first
-    // one was answered (with the redirect), and may have done its work.
-    let redirected = response.url() != requested;
-    call.written = if status.is_server_error() || (redirected && status.is_client_error()) {
-        Writes::Unknown
-    } else if status.is_client_error() {
-        Writes::None
-    } else {
-        Writes::Committed
-    };
+    call.answered(response.status(), response.url() != requested);
     let url = response.url().clone();
     let (parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
     let timed = Timed::new(body, call, deadline, false);

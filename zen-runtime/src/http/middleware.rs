@@ -61,9 +61,11 @@ impl reqwest_middleware::Middleware for Middleware {
         let requested = request.url().clone();
         let mut call = super::body::Call::new(instrument::call(&host).map_err(Error::middleware)?, request.method());
         let own = request.timeout().map_or(self.timeout, |t| self.timeout.min(*t));
-        call.send_deadline(self.deadline.as_ref(), own, request.headers_mut()).map_err(Error::middleware)?;
+        let left = call.time_limit();
+        super::send_deadline(self.deadline.as_ref(), &mut call, left, own, request.headers_mut())
+            .map_err(Error::middleware)?;
         *request.timeout_mut() = Some(own);
-        let deadline = super::budget_deadline(call.time_limit(), own);
+        let deadline = super::budget_deadline(left, own);
         let result = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, next.run(request, extensions)).await {
                 Ok(result) => result,

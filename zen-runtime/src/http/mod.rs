@@ -219,11 +219,13 @@ impl RequestBuilder {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = body::Call::new(instrument::call(&host).map_err(Error::Budget)?, request.method());
-        call.send_deadline(self.deadline.as_ref(), self.timeout, request.headers_mut()).map_err(Error::Budget)?;
+        let left = call.time_limit();
+        send_deadline(self.deadline.as_ref(), &mut call, left, self.timeout, request.headers_mut())
+            .map_err(Error::Budget)?;
         // reqwest bounds the whole call, body included, by the client's own
         // timeout; an enforced budget that runs out sooner is zen's to cut.
         *request.timeout_mut() = Some(self.timeout);
-        let deadline = budget_deadline(call.time_limit(), self.timeout);
+        let deadline = budget_deadline(left, self.timeout);
         let result = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, client.execute(request)).await {
                 Ok(result) => result,
@@ -233,6 +235,22 @@ impl RequestBuilder {
             None => client.execute(request).await,
         };
         Ok(body::carry(result.map_err(Error::Request)?, call, deadline, &requested))
+    }
+}
+
+/// Sends the time `left` in an enforced budget, no more than `own` (the
+/// call's own timeout), as `deadline` says; nothing outside an enforced
+/// budget or without a deadline. `Err`: the call is refused.
+fn send_deadline(
+    deadline: Option<&Deadline>,
+    call: &mut body::Call,
+    left: Option<Duration>,
+    own: Duration,
+    headers: &mut http::HeaderMap,
+) -> Result<(), BudgetExceeded> {
+    match (deadline, left) {
+        (Some(deadline), Some(left)) => deadline.send(call, left.min(own), headers),
+        _ => Ok(()),
     }
 }
 

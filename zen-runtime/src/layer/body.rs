@@ -21,7 +21,7 @@ use crate::tracker::budget::{Budget, Mode};
 use crate::tracker::scope::{Receiver, Role, Scope, enter};
 
 /// The error of a body that zen ended: `max_response_kb` in `enforce`.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::call::BoxError;
 
 pin_project_lite::pin_project! {
     /// The body of a response that passed through the layer.
