@@ -87,7 +87,7 @@ impl Change {
 
 /// `text` as one Markdown code span, whatever backticks, pipes or line
 /// breaks it holds.
-fn code(text: &str) -> String {
+pub(crate) fn code(text: &str) -> String {
     let text = plain(text);
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);

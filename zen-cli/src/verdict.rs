@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::ParseError;
+use crate::diff::code;
 
 /// How a locked scope stood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -476,20 +477,6 @@ fn junit(verdicts: &[Verdict]) -> String {
     }
     out.push_str("</testsuites>\n");
     out
-}
-
-/// `text` as a Markdown code span in a table cell.
-fn code(text: &str) -> String {
-    let text = text.replace(['\n', '\r'], " ").replace('|', "\\|");
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
-    }
-    let fence = "`".repeat(longest + 1);
-    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
-    format!("{fence}{pad}{text}{pad}{fence}")
 }
 
 fn markdown(verdicts: &[Verdict]) -> String {
