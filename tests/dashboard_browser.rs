@@ -180,3 +180,57 @@ async fn the_dashboard_shows_each_routes_figures_in_a_real_browser() {
     screenshot(&client, "overview-live").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_waterfall_of_the_slowest_request_shows_in_a_real_browser() {
+    let dashboard = Dashboard::with_options(zen_runtime::dashboard::Options::default().timelines(2));
+    let Some((url, route)) = super::timeline::ordered(&dashboard).await else { return };
+    let Some((_driver, client)) = browser().await else { return };
+    client.goto(&format!("{url}/_zen?token={}", super::timeline::TOKEN)).await.unwrap();
+
+    // From the overview to the route, whose page draws its worst request.
+    client.find(Locator::LinkText("GET /orders/{id}")).await.unwrap().click().await.unwrap();
+    assert_eq!(text(&client, "//h1").await, "GET /orders/{id}");
+    assert_eq!(client.find_all(Locator::Css("svg.waterfall rect.bar")).await.unwrap().len(), 13);
+    let slowest = route["timelines"][0]["id"].as_u64().unwrap();
+    let link = client.find(Locator::XPath("//ul[@class='timelines']/li[1]/a")).await.unwrap();
+    assert!(link.attr("href").await.unwrap().unwrap().ends_with(&format!("/requests/{slowest}")));
+
+    // Its own page: a bar per operation, laid out in time, each titled with
+    // its statement; the budget's line; the findings.
+    link.click().await.unwrap();
+    let bars = client
+        .execute(
+            "return [...document.querySelectorAll('svg.waterfall rect.bar')].map(r => { \
+               const b = r.getBBox(); \
+               return [b.x, b.width, r.getAttribute('class'), r.querySelector('title').textContent]; })",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let bars = bars.as_array().unwrap();
+    assert_eq!(bars.len(), 13);
+    let x: Vec<f64> = bars.iter().map(|b| b[0].as_f64().unwrap()).collect();
+    assert!(x.windows(2).all(|w| w[0] <= w[1]), "bars in order of start: {x:?}");
+    assert!(bars.iter().all(|b| b[1].as_f64().unwrap() >= 1.0), "every bar visible: {bars:?}");
+    // The sleep of 30 ms is the widest bar by far.
+    let widths: Vec<f64> = bars.iter().map(|b| b[1].as_f64().unwrap()).collect();
+    let widest = widths.iter().copied().fold(0.0, f64::max);
+    assert_eq!(widths[8], widest, "{bars:?}");
+    assert!(bars[8][3].as_str().unwrap().starts_with("SELECT pg_sleep(?::float8): "), "{bars:?}");
+    assert_eq!(bars.iter().filter(|b| b[2] == "bar b-http o-ok").count(), 4);
+    assert_eq!(bars.iter().filter(|b| b[2] == "bar b-postgresql o-ok").count(), 9);
+    let line = client.find(Locator::Css("svg.waterfall line.budget")).await.unwrap();
+    assert!(line.attr("x1").await.unwrap().unwrap().parse::<f64>().unwrap() > widest);
+    let duplicate = text(&client, "//table[@class='findings']/tbody/tr[@class='duplicate']").await;
+    assert!(
+        duplicate.contains("SELECT name FROM zen_timeline_items") && duplicate.contains("timeline.rs"),
+        "{duplicate}"
+    );
+    let repeated = text(&client, "//table[@class='findings']/tbody/tr[@class='repeated-call']").await;
+    assert!(repeated.contains("GET 127.0.0.1/items/{}") && repeated.contains('4'), "{repeated}");
+    let source = client.source().await.unwrap();
+    assert!(!source.contains("owner-secret-5521") && !source.contains("/items/1"), "a value reached the page");
+    screenshot(&client, "timeline").await;
+    client.close().await.unwrap();
+}

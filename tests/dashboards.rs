@@ -7,3 +7,5 @@
 mod dashboard;
 #[path = "dashboard_browser.rs"]
 mod dashboard_browser;
+#[path = "timeline.rs"]
+mod timeline;

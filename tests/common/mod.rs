@@ -191,7 +191,13 @@ pub async fn over(State(pool): State<SqlitePool>, Query(Many { n }): Query<Many>
 /// The dashboard's overview as JSON, asked of `app` in-process with the
 /// bearer `token`.
 pub async fn dashboard_overview(app: axum::Router, token: &str) -> serde_json::Value {
-    let request = axum::http::Request::get("/_zen/api/overview")
+    dashboard_get(app, "/_zen/api/overview", token).await
+}
+
+/// A JSON page of the dashboard at `path`, asked of `app` in-process with
+/// the bearer `token`.
+pub async fn dashboard_get(app: axum::Router, path: &str, token: &str) -> serde_json::Value {
+    let request = axum::http::Request::get(path)
         .header("authorization", format!("Bearer {token}"))
         .body(axum::body::Body::empty())
         .unwrap();

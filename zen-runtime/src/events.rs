@@ -12,7 +12,7 @@ use std::fmt;
 
 use crate::tracker::budget::report_event;
 use crate::tracker::observe::{Hooks, Observer, ScopeEnd};
-use crate::tracker::report::{NPlusOne, NestedViolation, Outcome, Report, Violation};
+use crate::tracker::report::{Duplicate, NPlusOne, NestedViolation, Outcome, RepeatedCall, Report, Violation};
 
 /// The observer that sends the `zen` event.
 #[derive(Debug, Default)]
@@ -55,6 +55,12 @@ impl<T: fmt::Display> fmt::Display for Joined<'_, T> {
     }
 }
 
+/// Duplicates, then repeated calls, joined by `; `.
+fn repeated(duplicates: &[Duplicate], calls: &[RepeatedCall]) -> String {
+    let (d, c) = (Joined(duplicates).to_string(), Joined(calls).to_string());
+    if d.is_empty() || c.is_empty() { d + &c } else { d + "; " + &c }
+}
+
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -94,6 +100,10 @@ macro_rules! event {
             writes = (r.outcome != Outcome::Ok).then(|| x.writes().as_str()),
             violations = (!r.violations.is_empty()).then(|| Joined::<Violation>(&r.violations).to_string()).as_deref(),
             n_plus_one = (!r.n_plus_one.is_empty()).then(|| Joined::<NPlusOne>(&r.n_plus_one).to_string()).as_deref(),
+            // tracing takes 32 fields at most: both patterns in one.
+            repeated = (!r.duplicates.is_empty() || !r.repeated_calls.is_empty())
+                .then(|| repeated(&r.duplicates, &r.repeated_calls))
+                .as_deref(),
             nested_violations = (!r.nested_violations.is_empty())
                 .then(|| Joined::<NestedViolation>(&r.nested_violations).to_string())
                 .as_deref(),

@@ -178,7 +178,7 @@ pub use tracker::error::BudgetExceeded;
 pub use tracker::future::{Attached, Scoped};
 pub use tracker::report::whole::{Outcome, Report};
 pub use tracker::spawn::{attach, spawn, spawn_blocking};
-pub use tracker::{alloc, config, fingerprint, instrument, observe, report, testing};
+pub use tracker::{alloc, config, fingerprint, instrument, observe, report, testing, timeline};
 
 /// Reads zen's settings from the environment and makes them global: `ZEN_MODE`
 /// and `ZEN_N_PLUS_ONE` (and, with feature `lock`, checks `ZEN_LOCK`). Call

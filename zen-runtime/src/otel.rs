@@ -33,6 +33,15 @@
 //! written: filter them with `sqlx=warn` where a literal in SQL must not
 //! reach a trace.)
 //!
+//! With [`set_timelines`]`(true)` (or while a dashboard keeps timelines),
+//! each scope records its [timeline](crate::timeline), and the span gets
+//! one event `zen.operation` per operation, stamped with the time it
+//! started: `zen.backend`, `db.query.text` (the fingerprint, or a call's
+//! method, host and path template), `zen.duration_ms`, `zen.rows` and
+//! `zen.outcome` (`ok`, `failed`, `refused`, `cut`, `dropped`); and one
+//! event `zen.duplicate` or `zen.repeated_call` per pattern found, with
+//! `db.query.text` and `zen.count`.
+//!
 //! Tested with the OpenTelemetry SDK's in-memory exporter. Without the
 //! feature, nothing is compiled in.
 
@@ -45,6 +54,31 @@ use crate::tracker::budget::{Budget, Measure};
 use crate::tracker::observe::{self, Hooks, Observer, ObserverId, OnEnd, OperationEnd, ScopeEnd};
 
 static DB_SPANS: Mutex<Option<ObserverId>> = Mutex::new(None);
+static TIMELINES: Mutex<Option<ObserverId>> = Mutex::new(None);
+
+/// Makes every scope record its timeline, written on its span as events
+/// (off by default: an operation then costs a lock and a push, and a span
+/// one event per operation).
+pub fn set_timelines(on: bool) {
+    let mut timelines = TIMELINES.lock().unwrap_or_else(PoisonError::into_inner);
+    match (on, *timelines) {
+        (true, None) => *timelines = Some(observe::register(AskTimelines)),
+        (false, Some(id)) => {
+            observe::unregister(id);
+            *timelines = None;
+        }
+        _ => {}
+    }
+}
+
+/// Asks for timelines, and takes no hook: [`Attributes`] writes them.
+struct AskTimelines;
+
+impl Observer for AskTimelines {
+    fn hooks(&self) -> Hooks {
+        Hooks::TIMELINES
+    }
+}
 
 /// Makes every database operation a CLIENT span of its own (off by default:
 /// a span per query is costly at volume, and the scope's figures already
@@ -136,6 +170,9 @@ fn write_attributes(end: &ScopeEnd<'_>) {
         span.set_attribute(budget.limit_attribute(), int(limit));
     }
     span.set_attribute("zen.n_plus_one", int(end.n_plus_one() as u64));
+    if let Some(timeline) = end.timeline() {
+        timeline_events(&span, end, &timeline);
+    }
     for v in f.violations(end.limits()) {
         span.add_event(
             "zen.budget_exceeded",
@@ -146,6 +183,37 @@ fn write_attributes(end: &ScopeEnd<'_>) {
                 KeyValue::new("zen.unit", v.budget.unit()),
             ],
         );
+    }
+}
+
+/// One event per operation of the scope's timeline, at its start, and one
+/// per pattern found.
+fn timeline_events(span: &tracing::Span, end: &ScopeEnd<'_>, timeline: &crate::timeline::Timeline) {
+    let start = std::time::SystemTime::now()
+        .checked_sub(end.ended_at().elapsed() + timeline.elapsed())
+        .unwrap_or(std::time::UNIX_EPOCH);
+    for e in timeline.entries() {
+        span.add_event_with_timestamp(
+            "zen.operation",
+            start + e.start,
+            vec![
+                KeyValue::new("zen.backend", observe::system_name(e.backend)),
+                KeyValue::new("db.query.text", e.subject.to_string()),
+                KeyValue::new("zen.duration_ms", e.duration.as_secs_f64() * 1e3),
+                KeyValue::new("zen.rows", int(e.rows)),
+                KeyValue::new("zen.outcome", e.settled.as_str()),
+            ],
+        );
+    }
+    let ended = start + timeline.elapsed();
+    for d in timeline.duplicates() {
+        let attributes =
+            vec![KeyValue::new("db.query.text", d.fingerprint.clone()), KeyValue::new("zen.count", int(d.count))];
+        span.add_event_with_timestamp("zen.duplicate", ended, attributes);
+    }
+    for c in timeline.repeated_calls() {
+        let attributes = vec![KeyValue::new("db.query.text", c.call.clone()), KeyValue::new("zen.count", int(c.count))];
+        span.add_event_with_timestamp("zen.repeated_call", ended, attributes);
     }
 }
 

@@ -111,11 +111,31 @@ impl Answer for Vec<Value> {
     }
 }
 
+/// The arguments of commands, for [`Operation::values`]: hashed, never
+/// kept.
+struct Args<'a>(&'a [&'a Cmd]);
+
+impl std::fmt::Debug for Args<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut list = f.debug_list();
+        for cmd in self.0 {
+            for arg in cmd.args_iter() {
+                match arg {
+                    redis::Arg::Simple(bytes) => list.entry(&bytes),
+                    _ => list.entry(&"cursor"),
+                };
+            }
+        }
+        list.finish()
+    }
+}
+
 async fn run<T: Answer>(
     statement: &str,
+    args: Args<'_>,
     request: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, RedisError> {
-    let op: Operation = instrument::query(BACKEND, statement).map_err(budget_error)?;
+    let op: Operation = instrument::query(BACKEND, statement).map_err(budget_error)?.values(&args);
     let result = match op.time_limit() {
         Some(limit) => match tokio::time::timeout(limit, request).await {
             Ok(result) => result,
@@ -139,7 +159,7 @@ impl<C: ConnectionLike + Send> ConnectionLike for Connection<C> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let statement = name(cmd);
-            run(&statement, self.inner.req_packed_command(cmd)).await
+            run(&statement, Args(&[cmd]), self.inner.req_packed_command(cmd)).await
         })
     }
 
@@ -153,7 +173,8 @@ impl<C: ConnectionLike + Send> ConnectionLike for Connection<C> {
             // One round trip, one operation: named by its commands.
             let names: Vec<String> = pipeline.cmd_iter().map(name).collect();
             let statement = format!("PIPELINE {}", names.join(" "));
-            run(&statement, self.inner.req_packed_commands(pipeline, offset, count)).await
+            let cmds: Vec<&Cmd> = pipeline.cmd_iter().collect();
+            run(&statement, Args(&cmds), self.inner.req_packed_commands(pipeline, offset, count)).await
         })
     }
 

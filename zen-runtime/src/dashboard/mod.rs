@@ -84,6 +84,7 @@ mod mount;
 mod page;
 mod route;
 mod router;
+mod waterfall;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -107,11 +108,13 @@ pub struct Options {
     max_names: Option<usize>,
     recent: usize,
     recent_per_name: usize,
+    timelines: usize,
+    sample_one_in: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_names: None, recent: 100, recent_per_name: 5 }
+        Options { max_names: None, recent: 100, recent_per_name: 5, timelines: 3, sample_one_in: 100 }
     }
 }
 
@@ -142,6 +145,28 @@ impl Options {
         self.recent_per_name = max;
         self
     }
+
+    /// Timelines each name keeps of its worst scopes (those that panicked,
+    /// then those over budget, then the slowest), each shown as a
+    /// waterfall. Default 3. With this and [`sample_one_in`](Self::sample_one_in)
+    /// both 0, the dashboard asks for no timeline, and scopes record none.
+    #[must_use]
+    pub fn timelines(mut self, max: usize) -> Self {
+        self.timelines = max;
+        self
+    }
+
+    /// Keeps the timeline of one scope in `n` of each name, besides the
+    /// worst: the last two sampled. Default 100; 0 samples none.
+    #[must_use]
+    pub fn sample_one_in(mut self, n: u64) -> Self {
+        self.sample_one_in = n;
+        self
+    }
+
+    fn wants_timelines(&self) -> bool {
+        self.timelines > 0 || self.sample_one_in > 0
+    }
 }
 
 /// A live dashboard. Clones share it; it collects from its creation until
@@ -166,6 +191,8 @@ struct Inner {
     generation: AtomicU64,
     /// Its observer, unregistered when the last clone goes.
     observer: OnceLock<ObserverId>,
+    /// The id of the next timeline kept.
+    next_timeline: AtomicU64,
 }
 
 #[derive(Default)]
@@ -186,11 +213,11 @@ impl Drop for Inner {
 
 /// A dashboard's observer: it sees every scope that ends while the
 /// dashboard lives.
-struct Watch(Weak<Inner>);
+struct Watch(Weak<Inner>, bool);
 
 impl Observer for Watch {
     fn hooks(&self) -> Hooks {
-        Hooks::SCOPE_ENDED
+        if self.1 { Hooks::SCOPE_ENDED.and(Hooks::TIMELINES) } else { Hooks::SCOPE_ENDED }
     }
 
     fn scope_ended(&self, end: &ScopeEnd<'_>) {
@@ -223,8 +250,10 @@ impl Dashboard {
             recent: Mutex::default(),
             generation: AtomicU64::new(0),
             observer: OnceLock::new(),
+            next_timeline: AtomicU64::new(1),
         });
-        let _ = inner.observer.set(observe::register(Watch(Arc::downgrade(&inner))));
+        let watch = Watch(Arc::downgrade(&inner), options.wants_timelines());
+        let _ = inner.observer.set(observe::register(watch));
         Dashboard { inner }
     }
 
@@ -257,7 +286,35 @@ impl Inner {
         if let Some(recent) = recent {
             push_bounded(&mut self.recent.lock().unwrap_or_else(PoisonError::into_inner), recent, self.options.recent);
         }
+        if self.options.wants_timelines() {
+            self.keep_timeline(&route, end);
+        }
         self.generation.fetch_add(1, Relaxed);
+    }
+
+    /// Keeps the scope's timeline when it is one of its name's worst, or
+    /// sampled. The timeline is made (and its call sites named) outside the
+    /// name's lock.
+    fn keep_timeline(&self, route: &Route, end: &ScopeEnd<'_>) {
+        let (max, one_in) = (self.options.timelines, self.options.sample_one_in);
+        let rank = waterfall::rank(end);
+        let (worst, sampled) =
+            route.stats.lock().unwrap_or_else(PoisonError::into_inner).timelines.wants(rank, max, one_in);
+        if !(worst || sampled) {
+            return;
+        }
+        let Some(timeline) = end.timeline() else { return };
+        let id = self.next_timeline.fetch_add(1, Relaxed);
+        let kept = Arc::new(waterfall::Kept::of(end, id, route.id, worst, timeline));
+        route.stats.lock().unwrap_or_else(PoisonError::into_inner).timelines.keep(rank, &kept, max, sampled);
+    }
+
+    /// A kept timeline, by its id.
+    fn timeline(&self, id: u64) -> Option<(Arc<Route>, Arc<waterfall::Kept>)> {
+        self.all_routes().into_iter().find_map(|route| {
+            let kept = route.stats.lock().unwrap_or_else(PoisonError::into_inner).timelines.find(id)?;
+            Some((route, kept))
+        })
     }
 
     /// The entry of a name and kind, made on first use; past `max_names`

@@ -48,7 +48,7 @@ impl Sort {
     }
 }
 
-fn layout(base: &str, title: &str, main: &str) -> String {
+pub(super) fn layout(base: &str, title: &str, main: &str) -> String {
     let base = esc(base);
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -400,6 +400,30 @@ pub(super) fn route_page(inner: &Inner, base: &str, route: &Route) -> String {
             );
         }
         main.push_str("</tbody></table>");
+    }
+    let kept = s.timelines.all();
+    if let Some(worst) = kept.first() {
+        let _ = write!(
+            main,
+            "<h2>The worst request's timeline</h2><p class=\"summary\"><a href=\"{base}/requests/{id}\">{}</a></p>{}{}",
+            esc(&super::waterfall::summary(worst)),
+            super::waterfall::svg(worst),
+            super::waterfall::findings(worst),
+            base = esc(base),
+            id = worst.id,
+        );
+        main.push_str("<h2>Timelines kept</h2><ul class=\"timelines\">");
+        for k in &kept {
+            let _ = write!(
+                main,
+                "<li><a href=\"{}/requests/{}\">{} s ago: {}</a></li>",
+                esc(base),
+                k.id,
+                route::age(k.at).as_secs(),
+                esc(&super::waterfall::summary(k))
+            );
+        }
+        main.push_str("</ul>");
     }
     if !s.recent.is_empty() {
         main.push_str("<h2>Recent exceeded, cancelled and panicked scopes</h2>");

@@ -147,6 +147,8 @@ pub(super) struct Stats {
     pub(super) suspects: Vec<Suspect>,
     pub(super) recent: VecDeque<Brief>,
     pub(super) series: Vec<Slot>,
+    /// The timelines kept of its worst scopes and of a sample.
+    pub(super) timelines: super::waterfall::Timelines,
 }
 
 /// Per mille of `used` (in base units) over `limit` (in its budget's unit).

@@ -251,11 +251,17 @@ fn route_id(parts: &Parts, inner: &Inner) -> Option<Arc<Route>> {
     inner.route_by_id(id)
 }
 
+fn timeline_id(parts: &Parts, inner: &Inner) -> Option<(Arc<Route>, Arc<super::waterfall::Kept>)> {
+    let id = parts.uri.path().rsplit('/').next()?.parse().ok()?;
+    inner.timeline(id)
+}
+
 impl Dashboard {
     /// The dashboard's pages as a `Router` of their own, behind
     /// `authorize`: for a listener apart (an admin port). Pages: `/` (every
-    /// route and job, sortable), `/routes/{id}`; JSON: `/api/overview`,
-    /// `/api/routes/{id}`; live refresh: `/events` (server-sent events).
+    /// route and job, sortable), `/routes/{id}`, `/requests/{id}` (a kept
+    /// timeline's waterfall); JSON: `/api/overview`, `/api/routes/{id}`,
+    /// `/api/requests/{id}`; live refresh: `/events` (server-sent events).
     ///
     /// In the application's own router, mount it with
     /// [`Dashboard::layer`] rather than `Router::nest`: axum's `serve`
@@ -268,6 +274,7 @@ impl Dashboard {
         let inner = &shared.inner;
         let (a, b, c, d, e) =
             (Arc::clone(inner), Arc::clone(inner), Arc::clone(inner), Arc::clone(inner), Arc::clone(inner));
+        let (f, g) = (Arc::clone(inner), Arc::clone(inner));
         Router::new()
             .route(
                 "/",
@@ -293,6 +300,26 @@ impl Dashboard {
                     let (parts, _) = request.into_parts();
                     std::future::ready(match route_id(&parts, &d) {
                         Some(route) => json(&route_json(&d, &route, true)),
+                        None => not_found(),
+                    })
+                }),
+            )
+            .route(
+                "/requests/{id}",
+                get(move |request: Request| {
+                    let (parts, _) = request.into_parts();
+                    std::future::ready(match timeline_id(&parts, &f) {
+                        Some((route, kept)) => html(super::waterfall::page(&kept, &route.name, &base(&parts))),
+                        None => not_found(),
+                    })
+                }),
+            )
+            .route(
+                "/api/requests/{id}",
+                get(move |request: Request| {
+                    let (parts, _) = request.into_parts();
+                    std::future::ready(match timeline_id(&parts, &g) {
+                        Some((route, kept)) => json(&super::waterfall::json(&kept, &route.name)),
                         None => not_found(),
                     })
                 }),
@@ -416,6 +443,23 @@ fn route_json(inner: &Inner, route: &Route, detail: bool) -> serde_json::Value {
         value["n_plus_one"] = json!(suspects);
         value["series_10s"] = json!(series);
         value["recent"] = json!(recent);
+        let kept: Vec<serde_json::Value> = s
+            .timelines
+            .all()
+            .iter()
+            .map(|k| {
+                json!({
+                    "id": k.id,
+                    "kept_as": if k.worst() { "worst" } else { "sampled" },
+                    "outcome": k.outcome.as_str(),
+                    "elapsed_ms": k.timeline.elapsed().as_secs_f64() * 1e3,
+                    "operations": k.timeline.entries().len() as u64 + k.timeline.omitted_entries(),
+                    "duplicates": k.timeline.duplicates().len(),
+                    "repeated_calls": k.timeline.repeated_calls().len(),
+                })
+            })
+            .collect();
+        value["timelines"] = json!(kept);
     }
     value
 }

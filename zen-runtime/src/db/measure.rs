@@ -37,6 +37,13 @@ impl<DB: Database> Rebuilt<DB> {
     }
 }
 
+impl<DB: Backend> Rebuilt<DB> {
+    /// Its bound arguments, for [`Operation::values`].
+    pub(crate) fn values(&self) -> &dyn std::fmt::Debug {
+        &self.arguments
+    }
+}
+
 impl<DB: Database> Execute<'_, DB> for Rebuilt<DB> {
     fn sql(self) -> SqlStr {
         self.sql
@@ -194,7 +201,7 @@ where
     DB: Backend,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
-    let op = issue(conn, query.text())?;
+    let op = issue(conn, query.text())?.values(query.values());
     let timer = op.time_limit().map(tokio::time::sleep);
     let rows_left = op.rows_left();
     let Connection { raw, cut, .. } = conn;
@@ -211,7 +218,7 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     Box::pin(async move {
-        let op = issue(conn, query.text())?;
+        let op = issue(conn, query.text())?.values(query.values());
         let rows_left = op.rows_left();
         let result = match op.time_limit() {
             Some(limit) => match tokio::time::timeout(limit, conn.raw().fetch_optional(query)).await {

@@ -116,7 +116,7 @@ use crate::tracker::error::BudgetExceeded;
 
 /// A database zen can wrap: sqlx's `Database`, with what zen needs to tune
 /// its connections.
-pub trait Backend: sqlx::Database {
+pub trait Backend: sqlx::Database<Arguments: std::fmt::Debug> {
     /// Adjusts connection options so that a cut query stops on the server.
     fn tune(
         options: <Self::Connection as sqlx::Connection>::Options,

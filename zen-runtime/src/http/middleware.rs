@@ -59,7 +59,12 @@ impl reqwest_middleware::Middleware for Middleware {
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
-        let mut call = super::body::Call::new(instrument::call(&host).map_err(Error::middleware)?, request.method());
+        let mut call = super::body::Call::new(
+            instrument::call(&host)
+                .map_err(Error::middleware)?
+                .request(request.method().as_str(), request.url().path()),
+            request.method(),
+        );
         let own = request.timeout().map_or(self.timeout, |t| self.timeout.min(*t));
         let left = call.time_limit();
         super::send_deadline(self.deadline.as_ref(), &mut call, left, own, request.headers_mut())

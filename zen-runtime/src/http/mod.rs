@@ -218,7 +218,10 @@ impl RequestBuilder {
         let mut request = request.map_err(Error::Request)?;
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
-        let mut call = body::Call::new(instrument::call(&host).map_err(Error::Budget)?, request.method());
+        let mut call = body::Call::new(
+            instrument::call(&host).map_err(Error::Budget)?.request(request.method().as_str(), request.url().path()),
+            request.method(),
+        );
         let left = call.time_limit();
         send_deadline(self.deadline.as_ref(), &mut call, left, self.timeout, request.headers_mut())
             .map_err(Error::Budget)?;

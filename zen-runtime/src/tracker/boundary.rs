@@ -126,6 +126,9 @@ impl<F: Future> Boundary<F> {
         });
         *this.polled = Some(end);
         this.scope.record_poll(end.saturating_duration_since(start));
+        if this.scope.records() {
+            this.scope.record_timeline_poll(start, end.saturating_duration_since(start));
+        }
         match poll {
             Ok(Poll::Ready(output)) => Poll::Ready(Ended::Done(output)),
             Ok(Poll::Pending) => match crate::tracker::future::poll_cut(this.scope, this.timer, cx) {

@@ -224,6 +224,7 @@
 //! [`BudgetExceeded`]: crate::BudgetExceeded
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::tracker::error::BudgetExceeded;
@@ -231,6 +232,7 @@ use crate::tracker::fingerprint::{self, Dialect, Shared};
 use crate::tracker::observe::{self, OnEnd, OperationEnd};
 use crate::tracker::report::Writes;
 use crate::tracker::scope::{self, Resource, Scope};
+use crate::tracker::timeline::{self, Done, Settled};
 
 /// One database operation or external call in progress, started by [`query`],
 /// [`command_sent`] or [`call`]. Its time runs until
@@ -256,6 +258,12 @@ pub struct Operation {
     took: Option<Duration>,
     /// A write sent before zen heard of it, counted on its way until it ends.
     on_its_way: bool,
+    /// Rows it returned, for the timeline.
+    rows: AtomicU64,
+    /// While the scope records its timeline: the hash of the statement's
+    /// own text, and of its values once given ([`Operation::values`]).
+    text: u64,
+    values: Option<u64>,
 }
 
 impl std::fmt::Debug for Operation {
@@ -283,10 +291,20 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
     let Some(scope) = scope::current() else {
         return Ok(Operation::outside(Resource::Db, backend));
     };
-    scope.admit(Resource::Db)?;
+    if let Err(refused) = scope.admit(Resource::Db) {
+        if scope.records() {
+            let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
+            refused_on_timeline(&scope, backend, &fingerprint.text);
+        }
+        return Err(refused);
+    }
     let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
     scope.issue_query(&fingerprint.text);
+    let text = if scope.records() { timeline::text_hash(statement) } else { 0 };
     Ok(Operation {
+        rows: AtomicU64::new(0),
+        text,
+        values: None,
         scope: Some(scope),
         resource: Resource::Db,
         backend,
@@ -326,8 +344,16 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
     let Some(scope) = scope::current() else {
         return Ok(Operation::outside(Resource::Http, "http"));
     };
-    scope.admit(Resource::Http)?;
+    if let Err(refused) = scope.admit(Resource::Http) {
+        if scope.records() {
+            refused_on_timeline(&scope, "http", &Arc::from(host));
+        }
+        return Err(refused);
+    }
     Ok(Operation {
+        rows: AtomicU64::new(0),
+        text: 0,
+        values: None,
         scope: Some(scope),
         resource: Resource::Http,
         backend: "http",
@@ -365,6 +391,9 @@ pub fn command_sent(backend: &'static str, operation: &'static str, shape: &str,
         scope.write_on_its_way(true);
     }
     Operation {
+        rows: AtomicU64::new(0),
+        text: 0,
+        values: None,
         scope: Some(scope),
         resource: Resource::Db,
         backend,
@@ -400,6 +429,8 @@ pub fn time_limit() -> Option<Duration> {
 enum Subject {
     Statement(Shared),
     Host(Arc<str>),
+    /// A call's host, and its method, host and path template.
+    Call(Arc<str>, Arc<str>),
     Nothing,
 }
 
@@ -407,6 +438,9 @@ impl Operation {
     // Outside a scope nothing is recorded, so nothing needs the clock.
     fn outside(resource: Resource, backend: &'static str) -> Self {
         Operation {
+            rows: AtomicU64::new(0),
+            text: 0,
+            values: None,
             scope: None,
             resource,
             backend,
@@ -419,6 +453,38 @@ impl Operation {
             took: None,
             on_its_way: false,
         }
+    }
+
+    /// Gives the operation's bound values, to find the same statement run
+    /// again with the same values in one scope (a *duplicate*, see
+    /// [`timeline`](crate::timeline)). Only while the scope records its
+    /// timeline are they read: their `Debug` form is fed to a hasher with
+    /// the statement's text, and never kept. An operation given no values
+    /// is never a duplicate.
+    pub fn values(mut self, values: &dyn std::fmt::Debug) -> Self {
+        if self.records() {
+            self.values = Some(timeline::values_hash(self.text, values));
+        }
+        self
+    }
+
+    /// Names a call by its method and path (from [`call`], which knows the
+    /// host alone): on the timeline and for repeated calls, the path's
+    /// template stands for it, never a value (see
+    /// [`timeline`](crate::timeline)). Read only while the scope records
+    /// its timeline.
+    pub fn request(mut self, method: &str, path: &str) -> Self {
+        if self.records()
+            && let Subject::Host(host) = &self.subject
+        {
+            let subject = Arc::from(timeline::call_subject(method, host, path));
+            self.subject = Subject::Call(Arc::clone(host), subject);
+        }
+        self
+    }
+
+    fn records(&self) -> bool {
+        self.scope.as_ref().is_some_and(|s| s.records())
     }
 
     /// Marks the operation as the next page of a result already counted (a
@@ -475,7 +541,7 @@ impl Operation {
             }
             scope => {
                 self.scope = scope;
-                self.record(true, false, Writes::Unknown);
+                self.record(true, false, Writes::Unknown, Settled::Dropped);
             }
         }
     }
@@ -507,7 +573,7 @@ impl Operation {
     /// failed may have taken effect: when the system answered that it did
     /// nothing, say so with [`finish_rejected`](Self::finish_rejected).
     pub fn finish(mut self, ok: bool) {
-        self.record(ok, true, if ok { Writes::Committed } else { Writes::Unknown });
+        self.record(ok, true, if ok { Writes::Committed } else { Writes::Unknown }, settled(ok));
     }
 
     /// Records the operation as failed with the system's answer (a SQL
@@ -515,7 +581,7 @@ impl Operation {
     /// statement is one zen knows may fail halfway (see "Writes" above).
     pub fn finish_rejected(mut self) {
         let written = if self.whole { Writes::None } else { Writes::Unknown };
-        self.record(false, true, written);
+        self.record(false, true, written, Settled::Failed);
     }
 
     /// Whether a failure the system answers with leaves nothing of the
@@ -532,7 +598,7 @@ impl Operation {
     /// client whose answer says it, such as an HTTP status (a `4xx` to a
     /// `POST` took no effect, unless it came after a redirect).
     pub fn finish_with(mut self, ok: bool, writes: Writes) {
-        self.record(ok, true, writes);
+        self.record(ok, true, writes, settled(ok));
     }
 
     /// How many more rows the scope may receive before an enforced
@@ -546,6 +612,7 @@ impl Operation {
     /// batch, or once at the end).
     pub fn add_rows(&self, rows: u64) {
         if let Some(scope) = &self.scope {
+            self.rows.fetch_add(rows, Relaxed);
             scope.add_rows(rows);
         }
     }
@@ -557,7 +624,7 @@ impl Operation {
         self.add_rows(rows);
         let scope = self.scope.clone();
         // It ran, and is cut mid-reply.
-        self.record(false, true, Writes::Unknown);
+        self.record(false, true, Writes::Unknown, Settled::Cut);
         match scope.and_then(|s| s.blown()) {
             Some(exceeded) => exceeded,
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Rows, 0, rows),
@@ -570,7 +637,7 @@ impl Operation {
     /// anyway, it says so rather than panic.)
     pub fn expire(mut self) -> BudgetExceeded {
         let scope = self.scope.clone();
-        self.record(false, true, Writes::Unknown);
+        self.record(false, true, Writes::Unknown, Settled::Cut);
         match scope {
             Some(scope) => scope.expired(self.resource),
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Timeout, 0, 0),
@@ -595,23 +662,54 @@ impl Operation {
         if self.on_its_way {
             scope.write_on_its_way(false);
         }
+        if scope.records() {
+            match &self.subject {
+                Subject::Statement(fingerprint) => refused_on_timeline(&scope, self.backend, &fingerprint.text),
+                Subject::Host(subject) | Subject::Call(_, subject) => refused_on_timeline(&scope, "http", subject),
+                Subject::Nothing => {}
+            }
+        }
         scope.refuse_short(self.resource)
     }
 
     /// `in_poll`: ended by the code that runs it, not dropped (maybe with
     /// a future cancelled from outside it). `written`: what a write did.
-    fn record(&mut self, ok: bool, in_poll: bool, written: Writes) {
+    fn record(&mut self, ok: bool, in_poll: bool, written: Writes, settled: Settled) {
         if let Some(on_end) = self.on_end.take() {
             observe::operation_ends(on_end, self.backend, ok);
         }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = self.took.unwrap_or_else(|| start.elapsed());
-            match &self.subject {
+            let subject = match &self.subject {
                 Subject::Statement(fingerprint) => {
                     scope.finish_query(self.backend, fingerprint, elapsed, ok, in_poll, self.paging);
+                    Some(&fingerprint.text)
                 }
-                Subject::Host(host) => scope.record_call(host, elapsed, ok),
-                Subject::Nothing => {}
+                Subject::Host(host) => {
+                    scope.record_call(host, elapsed, ok);
+                    Some(host)
+                }
+                Subject::Call(host, call) => {
+                    scope.record_call(host, elapsed, ok);
+                    Some(call)
+                }
+                Subject::Nothing => None,
+            };
+            if let Some(subject) = subject
+                && scope.records()
+            {
+                let done = Done {
+                    // The client's own time ends now, as zen's does.
+                    started: Instant::now().checked_sub(elapsed).unwrap_or(start),
+                    elapsed,
+                    backend: self.backend,
+                    subject,
+                    rows: self.rows.load(Relaxed),
+                    settled,
+                    values: self.values,
+                    call: self.resource == Resource::Http,
+                };
+                scope.record_timeline(&done, in_poll);
             }
             if self.writes {
                 scope.note_write(written);
@@ -623,6 +721,27 @@ impl Operation {
     }
 }
 
+/// `Ok` or `Failed`.
+fn settled(ok: bool) -> Settled {
+    if ok { Settled::Ok } else { Settled::Failed }
+}
+
+/// Puts an operation `enforce` refused on the scope's timeline.
+#[cold]
+fn refused_on_timeline(scope: &Scope, backend: &'static str, subject: &Arc<str>) {
+    let done = Done {
+        started: Instant::now(),
+        elapsed: Duration::ZERO,
+        backend,
+        subject,
+        rows: 0,
+        settled: Settled::Refused,
+        values: None,
+        call: false,
+    };
+    scope.record_timeline(&done, false);
+}
+
 impl Drop for Operation {
     // Inlined: after `finish`, `expire` or `exceed_rows` there is nothing
     // left to record, and finding that out costs one comparison. Dropped
@@ -631,7 +750,7 @@ impl Drop for Operation {
     #[inline]
     fn drop(&mut self) {
         if self.scope.is_some() {
-            self.record(true, false, Writes::Unknown);
+            self.record(true, false, Writes::Unknown, Settled::Dropped);
         }
     }
 }

@@ -20,3 +20,4 @@ pub(crate) mod scope;
 pub(crate) mod spawn;
 pub(crate) mod stats;
 pub mod testing;
+pub mod timeline;

@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 use crate::tracker::budget::{Kind, Limits, Mode};
 use crate::tracker::call_site::CallSite;
 use crate::tracker::report::{Exemption, Figures, Outcome, Report};
+use crate::tracker::timeline::Timeline;
 
 /// What watches zen's scopes. Every hook has a no-op default.
 pub trait Observer: Send + Sync + 'static {
@@ -113,6 +114,11 @@ impl Hooks {
     /// regression at its line). It takes a stack once per scope name and
     /// statement in the process; not part of [`Hooks::ALL`].
     pub const CALL_SITES: Hooks = Hooks(16);
+    /// Not a hook: while an observer that asks for it is registered, every
+    /// scope records its timeline, for [`ScopeEnd::timeline`] (see
+    /// [`timeline`](crate::timeline): an operation costs a lock and a
+    /// push). Not part of [`Hooks::ALL`].
+    pub const TIMELINES: Hooks = Hooks(32);
     /// Every hook.
     pub const ALL: Hooks = Hooks(15);
 
@@ -196,6 +202,7 @@ pub(crate) trait Source {
     fn each_statement(&self, each: &mut dyn FnMut(Statement<'_>));
     fn each_host(&self, each: &mut dyn FnMut(&str, u64));
     fn n_plus_one(&self) -> usize;
+    fn timeline(&self) -> Option<Arc<Timeline>>;
     /// Another reference to the scope.
     fn keep(&self) -> Arc<dyn Kept>;
 }
@@ -324,6 +331,14 @@ impl<'a> ScopeEnd<'a> {
         self.source.report()
     }
 
+    /// The scope's timeline, when it recorded one (while an observer asks
+    /// for [`Hooks::TIMELINES`]): made the first time any observer asks,
+    /// and shared; keep it as long as you like.
+    #[must_use]
+    pub fn timeline(&self) -> Option<Arc<Timeline>> {
+        self.source.timeline()
+    }
+
     /// The scope, kept past this hook: hand it to a thread of your own and
     /// build its report there ([`EndedScope::report`]), as
     /// [`JsonLines`](crate::sinks::JsonLines) does. It keeps the scope's
@@ -432,6 +447,16 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 const UNSET: usize = usize::MAX;
 /// Whether a registered observer asks for [`Hooks::CALL_SITES`].
 static CALL_SITES: AtomicBool = AtomicBool::new(false);
+/// Whether a registered observer asks for [`Hooks::TIMELINES`].
+static TIMELINES: AtomicBool = AtomicBool::new(false);
+
+/// Whether scopes record their timeline: read once per scope, at its open.
+#[inline]
+pub(crate) fn timelines_wanted() -> bool {
+    // Only a registered observer asks: before any is, the crate's own
+    // (which never ask) need not be installed to say no.
+    TIMELINES.load(Ordering::Acquire)
+}
 
 /// Whether zen keeps where each statement first ran: read once per
 /// statement and scope, at its first run.
@@ -497,6 +522,7 @@ fn edit_registry(edit: impl FnOnce(&mut Vec<Entry>)) -> bool {
 fn publish(registry: &mut Option<Observers>, observers: Vec<Entry>) -> Option<Observers> {
     // Before the counts: a thread that sees them set (`install`) sees it.
     CALL_SITES.store(observers.iter().any(|e| e.hooks.has(Hooks::CALL_SITES)), Ordering::Release);
+    TIMELINES.store(observers.iter().any(|e| e.hooks.has(Hooks::TIMELINES)), Ordering::Release);
     let mut by_hook: [Box<[Arc<dyn Observer>]>; 4] = Default::default();
     for hook in [Hooks::SCOPE_ENDED, Hooks::OPERATION_STARTED, Hooks::OPERATION_ENDED, Hooks::EXEMPTIONS] {
         let takers: Box<[Arc<dyn Observer>]> =

@@ -145,6 +145,28 @@ impl Report {
             }
             out.push('}');
         }
+        out.push_str("],\"duplicates\":[");
+        for (i, d) in self.duplicates.iter().enumerate() {
+            out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
+            statement(&mut out, &d.fingerprint);
+            let _ = write!(out, ",\"count\":{}", d.count);
+            if let Some(site) = &d.call_site {
+                out.push_str(",\"call_site\":");
+                json_string(&mut out, site);
+            }
+            out.push('}');
+        }
+        out.push_str("],\"repeated_calls\":[");
+        for (i, c) in self.repeated_calls.iter().enumerate() {
+            out.push_str(if i == 0 { "{\"call\":" } else { ",{\"call\":" });
+            json_string(&mut out, &c.call);
+            let _ = write!(out, ",\"count\":{}", c.count);
+            if let Some(site) = &c.call_site {
+                out.push_str(",\"call_site\":");
+                json_string(&mut out, site);
+            }
+            out.push('}');
+        }
         out.push_str("],\"statements\":[");
         for (i, s) in self.statements.iter().enumerate() {
             out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });

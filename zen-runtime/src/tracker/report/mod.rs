@@ -95,6 +95,7 @@
 //! | `slow_polls` | polls longer than `max_poll_ms` |
 //! | `writes` | when the outcome is not `ok`: `none`, `committed` or `unknown` ([`Writes`]) |
 //! | `violations`, `n_plus_one`, `nested_violations` | each list as text, items joined by `; ` |
+//! | `repeated` | while the scope recorded its timeline: its duplicates, then its repeated calls, as text joined by `; ` |
 
 mod exempt;
 mod figures;
@@ -207,6 +208,49 @@ pub struct NPlusOne {
     /// Where user code issued it: function, and file and line when debug
     /// information is present.
     pub call_site: Option<String>,
+}
+
+/// A statement run more than once in one scope with the same values:
+/// each run after the first fetched what the scope already had. Found
+/// while the scope records its timeline ([`timeline`](crate::timeline)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The statement: its fingerprint, never its values (which are
+    /// compared by hash).
+    pub fingerprint: String,
+    /// The backend that ran it.
+    pub backend: &'static str,
+    /// Times it ran with the same values.
+    pub count: u64,
+    /// Where user code ran it again.
+    pub call_site: Option<String>,
+}
+
+impl fmt::Display for Duplicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let site = self.call_site.as_deref().unwrap_or("unknown call site");
+        write!(f, "{}x `{}` with the same values at {site}", self.count, self.fingerprint)
+    }
+}
+
+/// An external call repeated in one scope: the N+1 pattern of calls, one
+/// per item where one call for the list would do. Found while the scope
+/// records its timeline ([`timeline`](crate::timeline)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepeatedCall {
+    /// The call's method, host and path template: `GET api.test/users/{}`.
+    pub call: String,
+    /// Times it ran.
+    pub count: u64,
+    /// Where user code made it, at the threshold.
+    pub call_site: Option<String>,
+}
+
+impl fmt::Display for RepeatedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let site = self.call_site.as_deref().unwrap_or("unknown call site");
+        write!(f, "{}x `{}` at {site}", self.count, self.call)
+    }
 }
 
 /// Figures for one backend (`"PostgreSQL"`, `"SQLite"`, `"redis"`, ...).

@@ -6,7 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{
-    BackendSummary, Exemption, Figures, HostSummary, NPlusOne, NestedViolation, SlowQuery, StatementSummary, Violation,
+    BackendSummary, Duplicate, Exemption, Figures, HostSummary, NPlusOne, NestedViolation, RepeatedCall, SlowQuery,
+    StatementSummary, Violation,
 };
 use crate::tracker::budget::{Budget, Kind, Limits, Measure, Mode};
 
@@ -105,6 +106,13 @@ pub struct Report {
     /// Exemptions past their `until` date that would have applied: what
     /// they covered is reported again, and `strict` fails.
     pub expired_exemptions: Vec<Exemption>,
+    /// Statements run more than once with the same values, while the scope
+    /// recorded its timeline ([`timeline`](crate::timeline)); empty
+    /// otherwise.
+    pub duplicates: Vec<Duplicate>,
+    /// External calls of one template run at least the N+1 threshold of
+    /// times, while the scope recorded its timeline; empty otherwise.
+    pub repeated_calls: Vec<RepeatedCall>,
 }
 
 impl Report {
@@ -167,6 +175,10 @@ fn details(f: &mut fmt::Formatter<'_>, r: &Report, budget: Budget) -> fmt::Resul
                 let site = n.call_site.as_deref().unwrap_or("an unknown call site");
                 write!(f, "\n  N+1              {}x `{}` from {site}", n.count, n.fingerprint)?;
             }
+            for d in &r.duplicates {
+                let site = d.call_site.as_deref().unwrap_or("an unknown call site");
+                write!(f, "\n  duplicate        {}x `{}` from {site}", d.count, d.fingerprint)?;
+            }
             Ok(())
         }
         Budget::Memory => match &x.memory {
@@ -178,8 +190,15 @@ fn details(f: &mut fmt::Formatter<'_>, r: &Report, budget: Budget) -> fmt::Resul
             ),
             None => Ok(()),
         },
-        Budget::HttpCalls if x.failed_http_calls + x.refused_http_calls > 0 => {
-            write!(f, ": {} refused, {} failed", x.refused_http_calls, x.failed_http_calls)
+        Budget::HttpCalls => {
+            if x.failed_http_calls + x.refused_http_calls > 0 {
+                write!(f, ": {} refused, {} failed", x.refused_http_calls, x.failed_http_calls)?;
+            }
+            for c in &r.repeated_calls {
+                let site = c.call_site.as_deref().unwrap_or("an unknown call site");
+                write!(f, "\n  repeated call    {}x `{}` from {site}", c.count, c.call)?;
+            }
+            Ok(())
         }
         Budget::PollTime if x.slow_polls > 0 => write!(f, ", {} polls over the limit", x.slow_polls),
         _ => Ok(()),

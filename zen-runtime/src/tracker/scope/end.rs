@@ -185,6 +185,7 @@ impl Scope {
             other => other,
         };
         let status = self.ended.status.load(Relaxed);
+        let timeline = self.timeline(elapsed);
         Report {
             name: self.name.clone(),
             kind: self.kind,
@@ -211,6 +212,8 @@ impl Scope {
             untracked_nested,
             exemptions: judged.applied,
             expired_exemptions: judged.expired,
+            duplicates: timeline.as_ref().map(|t| t.duplicates().to_vec()).unwrap_or_default(),
+            repeated_calls: timeline.as_ref().map(|t| t.repeated_calls().to_vec()).unwrap_or_default(),
         }
     }
 
@@ -273,6 +276,11 @@ impl observe::Source for Arc<Scope> {
         for (host, calls) in &hosts {
             each(host, *calls);
         }
+    }
+
+    fn timeline(&self) -> Option<Arc<crate::tracker::timeline::Timeline>> {
+        let (_, elapsed) = self.sealed()?;
+        Scope::timeline(self, elapsed)
     }
 
     fn n_plus_one(&self) -> usize {

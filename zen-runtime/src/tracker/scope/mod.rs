@@ -16,7 +16,7 @@ mod usage;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub(crate) use current::{Role, current, enter};
@@ -26,8 +26,11 @@ pub use terms::Site;
 pub(crate) use terms::{Asked, Terms};
 pub(crate) use usage::Usage;
 
+use crate::tracker::alloc::untracked;
 use crate::tracker::budget::Kind;
+use crate::tracker::observe;
 use crate::tracker::report::Report;
+use crate::tracker::timeline::{Done, Recording, Seen, Timeline};
 
 /// Reports of nested scopes, gathered for `zen_runtime::testing::collect`.
 pub(crate) type Collector = Arc<Mutex<Vec<Report>>>;
@@ -53,6 +56,9 @@ pub(crate) struct Scope {
     panicked: AtomicBool,
     /// How the scope ended, and its report, built when first needed.
     ended: end::Ended,
+    /// Its timeline, while an observer asks for timelines (or the
+    /// enclosing scope records one).
+    timeline: Option<Box<Mutex<Recording>>>,
 }
 
 /// What a new scope is.
@@ -83,6 +89,8 @@ impl Scope {
         let mode = d.mode.unwrap_or_else(crate::tracker::config::global_mode);
         let n_plus_one = d.n_plus_one.unwrap_or_else(crate::tracker::config::n_plus_one);
         let start = Instant::now();
+        let records = parent.as_ref().is_some_and(|p| p.timeline.is_some()) || observe::timelines_wanted();
+        let timeline = records.then(|| untracked(|| Box::new(Mutex::new(Recording::new(start)))));
         // Allocated first, so that the optimiser builds the scope in place
         // rather than on the stack and then copies it (measured, not
         // guaranteed: 67 instructions a scope, BENCHMARKS.md, "What was cut
@@ -103,6 +111,7 @@ impl Scope {
             collector: spec.collector,
             panicked: AtomicBool::new(false),
             ended: end::Ended::default(),
+            timeline,
         });
         // SAFETY: written just above.
         unsafe { scope.assume_init() }
@@ -122,6 +131,44 @@ impl Scope {
         let method = self.method?;
         let template = self.name.strip_prefix(method)?.strip_prefix(' ')?;
         Some(crate::tracker::observe::Route { method, template })
+    }
+
+    /// Whether the scope records its timeline.
+    pub(crate) fn records(&self) -> bool {
+        self.timeline.is_some()
+    }
+
+    /// Puts an operation that ended on the timeline of this scope and of
+    /// each enclosing one that records; a repeat seen for the first time
+    /// takes its call site when user code is on the stack (`in_poll`).
+    #[inline(never)]
+    pub(crate) fn record_timeline(&self, done: &Done<'_>, in_poll: bool) {
+        for scope in self.chain() {
+            let Some(recording) = &scope.timeline else { continue };
+            let threshold = u64::from(scope.terms().n_plus_one);
+            let lock = || recording.lock().unwrap_or_else(PoisonError::into_inner);
+            let seen = untracked(|| lock().operation(done, threshold));
+            if let (Seen::WantsSite(index), true) = (seen, in_poll) {
+                let Some(subject) = lock().subject(index) else { continue };
+                let site = untracked(|| crate::tracker::call_site::CallSite::of(&scope.name, &subject, false));
+                lock().set_site(index, site);
+            }
+        }
+    }
+
+    /// Puts a poll of the scope's own future on its timeline.
+    pub(crate) fn record_timeline_poll(&self, started: Instant, elapsed: Duration) {
+        if let Some(recording) = &self.timeline {
+            untracked(|| recording.lock().unwrap_or_else(PoisonError::into_inner).poll(started, elapsed));
+        }
+    }
+
+    /// The scope's timeline as it ended `elapsed` after its start, if it
+    /// recorded one.
+    pub(crate) fn timeline(&self, elapsed: Duration) -> Option<Arc<Timeline>> {
+        let recording = self.timeline.as_ref()?;
+        let threshold = u64::from(self.terms().n_plus_one);
+        Some(untracked(|| recording.lock().unwrap_or_else(PoisonError::into_inner).seal(elapsed, threshold)))
     }
 
     pub(crate) fn mark_panicked(&self) {

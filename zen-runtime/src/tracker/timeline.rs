@@ -1,0 +1,441 @@
+//! The timeline of one scope: every operation's start, duration, backend,
+//! fingerprint, rows and how it ended, the polls of the scope's future,
+//! and the patterns found in them: the same statement run again with the
+//! same values (a *duplicate*), and the same external call repeated (an
+//! N+1 of calls).
+//!
+//! A scope records its timeline only while an observer asks for one
+//! ([`Hooks::TIMELINES`](crate::observe::Hooks::TIMELINES); a
+//! [`Dashboard`](crate::dashboard::Dashboard) does): otherwise nothing is
+//! recorded and an operation pays one comparison. An observer reads it at
+//! the scope's end with [`ScopeEnd::timeline`](crate::observe::ScopeEnd::timeline),
+//! and may keep it. It holds no value: statements are fingerprints, calls
+//! are a method, a host and a path template.
+//!
+//! # Bounds
+//!
+//! At most [`MAX_ENTRIES`] operations and as many polls per timeline (the
+//! first ones; the rest are counted in
+//! [`Timeline::omitted_entries`] and [`Timeline::omitted_polls`]), and
+//! [`MAX_KEYS`] distinct statement values and call templates watched for
+//! repeats.
+//!
+//! # Duplicates
+//!
+//! A duplicate is a statement run more than once in one scope with the same
+//! values: the values are hashed (their `Debug` form fed to a hasher, never
+//! kept) together with the statement's own text, by
+//! [`Operation::values`](crate::instrument::Operation::values). zen's sqlx
+//! wrapper gives the bound arguments of PostgreSQL, SQLite and MySQL and
+//! the literal text; its Redis wrapper the command's arguments. An
+//! operation whose adapter gives no values (MongoDB's command events carry
+//! the document only to the driver's own listener, and
+//! [`record_query`](crate::instrument::record_query) has none) is never a
+//! duplicate.
+//!
+//! # Repeated calls
+//!
+//! External calls are grouped by method, host and path template, the path
+//! with every segment that may be a value replaced by `{}` (any segment
+//! with a character other than a lowercase ASCII letter, `-` or `_`, or
+//! longer than 32 bytes) and the query dropped: `GET api.example.com/users/{}/orders`.
+//! A template run at least the scope's N+1 threshold of times is a
+//! repeated call. (A segment of lowercase letters alone, such as a user
+//! name in the path, stays in the template: name the host alone with
+//! [`instrument::call`](crate::instrument::call) where that matters.)
+
+use std::hash::Hasher as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::tracker::call_site::CallSite;
+use crate::tracker::hash::FxHasher;
+use crate::tracker::report::{Duplicate, RepeatedCall};
+
+/// Operations kept per timeline, and polls.
+pub const MAX_ENTRIES: usize = 128;
+/// Distinct statement values and call templates watched per timeline.
+pub const MAX_KEYS: usize = 128;
+
+/// How an operation on a timeline ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Settled {
+    /// It succeeded.
+    Ok,
+    /// The system answered with an error, or did not answer.
+    Failed,
+    /// `enforce` refused it before it left.
+    Refused,
+    /// Cut by its time limit or by `max_rows`.
+    Cut,
+    /// Dropped before it ended (a future cancelled, a stream dropped).
+    Dropped,
+}
+
+impl Settled {
+    /// Lowercase name: `ok`, `failed`, `refused`, `cut`, `dropped`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Settled::Ok => "ok",
+            Settled::Failed => "failed",
+            Settled::Refused => "refused",
+            Settled::Cut => "cut",
+            Settled::Dropped => "dropped",
+        }
+    }
+}
+
+/// One operation on a timeline.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Entry {
+    /// When it started, from the scope's start.
+    pub start: Duration,
+    /// How long it took.
+    pub duration: Duration,
+    /// The backend (`PostgreSQL`, `redis`, ...), or `http` for a call.
+    pub backend: &'static str,
+    /// The statement's fingerprint, or the call's method, host and path
+    /// template (`GET api.example.com/users/{}`). Never a value.
+    pub subject: Arc<str>,
+    /// Rows it returned.
+    pub rows: u64,
+    /// How it ended.
+    pub settled: Settled,
+}
+
+/// A span of time on a timeline: a poll of the scope's future.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// When it started, from the scope's start.
+    pub start: Duration,
+    /// How long it lasted.
+    pub duration: Duration,
+}
+
+/// A scope's timeline, as it ended. See the [module](self).
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    elapsed: Duration,
+    entries: Vec<Entry>,
+    polls: Vec<Span>,
+    omitted_entries: u64,
+    omitted_polls: u64,
+    duplicates: Vec<Duplicate>,
+    repeated_calls: Vec<RepeatedCall>,
+}
+
+impl Timeline {
+    /// The scope's whole time.
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// Its operations, in the order they ended (at most [`MAX_ENTRIES`]).
+    #[must_use]
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Each poll of the scope's future: the scope's own time on a thread,
+    /// the handler's code between its operations (at most [`MAX_ENTRIES`]).
+    #[must_use]
+    pub fn polls(&self) -> &[Span] {
+        &self.polls
+    }
+
+    /// Operations past [`MAX_ENTRIES`], counted and not kept.
+    #[must_use]
+    pub fn omitted_entries(&self) -> u64 {
+        self.omitted_entries
+    }
+
+    /// Polls past [`MAX_ENTRIES`], counted and not kept.
+    #[must_use]
+    pub fn omitted_polls(&self) -> u64 {
+        self.omitted_polls
+    }
+
+    /// Statements run more than once with the same values.
+    #[must_use]
+    pub fn duplicates(&self) -> &[Duplicate] {
+        &self.duplicates
+    }
+
+    /// External calls of one template run at least the N+1 threshold of
+    /// times.
+    #[must_use]
+    pub fn repeated_calls(&self) -> &[RepeatedCall] {
+        &self.repeated_calls
+    }
+
+    /// The time in which no operation ran and the scope's future was not
+    /// polled: waiting on something zen does not see (a lock, a channel, a
+    /// timer, a task it spawned, the runtime), each span at least `min`
+    /// long. Computed from what was kept: with operations or polls
+    /// omitted, an upper bound.
+    #[must_use]
+    pub fn gaps(&self, min: Duration) -> Vec<Span> {
+        let mut busy: Vec<(Duration, Duration)> = self
+            .entries
+            .iter()
+            .map(|e| (e.start, e.start + e.duration))
+            .chain(self.polls.iter().map(|p| (p.start, p.start + p.duration)))
+            .collect();
+        busy.sort_unstable();
+        let mut gaps = Vec::new();
+        let mut at = Duration::ZERO;
+        for (start, end) in busy.into_iter().chain([(self.elapsed, self.elapsed)]) {
+            if start > at && start - at >= min {
+                gaps.push(Span { start: at, duration: start - at });
+            }
+            at = at.max(end);
+        }
+        gaps
+    }
+}
+
+/// What a repeat is of.
+enum Of {
+    Statement { fingerprint: Arc<str>, backend: &'static str },
+    Call(Arc<str>),
+}
+
+/// One statement's values, or one call template, and how often it ran.
+struct Repeat {
+    key: u64,
+    of: Of,
+    count: u64,
+    site: Option<Arc<CallSite>>,
+}
+
+/// A timeline being recorded, behind the scope's lock.
+pub(crate) struct Recording {
+    start: Instant,
+    timeline: Timeline,
+    repeats: Vec<Repeat>,
+    sealed: Option<Arc<Timeline>>,
+}
+
+/// What [`Recording::operation`] records of one operation.
+pub(crate) struct Done<'a> {
+    pub(crate) started: Instant,
+    pub(crate) elapsed: Duration,
+    pub(crate) backend: &'static str,
+    pub(crate) subject: &'a Arc<str>,
+    pub(crate) rows: u64,
+    pub(crate) settled: Settled,
+    /// For a statement: the hash of its values, if its adapter gave them.
+    pub(crate) values: Option<u64>,
+    pub(crate) call: bool,
+}
+
+/// What a repeat just seen asks of the scope: a call site to keep.
+pub(crate) enum Seen {
+    Nothing,
+    /// The repeat at this index needs its call site.
+    WantsSite(usize),
+}
+
+impl Recording {
+    pub(crate) fn new(start: Instant) -> Recording {
+        Recording { start, timeline: Timeline::default(), repeats: Vec::new(), sealed: None }
+    }
+
+    /// Records an operation; `threshold`: the scope's N+1 threshold, which
+    /// a call template must reach to be a repeated call.
+    pub(crate) fn operation(&mut self, done: &Done<'_>, threshold: u64) -> Seen {
+        let t = &mut self.timeline;
+        if t.entries.len() < MAX_ENTRIES {
+            t.entries.push(Entry {
+                start: done.started.saturating_duration_since(self.start),
+                duration: done.elapsed,
+                backend: done.backend,
+                subject: Arc::clone(done.subject),
+                rows: done.rows,
+                settled: done.settled,
+            });
+        } else {
+            t.omitted_entries += 1;
+        }
+        let key = match (done.call, done.values) {
+            (true, _) => key(done.subject, 0),
+            (false, Some(values)) => key(done.subject, values),
+            (false, None) => return Seen::Nothing,
+        };
+        let index = match self.repeats.iter().position(|r| r.key == key) {
+            Some(index) => index,
+            None if self.repeats.len() < MAX_KEYS => {
+                let of = if done.call {
+                    Of::Call(Arc::clone(done.subject))
+                } else {
+                    Of::Statement { fingerprint: Arc::clone(done.subject), backend: done.backend }
+                };
+                self.repeats.push(Repeat { key, of, count: 0, site: None });
+                self.repeats.len() - 1
+            }
+            None => return Seen::Nothing,
+        };
+        let repeat = &mut self.repeats[index];
+        repeat.count += 1;
+        let wanted = if done.call { threshold.max(2) } else { 2 };
+        if repeat.count == wanted && repeat.site.is_none() { Seen::WantsSite(index) } else { Seen::Nothing }
+    }
+
+    /// Keeps where a repeat was run from.
+    pub(crate) fn set_site(&mut self, index: usize, site: Arc<CallSite>) {
+        if let Some(repeat) = self.repeats.get_mut(index) {
+            repeat.site.get_or_insert(site);
+        }
+    }
+
+    pub(crate) fn poll(&mut self, started: Instant, elapsed: Duration) {
+        let t = &mut self.timeline;
+        if t.polls.len() < MAX_ENTRIES {
+            t.polls.push(Span { start: started.saturating_duration_since(self.start), duration: elapsed });
+        } else {
+            t.omitted_polls += 1;
+        }
+    }
+
+    /// The timeline as the scope ended `elapsed` after its start, made the
+    /// first time it is asked for. `threshold`: the scope's N+1 threshold.
+    pub(crate) fn seal(&mut self, elapsed: Duration, threshold: u64) -> Arc<Timeline> {
+        if let Some(sealed) = &self.sealed {
+            return Arc::clone(sealed);
+        }
+        let mut timeline = std::mem::take(&mut self.timeline);
+        timeline.elapsed = elapsed;
+        for repeat in std::mem::take(&mut self.repeats) {
+            let call_site = repeat.site.as_deref().map(CallSite::resolve);
+            match repeat.of {
+                Of::Statement { fingerprint, backend } if repeat.count >= 2 => {
+                    timeline.duplicates.push(Duplicate {
+                        fingerprint: fingerprint.to_string(),
+                        backend,
+                        count: repeat.count,
+                        call_site,
+                    });
+                }
+                Of::Call(call) if threshold > 0 && repeat.count >= threshold.max(2) => {
+                    timeline.repeated_calls.push(RepeatedCall {
+                        call: call.to_string(),
+                        count: repeat.count,
+                        call_site,
+                    });
+                }
+                _ => {}
+            }
+        }
+        timeline.duplicates.sort_by_key(|d| std::cmp::Reverse(d.count));
+        timeline.repeated_calls.sort_by_key(|c| std::cmp::Reverse(c.count));
+        let sealed = Arc::new(timeline);
+        self.sealed = Some(Arc::clone(&sealed));
+        sealed
+    }
+
+    /// The subject a repeat is keyed by, for its call site.
+    pub(crate) fn subject(&self, index: usize) -> Option<Arc<str>> {
+        self.repeats.get(index).map(|r| match &r.of {
+            Of::Statement { fingerprint, .. } => Arc::clone(fingerprint),
+            Of::Call(call) => Arc::clone(call),
+        })
+    }
+}
+
+fn key(subject: &str, values: u64) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(subject.as_bytes());
+    h.write_u64(values);
+    h.finish()
+}
+
+/// A hasher that `Debug` output is written into, never kept.
+struct Hashing(FxHasher);
+
+impl std::fmt::Write for Hashing {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The hash of a statement's own text (its literals).
+pub(crate) fn text_hash(text: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(text.as_bytes());
+    h.finish()
+}
+
+/// The hash of `text` (from [`text_hash`]) and of the `Debug` form of
+/// `values`: what makes two runs of one statement the same run.
+pub(crate) fn values_hash(text: u64, values: &dyn std::fmt::Debug) -> u64 {
+    let mut hashing = Hashing(FxHasher::default());
+    hashing.0.write_u64(text);
+    // A `Debug` impl that fails leaves what it wrote hashed.
+    let _ = std::fmt::write(&mut hashing, format_args!("{values:?}"));
+    hashing.0.finish()
+}
+
+/// A call's subject: its method, host and path template, the query dropped
+/// (see the [module](self)).
+pub(crate) fn call_subject(method: &str, host: &str, path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut subject = String::with_capacity(method.len() + host.len() + path.len() + 1);
+    subject.push_str(method);
+    subject.push(' ');
+    subject.push_str(host);
+    for segment in path.split('/').skip(1).take(16) {
+        subject.push('/');
+        let word = segment.len() <= 32
+            && !segment.is_empty()
+            && segment.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_');
+        subject.push_str(if word || segment.is_empty() { segment } else { "{}" });
+    }
+    subject
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_keeps_its_words_and_hides_what_may_be_a_value() {
+        assert_eq!(call_subject("GET", "api.test", "/users/42/orders?page=2"), "GET api.test/users/{}/orders");
+        assert_eq!(call_subject("GET", "api.test", "/items/Ab-3/x%20y/"), "GET api.test/items/{}/{}/");
+        assert_eq!(call_subject("POST", "h", ""), "POST h");
+        let long = format!("/{}", "a".repeat(33));
+        assert_eq!(call_subject("GET", "h", &long), "GET h/{}");
+    }
+
+    #[test]
+    fn gaps_are_the_time_nothing_ran() {
+        let ms = Duration::from_millis;
+        let entry = |start, duration| Entry {
+            start: ms(start),
+            duration: ms(duration),
+            backend: "SQLite",
+            subject: Arc::from("SELECT ?"),
+            rows: 0,
+            settled: Settled::Ok,
+        };
+        let timeline = Timeline {
+            elapsed: ms(100),
+            entries: vec![entry(10, 20), entry(15, 10), entry(60, 10)],
+            polls: vec![Span { start: ms(0), duration: ms(5) }, Span { start: ms(70), duration: ms(2) }],
+            ..Timeline::default()
+        };
+        let gaps = timeline.gaps(ms(1));
+        assert_eq!(
+            gaps,
+            vec![
+                Span { start: ms(5), duration: ms(5) },
+                Span { start: ms(30), duration: ms(30) },
+                Span { start: ms(72), duration: ms(28) }
+            ]
+        );
+        assert_eq!(timeline.gaps(ms(10)).len(), 2);
+    }
+}
