@@ -14,14 +14,18 @@ use zen_runtime::db::SqlitePool;
 use zen_runtime::{Budget, testing, zen};
 
 /// The articles route of a small app: `queries` lookups of one statement,
-/// then, if asked, a statement the lock has not seen.
+/// then, if asked, a statement the lock has not seen, and one run twice
+/// with the same value (a duplicate).
 #[zen(name = "GET /articles", n_plus_one = 5)]
-async fn articles(pool: &SqlitePool, queries: u32, extra: bool) -> Result<(), sqlx::Error> {
+async fn articles(pool: &SqlitePool, queries: u32, extra: bool, duplicate: bool) -> Result<(), sqlx::Error> {
     for id in 0..queries {
         sqlx::query("SELECT name FROM users WHERE id = ?").bind(i64::from(id)).fetch_optional(pool).await?;
     }
     if extra {
         sqlx::query("SELECT title FROM articles WHERE author_id = ?").bind(1).fetch_all(pool).await?;
+    }
+    for _ in 0..if duplicate { 2 } else { 0 } {
+        sqlx::query("SELECT count(*) FROM users WHERE name = ?").bind("ann").fetch_one(pool).await?;
     }
     Ok(())
 }
@@ -37,6 +41,7 @@ fn child() {
     let var = |name: &str| std::env::var(name).ok();
     let queries: u32 = var("ZEN_LOCK_QUERIES").map_or(2, |v| v.parse().unwrap());
     let extra = var("ZEN_LOCK_EXTRA").is_some();
+    let duplicate = var("ZEN_LOCK_DUPLICATE").is_some();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
@@ -56,7 +61,7 @@ fn child() {
                 assert!(jobs.shutdown(std::time::Duration::from_secs(10)).await.abandoned.is_empty());
                 (Ok(()), Vec::new())
             }
-            None => testing::collect(articles(&pool, queries, extra)).await,
+            None => testing::collect(articles(&pool, queries, extra, duplicate)).await,
         };
         result.unwrap();
         // The lock was read when the scope ended: how much memory it took.
@@ -151,6 +156,11 @@ fn update_writes_check_fails_on_more_with_a_diff_and_update_only_tightens() {
     let e = fails(&run.run("check", &[("ZEN_LOCK_QUERIES", "6")]));
     assert!(e.contains("2 → 6 queries"), "{e}");
     assert!(e.contains("new N+1 at") && e.contains("tests/lock.rs:"), "an N+1 names its call site: {e}");
+
+    let e = fails(&run.run("check", &[("ZEN_LOCK_QUERIES", "2"), ("ZEN_LOCK_DUPLICATE", "1")]));
+    let duplicate = "new duplicate at lock::articles (tests/lock.rs:";
+    assert!(e.contains(duplicate) && e.contains("SELECT count(*) FROM users WHERE name = ?"), "{e}");
+    assert!(!e.contains("ann"), "no value: {e}");
 
     let o = run.run("check", &[("ZEN_LOCK_QUERIES", "1")]);
     ok(&o);
@@ -431,7 +441,8 @@ fn an_n_plus_one_added_in_a_test_is_a_sarif_result_at_its_line() {
     let report = verdict.to_str().unwrap();
     ok(&run.run("update", &[("ZEN_LOCK_QUERIES", "2")]));
     ok(&run.run("check", &[("ZEN_LOCK_QUERIES", "2"), ("ZEN_LOCK_REPORT", report)]));
-    fails(&run.run("check", &[("ZEN_LOCK_QUERIES", "6"), ("ZEN_LOCK_EXTRA", "1"), ("ZEN_LOCK_REPORT", report)]));
+    let regressed = [("ZEN_LOCK_QUERIES", "6"), ("ZEN_LOCK_EXTRA", "1"), ("ZEN_LOCK_DUPLICATE", "1")];
+    fails(&run.run("check", &[regressed.as_slice(), &[("ZEN_LOCK_REPORT", report)]].concat()));
     let text = std::fs::read_to_string(&verdict).unwrap();
     assert_eq!(text.lines().count(), 2, "one line per scope and run: {text}");
     let machine = [root.display().to_string(), env!("CARGO_MANIFEST_DIR").to_owned()];
@@ -448,16 +459,22 @@ fn an_n_plus_one_added_in_a_test_is_a_sarif_result_at_its_line() {
     let errors: Vec<String> = validator.iter_errors(&sarif).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "not valid SARIF 2.1.0: {errors:#?}");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
-    let at = |rule: &str| {
-        let r = results.iter().find(|r| r["ruleId"] == rule).unwrap_or_else(|| panic!("no {rule}: {sarif:#}"));
+    let at_of = |rule: &str, of: &str| {
+        let r = results
+            .iter()
+            .find(|r| r["ruleId"] == rule && r["message"]["text"].as_str().unwrap().contains(of))
+            .unwrap_or_else(|| panic!("no {rule} of {of}: {sarif:#}"));
         let place = &r["locations"][0]["physicalLocation"];
         (place["artifactLocation"]["uri"].as_str().unwrap().to_owned(), place["region"]["startLine"].as_u64())
     };
+    let at = |rule: &str| at_of(rule, "");
     let lookup = line_of("sqlx::query(\"SELECT name FROM users WHERE id = ?\")");
     let added = line_of("sqlx::query(\"SELECT title FROM articles WHERE author_id = ?\")");
     assert_eq!(at("zen/new-n-plus-one"), ("svc/tests/lock.rs".to_owned(), Some(lookup)), "{sarif:#}");
     assert_eq!(at("zen/grown-statement"), ("svc/tests/lock.rs".to_owned(), Some(lookup)));
-    assert_eq!(at("zen/new-statement"), ("svc/tests/lock.rs".to_owned(), Some(added)));
+    assert_eq!(at_of("zen/new-statement", "SELECT title"), ("svc/tests/lock.rs".to_owned(), Some(added)));
+    let twice = line_of("sqlx::query(\"SELECT count(*) FROM users WHERE name = ?\")");
+    assert_eq!(at("zen/new-duplicate"), ("svc/tests/lock.rs".to_owned(), Some(twice)), "{sarif:#}");
     let (lock, line) = at("zen/queries");
     assert_eq!(lock, "svc/zen.lock");
     let entry = run.text().lines().position(|l| l == ENTRY).unwrap() + 1;
@@ -498,7 +515,9 @@ fn an_n_plus_one_added_in_a_test_is_a_sarif_result_at_its_line() {
         (Some("lock::child"), Some("GET /articles"))
     );
     let failure = cases[0].children().find(|n| n.has_tag_name("failure")).unwrap();
-    assert!(failure.text().unwrap().contains("2 → 7 queries\n2 → 6 of SELECT name FROM users"), "{junit}");
+    let failure = failure.text().unwrap();
+    assert!(failure.starts_with("2 → 9 queries\n") && failure.contains("\n2 → 6 of SELECT name FROM users"), "{junit}");
+    assert!(failure.contains("\nnew duplicate at lock::articles (tests/lock.rs:"), "{junit}");
     assert_eq!(xml.root_element().attribute("failures"), Some("1"));
 
     // Markdown: what grew, with where.

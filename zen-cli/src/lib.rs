@@ -127,7 +127,7 @@
 //!
 //! | format | what it holds |
 //! |---|---|
-//! | `sarif` | SARIF 2.1.0: a result per regression, with a rule per kind (`zen/new-statement`, `zen/grown-statement`, `zen/new-n-plus-one`, `zen/queries`, `zen/memory`, `zen/http-calls`, `zen/new-scope`), at the line that runs the statement (its function as a logical location), or else at the scope's entry in `zen.lock`; `partialFingerprints."zenLockFinding/v1"` hashes the rule, test, scope and statement (no line, no count), so a regression keeps its identity while code moves |
+//! | `sarif` | SARIF 2.1.0: a result per regression, with a rule per kind (`zen/new-statement`, `zen/grown-statement`, `zen/new-n-plus-one`, `zen/new-duplicate`, `zen/new-repeated-call`, `zen/queries`, `zen/memory`, `zen/http-calls`, `zen/new-scope`), at the line that runs the statement (its function as a logical location), or else at the scope's entry in `zen.lock`; `partialFingerprints."zenLockFinding/v1"` hashes the rule, test, scope and statement (no line, no count), so a regression keeps its identity while code moves |
 //! | `github` | an `::error file=...,line=...,title=...::` workflow command per regression, which GitHub Actions shows on the pull request's line |
 //! | `junit` | JUnit XML: a suite per test binary, a test case per locked scope (class: the test, name: the scope), failed when it used more or is not in the lock, with what can tighten as its output |
 //! | `markdown` | for a pull request's comment or a job summary: what grew (with where), what is new, what can tighten |

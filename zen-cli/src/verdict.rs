@@ -34,7 +34,8 @@ pub struct Site {
 /// One figure that moved against its entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// `queries`, `memory_kib`, `statement`, `n_plus_one` or `http_calls`.
+    /// `queries`, `memory_kib`, `statement`, `n_plus_one`, `duplicates`,
+    /// `repeated_calls` or `http_calls`.
     pub about: String,
     /// The phrase of the lock's diff: `3 → 4 queries`.
     pub phrase: String,
@@ -55,6 +56,8 @@ impl Finding {
             ("statement", None) => "zen/new-statement",
             ("statement", Some(_)) => "zen/grown-statement",
             ("n_plus_one", _) => "zen/new-n-plus-one",
+            ("duplicates", _) => "zen/new-duplicate",
+            ("repeated_calls", _) => "zen/new-repeated-call",
             ("memory_kib", _) => "zen/memory",
             ("http_calls", _) => "zen/http-calls",
             _ => "zen/queries",
@@ -262,10 +265,12 @@ fn message(v: &Verdict, f: Option<&Finding>) -> String {
 }
 
 /// The rules of the SARIF log, each with what it means.
-const RULES: [(&str, &str); 7] = [
+const RULES: [(&str, &str); 9] = [
     ("zen/new-statement", "A statement this scope's entry in zen.lock has not seen"),
     ("zen/grown-statement", "A statement run more often than this scope's entry in zen.lock"),
     ("zen/new-n-plus-one", "A new N+1: a statement run in a loop, one query per item"),
+    ("zen/new-duplicate", "A new duplicate: a statement run again with the same values in one scope"),
+    ("zen/new-repeated-call", "A new repeated call: an external call run in a loop, one call per item"),
     ("zen/queries", "More queries than this scope's entry in zen.lock"),
     ("zen/memory", "Peak memory more than one band above this scope's entry in zen.lock"),
     ("zen/http-calls", "More external calls to a host than this scope's entry in zen.lock"),

@@ -2,8 +2,9 @@
 //! fails), room to tighten, and the lock `update` and `reset` write.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use super::file::{Entry, LockFile};
+use super::file::{Entry, LockFile, Pattern};
 
 /// A statement, shortened for one line of a diff.
 fn short(statement: &str) -> String {
@@ -24,8 +25,8 @@ pub(crate) enum About {
     Memory,
     /// The runs of one statement.
     Statement,
-    /// An N+1 suspect.
-    NPlusOne,
+    /// An N+1 suspect, a duplicate or a repeated call.
+    Found(Pattern),
     /// Calls to one host.
     Host,
 }
@@ -37,7 +38,7 @@ impl About {
             About::Queries => "queries",
             About::Memory => "memory_kib",
             About::Statement => "statement",
-            About::NPlusOne => "n_plus_one",
+            About::Found(pattern) => pattern.key(),
             About::Host => "http_calls",
         }
     }
@@ -111,15 +112,17 @@ pub(crate) fn compare(locked: &Entry, seen: &Entry) -> (Vec<Finding>, Vec<Findin
         let l = locked.statements[statement];
         under.push(Finding::of(About::Statement, statement, Some(l), None, format!("gone: {}", short(statement))));
     }
-    for (statement, site) in &seen.n_plus_one {
-        if !locked.n_plus_one.contains_key(statement) {
-            let phrase = format!("new N+1 at {site}: {}", short(statement));
+    for ((pattern, statement), site) in &seen.found {
+        if !locked.found.contains_key(&(*pattern, Arc::clone(statement))) {
+            let phrase = format!("new {} at {site}: {}", pattern.phrase(), short(statement));
             let n = seen.statements.get(statement).copied();
-            over.push(Finding { site: Some(site.clone()), ..Finding::of(About::NPlusOne, statement, None, n, phrase) });
+            let found = Finding::of(About::Found(*pattern), statement, None, n, phrase);
+            over.push(Finding { site: Some(site.clone()), ..found });
         }
     }
-    for statement in locked.n_plus_one.keys().filter(|s| !seen.n_plus_one.contains_key(*s)) {
-        under.push(Finding::of(About::NPlusOne, statement, None, None, format!("N+1 gone: {}", short(statement))));
+    for (pattern, statement) in locked.found.keys().filter(|k| !seen.found.contains_key(*k)) {
+        let phrase = format!("{} gone: {}", pattern.phrase(), short(statement));
+        under.push(Finding::of(About::Found(*pattern), statement, None, None, phrase));
     }
     for (host, &n) in &seen.http_calls {
         match locked.http_calls.get(host) {
@@ -270,7 +273,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::{check, compare, merge};
-    use crate::lock::file::{Entry, LockFile};
+    use crate::lock::file::{Entry, LockFile, Pattern};
 
     fn entry(queries: u64, statements: &[(&str, u64)]) -> Entry {
         Entry { queries, statements: statements.iter().map(|(s, n)| ((*s).into(), *n)).collect(), ..Entry::default() }
@@ -281,7 +284,7 @@ mod tests {
         let locked = entry(3, &[("SELECT * FROM articles WHERE slug = ?", 1), ("SELECT * FROM users", 2)]);
         let mut seen = entry(4, &[("SELECT * FROM articles WHERE slug = ?", 1), ("SELECT * FROM users", 2)]);
         seen.statements.insert("SELECT * FROM tags WHERE article_id = ?".into(), 1);
-        seen.n_plus_one.insert("SELECT * FROM users".into(), "app::list (src/articles.rs:42)".into());
+        seen.found.insert((Pattern::NPlusOne, "SELECT * FROM users".into()), "app::list (src/articles.rs:42)".into());
         let (over, under) = compare(&locked, &seen);
         let over: Vec<&str> = over.iter().map(|f| f.phrase.as_str()).collect();
         assert_eq!(

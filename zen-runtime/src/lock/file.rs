@@ -45,8 +45,11 @@ pub(crate) struct Entry {
     /// Times each statement ran, by fingerprint (shared: the same
     /// statements recur across a lock's tests).
     pub(crate) statements: BTreeMap<Arc<str>, u64>,
-    /// N+1 suspects: fingerprint, and where it was issued from.
-    pub(crate) n_plus_one: BTreeMap<Arc<str>, String>,
+    /// The patterns found (by [`Pattern`]): N+1 suspects, duplicates and
+    /// repeated calls, each by its statement (or call), with where it was
+    /// issued from.
+    /// (One map for the three: an entry is small, and a lock holds many.)
+    pub(crate) found: BTreeMap<(Pattern, Arc<str>), String>,
     /// External calls per host.
     pub(crate) http_calls: BTreeMap<String, u64>,
     /// Where user code first ran each statement that used more than its
@@ -68,11 +71,44 @@ impl Entry {
             let n = self.http_calls.entry(k).or_default();
             *n = (*n).max(v);
         }
-        for (k, v) in e.n_plus_one {
-            self.n_plus_one.entry(k).or_insert(v);
+        for (k, v) in e.found {
+            self.found.entry(k).or_insert(v);
         }
         for (k, v) in e.sites {
             self.sites.entry(k).or_insert(v);
+        }
+    }
+}
+
+/// A pattern found in a scope, kept in its entry by statement or call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Pattern {
+    /// A statement run past the N+1 threshold.
+    NPlusOne,
+    /// A statement run again with the same values.
+    Duplicate,
+    /// An external call run past the N+1 threshold.
+    RepeatedCall,
+}
+
+impl Pattern {
+    pub(crate) const ALL: [Pattern; 3] = [Pattern::NPlusOne, Pattern::Duplicate, Pattern::RepeatedCall];
+
+    /// Its key in an entry, and in a verdict.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Pattern::NPlusOne => "n_plus_one",
+            Pattern::Duplicate => "duplicates",
+            Pattern::RepeatedCall => "repeated_calls",
+        }
+    }
+
+    /// How a diff names it.
+    pub(crate) fn phrase(self) -> &'static str {
+        match self {
+            Pattern::NPlusOne => "N+1",
+            Pattern::Duplicate => "duplicate",
+            Pattern::RepeatedCall => "repeated call",
         }
     }
 }
@@ -208,16 +244,17 @@ impl Reader<'_> {
                 "memory_kib" => entry.memory_kib = Some(self.count(v, "`memory_kib`")?),
                 "statements" => entry.statements.append(&mut self.counts(v, "`statements`", |k| self.share(k))?),
                 "http_calls" => entry.http_calls.append(&mut self.counts(v, "`http_calls`", str::to_owned)?),
-                "n_plus_one" => {
-                    for (fp, site) in self.table(v, "`n_plus_one`")? {
-                        entry.n_plus_one.insert(self.share(fp.get_ref()), self.string(site, "a call site")?.to_owned());
+                key if let Some(pattern) = Pattern::ALL.into_iter().find(|p| p.key() == key) => {
+                    for (fp, site) in self.table(v, &format!("`{key}`"))? {
+                        let site = self.string(site, "a call site")?.to_owned();
+                        entry.found.insert((pattern, self.share(fp.get_ref())), site);
                     }
                 }
                 other => {
                     return Err(self.error(
                         k.span().start,
                         format!(
-                            "unknown key `{other}` in a scope's entry; expected `queries`, `memory_kib`, `statements`, `n_plus_one` or `http_calls`"
+                            "unknown key `{other}` in a scope's entry; expected `queries`, `memory_kib`, `statements`, `http_calls`, `n_plus_one`, `duplicates` or `repeated_calls`"
                         ),
                     ));
                 }
@@ -461,10 +498,13 @@ pub(crate) fn render(lock: &LockFile) -> String {
             }
             counts(&mut out, &head, "statements", &e.statements);
             counts(&mut out, &head, "http_calls", &e.http_calls);
-            if !e.n_plus_one.is_empty() {
-                let _ = writeln!(out, "\n[{head}.n_plus_one]");
-                for (k, v) in &e.n_plus_one {
-                    let _ = writeln!(out, "{} = {}", quoted(k), quoted(v));
+            for pattern in Pattern::ALL {
+                let mut found = e.found.iter().filter(|((p, _), _)| *p == pattern).peekable();
+                if found.peek().is_some() {
+                    let _ = writeln!(out, "\n[{head}.{}]", pattern.key());
+                    for ((_, k), v) in found {
+                        let _ = writeln!(out, "{} = {}", quoted(k), quoted(v));
+                    }
                 }
             }
         }
@@ -500,7 +540,7 @@ pub(crate) fn render(lock: &LockFile) -> String {
 mod tests {
     use std::path::Path;
 
-    use super::{Entry, LockFile, band, parse, render};
+    use super::{Entry, LockFile, Pattern, band, parse, render};
     use crate::tracker::report::{Date, Exempted, Exemption, Matches};
 
     fn sample() -> LockFile {
@@ -508,7 +548,9 @@ mod tests {
         let mut e = Entry { queries: 3, memory_kib: Some(128), ..Entry::default() };
         e.statements.insert("SELECT \"a\" FROM t WHERE x = ?".into(), 2);
         e.statements.insert("SELECT 1".into(), 1);
-        e.n_plus_one.insert("SELECT \"a\" FROM t WHERE x = ?".into(), "app::list (src/app.rs:42)".into());
+        e.found
+            .insert((Pattern::NPlusOne, "SELECT \"a\" FROM t WHERE x = ?".into()), "app::list (src/app.rs:42)".into());
+        e.found.insert((Pattern::RepeatedCall, "GET api.test/users/{}".into()), "app::list (src/app.rs:50)".into());
         e.http_calls.insert("api.example.com".into(), 1);
         lock.entries.entry("app::lists".into()).or_default().insert("GET /items/{id}".into(), e);
         lock.entries.entry("app::other".into()).or_default().insert("job \\ with \"quotes\"".into(), Entry::default());

@@ -35,8 +35,10 @@
 //!
 //! For each test (`<test binary>::<test name>`, from the test's thread) and
 //! each scope that ended in it (route, job or fn): the queries, the
-//! statements by fingerprint with their counts, N+1 suspects with their
-//! call site, external calls per host and, under `ZenAlloc`, peak memory as
+//! statements by fingerprint with their counts, N+1 suspects, duplicates
+//! and repeated calls (see [`timeline`](crate::timeline): while the lock
+//! checks, every scope records its timeline) with their call site, external
+//! calls per host and, under `ZenAlloc`, peak memory as
 //! a band (rounded up to a power of two KiB, at least 64 KiB; a check fails
 //! when it moves more than one band up, that is more than doubles, since a
 //! peak moves a band from run to run). No wall-clock time: it is too noisy
@@ -130,7 +132,7 @@ pub use file::LockError;
 use crate::tracker::config::ConfigError;
 use crate::tracker::observe::{Hooks, Observer, ScopeEnd};
 use crate::tracker::report::{Exemption, Outcome};
-use file::{Entry, LockFile};
+use file::{Entry, LockFile, Pattern};
 
 /// The variable that turns the lock on: `check`, `update` or `reset`.
 pub const LOCK_VAR: &str = "ZEN_LOCK";
@@ -259,7 +261,9 @@ impl Observer for Lock {
         let exempting = state().locked.as_ref().is_ok_and(|l| !l.exemptions.is_empty());
         // Where each statement first ran, to put a regression at its line
         // in the verdict.
-        let hooks = if reporting() { Hooks::SCOPE_ENDED.and(Hooks::CALL_SITES) } else { Hooks::SCOPE_ENDED };
+        // Each scope's timeline, for its duplicates and repeated calls.
+        let hooks = Hooks::SCOPE_ENDED.and(Hooks::TIMELINES);
+        let hooks = if reporting() { hooks.and(Hooks::CALL_SITES) } else { hooks };
         if exempting { hooks.and(Hooks::EXEMPTIONS) } else { hooks }
     }
 
@@ -332,11 +336,19 @@ fn record(end: &ScopeEnd<'_>) {
     end.hosts(|host, calls| {
         entry.http_calls.insert(host.to_owned(), calls);
     });
+    // Call sites name no path of this machine (see `call_site`).
+    let site = |site: &Option<String>| site.clone().unwrap_or_else(|| "an unknown call site".to_owned());
     if end.n_plus_one() > 0 {
         for s in &end.report().n_plus_one {
-            // Call sites name no path of this machine (see `call_site`).
-            let site = s.call_site.clone().unwrap_or_else(|| "an unknown call site".to_owned());
-            entry.n_plus_one.insert(s.fingerprint.as_str().into(), site);
+            entry.found.insert((Pattern::NPlusOne, s.fingerprint.as_str().into()), site(&s.call_site));
+        }
+    }
+    if let Some(timeline) = end.timeline() {
+        for d in timeline.duplicates() {
+            entry.found.insert((Pattern::Duplicate, d.fingerprint.as_str().into()), site(&d.call_site));
+        }
+        for c in timeline.repeated_calls() {
+            entry.found.insert((Pattern::RepeatedCall, c.call.as_str().into()), site(&c.call_site));
         }
     }
     let mut seen = state().seen.lock().unwrap_or_else(PoisonError::into_inner);

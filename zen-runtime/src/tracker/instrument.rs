@@ -346,7 +346,8 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
     };
     if let Err(refused) = scope.admit(Resource::Http) {
         if scope.records() {
-            refused_on_timeline(&scope, "http", &Arc::from(host));
+            let host = crate::tracker::alloc::untracked(|| Arc::from(host));
+            refused_on_timeline(&scope, "http", &host);
         }
         return Err(refused);
     }
@@ -477,7 +478,8 @@ impl Operation {
         if self.records()
             && let Subject::Host(host) = &self.subject
         {
-            let subject = Arc::from(timeline::call_subject(method, host, path));
+            // zen's memory, as the timeline's is: charged to no scope.
+            let subject = crate::tracker::alloc::untracked(|| Arc::from(timeline::call_subject(method, host, path)));
             self.subject = Subject::Call(Arc::clone(host), subject);
         }
         self

@@ -453,8 +453,7 @@ static TIMELINES: AtomicBool = AtomicBool::new(false);
 /// Whether scopes record their timeline: read once per scope, at its open.
 #[inline]
 pub(crate) fn timelines_wanted() -> bool {
-    // Only a registered observer asks: before any is, the crate's own
-    // (which never ask) need not be installed to say no.
+    install();
     TIMELINES.load(Ordering::Acquire)
 }
 

@@ -280,8 +280,10 @@ impl Recording {
         };
         let repeat = &mut self.repeats[index];
         repeat.count += 1;
+        // From the run that makes it a finding on, until one of them ran
+        // with user code on the stack (a run dropped, not polled, has none).
         let wanted = if done.call { threshold.max(2) } else { 2 };
-        if repeat.count == wanted && repeat.site.is_none() { Seen::WantsSite(index) } else { Seen::Nothing }
+        if repeat.count >= wanted && repeat.site.is_none() { Seen::WantsSite(index) } else { Seen::Nothing }
     }
 
     /// Keeps where a repeat was run from.
