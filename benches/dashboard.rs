@@ -34,14 +34,14 @@ fn main() {
 }
 
 /// The bytes a dashboard holds after `run`: what dropping it frees.
-fn held(options: Options, run: impl FnOnce()) -> i64 {
+fn held(options: Options, names: usize, run: impl FnOnce()) -> i64 {
     let net = |r: &Region<'_, std::alloc::System>| {
         let c = r.change();
         c.bytes_allocated as i64 - c.bytes_deallocated as i64 + c.bytes_reallocated as i64
     };
     let dashboard = Dashboard::with_options(options);
     run();
-    assert_eq!(dashboard.names(), 1000);
+    assert_eq!(dashboard.names(), names);
     let region = Region::new(GLOBAL);
     drop(dashboard);
     -net(&region)
@@ -73,12 +73,29 @@ fn run_jobs(names: usize, runs: usize, limits: Limits, statements: usize, width:
 }
 
 fn memory() {
+    // zen's one cap on names is 500 unless raised.
+    zen_runtime::config::set_max_names(1000);
+    let mib = |bytes: i64| bytes as f64 / 1048576.0;
     let options = Options::default().max_names(1000);
-    let typical = held(options, || run_jobs(1000, 10, Limits::NONE.max_queries(100).timeout_ms(1000), 3, 10));
-    let worst = held(options, || run_jobs(1000, 10, Limits::NONE.max_queries(1), 16, 450));
+    let typical = held(options, 1000, || run_jobs(1000, 10, Limits::NONE.max_queries(100).timeout_ms(1000), 3, 10));
+    let worst = held(options, 1000, || run_jobs(1000, 10, Limits::NONE.max_queries(1), 16, 450));
     println!("dashboard memory for 1,000 names, 10 scopes each (what dropping it frees):");
-    println!("  typical (3 short statements, within budget): {:.2} MiB", typical as f64 / 1048576.0);
-    println!("  worst (16 statements of 512 bytes, N+1, all over budget): {:.2} MiB", worst as f64 / 1048576.0);
+    println!("  typical (3 short statements, within budget): {:.2} MiB", mib(typical));
+    println!("  worst (16 statements of 512 bytes, N+1, all over budget): {:.2} MiB", mib(worst));
+    // Timelines: each name keeps its 3 worst and a sample; off, none.
+    let on = Options::default().max_names(500);
+    let off = on.timelines(0).sample_one_in(0);
+    let typical = || run_jobs(500, 10, Limits::NONE.max_queries(100).timeout_ms(1000), 3, 10);
+    let worst = || run_jobs(500, 10, Limits::NONE.max_queries(1), 140, 450);
+    let (typical_on, typical_off) = (held(on, 500, typical), held(off, 500, typical));
+    let (worst_on, worst_off) = (held(on, 500, worst), held(off, 500, worst));
+    println!("dashboard memory for 500 names, 10 scopes each, timelines on / off:");
+    println!("  typical (7 operations a scope): {:.2} / {:.2} MiB", mib(typical_on), mib(typical_off));
+    println!(
+        "  worst (144 operations of 140 statements of 512 bytes): {:.2} / {:.2} MiB",
+        mib(worst_on),
+        mib(worst_off)
+    );
 }
 
 #[zen(max_queries = 5, max_db_ms = 50, timeout_ms = 200)]

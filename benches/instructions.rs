@@ -59,6 +59,10 @@
 //!   observers (as in `query`), with none registered, and with one that
 //!   takes every hook and does nothing: what the registry costs when it is
 //!   empty, and what one observer adds to a scope and its operations.
+//! - `timeline`: one scope with 100 queries given their values, with no
+//!   timeline asked for, then with an observer asking for timelines: what
+//!   recording one costs per operation (an entry, the values hashed, the
+//!   duplicates table).
 #![allow(clippy::print_stdout, missing_docs)]
 
 #[path = "common/apps.rs"]
@@ -580,6 +584,49 @@ fn one_idle((): ()) -> u64 {
 
 library_benchmark_group!(name = observers; compare_by_id = true; benchmarks = the_crates_own, none, one_idle);
 
+/// Asks every scope for its timeline.
+struct Timelines;
+
+impl observe::Observer for Timelines {
+    fn hooks(&self) -> observe::Hooks {
+        observe::Hooks::TIMELINES
+    }
+}
+
+/// One scope with 100 queries given their values, as zen's sqlx wrapper
+/// gives them (read only while the scope records its timeline).
+fn scope_with_values() -> u64 {
+    let ((), report) = common::poll_once(testing::measure(async {
+        for id in 0..100_i64 {
+            instrument::query("PostgreSQL", "SELECT id, title FROM articles WHERE author_id = $1 ORDER BY id LIMIT 20")
+                .unwrap()
+                .values(&id)
+                .finish(true);
+        }
+    }));
+    report.figures.queries()
+}
+
+fn setup_timelines_on() {
+    steady();
+    observe::register(Timelines);
+    scope_with_values();
+}
+
+#[library_benchmark]
+#[bench::hundred_queries(setup = steady)]
+fn timelines_off((): ()) -> u64 {
+    black_box(scope_with_values())
+}
+
+#[library_benchmark]
+#[bench::hundred_queries(setup = setup_timelines_on)]
+fn timelines_on((): ()) -> u64 {
+    black_box(scope_with_values())
+}
+
+library_benchmark_group!(name = timeline; compare_by_id = true; benchmarks = timelines_off, timelines_on);
+
 type CommandEvents =
     (Vec<mongodb::event::command::CommandEvent>, mongodb::event::EventHandler<mongodb::event::command::CommandEvent>);
 
@@ -698,5 +745,6 @@ main!(
     mongodb_command,
     mongodb_round_trip,
     deadline_in,
-    deadline_out
+    deadline_out,
+    timeline
 );

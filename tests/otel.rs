@@ -158,3 +158,47 @@ async fn the_request_span_of_trace_layer_gets_the_route_and_each_query_a_client_
         }
     }
 }
+
+#[zen(max_queries = 10, name = "users.lookups")]
+#[tracing::instrument(skip_all)]
+async fn lookups(pool: &SqlitePool) {
+    for id in [1, 2, 1] {
+        let _: String =
+            sqlx::query_scalar("SELECT name FROM users WHERE id = ?").bind(id).fetch_one(pool).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn with_timelines_on_each_operation_is_an_event_at_its_start() {
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (exporter, _guard) = exporting();
+    zen_runtime::otel::set_timelines(true);
+    let before = std::time::SystemTime::now();
+    lookups(&pool).await;
+    zen_runtime::otel::set_timelines(false);
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let span = span(&spans, "lookups");
+    let events: Vec<_> = span.events.iter().filter(|e| e.name == "zen.operation").collect();
+    assert_eq!(events.len(), 3, "{:?}", span.events);
+    let mut at = before;
+    for e in &events {
+        let a = attributes(&e.attributes);
+        assert_eq!(a["db.query.text"], Value::from("SELECT name FROM users WHERE id = ?"));
+        assert_eq!(a["zen.backend"], Value::from("sqlite"));
+        assert_eq!(a["zen.outcome"], Value::from("ok"));
+        assert_eq!(a["zen.rows"], Value::I64(1));
+        assert!(matches!(a["zen.duration_ms"], Value::F64(ms) if ms > 0.0), "{a:?}");
+        // In order, each stamped with its start, within the span.
+        assert!(e.timestamp >= at && e.timestamp >= span.start_time && e.timestamp <= span.end_time, "{e:?}");
+        at = e.timestamp;
+    }
+    let duplicate = span.events.iter().find(|e| e.name == "zen.duplicate").expect("the duplicate's event");
+    let a = attributes(&duplicate.attributes);
+    assert_eq!(
+        (a["db.query.text"].clone(), a["zen.count"].clone()),
+        (Value::from("SELECT name FROM users WHERE id = ?"), Value::I64(2))
+    );
+    assert!(span.events.iter().all(|e| !format!("{e:?}").contains("= 1")), "no value in an event");
+}

@@ -225,6 +225,12 @@ async fn the_slowest_request_is_kept_and_read_operation_by_operation() {
     assert!(!route_page.contains(SECRET));
     let missing = client.get(format!("{url}/_zen/api/requests/999999")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
+    // Without the token, nobody sees a request's timeline.
+    for path in [format!("/_zen/api/requests/{id}"), format!("/_zen/requests/{id}")] {
+        let stranger = reqwest::get(format!("{url}{path}")).await.unwrap();
+        assert_eq!(stranger.status(), 404, "{path}");
+        assert!(!stranger.text().await.unwrap().contains("orders"), "{path}");
+    }
 }
 
 #[zen(max_queries = 50)]
@@ -249,7 +255,7 @@ async fn duplicates_are_the_same_statement_with_the_same_values_in_the_report() 
     let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
     // The scope `measure` opens records the timeline of the fn's inside it.
     let (_, report) = zen_runtime::testing::measure(repeats(&pool)).await;
-    let found: Vec<(String, u64)> = report.duplicates.iter().map(|d| (d.fingerprint.clone(), d.count)).collect();
+    let found: Vec<(String, u64)> = report.duplicates().iter().map(|d| (d.fingerprint.clone(), d.count)).collect();
     assert_eq!(
         found,
         [(fingerprint("SELECT ? + 0", Dialect::Sqlite), 3), (fingerprint("SELECT 7 + 0", Dialect::Sqlite), 2)],

@@ -101,8 +101,8 @@ macro_rules! event {
             violations = (!r.violations.is_empty()).then(|| Joined::<Violation>(&r.violations).to_string()).as_deref(),
             n_plus_one = (!r.n_plus_one.is_empty()).then(|| Joined::<NPlusOne>(&r.n_plus_one).to_string()).as_deref(),
             // tracing takes 32 fields at most: both patterns in one.
-            repeated = (!r.duplicates.is_empty() || !r.repeated_calls.is_empty())
-                .then(|| repeated(&r.duplicates, &r.repeated_calls))
+            repeated = (!r.duplicates().is_empty() || !r.repeated_calls().is_empty())
+                .then(|| repeated(r.duplicates(), r.repeated_calls()))
                 .as_deref(),
             nested_violations = (!r.nested_violations.is_empty())
                 .then(|| Joined::<NestedViolation>(&r.nested_violations).to_string())

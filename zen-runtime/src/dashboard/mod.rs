@@ -58,6 +58,24 @@
 //! script-src 'self'; style-src 'self'; ...`, `X-Frame-Options: DENY`,
 //! `Cache-Control: no-store`.
 //!
+//! # A request's timeline
+//!
+//! A dashboard asks every scope for its [timeline](crate::timeline) and
+//! keeps, per name, those of its worst scopes (panicked, then over budget,
+//! then the slowest; [`Options::timelines`], 3 by default) and the last
+//! two of a sample of the others ([`Options::sample_one_in`], one in 100).
+//! A route's page draws the worst one as a waterfall (server-side SVG: a
+//! bar per operation on a time axis, coloured by backend and outlined by
+//! outcome, the scope's polls and the gaps where nothing ran, `timeout_ms`
+//! as a line, each bar's statement and figures on hover) with its
+//! duplicates, repeated calls and N+1 suspects at their call sites, and
+//! links each kept one's own page, `requests/{id}` (JSON:
+//! `api/requests/{id}`). While a dashboard asks, recording costs each
+//! operation of every scope about 1,200 instructions, and a request of a
+//! realistic endpoint some 4 to 8 thousand (1 to 2%; BENCHMARKS.md); with
+//! both options 0 the dashboard asks for none. Kept timelines take about
+//! 1 KiB each, at most some 25 KiB: 62 MiB for 500 names at the bounds.
+//!
 //! # Bounds and cost
 //!
 //! At most 500 names per kind
@@ -68,8 +86,9 @@
 //! so a quantile is at most 12.5% high), 960 bytes, allocated once a value
 //! above zero is seen; HDR histograms from the `hdrhistogram` crate would
 //! take some 30 KB each at two digits. For 1,000 names the dashboard holds
-//! about 6 MiB, and 18 MiB when every scope blows its budget with 16 long
-//! statements (BENCHMARKS.md). Collecting adds about 1,000 instructions (50
+//! about 10 MiB with their timelines (6 before timelines), and 46 MiB when
+//! every scope blows its budget with 16 long statements (BENCHMARKS.md).
+//! Collecting adds about 1,000 instructions (50
 //! to 100 ns) to each scope; without the feature, nothing.
 //!
 //! Tested in a real browser: `tests/dashboard_browser.rs` drives Debian's

@@ -258,12 +258,34 @@ pub struct Operation {
     took: Option<Duration>,
     /// A write sent before zen heard of it, counted on its way until it ends.
     on_its_way: bool,
-    /// Rows it returned, for the timeline.
+    /// What the timeline needs of it, while its scope records one: boxed,
+    /// so that an operation of a scope that records none stays small.
+    timeline: Option<Box<OnTimeline>>,
+}
+
+/// What an operation keeps for its scope's timeline.
+#[derive(Debug, Default)]
+struct OnTimeline {
+    /// Rows it returned.
     rows: AtomicU64,
-    /// While the scope records its timeline: the hash of the statement's
-    /// own text, and of its values once given ([`Operation::values`]).
+    /// The hash of the statement's own text, and of its values once given
+    /// ([`Operation::values`]).
     text: u64,
     values: Option<u64>,
+    /// A call's method, host and path template ([`Operation::request`]).
+    call: Option<Arc<str>>,
+    /// Cut by its time limit or `max_rows`.
+    cut: bool,
+}
+
+impl OnTimeline {
+    /// For an operation of `scope`, if it records its timeline: zen's
+    /// memory, charged to no scope.
+    fn of(scope: &Scope, text: impl FnOnce() -> u64) -> Option<Box<OnTimeline>> {
+        scope.records().then(|| {
+            crate::tracker::alloc::untracked(|| Box::new(OnTimeline { text: text(), ..OnTimeline::default() }))
+        })
+    }
 }
 
 impl std::fmt::Debug for Operation {
@@ -300,11 +322,8 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
     }
     let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
     scope.issue_query(&fingerprint.text);
-    let text = if scope.records() { timeline::text_hash(statement) } else { 0 };
     Ok(Operation {
-        rows: AtomicU64::new(0),
-        text,
-        values: None,
+        timeline: OnTimeline::of(&scope, || timeline::text_hash(statement)),
         scope: Some(scope),
         resource: Resource::Db,
         backend,
@@ -352,9 +371,7 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
         return Err(refused);
     }
     Ok(Operation {
-        rows: AtomicU64::new(0),
-        text: 0,
-        values: None,
+        timeline: OnTimeline::of(&scope, || 0),
         scope: Some(scope),
         resource: Resource::Http,
         backend: "http",
@@ -392,9 +409,7 @@ pub fn command_sent(backend: &'static str, operation: &'static str, shape: &str,
         scope.write_on_its_way(true);
     }
     Operation {
-        rows: AtomicU64::new(0),
-        text: 0,
-        values: None,
+        timeline: OnTimeline::of(&scope, || 0),
         scope: Some(scope),
         resource: Resource::Db,
         backend,
@@ -430,8 +445,6 @@ pub fn time_limit() -> Option<Duration> {
 enum Subject {
     Statement(Shared),
     Host(Arc<str>),
-    /// A call's host, and its method, host and path template.
-    Call(Arc<str>, Arc<str>),
     Nothing,
 }
 
@@ -439,9 +452,7 @@ impl Operation {
     // Outside a scope nothing is recorded, so nothing needs the clock.
     fn outside(resource: Resource, backend: &'static str) -> Self {
         Operation {
-            rows: AtomicU64::new(0),
-            text: 0,
-            values: None,
+            timeline: None,
             scope: None,
             resource,
             backend,
@@ -463,8 +474,8 @@ impl Operation {
     /// the statement's text, and never kept. An operation given no values
     /// is never a duplicate.
     pub fn values(mut self, values: &dyn std::fmt::Debug) -> Self {
-        if self.records() {
-            self.values = Some(timeline::values_hash(self.text, values));
+        if let Some(t) = &mut self.timeline {
+            t.values = Some(timeline::values_hash(t.text, values));
         }
         self
     }
@@ -475,18 +486,11 @@ impl Operation {
     /// [`timeline`](crate::timeline)). Read only while the scope records
     /// its timeline.
     pub fn request(mut self, method: &str, path: &str) -> Self {
-        if self.records()
-            && let Subject::Host(host) = &self.subject
-        {
+        if let (Some(t), Subject::Host(host)) = (&mut self.timeline, &self.subject) {
             // zen's memory, as the timeline's is: charged to no scope.
-            let subject = crate::tracker::alloc::untracked(|| Arc::from(timeline::call_subject(method, host, path)));
-            self.subject = Subject::Call(Arc::clone(host), subject);
+            t.call = Some(crate::tracker::alloc::untracked(|| Arc::from(timeline::call_subject(method, host, path))));
         }
         self
-    }
-
-    fn records(&self) -> bool {
-        self.scope.as_ref().is_some_and(|s| s.records())
     }
 
     /// Marks the operation as the next page of a result already counted (a
@@ -543,7 +547,7 @@ impl Operation {
             }
             scope => {
                 self.scope = scope;
-                self.record(true, false, Writes::Unknown, Settled::Dropped);
+                self.record(true, false, Writes::Unknown);
             }
         }
     }
@@ -575,7 +579,7 @@ impl Operation {
     /// failed may have taken effect: when the system answered that it did
     /// nothing, say so with [`finish_rejected`](Self::finish_rejected).
     pub fn finish(mut self, ok: bool) {
-        self.record(ok, true, if ok { Writes::Committed } else { Writes::Unknown }, settled(ok));
+        self.record(ok, true, if ok { Writes::Committed } else { Writes::Unknown });
     }
 
     /// Records the operation as failed with the system's answer (a SQL
@@ -583,7 +587,7 @@ impl Operation {
     /// statement is one zen knows may fail halfway (see "Writes" above).
     pub fn finish_rejected(mut self) {
         let written = if self.whole { Writes::None } else { Writes::Unknown };
-        self.record(false, true, written, Settled::Failed);
+        self.record(false, true, written);
     }
 
     /// Whether a failure the system answers with leaves nothing of the
@@ -600,7 +604,7 @@ impl Operation {
     /// client whose answer says it, such as an HTTP status (a `4xx` to a
     /// `POST` took no effect, unless it came after a redirect).
     pub fn finish_with(mut self, ok: bool, writes: Writes) {
-        self.record(ok, true, writes, settled(ok));
+        self.record(ok, true, writes);
     }
 
     /// How many more rows the scope may receive before an enforced
@@ -614,7 +618,9 @@ impl Operation {
     /// batch, or once at the end).
     pub fn add_rows(&self, rows: u64) {
         if let Some(scope) = &self.scope {
-            self.rows.fetch_add(rows, Relaxed);
+            if let Some(t) = &self.timeline {
+                t.rows.fetch_add(rows, Relaxed);
+            }
             scope.add_rows(rows);
         }
     }
@@ -626,7 +632,8 @@ impl Operation {
         self.add_rows(rows);
         let scope = self.scope.clone();
         // It ran, and is cut mid-reply.
-        self.record(false, true, Writes::Unknown, Settled::Cut);
+        self.cut();
+        self.record(false, true, Writes::Unknown);
         match scope.and_then(|s| s.blown()) {
             Some(exceeded) => exceeded,
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Rows, 0, rows),
@@ -639,7 +646,8 @@ impl Operation {
     /// anyway, it says so rather than panic.)
     pub fn expire(mut self) -> BudgetExceeded {
         let scope = self.scope.clone();
-        self.record(false, true, Writes::Unknown, Settled::Cut);
+        self.cut();
+        self.record(false, true, Writes::Unknown);
         match scope {
             Some(scope) => scope.expired(self.resource),
             None => BudgetExceeded::new("(outside any scope)".into(), crate::Budget::Timeout, 0, 0),
@@ -667,51 +675,40 @@ impl Operation {
         if scope.records() {
             match &self.subject {
                 Subject::Statement(fingerprint) => refused_on_timeline(&scope, self.backend, &fingerprint.text),
-                Subject::Host(subject) | Subject::Call(_, subject) => refused_on_timeline(&scope, "http", subject),
+                Subject::Host(host) => {
+                    let call = self.timeline.as_ref().and_then(|t| t.call.as_ref());
+                    refused_on_timeline(&scope, "http", call.unwrap_or(host));
+                }
                 Subject::Nothing => {}
             }
         }
         scope.refuse_short(self.resource)
     }
 
+    /// Marks it cut (by its time limit or `max_rows`), for the timeline.
+    fn cut(&mut self) {
+        if let Some(t) = &mut self.timeline {
+            t.cut = true;
+        }
+    }
+
     /// `in_poll`: ended by the code that runs it, not dropped (maybe with
     /// a future cancelled from outside it). `written`: what a write did.
-    fn record(&mut self, ok: bool, in_poll: bool, written: Writes, settled: Settled) {
+    fn record(&mut self, ok: bool, in_poll: bool, written: Writes) {
         if let Some(on_end) = self.on_end.take() {
             observe::operation_ends(on_end, self.backend, ok);
         }
         if let (Some(scope), Some(start)) = (self.scope.take(), self.start) {
             let elapsed = self.took.unwrap_or_else(|| start.elapsed());
-            let subject = match &self.subject {
+            match &self.subject {
                 Subject::Statement(fingerprint) => {
                     scope.finish_query(self.backend, fingerprint, elapsed, ok, in_poll, self.paging);
-                    Some(&fingerprint.text)
                 }
-                Subject::Host(host) => {
-                    scope.record_call(host, elapsed, ok);
-                    Some(host)
-                }
-                Subject::Call(host, call) => {
-                    scope.record_call(host, elapsed, ok);
-                    Some(call)
-                }
-                Subject::Nothing => None,
-            };
-            if let Some(subject) = subject
-                && scope.records()
-            {
-                let done = Done {
-                    // The client's own time ends now, as zen's does.
-                    started: Instant::now().checked_sub(elapsed).unwrap_or(start),
-                    elapsed,
-                    backend: self.backend,
-                    subject,
-                    rows: self.rows.load(Relaxed),
-                    settled,
-                    values: self.values,
-                    call: self.resource == Resource::Http,
-                };
-                scope.record_timeline(&done, in_poll);
+                Subject::Host(host) => scope.record_call(host, elapsed, ok),
+                Subject::Nothing => {}
+            }
+            if let Some(t) = &self.timeline {
+                self.put_on_timeline(t, &scope, start, elapsed, ok, in_poll);
             }
             if self.writes {
                 scope.note_write(written);
@@ -721,11 +718,49 @@ impl Operation {
             }
         }
     }
-}
 
-/// `Ok` or `Failed`.
-fn settled(ok: bool) -> Settled {
-    if ok { Settled::Ok } else { Settled::Failed }
+    /// Puts the operation on the timeline of its scope (and the enclosing
+    /// ones that record one). Out of line: a scope that records no
+    /// timeline pays one comparison.
+    #[cold]
+    #[inline(never)]
+    fn put_on_timeline(
+        &self,
+        t: &OnTimeline,
+        scope: &Scope,
+        start: Instant,
+        elapsed: Duration,
+        ok: bool,
+        in_poll: bool,
+    ) {
+        let settled = match (t.cut, in_poll, ok) {
+            (true, ..) => Settled::Cut,
+            (false, false, _) => Settled::Dropped,
+            (false, true, true) => Settled::Ok,
+            (false, true, false) => Settled::Failed,
+        };
+        let subject = match (&self.subject, &t.call) {
+            (Subject::Statement(fingerprint), _) => &fingerprint.text,
+            (Subject::Host(_), Some(call)) => call,
+            (Subject::Host(host), None) => host,
+            (Subject::Nothing, _) => return,
+        };
+        let done = Done {
+            // The client's own time ends now, as zen's does.
+            started: match self.took {
+                None => start,
+                Some(took) => Instant::now().checked_sub(took).unwrap_or(start),
+            },
+            elapsed,
+            backend: self.backend,
+            subject,
+            rows: t.rows.load(Relaxed),
+            settled,
+            values: t.values,
+            call: self.resource == Resource::Http,
+        };
+        scope.record_timeline(&done, in_poll);
+    }
 }
 
 /// Puts an operation `enforce` refused on the scope's timeline.
@@ -752,7 +787,7 @@ impl Drop for Operation {
     #[inline]
     fn drop(&mut self) {
         if self.scope.is_some() {
-            self.record(true, false, Writes::Unknown, Settled::Dropped);
+            self.record(true, false, Writes::Unknown);
         }
     }
 }

@@ -5,8 +5,8 @@
 //! N+1 of calls).
 //!
 //! A scope records its timeline only while an observer asks for one
-//! ([`Hooks::TIMELINES`](crate::observe::Hooks::TIMELINES); a
-//! [`Dashboard`](crate::dashboard::Dashboard) does): otherwise nothing is
+//! ([`Hooks::TIMELINES`](crate::observe::Hooks::TIMELINES); a dashboard
+//! does, and the budget lock while it checks): otherwise nothing is
 //! recorded and an operation pays one comparison. An observer reads it at
 //! the scope's end with [`ScopeEnd::timeline`](crate::observe::ScopeEnd::timeline),
 //! and may keep it. It holds no value: statements are fingerprints, calls
@@ -16,9 +16,18 @@
 //!
 //! At most [`MAX_ENTRIES`] operations and as many polls per timeline (the
 //! first ones; the rest are counted in
-//! [`Timeline::omitted_entries`] and [`Timeline::omitted_polls`]), and
-//! [`MAX_KEYS`] distinct statement values and call templates watched for
-//! repeats.
+//! [`Timeline::omitted_entries`] and [`Timeline::omitted_polls`]),
+//! [`MAX_STATEMENT_BYTES`] of distinct statements (shared with zen's
+//! fingerprint cache while it holds them), and [`MAX_KEYS`] distinct
+//! statement values and call templates watched for repeats: at most some
+//! 30 KiB a timeline.
+//!
+//! # Cost
+//!
+//! Recording one operation costs about 1,200 instructions (its values
+//! hashed through `Debug` are a good part of it); a scope that records
+//! none pays some 24 instructions an operation for the possibility
+//! (BENCHMARKS.md, "A request's timeline").
 //!
 //! # Duplicates
 //!
@@ -49,13 +58,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::tracker::call_site::CallSite;
-use crate::tracker::hash::FxHasher;
+use crate::tracker::hash::{FxHashMap, FxHasher};
 use crate::tracker::report::{Duplicate, RepeatedCall};
 
 /// Operations kept per timeline, and polls.
 pub const MAX_ENTRIES: usize = 128;
 /// Distinct statement values and call templates watched per timeline.
 pub const MAX_KEYS: usize = 128;
+/// Bytes of distinct statements (and call templates) a timeline keeps; an
+/// operation past them keeps its place, time and figures with
+/// [`OMITTED_STATEMENT`] for its statement.
+pub const MAX_STATEMENT_BYTES: usize = 16 * 1024;
+/// The statement of an operation past [`MAX_STATEMENT_BYTES`].
+pub const OMITTED_STATEMENT: &str = "(statement not kept: the timeline's statements are full)";
 
 /// How an operation on a timeline ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -203,11 +218,10 @@ enum Of {
     Call(Arc<str>),
 }
 
-/// One statement's values, or one call template, and how often it ran.
+/// One statement's values, or one call template, run more than once.
 struct Repeat {
     key: u64,
     of: Of,
-    count: u64,
     site: Option<Arc<CallSite>>,
 }
 
@@ -216,7 +230,19 @@ pub(crate) struct Recording {
     start: Instant,
     timeline: Timeline,
     repeats: Vec<Repeat>,
+    /// How often each key ran, and where it is in `repeats` plus one (0:
+    /// not there, having run once).
+    keys: FxHashMap<u64, (u64, usize)>,
+    /// The statements kept, by address, and their bytes.
+    statements: Vec<usize>,
+    statement_bytes: usize,
     sealed: Option<Arc<Timeline>>,
+}
+
+/// The one [`OMITTED_STATEMENT`].
+fn omitted() -> Arc<str> {
+    static OMITTED: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    Arc::clone(OMITTED.get_or_init(|| Arc::from(OMITTED_STATEMENT)))
 }
 
 /// What [`Recording::operation`] records of one operation.
@@ -241,49 +267,82 @@ pub(crate) enum Seen {
 
 impl Recording {
     pub(crate) fn new(start: Instant) -> Recording {
-        Recording { start, timeline: Timeline::default(), repeats: Vec::new(), sealed: None }
+        Recording {
+            start,
+            timeline: Timeline::default(),
+            repeats: Vec::new(),
+            keys: FxHashMap::default(),
+            statements: Vec::new(),
+            statement_bytes: 0,
+            sealed: None,
+        }
     }
 
     /// Records an operation; `threshold`: the scope's N+1 threshold, which
     /// a call template must reach to be a repeated call.
     pub(crate) fn operation(&mut self, done: &Done<'_>, threshold: u64) -> Seen {
-        let t = &mut self.timeline;
-        if t.entries.len() < MAX_ENTRIES {
-            t.entries.push(Entry {
+        if self.timeline.entries.len() < MAX_ENTRIES {
+            let subject = self.kept(done.subject);
+            self.timeline.entries.push(Entry {
                 start: done.started.saturating_duration_since(self.start),
                 duration: done.elapsed,
                 backend: done.backend,
-                subject: Arc::clone(done.subject),
+                subject,
                 rows: done.rows,
                 settled: done.settled,
             });
         } else {
-            t.omitted_entries += 1;
+            self.timeline.omitted_entries += 1;
         }
         let key = match (done.call, done.values) {
             (true, _) => key(done.subject, 0),
             (false, Some(values)) => key(done.subject, values),
             (false, None) => return Seen::Nothing,
         };
-        let index = match self.repeats.iter().position(|r| r.key == key) {
-            Some(index) => index,
-            None if self.repeats.len() < MAX_KEYS => {
-                let of = if done.call {
-                    Of::Call(Arc::clone(done.subject))
-                } else {
-                    Of::Statement { fingerprint: Arc::clone(done.subject), backend: done.backend }
-                };
-                self.repeats.push(Repeat { key, of, count: 0, site: None });
-                self.repeats.len() - 1
+        let full = self.keys.len() >= MAX_KEYS;
+        let (count, index) = match self.keys.get_mut(&key) {
+            Some(seen) => {
+                seen.0 += 1;
+                *seen
+            }
+            None if !full => {
+                self.keys.insert(key, (1, 0));
+                return Seen::Nothing;
             }
             None => return Seen::Nothing,
         };
-        let repeat = &mut self.repeats[index];
-        repeat.count += 1;
+        // Kept apart from its second run on: most runs are of values seen once.
+        let index = if index > 0 {
+            index - 1
+        } else {
+            let of = if done.call {
+                Of::Call(Arc::clone(done.subject))
+            } else {
+                Of::Statement { fingerprint: Arc::clone(done.subject), backend: done.backend }
+            };
+            self.repeats.push(Repeat { key, of, site: None });
+            self.keys.insert(key, (count, self.repeats.len()));
+            self.repeats.len() - 1
+        };
         // From the run that makes it a finding on, until one of them ran
         // with user code on the stack (a run dropped, not polled, has none).
         let wanted = if done.call { threshold.max(2) } else { 2 };
-        if repeat.count >= wanted && repeat.site.is_none() { Seen::WantsSite(index) } else { Seen::Nothing }
+        if count >= wanted && self.repeats[index].site.is_none() { Seen::WantsSite(index) } else { Seen::Nothing }
+    }
+
+    /// `subject` as the timeline keeps it: shared, within
+    /// [`MAX_STATEMENT_BYTES`] of distinct statements.
+    fn kept(&mut self, subject: &Arc<str>) -> Arc<str> {
+        let address = Arc::as_ptr(subject).cast::<u8>() as usize;
+        if self.statements.contains(&address) {
+            return Arc::clone(subject);
+        }
+        if self.statement_bytes + subject.len() > MAX_STATEMENT_BYTES {
+            return omitted();
+        }
+        self.statements.push(address);
+        self.statement_bytes += subject.len();
+        Arc::clone(subject)
     }
 
     /// Keeps where a repeat was run from.
@@ -310,23 +369,21 @@ impl Recording {
         }
         let mut timeline = std::mem::take(&mut self.timeline);
         timeline.elapsed = elapsed;
+        let keys = std::mem::take(&mut self.keys);
         for repeat in std::mem::take(&mut self.repeats) {
+            let count = keys.get(&repeat.key).map_or(0, |k| k.0);
             let call_site = repeat.site.as_deref().map(CallSite::resolve);
             match repeat.of {
-                Of::Statement { fingerprint, backend } if repeat.count >= 2 => {
+                Of::Statement { fingerprint, backend } if count >= 2 => {
                     timeline.duplicates.push(Duplicate {
                         fingerprint: fingerprint.to_string(),
                         backend,
-                        count: repeat.count,
+                        count,
                         call_site,
                     });
                 }
-                Of::Call(call) if threshold > 0 && repeat.count >= threshold.max(2) => {
-                    timeline.repeated_calls.push(RepeatedCall {
-                        call: call.to_string(),
-                        count: repeat.count,
-                        call_site,
-                    });
+                Of::Call(call) if threshold > 0 && count >= threshold.max(2) => {
+                    timeline.repeated_calls.push(RepeatedCall { call: call.to_string(), count, call_site });
                 }
                 _ => {}
             }
@@ -354,12 +411,16 @@ fn key(subject: &str, values: u64) -> u64 {
     h.finish()
 }
 
-/// A hasher that `Debug` output is written into, never kept.
-struct Hashing(FxHasher);
+/// A hasher that `Debug` output is written into, never kept. `Debug`
+/// writes in pieces of a few bytes: each byte is folded in as it comes
+/// (FxHash's step), with no copy.
+struct Hashing(u64);
 
 impl std::fmt::Write for Hashing {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.write(s.as_bytes());
+        for &byte in s.as_bytes() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
         Ok(())
     }
 }
@@ -374,11 +435,10 @@ pub(crate) fn text_hash(text: &str) -> u64 {
 /// The hash of `text` (from [`text_hash`]) and of the `Debug` form of
 /// `values`: what makes two runs of one statement the same run.
 pub(crate) fn values_hash(text: u64, values: &dyn std::fmt::Debug) -> u64 {
-    let mut hashing = Hashing(FxHasher::default());
-    hashing.0.write_u64(text);
+    let mut hashing = Hashing(text);
     // A `Debug` impl that fails leaves what it wrote hashed.
     let _ = std::fmt::write(&mut hashing, format_args!("{values:?}"));
-    hashing.0.finish()
+    hashing.0
 }
 
 /// A call's subject: its method, host and path template, the query dropped
@@ -410,6 +470,45 @@ mod tests {
         assert_eq!(call_subject("POST", "h", ""), "POST h");
         let long = format!("/{}", "a".repeat(33));
         assert_eq!(call_subject("GET", "h", &long), "GET h/{}");
+    }
+
+    #[test]
+    fn a_timeline_keeps_its_first_operations_and_statements_within_its_bounds() {
+        let start = Instant::now();
+        let mut recording = Recording::new(start);
+        let long: Vec<Arc<str>> = (0..200).map(|i| Arc::from(format!("SELECT {i:0>500}"))).collect();
+        for subject in &long {
+            let done = Done {
+                started: start,
+                elapsed: Duration::from_micros(1),
+                backend: "SQLite",
+                subject,
+                rows: 1,
+                settled: Settled::Ok,
+                values: Some(1),
+                call: false,
+            };
+            recording.operation(&done, 5);
+        }
+        let t = recording.seal(Duration::from_millis(1), 5);
+        assert_eq!((t.entries().len(), t.omitted_entries()), (MAX_ENTRIES, 200 - MAX_ENTRIES as u64));
+        let kept: Vec<&Entry> = t.entries().iter().filter(|e| &*e.subject != OMITTED_STATEMENT).collect();
+        assert_eq!(kept.len(), MAX_STATEMENT_BYTES / 507, "{} statements of 507 bytes", kept.len());
+        assert!(kept.iter().zip(&long).all(|(e, s)| Arc::ptr_eq(&e.subject, s)), "the first, shared");
+        assert!(t.duplicates().is_empty());
+    }
+
+    #[test]
+    fn values_hash_the_same_when_they_are_the_same() {
+        let text = text_hash("SELECT ?");
+        let long: Vec<u32> = (0..100).collect();
+        assert_eq!(values_hash(text, &(1, "ann")), values_hash(text, &(1, "ann")));
+        assert_ne!(values_hash(text, &(1, "ann")), values_hash(text, &(1, "bob")));
+        assert_ne!(values_hash(text, &(1, "ann")), values_hash(text_hash("SELECT 1"), &(1, "ann")));
+        assert_eq!(values_hash(text, &long), values_hash(text, &long.clone()));
+        let mut other = long.clone();
+        other[99] = 0;
+        assert_ne!(values_hash(text, &long), values_hash(text, &other), "past the buffer too");
     }
 
     #[test]

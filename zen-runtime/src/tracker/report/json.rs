@@ -146,7 +146,7 @@ impl Report {
             out.push('}');
         }
         out.push_str("],\"duplicates\":[");
-        for (i, d) in self.duplicates.iter().enumerate() {
+        for (i, d) in self.duplicates().iter().enumerate() {
             out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
             statement(&mut out, &d.fingerprint);
             let _ = write!(out, ",\"count\":{}", d.count);
@@ -157,7 +157,7 @@ impl Report {
             out.push('}');
         }
         out.push_str("],\"repeated_calls\":[");
-        for (i, c) in self.repeated_calls.iter().enumerate() {
+        for (i, c) in self.repeated_calls().iter().enumerate() {
             out.push_str(if i == 0 { "{\"call\":" } else { ",{\"call\":" });
             json_string(&mut out, &c.call);
             let _ = write!(out, ",\"count\":{}", c.count);

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
@@ -10,6 +11,7 @@ use super::{
     StatementSummary, Violation,
 };
 use crate::tracker::budget::{Budget, Kind, Limits, Measure, Mode};
+use crate::tracker::timeline::Timeline;
 
 /// How a scope ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,13 +108,11 @@ pub struct Report {
     /// Exemptions past their `until` date that would have applied: what
     /// they covered is reported again, and `strict` fails.
     pub expired_exemptions: Vec<Exemption>,
-    /// Statements run more than once with the same values, while the scope
-    /// recorded its timeline ([`timeline`](crate::timeline)); empty
-    /// otherwise.
-    pub duplicates: Vec<Duplicate>,
-    /// External calls of one template run at least the N+1 threshold of
-    /// times, while the scope recorded its timeline; empty otherwise.
-    pub repeated_calls: Vec<RepeatedCall>,
+    /// Its timeline, when it recorded one (while an observer asks for
+    /// timelines: a dashboard, the budget lock while it checks): every
+    /// operation in order, and the duplicates and repeated calls found in
+    /// them ([`Report::duplicates`], [`Report::repeated_calls`]).
+    pub timeline: Option<Arc<Timeline>>,
 }
 
 impl Report {
@@ -135,6 +135,20 @@ impl Report {
     #[must_use]
     pub fn needs_attention(&self) -> bool {
         !self.violations.is_empty() || !self.n_plus_one.is_empty()
+    }
+
+    /// Statements run more than once with the same values, found in the
+    /// scope's timeline; none when it recorded none.
+    #[must_use]
+    pub fn duplicates(&self) -> &[Duplicate] {
+        self.timeline.as_deref().map_or(&[], Timeline::duplicates)
+    }
+
+    /// External calls of one template run at least the N+1 threshold of
+    /// times, found in the scope's timeline; none when it recorded none.
+    #[must_use]
+    pub fn repeated_calls(&self) -> &[RepeatedCall] {
+        self.timeline.as_deref().map_or(&[], Timeline::repeated_calls)
     }
 
     /// The violation of one budget, if it was exceeded.
@@ -175,7 +189,7 @@ fn details(f: &mut fmt::Formatter<'_>, r: &Report, budget: Budget) -> fmt::Resul
                 let site = n.call_site.as_deref().unwrap_or("an unknown call site");
                 write!(f, "\n  N+1              {}x `{}` from {site}", n.count, n.fingerprint)?;
             }
-            for d in &r.duplicates {
+            for d in r.duplicates() {
                 let site = d.call_site.as_deref().unwrap_or("an unknown call site");
                 write!(f, "\n  duplicate        {}x `{}` from {site}", d.count, d.fingerprint)?;
             }
@@ -194,7 +208,7 @@ fn details(f: &mut fmt::Formatter<'_>, r: &Report, budget: Budget) -> fmt::Resul
             if x.failed_http_calls + x.refused_http_calls > 0 {
                 write!(f, ": {} refused, {} failed", x.refused_http_calls, x.failed_http_calls)?;
             }
-            for c in &r.repeated_calls {
+            for c in r.repeated_calls() {
                 let site = c.call_site.as_deref().unwrap_or("an unknown call site");
                 write!(f, "\n  repeated call    {}x `{}` from {site}", c.count, c.call)?;
             }

@@ -212,8 +212,7 @@ impl Scope {
             untracked_nested,
             exemptions: judged.applied,
             expired_exemptions: judged.expired,
-            duplicates: timeline.as_ref().map(|t| t.duplicates().to_vec()).unwrap_or_default(),
-            repeated_calls: timeline.as_ref().map(|t| t.repeated_calls().to_vec()).unwrap_or_default(),
+            timeline,
         }
     }
 
