@@ -184,13 +184,13 @@ async fn the_dashboard_shows_each_routes_figures_in_a_real_browser() {
 #[tokio::test]
 async fn the_waterfall_of_the_slowest_request_shows_in_a_real_browser() {
     let dashboard = Dashboard::with_options(zen_runtime::dashboard::Options::default().timelines(2));
-    let Some((url, route)) = super::timeline::ordered(&dashboard).await else { return };
+    let Some((url, route)) = super::timeline::ordered(&dashboard, "/w").await else { return };
     let Some((_driver, client)) = browser().await else { return };
     client.goto(&format!("{url}/_zen?token={}", super::timeline::TOKEN)).await.unwrap();
 
     // From the overview to the route, whose page draws its worst request.
-    client.find(Locator::LinkText("GET /orders/{id}")).await.unwrap().click().await.unwrap();
-    assert_eq!(text(&client, "//h1").await, "GET /orders/{id}");
+    client.find(Locator::LinkText("GET /w/orders/{id}")).await.unwrap().click().await.unwrap();
+    assert_eq!(text(&client, "//h1").await, "GET /w/orders/{id}");
     assert_eq!(client.find_all(Locator::Css("svg.waterfall rect.bar")).await.unwrap().len(), 13);
     let slowest = route["timelines"][0]["id"].as_u64().unwrap();
     let link = client.find(Locator::XPath("//ul[@class='timelines']/li[1]/a")).await.unwrap();
@@ -220,8 +220,10 @@ async fn the_waterfall_of_the_slowest_request_shows_in_a_real_browser() {
     assert!(bars[8][3].as_str().unwrap().starts_with("SELECT pg_sleep(?::float8): "), "{bars:?}");
     assert_eq!(bars.iter().filter(|b| b[2] == "bar b-http o-ok").count(), 4);
     assert_eq!(bars.iter().filter(|b| b[2] == "bar b-postgresql o-ok").count(), 9);
+    // The budget's line (80 ms) is past the end of the slowest bar.
     let line = client.find(Locator::Css("svg.waterfall line.budget")).await.unwrap();
-    assert!(line.attr("x1").await.unwrap().unwrap().parse::<f64>().unwrap() > widest);
+    let sleep_ends = bars[8][0].as_f64().unwrap() + widest;
+    assert!(line.attr("x1").await.unwrap().unwrap().parse::<f64>().unwrap() > sleep_ends, "{bars:?}");
     let duplicate = text(&client, "//table[@class='findings']/tbody/tr[@class='duplicate']").await;
     assert!(
         duplicate.contains("SELECT name FROM zen_timeline_items") && duplicate.contains("timeline.rs"),

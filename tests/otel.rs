@@ -163,8 +163,12 @@ async fn the_request_span_of_trace_layer_gets_the_route_and_each_query_a_client_
 #[tracing::instrument(skip_all)]
 async fn lookups(pool: &SqlitePool) {
     for id in [1, 2, 1] {
-        let _: String =
-            sqlx::query_scalar("SELECT name FROM users WHERE id = ?").bind(id).fetch_one(pool).await.unwrap();
+        let _: String = sqlx::query_scalar("SELECT name FROM users WHERE id = ? AND name <> ?")
+            .bind(id)
+            .bind("otel-secret-4417")
+            .fetch_one(pool)
+            .await
+            .unwrap();
     }
 }
 
@@ -185,7 +189,7 @@ async fn with_timelines_on_each_operation_is_an_event_at_its_start() {
     let mut at = before;
     for e in &events {
         let a = attributes(&e.attributes);
-        assert_eq!(a["db.query.text"], Value::from("SELECT name FROM users WHERE id = ?"));
+        assert_eq!(a["db.query.text"], Value::from("SELECT name FROM users WHERE id = ? AND name <> ?"));
         assert_eq!(a["zen.backend"], Value::from("sqlite"));
         assert_eq!(a["zen.outcome"], Value::from("ok"));
         assert_eq!(a["zen.rows"], Value::I64(1));
@@ -198,7 +202,7 @@ async fn with_timelines_on_each_operation_is_an_event_at_its_start() {
     let a = attributes(&duplicate.attributes);
     assert_eq!(
         (a["db.query.text"].clone(), a["zen.count"].clone()),
-        (Value::from("SELECT name FROM users WHERE id = ?"), Value::I64(2))
+        (Value::from("SELECT name FROM users WHERE id = ? AND name <> ?"), Value::I64(2))
     );
-    assert!(span.events.iter().all(|e| !format!("{e:?}").contains("= 1")), "no value in an event");
+    assert!(!format!("{:?}", span.events).contains("otel-secret-4417"), "no value in an event");
 }

@@ -317,6 +317,7 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let op = match crate::instrument::call(request.uri().host().unwrap_or(&self.host)) {
+            Ok(op) if crate::call::is_grpc(request.headers()) => op.grpc(request.uri().path()),
             Ok(op) => op.request(request.method().as_str(), request.uri().path()),
             Err(refused) => return Box::pin(std::future::ready(Err(refused.into()))),
         };

@@ -38,9 +38,11 @@
 //! one event `zen.operation` per operation, stamped with the time it
 //! started: `zen.backend`, `db.query.text` (the fingerprint, or a call's
 //! method, host and path template), `zen.duration_ms`, `zen.rows` and
-//! `zen.outcome` (`ok`, `failed`, `refused`, `cut`, `dropped`); and one
-//! event `zen.duplicate` or `zen.repeated_call` per pattern found, with
-//! `db.query.text` and `zen.count`.
+//! `zen.outcome` (`ok`, `failed`, `refused`, `cut`, `dropped`), for the
+//! first 100 operations; and, before them, one event `zen.duplicate` or
+//! `zen.repeated_call` per pattern found, with `db.query.text` and
+//! `zen.count` (a span keeps its first 128 events by default: the findings
+//! and the budgets exceeded come first).
 //!
 //! Tested with the OpenTelemetry SDK's in-memory exporter. Without the
 //! feature, nothing is compiled in.
@@ -170,8 +172,11 @@ fn write_attributes(end: &ScopeEnd<'_>) {
         span.set_attribute(budget.limit_attribute(), int(limit));
     }
     span.set_attribute("zen.n_plus_one", int(end.n_plus_one() as u64));
-    if let Some(timeline) = end.timeline() {
-        timeline_events(&span, end, &timeline);
+    // The findings and the budgets exceeded first: a span keeps its first
+    // 128 events (the SDK's default), and these matter most.
+    let timeline = end.timeline();
+    if let Some(timeline) = &timeline {
+        finding_events(&span, end, timeline);
     }
     for v in f.violations(end.limits()) {
         span.add_event(
@@ -184,18 +189,30 @@ fn write_attributes(end: &ScopeEnd<'_>) {
             ],
         );
     }
+    if let Some(timeline) = &timeline {
+        operation_events(&span, end, timeline);
+    }
 }
 
-/// One event per operation of the scope's timeline, at its start, and one
-/// per pattern found.
-fn timeline_events(span: &tracing::Span, end: &ScopeEnd<'_>, timeline: &crate::timeline::Timeline) {
-    let start = std::time::SystemTime::now()
-        .checked_sub(end.ended_at().elapsed() + timeline.elapsed())
-        .unwrap_or(std::time::UNIX_EPOCH);
-    for e in timeline.entries() {
+/// When the scope started, by the wall clock.
+fn started(end: &ScopeEnd<'_>, timeline: &crate::timeline::Timeline) -> std::time::SystemTime {
+    std::time::SystemTime::now()
+        .checked_sub(end.ended_at().elapsed().saturating_add(timeline.elapsed()))
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// Operation events written per span at most: with the findings and
+/// violations, within the 128 events a span keeps by default.
+const MAX_OPERATION_EVENTS: usize = 100;
+
+/// One event per operation of the scope's timeline, at its start (the
+/// first [`MAX_OPERATION_EVENTS`]).
+fn operation_events(span: &tracing::Span, end: &ScopeEnd<'_>, timeline: &crate::timeline::Timeline) {
+    let start = started(end, timeline);
+    for e in timeline.entries().iter().take(MAX_OPERATION_EVENTS) {
         span.add_event_with_timestamp(
             "zen.operation",
-            start + e.start,
+            start.checked_add(e.start).unwrap_or(start),
             vec![
                 KeyValue::new("zen.backend", observe::system_name(e.backend)),
                 KeyValue::new("db.query.text", e.subject.to_string()),
@@ -205,7 +222,12 @@ fn timeline_events(span: &tracing::Span, end: &ScopeEnd<'_>, timeline: &crate::t
             ],
         );
     }
-    let ended = start + timeline.elapsed();
+}
+
+/// One event per pattern found in the scope's timeline, at its end.
+fn finding_events(span: &tracing::Span, end: &ScopeEnd<'_>, timeline: &crate::timeline::Timeline) {
+    let start = started(end, timeline);
+    let ended = start.checked_add(timeline.elapsed()).unwrap_or(start);
     for d in timeline.duplicates() {
         let attributes =
             vec![KeyValue::new("db.query.text", d.fingerprint.clone()), KeyValue::new("zen.count", int(d.count))];

@@ -111,21 +111,40 @@ impl Answer for Vec<Value> {
     }
 }
 
-/// The arguments of commands, for [`Operation::values`]: hashed, never
-/// kept.
-struct Args<'a>(&'a [&'a Cmd]);
+/// The arguments of a command or of a pipeline's, for
+/// [`Operation::values`]: hashed, never kept.
+enum Args<'a> {
+    One(&'a Cmd),
+    Pipeline(&'a Pipeline),
+}
+
+impl Args<'_> {
+    fn each(&self, f: &mut dyn FnMut(&Cmd)) {
+        match self {
+            Args::One(cmd) => f(cmd),
+            Args::Pipeline(pipeline) => pipeline.cmd_iter().for_each(f),
+        }
+    }
+
+    /// A scan's pages differ by a cursor kept apart from the arguments:
+    /// never give such a command's arguments, whose pages would look alike.
+    fn scans(&self) -> bool {
+        let mut scans = false;
+        self.each(&mut |cmd| scans |= cmd.in_scan_mode());
+        scans
+    }
+}
 
 impl std::fmt::Debug for Args<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut list = f.debug_list();
-        for cmd in self.0 {
+        self.each(&mut |cmd| {
             for arg in cmd.args_iter() {
-                match arg {
-                    redis::Arg::Simple(bytes) => list.entry(&bytes),
-                    _ => list.entry(&"cursor"),
-                };
+                if let redis::Arg::Simple(bytes) = arg {
+                    list.entry(&bytes);
+                }
             }
-        }
+        });
         list.finish()
     }
 }
@@ -135,7 +154,8 @@ async fn run<T: Answer>(
     args: Args<'_>,
     request: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, RedisError> {
-    let op: Operation = instrument::query(BACKEND, statement).map_err(budget_error)?.values(&args);
+    let op: Operation = instrument::query(BACKEND, statement).map_err(budget_error)?;
+    let op = if args.scans() { op } else { op.values(&args) };
     let result = match op.time_limit() {
         Some(limit) => match tokio::time::timeout(limit, request).await {
             Ok(result) => result,
@@ -159,7 +179,7 @@ impl<C: ConnectionLike + Send> ConnectionLike for Connection<C> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let statement = name(cmd);
-            run(&statement, Args(&[cmd]), self.inner.req_packed_command(cmd)).await
+            run(&statement, Args::One(cmd), self.inner.req_packed_command(cmd)).await
         })
     }
 
@@ -173,8 +193,7 @@ impl<C: ConnectionLike + Send> ConnectionLike for Connection<C> {
             // One round trip, one operation: named by its commands.
             let names: Vec<String> = pipeline.cmd_iter().map(name).collect();
             let statement = format!("PIPELINE {}", names.join(" "));
-            let cmds: Vec<&Cmd> = pipeline.cmd_iter().collect();
-            run(&statement, Args(&cmds), self.inner.req_packed_commands(pipeline, offset, count)).await
+            run(&statement, Args::Pipeline(pipeline), self.inner.req_packed_commands(pipeline, offset, count)).await
         })
     }
 

@@ -89,7 +89,8 @@
 //! about 10 MiB with their timelines (6 before timelines), and 46 MiB when
 //! every scope blows its budget with 16 long statements (BENCHMARKS.md).
 //! Collecting adds about 1,000 instructions (50
-//! to 100 ns) to each scope; without the feature, nothing.
+//! to 100 ns) to each scope, and the timelines it asks for (above) more;
+//! without the feature, nothing.
 //!
 //! Tested in a real browser: `tests/dashboard_browser.rs` drives Debian's
 //! headless Chromium through ChromeDriver after known traffic (a route's
@@ -313,7 +314,9 @@ impl Inner {
 
     /// Keeps the scope's timeline when it is one of its name's worst, or
     /// sampled. The timeline is made (and its call sites named) outside the
-    /// name's lock.
+    /// name's lock, unless [`Stats::record`] made it first, building the
+    /// report of a scope with an N+1 suspect (whose call sites it names
+    /// there, as it did before timelines).
     fn keep_timeline(&self, route: &Route, end: &ScopeEnd<'_>) {
         let (max, one_in) = (self.options.timelines, self.options.sample_one_in);
         let rank = waterfall::rank(end);

@@ -405,12 +405,13 @@ pub(super) fn route_page(inner: &Inner, base: &str, route: &Route) -> String {
     if let Some(worst) = kept.first() {
         let _ = write!(
             main,
-            "<h2>The worst request's timeline</h2><p class=\"summary\"><a href=\"{base}/requests/{id}\">{}</a></p>{}{}",
+            "<h2>{title}</h2><p class=\"summary\"><a href=\"{base}/requests/{id}\">{}</a></p>{}{}",
             esc(&super::waterfall::summary(worst)),
             super::waterfall::svg(worst),
             super::waterfall::findings(worst),
             base = esc(base),
             id = worst.id,
+            title = if worst.worst() { "The worst request's timeline" } else { "A sampled request's timeline" },
         );
         main.push_str("<h2>Timelines kept</h2><ul class=\"timelines\">");
         for k in &kept {

@@ -37,7 +37,7 @@
 //! each scope that ended in it (route, job or fn): the queries, the
 //! statements by fingerprint with their counts, N+1 suspects, duplicates
 //! and repeated calls (see [`timeline`](crate::timeline): while the lock
-//! checks, every scope records its timeline) with their call site, external
+//! is on, every scope records its timeline) with their call site, external
 //! calls per host and, under `ZenAlloc`, peak memory as
 //! a band (rounded up to a power of two KiB, at least 64 KiB; a check fails
 //! when it moves more than one band up, that is more than doubles, since a

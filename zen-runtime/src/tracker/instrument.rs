@@ -493,6 +493,21 @@ impl Operation {
         self
     }
 
+    /// Names a gRPC call by its path (`/package.Service/Method`, which names
+    /// a method and holds no value), kept whole up to 128 bytes.
+    #[cfg(feature = "tower")]
+    pub(crate) fn grpc(mut self, path: &str) -> Self {
+        if let (Some(t), Subject::Host(host)) = (&mut self.timeline, &self.subject) {
+            let call = if path.len() <= 128 {
+                format!("POST {host}{path}")
+            } else {
+                timeline::call_subject("POST", host, path)
+            };
+            t.call = Some(crate::tracker::alloc::untracked(|| Arc::from(call)));
+        }
+        self
+    }
+
     /// Marks the operation as the next page of a result already counted (a
     /// cursor's `getMore`): counted and timed, never an N+1 suspect.
     pub fn paging(mut self) -> Self {
@@ -758,6 +773,7 @@ impl Operation {
             settled,
             values: t.values,
             call: self.resource == Resource::Http,
+            writes: self.writes,
         };
         scope.record_timeline(&done, in_poll);
     }
@@ -775,6 +791,7 @@ fn refused_on_timeline(scope: &Scope, backend: &'static str, subject: &Arc<str>)
         settled: Settled::Refused,
         values: None,
         call: false,
+        writes: false,
     };
     scope.record_timeline(&done, false);
 }
@@ -789,6 +806,10 @@ impl Drop for Operation {
         if self.scope.is_some() {
             self.record(true, false, Writes::Unknown);
         }
+        // zen's memory, freed as it was allocated: charged to no scope.
+        if let Some(timeline) = self.timeline.take() {
+            crate::tracker::alloc::untracked(|| drop(timeline));
+        }
     }
 }
 
@@ -802,7 +823,36 @@ pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, o
         if fingerprint.effect.writes {
             scope.note_write(if ok { Writes::Committed } else { Writes::Unknown });
         }
+        if scope.records() {
+            recorded_on_timeline(&scope, backend, &fingerprint.text, elapsed, ok, false);
+        }
     }
+}
+
+/// Puts an operation timed by the caller on the scope's timeline, ended
+/// now: with no values, never a duplicate.
+#[cold]
+fn recorded_on_timeline(
+    scope: &Scope,
+    backend: &'static str,
+    subject: &Arc<str>,
+    elapsed: Duration,
+    ok: bool,
+    call: bool,
+) {
+    let now = Instant::now();
+    let done = Done {
+        started: now.checked_sub(elapsed).unwrap_or(now),
+        elapsed,
+        backend,
+        subject,
+        rows: 0,
+        settled: if ok { Settled::Ok } else { Settled::Failed },
+        values: None,
+        call,
+        writes: true,
+    };
+    scope.record_timeline(&done, true);
 }
 
 /// Records time spent waiting for a pooled connection: reported as
@@ -823,6 +873,10 @@ pub fn record_call(host: &str, elapsed: Duration, ok: bool) {
         if let Some(s) = s {
             s.record_call(host, elapsed, ok);
             s.note_write(if ok { Writes::Committed } else { Writes::Unknown });
+            if s.records() {
+                let host = crate::tracker::alloc::untracked(|| Arc::from(host));
+                recorded_on_timeline(s, "http", &host, elapsed, ok, true);
+            }
         }
     });
 }

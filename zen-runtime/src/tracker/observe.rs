@@ -149,6 +149,7 @@ pub struct ScopeEnd<'a> {
     pub(crate) figures: &'a Figures,
     pub(crate) limits: &'a Limits,
     pub(crate) measuring: bool,
+    pub(crate) status: Option<u16>,
     pub(crate) source: &'a dyn Source,
 }
 
@@ -276,6 +277,13 @@ impl<'a> ScopeEnd<'a> {
     #[must_use]
     pub fn outcome(&self) -> Outcome {
         self.outcome
+    }
+
+    /// For a request under the layer: the status of its response (see
+    /// [`Report::status`]).
+    #[must_use]
+    pub fn status(&self) -> Option<u16> {
+        self.status
     }
 
     /// When it ended.

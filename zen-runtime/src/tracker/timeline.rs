@@ -6,7 +6,7 @@
 //!
 //! A scope records its timeline only while an observer asks for one
 //! ([`Hooks::TIMELINES`](crate::observe::Hooks::TIMELINES); a dashboard
-//! does, and the budget lock while it checks): otherwise nothing is
+//! does, and the budget lock while it is on): otherwise nothing is
 //! recorded and an operation pays one comparison. An observer reads it at
 //! the scope's end with [`ScopeEnd::timeline`](crate::observe::ScopeEnd::timeline),
 //! and may keep it. It holds no value: statements are fingerprints, calls
@@ -18,9 +18,10 @@
 //! first ones; the rest are counted in
 //! [`Timeline::omitted_entries`] and [`Timeline::omitted_polls`]),
 //! [`MAX_STATEMENT_BYTES`] of distinct statements (shared with zen's
-//! fingerprint cache while it holds them), and [`MAX_KEYS`] distinct
-//! statement values and call templates watched for repeats: at most some
-//! 30 KiB a timeline.
+//! fingerprint cache while it holds them), [`MAX_KEYS`] distinct statement
+//! values and call templates watched for repeats, and [`MAX_FINDINGS`]
+//! duplicates and as many repeated calls (each a statement of at most 512
+//! bytes and a call site): at most some 45 KiB a timeline.
 //!
 //! # Cost
 //!
@@ -40,7 +41,11 @@
 //! operation whose adapter gives no values (MongoDB's command events carry
 //! the document only to the driver's own listener, and
 //! [`record_query`](crate::instrument::record_query) has none) is never a
-//! duplicate.
+//! duplicate, nor is a statement that may write (zen reads it from the
+//! statement: an `UPDATE`, a Redis `INCR`), since running it again does it
+//! again. A read whose answer changes by itself (`SELECT nextval(...)`,
+//! `SELECT now()`) run twice with the same values is reported too: by its
+//! text and values, it is the same run.
 //!
 //! # Repeated calls
 //!
@@ -69,6 +74,8 @@ pub const MAX_KEYS: usize = 128;
 /// operation past them keeps its place, time and figures with
 /// [`OMITTED_STATEMENT`] for its statement.
 pub const MAX_STATEMENT_BYTES: usize = 16 * 1024;
+/// Duplicates kept per timeline, and repeated calls: those run most.
+pub const MAX_FINDINGS: usize = 16;
 /// The statement of an operation past [`MAX_STATEMENT_BYTES`].
 pub const OMITTED_STATEMENT: &str = "(statement not kept: the timeline's statements are full)";
 
@@ -196,8 +203,8 @@ impl Timeline {
         let mut busy: Vec<(Duration, Duration)> = self
             .entries
             .iter()
-            .map(|e| (e.start, e.start + e.duration))
-            .chain(self.polls.iter().map(|p| (p.start, p.start + p.duration)))
+            .map(|e| (e.start, e.start.saturating_add(e.duration)))
+            .chain(self.polls.iter().map(|p| (p.start, p.start.saturating_add(p.duration))))
             .collect();
         busy.sort_unstable();
         let mut gaps = Vec::new();
@@ -233,8 +240,8 @@ pub(crate) struct Recording {
     /// How often each key ran, and where it is in `repeats` plus one (0:
     /// not there, having run once).
     keys: FxHashMap<u64, (u64, usize)>,
-    /// The statements kept, by address, and their bytes.
-    statements: Vec<usize>,
+    /// The statements kept, and their bytes.
+    statements: Vec<Arc<str>>,
     statement_bytes: usize,
     sealed: Option<Arc<Timeline>>,
 }
@@ -256,6 +263,9 @@ pub(crate) struct Done<'a> {
     /// For a statement: the hash of its values, if its adapter gave them.
     pub(crate) values: Option<u64>,
     pub(crate) call: bool,
+    /// It may change what the system keeps: run again, it does again (a
+    /// statement that may write is never a duplicate).
+    pub(crate) writes: bool,
 }
 
 /// What a repeat just seen asks of the scope: a call site to keep.
@@ -296,8 +306,8 @@ impl Recording {
         }
         let key = match (done.call, done.values) {
             (true, _) => key(done.subject, 0),
-            (false, Some(values)) => key(done.subject, values),
-            (false, None) => return Seen::Nothing,
+            (false, Some(values)) if !done.writes => key(done.subject, values),
+            (false, _) => return Seen::Nothing,
         };
         let full = self.keys.len() >= MAX_KEYS;
         let (count, index) = match self.keys.get_mut(&key) {
@@ -333,14 +343,15 @@ impl Recording {
     /// `subject` as the timeline keeps it: shared, within
     /// [`MAX_STATEMENT_BYTES`] of distinct statements.
     fn kept(&mut self, subject: &Arc<str>) -> Arc<str> {
-        let address = Arc::as_ptr(subject).cast::<u8>() as usize;
-        if self.statements.contains(&address) {
-            return Arc::clone(subject);
+        // The same statement is the same `Arc` (from the fingerprint
+        // cache), almost always; a call's template is made per call.
+        if let Some(kept) = self.statements.iter().find(|k| Arc::ptr_eq(k, subject) || ***k == **subject) {
+            return Arc::clone(kept);
         }
         if self.statement_bytes + subject.len() > MAX_STATEMENT_BYTES {
             return omitted();
         }
-        self.statements.push(address);
+        self.statements.push(Arc::clone(subject));
         self.statement_bytes += subject.len();
         Arc::clone(subject)
     }
@@ -390,6 +401,8 @@ impl Recording {
         }
         timeline.duplicates.sort_by_key(|d| std::cmp::Reverse(d.count));
         timeline.repeated_calls.sort_by_key(|c| std::cmp::Reverse(c.count));
+        timeline.duplicates.truncate(MAX_FINDINGS);
+        timeline.repeated_calls.truncate(MAX_FINDINGS);
         let sealed = Arc::new(timeline);
         self.sealed = Some(Arc::clone(&sealed));
         sealed
@@ -487,6 +500,7 @@ mod tests {
                 settled: Settled::Ok,
                 values: Some(1),
                 call: false,
+                writes: false,
             };
             recording.operation(&done, 5);
         }

@@ -109,7 +109,7 @@ pub struct Report {
     /// they covered is reported again, and `strict` fails.
     pub expired_exemptions: Vec<Exemption>,
     /// Its timeline, when it recorded one (while an observer asks for
-    /// timelines: a dashboard, the budget lock while it checks): every
+    /// timelines: a dashboard, the budget lock while it is on): every
     /// operation in order, and the duplicates and repeated calls found in
     /// them ([`Report::duplicates`], [`Report::repeated_calls`]).
     pub timeline: Option<Arc<Timeline>>,

@@ -143,6 +143,7 @@ impl Scope {
             figures,
             limits,
             measuring,
+            status: Some(self.ended.status.load(Relaxed)).filter(|&status| status != 0),
             source: self,
         });
         if let Some(Some(report)) = report
