@@ -551,6 +551,7 @@ mod tests {
         e.found
             .insert((Pattern::NPlusOne, "SELECT \"a\" FROM t WHERE x = ?".into()), "app::list (src/app.rs:42)".into());
         e.found.insert((Pattern::RepeatedCall, "GET api.test/users/{}".into()), "app::list (src/app.rs:50)".into());
+        e.found.insert((Pattern::Duplicate, "SELECT 1".into()), "app::list (src/app.rs:51)".into());
         e.http_calls.insert("api.example.com".into(), 1);
         lock.entries.entry("app::lists".into()).or_default().insert("GET /items/{id}".into(), e);
         lock.entries.entry("app::other".into()).or_default().insert("job \\ with \"quotes\"".into(), Entry::default());
