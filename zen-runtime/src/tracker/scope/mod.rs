@@ -88,8 +88,10 @@ impl Scope {
         let d = spec.asked;
         let mode = d.mode.unwrap_or_else(crate::tracker::config::global_mode);
         let n_plus_one = d.n_plus_one.unwrap_or_else(crate::tracker::config::n_plus_one);
-        let start = Instant::now();
+        // Before the clock: the process's first scope installs the crate's
+        // observers here (the budget lock reads its file), in no scope's time.
         let records = parent.as_ref().is_some_and(|p| p.timeline.is_some()) || observe::timelines_wanted();
+        let start = Instant::now();
         let timeline = records.then(|| untracked(|| Box::new(Mutex::new(Recording::new(start)))));
         // Allocated first, so that the optimiser builds the scope in place
         // rather than on the stack and then copies it (measured, not
