@@ -344,3 +344,36 @@ async fn a_call_says_what_its_write_did() {
         assert_eq!(report.figures.writes(), writes, "{method} {path}");
     }
 }
+
+/// Asks for every scope's timeline while it lives.
+struct Timelines;
+
+impl zen_runtime::observe::Observer for Timelines {
+    fn hooks(&self) -> zen_runtime::observe::Hooks {
+        zen_runtime::observe::Hooks::TIMELINES
+    }
+}
+
+#[tokio::test]
+async fn a_call_is_named_by_its_template_never_by_a_value_of_its_path() {
+    let app = Router::new().route("/users/{name}", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = client(Duration::from_secs(5));
+    let asking = zen_runtime::observe::register(Timelines);
+    let (result, report) = testing::measure(async {
+        client.get(format!("{url}/users/42?token=s3cret")).send().await?;
+        client.get(format!("{url}/users/alice")).send().await?;
+        client.get(format!("{url}/users/alice")).template("/users/{name}").send().await?;
+        Ok::<_, Error>(())
+    })
+    .await;
+    zen_runtime::observe::unregister(asking);
+    result.unwrap();
+    let calls: Vec<&str> = report.timeline.as_ref().unwrap().entries().iter().map(|e| &*e.subject).collect();
+    // A value made of digits (and the query) never shows; a lowercase word
+    // stays, unless the caller names the template.
+    assert_eq!(calls, ["GET 127.0.0.1/users/{}", "GET 127.0.0.1/users/alice", "GET 127.0.0.1/users/{}"]);
+    assert!(!report.to_json().contains("s3cret"));
+}

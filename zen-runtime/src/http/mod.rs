@@ -137,6 +137,7 @@ impl Client {
             inner: self.inner.request(method, url),
             timeout: self.timeout,
             deadline: self.deadline.clone(),
+            template: None,
         }
     }
 }
@@ -182,12 +183,23 @@ pub struct RequestBuilder {
     inner: reqwest::RequestBuilder,
     timeout: Duration,
     deadline: Option<Deadline>,
+    template: Option<&'static str>,
 }
 
 impl RequestBuilder {
     /// A shorter timeout for this call (never longer than the client's).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = self.timeout.min(timeout);
+        self
+    }
+
+    /// Names the call on its scope's timeline and for repeated calls by the
+    /// path template your code knows (`"/users/{name}"`), rather than by
+    /// the template zen makes of the path, which keeps a segment of
+    /// lowercase letters (a user's name in the path would stay): every
+    /// `{...}` is `{}` (see [`timeline`](crate::timeline)).
+    pub fn template(mut self, template: &'static str) -> Self {
+        self.template = Some(template);
         self
     }
 
@@ -219,7 +231,9 @@ impl RequestBuilder {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = body::Call::new(
-            instrument::call(&host).map_err(Error::Budget)?.request(request.method().as_str(), request.url().path()),
+            instrument::call(&host)
+                .map_err(Error::Budget)?
+                .request(request.method().as_str(), self.template.unwrap_or(request.url().path())),
             request.method(),
         );
         let left = call.time_limit();

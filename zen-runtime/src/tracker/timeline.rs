@@ -55,8 +55,10 @@
 //! longer than 32 bytes) and the query dropped: `GET api.example.com/users/{}/orders`.
 //! A template run at least the scope's N+1 threshold of times is a
 //! repeated call. (A segment of lowercase letters alone, such as a user
-//! name in the path, stays in the template: name the host alone with
-//! [`instrument::call`](crate::instrument::call) where that matters.)
+//! name in the path, stays in the template: give zen's client the template
+//! your code knows, `http::RequestBuilder::template("/users/{name}")`, or
+//! name the host alone with [`instrument::call`](crate::instrument::call),
+//! where that matters.)
 
 use std::hash::Hasher as _;
 use std::sync::Arc;
