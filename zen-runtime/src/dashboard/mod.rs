@@ -71,7 +71,7 @@
 //! duplicates, repeated calls and N+1 suspects at their call sites, and
 //! links each kept one's own page, `requests/{id}` (JSON:
 //! `api/requests/{id}`). While a dashboard asks, recording costs each
-//! operation of every scope about 1,200 instructions, and a request of a
+//! operation of every scope about 1,400 instructions, and a request of a
 //! realistic endpoint some 4 to 8 thousand (1 to 2%; BENCHMARKS.md); with
 //! both options 0 the dashboard asks for none. Kept timelines take about
 //! 1 KiB each, at most some 25 KiB: 62 MiB for 500 names at the bounds.

@@ -473,11 +473,26 @@ impl Operation {
     /// timeline are they read: their `Debug` form is fed to a hasher with
     /// the statement's text, and never kept. An operation given no values
     /// is never a duplicate.
+    #[inline]
     pub fn values(mut self, values: &dyn std::fmt::Debug) -> Self {
-        if let Some(t) = &mut self.timeline {
-            t.values = Some(timeline::values_hash(t.text, values));
+        if self.timeline.is_some() {
+            self.hash_values(values);
         }
         self
+    }
+
+    /// [`values`](Self::values) while the scope records its timeline.
+    #[cold]
+    #[inline(never)]
+    fn hash_values(&mut self, values: &dyn std::fmt::Debug) {
+        let Some(t) = &mut self.timeline else { return };
+        let hash = timeline::values_hash(t.text, values);
+        t.values = Some(hash);
+        // Where it is issued, if these values ran before: the caller's
+        // code is on the stack now, maybe not when the run ends.
+        if let (false, Some(scope), Subject::Statement(fingerprint)) = (self.writes, &self.scope, &self.subject) {
+            scope.issued_with_values(&fingerprint.text, hash);
+        }
     }
 
     /// Names a call by its method and path (from [`call`], which knows the

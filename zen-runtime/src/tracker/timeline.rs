@@ -25,9 +25,9 @@
 //!
 //! # Cost
 //!
-//! Recording one operation costs about 1,200 instructions (its values
+//! Recording one operation costs about 1,400 instructions (its values
 //! hashed through `Debug` are a good part of it); a scope that records
-//! none pays some 24 instructions an operation for the possibility
+//! none pays some 25 to 35 instructions an operation for the possibility
 //! (BENCHMARKS.md, "A request's timeline").
 //!
 //! # Duplicates
@@ -242,6 +242,10 @@ pub(crate) struct Recording {
     /// How often each key ran, and where it is in `repeats` plus one (0:
     /// not there, having run once).
     keys: FxHashMap<u64, (u64, usize)>,
+    /// Where a statement was issued again with values that ran before,
+    /// taken then (its run may end dropped, with no user code on the
+    /// stack), until its repeat is kept; at most [`MAX_FINDINGS`].
+    issued_at: FxHashMap<u64, Arc<CallSite>>,
     /// The statements kept, and their bytes.
     statements: Vec<Arc<str>>,
     statement_bytes: usize,
@@ -284,6 +288,7 @@ impl Recording {
             timeline: Timeline::default(),
             repeats: Vec::new(),
             keys: FxHashMap::default(),
+            issued_at: FxHashMap::default(),
             statements: Vec::new(),
             statement_bytes: 0,
             sealed: None,
@@ -332,7 +337,8 @@ impl Recording {
             } else {
                 Of::Statement { fingerprint: Arc::clone(done.subject), backend: done.backend }
             };
-            self.repeats.push(Repeat { key, of, site: None });
+            let site = self.issued_at.remove(&key);
+            self.repeats.push(Repeat { key, of, site });
             self.keys.insert(key, (count, self.repeats.len()));
             self.repeats.len() - 1
         };
@@ -356,6 +362,29 @@ impl Recording {
         self.statements.push(Arc::clone(subject));
         self.statement_bytes += subject.len();
         Arc::clone(subject)
+    }
+
+    /// Whether a statement issued now with `values` repeats one that ran
+    /// before and has no call site yet: then the caller, with user code on
+    /// the stack, takes it ([`Recording::issued_from`]).
+    pub(crate) fn wants_issue_site(&self, subject: &str, values: u64) -> Option<u64> {
+        let key = key(subject, values);
+        let &(count, index) = self.keys.get(&key)?;
+        let kept = index > 0 && self.repeats[index - 1].site.is_some();
+        (count >= 1 && !kept && !self.issued_at.contains_key(&key) && self.issued_at.len() < MAX_FINDINGS)
+            .then_some(key)
+    }
+
+    /// Keeps where a repeat was issued, for when it is kept.
+    pub(crate) fn issued_from(&mut self, key: u64, site: Arc<CallSite>) {
+        match self.keys.get(&key) {
+            Some(&(_, index)) if index > 0 => {
+                self.repeats[index - 1].site.get_or_insert(site);
+            }
+            _ => {
+                self.issued_at.insert(key, site);
+            }
+        }
     }
 
     /// Keeps where a repeat was run from.

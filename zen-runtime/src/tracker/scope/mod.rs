@@ -158,6 +158,21 @@ impl Scope {
         }
     }
 
+    /// A statement is issued with `values` (user code on the stack): where
+    /// it is issued is kept for each recording scope in which the same
+    /// values ran before, so that a duplicate whose runs end dropped still
+    /// has its call site.
+    #[cold]
+    pub(crate) fn issued_with_values(&self, subject: &Arc<str>, values: u64) {
+        for scope in self.chain() {
+            let Some(recording) = &scope.timeline else { continue };
+            let lock = || recording.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(key) = lock().wants_issue_site(subject, values) else { continue };
+            let site = untracked(|| crate::tracker::call_site::CallSite::of(&scope.name, subject, false));
+            untracked(|| lock().issued_from(key, site));
+        }
+    }
+
     /// Puts a poll of the scope's own future on its timeline.
     pub(crate) fn record_timeline_poll(&self, started: Instant, elapsed: Duration) {
         if let Some(recording) = &self.timeline {
