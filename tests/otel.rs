@@ -62,8 +62,10 @@ async fn sync_users(pool: &SqlitePool) -> usize {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_instrumented_span_carries_the_figures_and_the_budget_exceeded_event() {
-    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    // The pool after the lock: sqlx's own events register their callsites
+    // then, never while another test's subscriber is the one in force.
     let _one = ONE_AT_A_TIME.lock().await;
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
     let (exporter, _guard) = exporting();
     assert_eq!(sync_users(&pool).await, 3);
 
@@ -105,8 +107,10 @@ async fn article(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String 
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_request_span_of_trace_layer_gets_the_route_and_each_query_a_client_span() {
-    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    // The pool after the lock: sqlx's own events register their callsites
+    // then, never while another test's subscriber is the one in force.
     let _one = ONE_AT_A_TIME.lock().await;
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
     let (exporter, _guard) = exporting();
     zen_runtime::otel::set_db_spans(true);
     let app = Router::new()
@@ -174,8 +178,10 @@ async fn lookups(pool: &SqlitePool) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn with_timelines_on_each_operation_is_an_event_at_its_start() {
-    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
+    // The pool after the lock: sqlx's own events register their callsites
+    // then, never while another test's subscriber is the one in force.
     let _one = ONE_AT_A_TIME.lock().await;
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
     let (exporter, _guard) = exporting();
     zen_runtime::otel::set_timelines(true);
     let before = std::time::SystemTime::now();
