@@ -109,21 +109,12 @@ async fn first_rows(pool: &SqlitePool) -> Result<u32, AppError> {
     Ok(issued_at)
 }
 
-/// Asks for every scope's timeline while it lives.
-struct Timelines;
-
-impl zen_runtime::observe::Observer for Timelines {
-    fn hooks(&self) -> zen_runtime::observe::Hooks {
-        zen_runtime::observe::Hooks::TIMELINES
-    }
-}
-
 #[tokio::test]
 async fn an_n_plus_one_of_dropped_streams_is_flagged_where_it_is_issued() {
     let pool = pool(1).await;
-    let asking = zen_runtime::observe::register(Timelines);
+    let asking = common::Timelines::asked();
     let (result, reports) = testing::collect(first_rows(&pool)).await;
-    zen_runtime::observe::unregister(asking);
+    drop(asking);
     let line = result.unwrap();
     let [suspect] = reports[0].n_plus_one.as_slice() else { panic!("one suspect: {}", reports[0]) };
     assert_eq!(suspect.count, 4);

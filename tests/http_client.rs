@@ -1,6 +1,9 @@
 //! The outgoing HTTP client against real local HTTP peers: an axum server,
 //! and a socket that accepts and never answers.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -345,15 +348,6 @@ async fn a_call_says_what_its_write_did() {
     }
 }
 
-/// Asks for every scope's timeline while it lives.
-struct Timelines;
-
-impl zen_runtime::observe::Observer for Timelines {
-    fn hooks(&self) -> zen_runtime::observe::Hooks {
-        zen_runtime::observe::Hooks::TIMELINES
-    }
-}
-
 #[tokio::test]
 async fn a_call_is_named_by_its_template_never_by_a_value_of_its_path() {
     let app = Router::new().route("/users/{name}", get(|| async { "ok" }));
@@ -361,7 +355,7 @@ async fn a_call_is_named_by_its_template_never_by_a_value_of_its_path() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = client(Duration::from_secs(5));
-    let asking = zen_runtime::observe::register(Timelines);
+    let asking = common::Timelines::asked();
     let (result, report) = testing::measure(async {
         client.get(format!("{url}/users/42?token=s3cret")).send().await?;
         client.get(format!("{url}/users/alice")).send().await?;
@@ -369,7 +363,7 @@ async fn a_call_is_named_by_its_template_never_by_a_value_of_its_path() {
         Ok::<_, Error>(())
     })
     .await;
-    zen_runtime::observe::unregister(asking);
+    drop(asking);
     result.unwrap();
     let calls: Vec<&str> = report.timeline.as_ref().unwrap().entries().iter().map(|e| &*e.subject).collect();
     // A value made of digits (and the query) never shows; a lowercase word

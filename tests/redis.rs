@@ -137,15 +137,6 @@ async fn redis_writes_say_what_they_did() {
     assert_eq!(failed.figures.writes(), zen_runtime::report::Writes::None);
 }
 
-/// Asks for every scope's timeline while it lives.
-struct Timelines;
-
-impl zen_runtime::observe::Observer for Timelines {
-    fn hooks(&self) -> zen_runtime::observe::Hooks {
-        zen_runtime::observe::Hooks::TIMELINES
-    }
-}
-
 /// Reads a user's profile once per item: the same key twice (a duplicate)
 /// and one `GET` per item (an N+1 of one command shape).
 #[zen(max_queries = 20)]
@@ -159,9 +150,9 @@ async fn profiles(redis: &mut Redis) -> Result<(), redis::RedisError> {
 #[tokio::test]
 async fn a_key_read_twice_is_a_duplicate_and_a_read_per_item_an_n_plus_one() {
     let Some((mut redis, _)) = redis().await else { return };
-    let asking = zen_runtime::observe::register(Timelines);
+    let asking = common::Timelines::asked();
     let (result, report) = testing::measure(profiles(&mut redis)).await;
-    zen_runtime::observe::unregister(asking);
+    drop(asking);
     result.unwrap();
     let duplicates: Vec<(&str, u64)> = report.duplicates().iter().map(|d| (d.fingerprint.as_str(), d.count)).collect();
     assert_eq!(duplicates, [("GET", 2)], "the key of user 1, read twice: {report}");

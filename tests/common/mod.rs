@@ -205,3 +205,27 @@ pub async fn dashboard_get(app: axum::Router, path: &str, token: &str) -> serde_
     let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     serde_json::from_slice(&body).unwrap()
 }
+
+/// Every scope records its timeline while this lives (as while a
+/// dashboard does): an observer that asks for timelines and takes no hook.
+pub struct Timelines(zen_runtime::observe::ObserverId);
+
+struct AskTimelines;
+
+impl zen_runtime::observe::Observer for AskTimelines {
+    fn hooks(&self) -> zen_runtime::observe::Hooks {
+        zen_runtime::observe::Hooks::TIMELINES
+    }
+}
+
+impl Timelines {
+    pub fn asked() -> Timelines {
+        Timelines(zen_runtime::observe::register(AskTimelines))
+    }
+}
+
+impl Drop for Timelines {
+    fn drop(&mut self) {
+        zen_runtime::observe::unregister(self.0);
+    }
+}

@@ -62,12 +62,18 @@ static TIMELINES: Mutex<Option<ObserverId>> = Mutex::new(None);
 /// (off by default: an operation then costs a lock and a push, and a span
 /// one event per operation).
 pub fn set_timelines(on: bool) {
-    let mut timelines = TIMELINES.lock().unwrap_or_else(PoisonError::into_inner);
-    match (on, *timelines) {
-        (true, None) => *timelines = Some(observe::register(AskTimelines)),
+    switch(&TIMELINES, on, || AskTimelines);
+}
+
+/// Registers the observer `make` makes, or unregisters it, once, as `on`
+/// says; `slot` holds it while registered.
+fn switch<O: Observer>(slot: &Mutex<Option<ObserverId>>, on: bool, make: impl FnOnce() -> O) {
+    let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    match (on, *slot) {
+        (true, None) => *slot = Some(observe::register(make())),
         (false, Some(id)) => {
             observe::unregister(id);
-            *timelines = None;
+            *slot = None;
         }
         _ => {}
     }
@@ -87,15 +93,7 @@ impl Observer for AskTimelines {
 /// carry the counts). On, it is an observer of each operation's start; off,
 /// it costs operations nothing.
 pub fn set_db_spans(on: bool) {
-    let mut spans = DB_SPANS.lock().unwrap_or_else(PoisonError::into_inner);
-    match (on, *spans) {
-        (true, None) => *spans = Some(observe::register(DbSpans)),
-        (false, Some(id)) => {
-            observe::unregister(id);
-            *spans = None;
-        }
-        _ => {}
-    }
+    switch(&DB_SPANS, on, || DbSpans);
 }
 
 /// `true` when database operations get spans of their own.

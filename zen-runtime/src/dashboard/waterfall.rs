@@ -63,12 +63,16 @@ impl Timelines {
     pub(super) fn wants(&mut self, rank: Rank, max: usize, one_in: u64) -> (bool, bool) {
         let sampled = one_in > 0 && self.seen.is_multiple_of(one_in);
         self.seen += 1;
-        let worst = max > 0 && (self.worst.len() < max || self.worst.last().is_some_and(|(r, _)| rank > *r));
-        (worst, sampled)
+        (self.among_worst(rank, max), sampled)
+    }
+
+    /// Whether a scope of `rank` belongs among the `max` worst now.
+    fn among_worst(&self, rank: Rank, max: usize) -> bool {
+        max > 0 && (self.worst.len() < max || self.worst.last().is_some_and(|(r, _)| rank > *r))
     }
 
     pub(super) fn keep(&mut self, rank: Rank, kept: &Arc<Kept>, max: usize, sampled: bool) {
-        if kept.worst() && (self.worst.len() < max || self.worst.last().is_some_and(|(r, _)| rank > *r)) {
+        if kept.worst() && self.among_worst(rank, max) {
             let at = self.worst.partition_point(|(r, _)| *r >= rank);
             self.worst.insert(at, (rank, Arc::clone(kept)));
             for (_, displaced) in self.worst.split_off(max.min(self.worst.len())) {

@@ -125,10 +125,9 @@ impl<F: Future> Boundary<F> {
             (poll, Instant::now())
         });
         *this.polled = Some(end);
-        this.scope.record_poll(end.saturating_duration_since(start));
-        if this.scope.records() {
-            this.scope.record_timeline_poll(start, end.saturating_duration_since(start));
-        }
+        let poll_time = end.saturating_duration_since(start);
+        this.scope.record_poll(poll_time);
+        this.scope.record_timeline_poll(start, poll_time);
         match poll {
             Ok(Poll::Ready(output)) => Poll::Ready(Ended::Done(output)),
             Ok(Poll::Pending) => match crate::tracker::future::poll_cut(this.scope, this.timer, cx) {

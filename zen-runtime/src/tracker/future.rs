@@ -149,9 +149,7 @@ impl Track {
         let at = Instant::now();
         let poll = at.saturating_duration_since(start.at);
         scope.record_poll(poll);
-        if scope.records() {
-            scope.record_timeline_poll(start.at, poll);
-        }
+        scope.record_timeline_poll(start.at, poll);
         Some(PollEnd { at, elapsed: start.first.then_some(poll) })
     }
 

@@ -316,7 +316,7 @@ pub fn query(backend: &'static str, statement: &str) -> Result<Operation, Budget
     if let Err(refused) = scope.admit(Resource::Db) {
         if scope.records() {
             let fingerprint = fingerprint::shared(statement, Dialect::of_backend(backend));
-            refused_on_timeline(&scope, backend, &fingerprint.text);
+            ended_on_timeline(&scope, backend, &fingerprint.text, Duration::ZERO, Settled::Refused, false);
         }
         return Err(refused);
     }
@@ -366,7 +366,7 @@ pub fn call(host: &str) -> Result<Operation, BudgetExceeded> {
     if let Err(refused) = scope.admit(Resource::Http) {
         if scope.records() {
             let host = crate::tracker::alloc::untracked(|| Arc::from(host));
-            refused_on_timeline(&scope, "http", &host);
+            ended_on_timeline(&scope, "http", &host, Duration::ZERO, Settled::Refused, false);
         }
         return Err(refused);
     }
@@ -704,10 +704,13 @@ impl Operation {
         }
         if scope.records() {
             match &self.subject {
-                Subject::Statement(fingerprint) => refused_on_timeline(&scope, self.backend, &fingerprint.text),
+                Subject::Statement(fingerprint) => {
+                    ended_on_timeline(&scope, self.backend, &fingerprint.text, Duration::ZERO, Settled::Refused, false);
+                }
                 Subject::Host(host) => {
                     let call = self.timeline.as_ref().and_then(|t| t.call.as_ref());
-                    refused_on_timeline(&scope, "http", call.unwrap_or(host));
+                    let subject = call.unwrap_or(host);
+                    ended_on_timeline(&scope, "http", subject, Duration::ZERO, Settled::Refused, false);
                 }
                 Subject::Nothing => {}
             }
@@ -763,11 +766,10 @@ impl Operation {
         ok: bool,
         in_poll: bool,
     ) {
-        let settled = match (t.cut, in_poll, ok) {
-            (true, ..) => Settled::Cut,
-            (false, false, _) => Settled::Dropped,
-            (false, true, true) => Settled::Ok,
-            (false, true, false) => Settled::Failed,
+        let settled = match (t.cut, in_poll) {
+            (true, _) => Settled::Cut,
+            (false, false) => Settled::Dropped,
+            (false, true) => settled(ok),
         };
         let subject = match (&self.subject, &t.call) {
             (Subject::Statement(fingerprint), _) => &fingerprint.text,
@@ -794,21 +796,9 @@ impl Operation {
     }
 }
 
-/// Puts an operation `enforce` refused on the scope's timeline.
-#[cold]
-fn refused_on_timeline(scope: &Scope, backend: &'static str, subject: &Arc<str>) {
-    let done = Done {
-        started: Instant::now(),
-        elapsed: Duration::ZERO,
-        backend,
-        subject,
-        rows: 0,
-        settled: Settled::Refused,
-        values: None,
-        call: false,
-        writes: false,
-    };
-    scope.record_timeline(&done, false);
+/// `Ok` or `Failed`.
+fn settled(ok: bool) -> Settled {
+    if ok { Settled::Ok } else { Settled::Failed }
 }
 
 impl Drop for Operation {
@@ -839,20 +829,21 @@ pub fn record_query(backend: &'static str, statement: &str, elapsed: Duration, o
             scope.note_write(if ok { Writes::Committed } else { Writes::Unknown });
         }
         if scope.records() {
-            recorded_on_timeline(&scope, backend, &fingerprint.text, elapsed, ok, false);
+            ended_on_timeline(&scope, backend, &fingerprint.text, elapsed, settled(ok), false);
         }
     }
 }
 
-/// Puts an operation timed by the caller on the scope's timeline, ended
-/// now: with no values, never a duplicate.
+/// Puts an operation that ends now on the scope's timeline: timed by its
+/// caller (`settled` ok or failed), or refused (no time). With no values,
+/// it is never a duplicate; a call counts toward repeated calls.
 #[cold]
-fn recorded_on_timeline(
+fn ended_on_timeline(
     scope: &Scope,
     backend: &'static str,
     subject: &Arc<str>,
     elapsed: Duration,
-    ok: bool,
+    settled: Settled,
     call: bool,
 ) {
     let now = Instant::now();
@@ -862,7 +853,7 @@ fn recorded_on_timeline(
         backend,
         subject,
         rows: 0,
-        settled: if ok { Settled::Ok } else { Settled::Failed },
+        settled,
         values: None,
         call,
         writes: true,
@@ -890,7 +881,7 @@ pub fn record_call(host: &str, elapsed: Duration, ok: bool) {
             s.note_write(if ok { Writes::Committed } else { Writes::Unknown });
             if s.records() {
                 let host = crate::tracker::alloc::untracked(|| Arc::from(host));
-                recorded_on_timeline(s, "http", &host, elapsed, ok, true);
+                ended_on_timeline(s, "http", &host, elapsed, settled(ok), true);
             }
         }
     });

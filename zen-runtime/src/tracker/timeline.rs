@@ -274,13 +274,6 @@ pub(crate) struct Done<'a> {
     pub(crate) writes: bool,
 }
 
-/// What a repeat just seen asks of the scope: a call site to keep.
-pub(crate) enum Seen {
-    Nothing,
-    /// The repeat at this index needs its call site.
-    WantsSite(usize),
-}
-
 impl Recording {
     pub(crate) fn new(start: Instant) -> Recording {
         Recording {
@@ -296,8 +289,9 @@ impl Recording {
     }
 
     /// Records an operation; `threshold`: the scope's N+1 threshold, which
-    /// a call template must reach to be a repeated call.
-    pub(crate) fn operation(&mut self, done: &Done<'_>, threshold: u64) -> Seen {
+    /// a call template must reach to be a repeated call. Returns the index
+    /// of a repeat that wants its call site ([`Recording::set_site`]).
+    pub(crate) fn operation(&mut self, done: &Done<'_>, threshold: u64) -> Option<usize> {
         if self.timeline.entries.len() < MAX_ENTRIES {
             let subject = self.kept(done.subject);
             self.timeline.entries.push(Entry {
@@ -314,7 +308,7 @@ impl Recording {
         let key = match (done.call, done.values) {
             (true, _) => key(done.subject, 0),
             (false, Some(values)) if !done.writes => key(done.subject, values),
-            (false, _) => return Seen::Nothing,
+            (false, _) => return None,
         };
         let full = self.keys.len() >= MAX_KEYS;
         let (count, index) = match self.keys.get_mut(&key) {
@@ -324,9 +318,9 @@ impl Recording {
             }
             None if !full => {
                 self.keys.insert(key, (1, 0));
-                return Seen::Nothing;
+                return None;
             }
-            None => return Seen::Nothing,
+            None => return None,
         };
         // Kept apart from its second run on: most runs are of values seen once.
         let index = if index > 0 {
@@ -345,7 +339,7 @@ impl Recording {
         // From the run that makes it a finding on, until one of them ran
         // with user code on the stack (a run dropped, not polled, has none).
         let wanted = if done.call { threshold.max(2) } else { 2 };
-        if count >= wanted && self.repeats[index].site.is_none() { Seen::WantsSite(index) } else { Seen::Nothing }
+        (count >= wanted && self.repeats[index].site.is_none()).then_some(index)
     }
 
     /// `subject` as the timeline keeps it: shared, within
@@ -378,9 +372,7 @@ impl Recording {
     /// Keeps where a repeat was issued, for when it is kept.
     pub(crate) fn issued_from(&mut self, key: u64, site: Arc<CallSite>) {
         match self.keys.get(&key) {
-            Some(&(_, index)) if index > 0 => {
-                self.repeats[index - 1].site.get_or_insert(site);
-            }
+            Some(&(_, index)) if index > 0 => self.set_site(index - 1, site),
             _ => {
                 self.issued_at.insert(key, site);
             }
@@ -438,14 +430,6 @@ impl Recording {
         self.sealed = Some(Arc::clone(&sealed));
         sealed
     }
-
-    /// The subject a repeat is keyed by, for its call site.
-    pub(crate) fn subject(&self, index: usize) -> Option<Arc<str>> {
-        self.repeats.get(index).map(|r| match &r.of {
-            Of::Statement { fingerprint, .. } => Arc::clone(fingerprint),
-            Of::Call(call) => Arc::clone(call),
-        })
-    }
 }
 
 fn key(subject: &str, values: u64) -> u64 {
@@ -456,14 +440,14 @@ fn key(subject: &str, values: u64) -> u64 {
 }
 
 /// A hasher that `Debug` output is written into, never kept. `Debug`
-/// writes in pieces of a few bytes: each byte is folded in as it comes
-/// (FxHash's step), with no copy.
-struct Hashing(u64);
+/// writes in pieces of a few bytes: each byte is folded in as it comes,
+/// with no copy.
+struct Hashing(FxHasher);
 
 impl std::fmt::Write for Hashing {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         for &byte in s.as_bytes() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x517c_c1b7_2722_0a95);
+            self.0.write_u8(byte);
         }
         Ok(())
     }
@@ -479,10 +463,11 @@ pub(crate) fn text_hash(text: &str) -> u64 {
 /// The hash of `text` (from [`text_hash`]) and of the `Debug` form of
 /// `values`: what makes two runs of one statement the same run.
 pub(crate) fn values_hash(text: u64, values: &dyn std::fmt::Debug) -> u64 {
-    let mut hashing = Hashing(text);
+    let mut hashing = Hashing(FxHasher::default());
+    hashing.0.write_u64(text);
     // A `Debug` impl that fails leaves what it wrote hashed.
     let _ = std::fmt::write(&mut hashing, format_args!("{values:?}"));
-    hashing.0
+    hashing.0.finish()
 }
 
 /// A call's subject: its method, host and path template, the query dropped

@@ -136,36 +136,15 @@ impl Report {
         }
         out.push_str("],\"n_plus_one\":[");
         for (i, n) in self.n_plus_one.iter().enumerate() {
-            out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
-            statement(&mut out, &n.fingerprint);
-            let _ = write!(out, ",\"count\":{}", n.count);
-            if let Some(site) = &n.call_site {
-                out.push_str(",\"call_site\":");
-                json_string(&mut out, site);
-            }
-            out.push('}');
+            finding(&mut out, i, "statement", |out| statement(out, &n.fingerprint), n.count, n.call_site.as_deref());
         }
         out.push_str("],\"duplicates\":[");
         for (i, d) in self.duplicates().iter().enumerate() {
-            out.push_str(if i == 0 { "{\"statement\":" } else { ",{\"statement\":" });
-            statement(&mut out, &d.fingerprint);
-            let _ = write!(out, ",\"count\":{}", d.count);
-            if let Some(site) = &d.call_site {
-                out.push_str(",\"call_site\":");
-                json_string(&mut out, site);
-            }
-            out.push('}');
+            finding(&mut out, i, "statement", |out| statement(out, &d.fingerprint), d.count, d.call_site.as_deref());
         }
         out.push_str("],\"repeated_calls\":[");
         for (i, c) in self.repeated_calls().iter().enumerate() {
-            out.push_str(if i == 0 { "{\"call\":" } else { ",{\"call\":" });
-            json_string(&mut out, &c.call);
-            let _ = write!(out, ",\"count\":{}", c.count);
-            if let Some(site) = &c.call_site {
-                out.push_str(",\"call_site\":");
-                json_string(&mut out, site);
-            }
-            out.push('}');
+            finding(&mut out, i, "call", |out| json_string(out, &c.call), c.count, c.call_site.as_deref());
         }
         out.push_str("],\"statements\":[");
         for (i, s) in self.statements.iter().enumerate() {
@@ -178,6 +157,19 @@ impl Report {
         out.push_str("]}");
         out
     }
+}
+
+/// The `i`th pattern found in a list: `{"<key>":...,"count":N}`, with its
+/// `call_site` when known; `subject` writes the statement or call.
+fn finding(out: &mut String, i: usize, key: &str, subject: impl FnOnce(&mut String), count: u64, site: Option<&str>) {
+    let _ = write!(out, "{}{{\"{key}\":", if i == 0 { "" } else { "," });
+    subject(out);
+    let _ = write!(out, ",\"count\":{count}");
+    if let Some(site) = site {
+        out.push_str(",\"call_site\":");
+        json_string(out, site);
+    }
+    out.push('}');
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use crate::tracker::alloc::untracked;
 use crate::tracker::budget::Kind;
 use crate::tracker::observe;
 use crate::tracker::report::Report;
-use crate::tracker::timeline::{Done, Recording, Seen, Timeline};
+use crate::tracker::timeline::{Done, Recording, Timeline};
 
 /// Reports of nested scopes, gathered for `zen_runtime::testing::collect`.
 pub(crate) type Collector = Arc<Mutex<Vec<Report>>>;
@@ -149,10 +149,8 @@ impl Scope {
             let Some(recording) = &scope.timeline else { continue };
             let threshold = u64::from(scope.terms().n_plus_one);
             let lock = || recording.lock().unwrap_or_else(PoisonError::into_inner);
-            let seen = untracked(|| lock().operation(done, threshold));
-            if let (Seen::WantsSite(index), true) = (seen, in_poll) {
-                let Some(subject) = lock().subject(index) else { continue };
-                let site = untracked(|| crate::tracker::call_site::CallSite::of(&scope.name, &subject, false));
+            if let (Some(index), true) = (untracked(|| lock().operation(done, threshold)), in_poll) {
+                let site = untracked(|| crate::tracker::call_site::CallSite::of(&scope.name, done.subject, false));
                 lock().set_site(index, site);
             }
         }
@@ -173,7 +171,9 @@ impl Scope {
         }
     }
 
-    /// Puts a poll of the scope's own future on its timeline.
+    /// Puts a poll of the scope's own future on its timeline, if it
+    /// records one.
+    #[inline]
     pub(crate) fn record_timeline_poll(&self, started: Instant, elapsed: Duration) {
         if let Some(recording) = &self.timeline {
             untracked(|| recording.lock().unwrap_or_else(PoisonError::into_inner).poll(started, elapsed));
