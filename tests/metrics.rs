@@ -54,6 +54,7 @@ async fn serve(prefix: &str) -> String {
         .route(&format!("{prefix}/over"), get(common::over))
         .route(&format!("{prefix}/listing"), get(listing))
         .route(&format!("{prefix}/static"), get(|| async { "nothing to measure" }))
+        .route(&format!("{prefix}/sometimes/{{n}}"), get(sometimes))
         .layer(ZenLayer::new())
         .with_state(pool)
         .route("/metrics", get(move || std::future::ready(handle.render())));
@@ -305,6 +306,14 @@ async fn listing(State(pool): State<SqlitePool>) -> String {
     format!("{n} users")
 }
 
+/// No limit; `n` queries.
+async fn sometimes(State(pool): State<SqlitePool>, Path(n): Path<u32>) -> &'static str {
+    for _ in 0..n {
+        sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+    }
+    "done"
+}
+
 /// The series of one route, by metric name (a histogram's `_bucket`,
 /// `_sum` and `_count` under its own name).
 fn series_of(text: &str, route: &str) -> BTreeMap<String, usize> {
@@ -363,6 +372,19 @@ async fn a_route_has_series_only_for_what_it_limits_or_uses() {
     assert_eq!(idle.values().sum::<usize>(), 34);
     assert_eq!(sample(&text, zm::SCOPES, &[("route", "/series/static"), ("outcome", "ok")]), Some(3.0));
     assert_eq!(sample(&text, zm::SCOPES, &[("route", "/series/static"), ("outcome", "exceeded")]), Some(0.0));
+
+    // Unlimited: no series until a scope of the route queries; from then on
+    // every scope's count, zero too.
+    for n in [0, 2, 0, 0] {
+        assert_eq!(reqwest::get(format!("{url}/series/sometimes/{n}")).await.unwrap().status(), 200);
+    }
+    let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+    let queries = |suffix: &str| {
+        sample(&text, &format!("{}{suffix}", Budget::Queries.metric()), &[("route", "/series/sometimes/{n}")])
+    };
+    assert_eq!((queries("_count"), queries("_sum")), (Some(3.0), Some(2.0)), "{text}");
+    let calls = Budget::HttpCalls.metric();
+    assert!(!text.lines().any(|l| l.starts_with(calls) && l.contains("/series/sometimes/")), "{text}");
 }
 
 #[tokio::test]
