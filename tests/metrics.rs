@@ -308,8 +308,8 @@ async fn listing(State(pool): State<SqlitePool>) -> String {
 
 /// No limit; `n` queries.
 async fn sometimes(State(pool): State<SqlitePool>, Path(n): Path<u32>) -> &'static str {
-    for _ in 0..n {
-        sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+    for i in 0..n {
+        sqlx::query("SELECT ?").bind(i).execute(&pool).await.unwrap();
     }
     "done"
 }
