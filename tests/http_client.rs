@@ -9,8 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::routing::get;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioExecutor;
+use tower::ServiceExt;
+use zen_runtime::deadline::{Deadline, DeadlineLayer};
 use zen_runtime::http::{Client, Error};
+use zen_runtime::instrument::CallTemplate;
 use zen_runtime::report::Writes;
 use zen_runtime::{Budget, BudgetExceeded, Kind, testing, zen};
 
@@ -355,11 +361,27 @@ async fn a_call_is_named_by_its_template_never_by_a_value_of_its_path() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = client(Duration::from_secs(5));
+    let middleware = middleware_client(Duration::from_secs(5));
+    let layered = tower::ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Deadline::header("x-deadline")))
+        .service(hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+    let alice = format!("{url}/users/alice");
     let asking = common::Timelines::asked();
     let (result, report) = testing::measure(async {
         client.get(format!("{url}/users/42?token=s3cret")).send().await?;
-        client.get(format!("{url}/users/alice")).send().await?;
-        client.get(format!("{url}/users/alice")).template("/users/{name}").send().await?;
+        client.get(&alice).send().await?;
+        client.get(&alice).template("/users/{name}").send().await?;
+        middleware.get(&alice).send().await.unwrap();
+        middleware.get(&alice).with_extension(CallTemplate("/users/{name}")).send().await.unwrap();
+        for template in [None, Some(CallTemplate("/users/{name}"))] {
+            let mut request = axum::http::Request::get(&alice).body(Empty::<Bytes>::new()).unwrap();
+            if let Some(template) = template {
+                request.extensions_mut().insert(template);
+            }
+            let response = layered.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await.unwrap();
+        }
         Ok::<_, Error>(())
     })
     .await;
@@ -367,7 +389,9 @@ async fn a_call_is_named_by_its_template_never_by_a_value_of_its_path() {
     result.unwrap();
     let calls: Vec<&str> = report.timeline.as_ref().unwrap().entries().iter().map(|e| &*e.subject).collect();
     // A value made of digits (and the query) never shows; a lowercase word
-    // stays, unless the caller names the template.
-    assert_eq!(calls, ["GET 127.0.0.1/users/{}", "GET 127.0.0.1/users/alice", "GET 127.0.0.1/users/{}"]);
+    // stays, unless the caller names the template: zen's client, the
+    // reqwest middleware and `DeadlineLayer` alike.
+    let (digits, word, template) = ("GET 127.0.0.1/users/{}", "GET 127.0.0.1/users/alice", "GET 127.0.0.1/users/{}");
+    assert_eq!(calls, [digits, word, template, word, template, word, template]);
     assert!(!report.to_json().contains("s3cret"));
 }

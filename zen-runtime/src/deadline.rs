@@ -238,7 +238,11 @@ fn grpc_timeout(left: Duration) -> HeaderValue {
 /// `deadline`'s header; with less than its floor left it is not sent. A
 /// gRPC status (in a trailers-only answer, or in the trailers) says
 /// whether the call failed, and `zen-writes`, from a peer under zen's
-/// layer, what it wrote.
+/// layer, what it wrote. A call other than gRPC is named on the timeline
+/// by the template of its path: put the one your code knows in the
+/// request's extensions as a
+/// [`CallTemplate`](crate::instrument::CallTemplate), so that no word of
+/// the path names it.
 ///
 /// ```
 /// # #[cfg(feature = "tower")] {
@@ -318,7 +322,10 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let op = match crate::instrument::call(request.uri().host().unwrap_or(&self.host)) {
             Ok(op) if crate::call::is_grpc(request.headers()) => op.grpc(request.uri().path()),
-            Ok(op) => op.request(request.method().as_str(), request.uri().path()),
+            Ok(op) => {
+                let template = request.extensions().get::<crate::instrument::CallTemplate>();
+                op.request(request.method().as_str(), template.map_or(request.uri().path(), |t| t.0))
+            }
             Err(refused) => return Box::pin(std::future::ready(Err(refused.into()))),
         };
         let mut call = crate::call::Call::new(op, request.method());

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest_middleware::{Error, Next};
 
 use crate::deadline::Deadline;
-use crate::tracker::instrument;
+use crate::tracker::instrument::{self, CallTemplate};
 
 /// A `reqwest-middleware` middleware that holds each call to the current
 /// budget, as [`Client`](super::Client) does: it cannot be made without a
@@ -18,13 +18,22 @@ use crate::tracker::instrument;
 /// [`BudgetExceeded`](crate::BudgetExceeded): find it with
 /// `err.downcast_ref::<BudgetExceeded>()` on the inner `anyhow::Error`.
 ///
-/// ```
-/// use std::time::Duration;
+/// A call is named on the timeline by the template of its path; give the
+/// one your code knows as a [`CallTemplate`] extension, so that no word of
+/// the path (a user's name) names it:
 ///
+/// ```no_run
+/// use std::time::Duration;
+/// use zen_runtime::instrument::CallTemplate;
+///
+/// # async fn run(name: &str) -> reqwest_middleware::Result<()> {
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 ///     .with(zen_runtime::http::Middleware::new(Duration::from_secs(2)))
 ///     .build();
-/// # let _ = client;
+/// let url = format!("https://api.example.com/users/{name}");
+/// client.get(url).with_extension(CallTemplate("/users/{name}")).send().await?;
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Middleware {
@@ -60,9 +69,10 @@ impl reqwest_middleware::Middleware for Middleware {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = super::body::Call::new(
-            instrument::call(&host)
-                .map_err(Error::middleware)?
-                .request(request.method().as_str(), request.url().path()),
+            instrument::call(&host).map_err(Error::middleware)?.request(
+                request.method().as_str(),
+                extensions.get::<CallTemplate>().map_or(request.url().path(), |t| t.0),
+            ),
             request.method(),
         );
         let own = request.timeout().map_or(self.timeout, |t| self.timeout.min(*t));

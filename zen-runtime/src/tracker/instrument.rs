@@ -234,6 +234,18 @@ use crate::tracker::report::Writes;
 use crate::tracker::scope::{self, Resource, Scope};
 use crate::tracker::timeline::{self, Done, Settled};
 
+/// The path template of an external call, as the calling code knows it
+/// (`"/users/{name}"`): put in the request's extensions, it names the call
+/// on the timeline and for repeated calls instead of the template zen makes
+/// of the path, which keeps a segment of lowercase letters (a user's name
+/// would stay). Every `{...}` in it reads `{}`. zen's `http::Middleware`
+/// reads it from `reqwest-middleware`'s extensions
+/// (`.with_extension(CallTemplate("/users/{name}"))`), and
+/// `deadline::DeadlineLayer` from the `http::Request`'s; zen's own client
+/// takes it as `RequestBuilder::template`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallTemplate(pub &'static str);
+
 /// One database operation or external call in progress, started by [`query`],
 /// [`command_sent`] or [`call`]. Its time runs until
 /// [`finish`](Operation::finish), or until it is dropped (a stream dropped
@@ -499,7 +511,8 @@ impl Operation {
     /// host alone): on the timeline and for repeated calls, the path's
     /// template stands for it, never a value (see
     /// [`timeline`](crate::timeline)). Read only while the scope records
-    /// its timeline.
+    /// its timeline. Pass the [`CallTemplate`] the caller gave, when it
+    /// gave one, as the path.
     pub fn request(mut self, method: &str, path: &str) -> Self {
         if let (Some(t), Subject::Host(host)) = (&mut self.timeline, &self.subject) {
             // zen's memory, as the timeline's is: charged to no scope.

@@ -56,9 +56,11 @@
 //! A template run at least the scope's N+1 threshold of times is a
 //! repeated call. (A segment of lowercase letters alone, such as a user
 //! name in the path, stays in the template: give zen's client the template
-//! your code knows, `http::RequestBuilder::template("/users/{name}")`, or
-//! name the host alone with [`instrument::call`](crate::instrument::call),
-//! where that matters.)
+//! your code knows, `http::RequestBuilder::template("/users/{name}")`, its
+//! middleware and `DeadlineLayer` a
+//! [`CallTemplate`](crate::instrument::CallTemplate) in the request's
+//! extensions, or name the host alone with
+//! [`instrument::call`](crate::instrument::call), where that matters.)
 
 use std::hash::Hasher as _;
 use std::sync::Arc;
