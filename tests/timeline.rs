@@ -190,11 +190,10 @@ async fn the_slowest_request_is_kept_and_read_operation_by_operation() {
     for pair in ops[1..].windows(2) {
         assert!(pair[1]["start_ms"].as_f64().unwrap() >= end(&pair[0]) - 0.05, "{pair:?}");
     }
-    // The sleep is the slow one: 10, 20 or 30 ms of the whole (the 30 ms
-    // request is the slowest unless the machine held another one longer).
+    // The sleep: 10, 20 or 30 ms of the whole (the 30 ms request is the
+    // slowest unless the machine held another one longer).
     let sleep = ops[8]["ms"].as_f64().unwrap();
     assert!((10.0..t["elapsed_ms"].as_f64().unwrap()).contains(&sleep), "{t}");
-    assert!(ops.iter().all(|o| o["ms"].as_f64().unwrap() <= sleep), "{t}");
     // The handler's own code: its polls. Each operation began in one of
     // them, as the handler's code issued it.
     let polls = t["polls"].as_array().unwrap();

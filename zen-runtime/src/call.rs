@@ -8,12 +8,20 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::tracker::instrument::Operation;
+use crate::tracker::instrument::{CallTemplate, Operation};
 use crate::tracker::report::Writes;
 
 /// The error of a body zen ended, or of a call zen refused or cut.
 #[allow(unreachable_pub, reason = "public as `layer::BoxError` and `deadline::BoxError` (feature `tower`)")]
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `op` named by the template its caller gave, else by its path.
+pub(crate) fn named(op: Operation, method: &str, path: &str, template: Option<&CallTemplate>) -> Operation {
+    match template {
+        Some(&template) => op.template(method, template),
+        None => op.request(method, path),
+    }
+}
 
 /// A call in progress: dropped before it ends, it records `ok` (a body
 /// left unread after a good status is a call that went well; a call whose

@@ -322,10 +322,12 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let op = match crate::instrument::call(request.uri().host().unwrap_or(&self.host)) {
             Ok(op) if crate::call::is_grpc(request.headers()) => op.grpc(request.uri().path()),
-            Ok(op) => {
-                let template = request.extensions().get::<crate::instrument::CallTemplate>();
-                op.request(request.method().as_str(), template.map_or(request.uri().path(), |t| t.0))
-            }
+            Ok(op) => crate::call::named(
+                op,
+                request.method().as_str(),
+                request.uri().path(),
+                request.extensions().get::<crate::instrument::CallTemplate>(),
+            ),
             Err(refused) => return Box::pin(std::future::ready(Err(refused.into()))),
         };
         let mut call = crate::call::Call::new(op, request.method());

@@ -20,7 +20,8 @@ use crate::tracker::instrument::{self, CallTemplate};
 ///
 /// A call is named on the timeline by the template of its path; give the
 /// one your code knows as a [`CallTemplate`] extension, so that no word of
-/// the path (a user's name) names it:
+/// the path (a user's name) names it (`.with_extension` before `.send()`:
+/// `ClientWithMiddleware::execute` passes no extensions):
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -69,9 +70,11 @@ impl reqwest_middleware::Middleware for Middleware {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = super::body::Call::new(
-            instrument::call(&host).map_err(Error::middleware)?.request(
+            crate::call::named(
+                instrument::call(&host).map_err(Error::middleware)?,
                 request.method().as_str(),
-                extensions.get::<CallTemplate>().map_or(request.url().path(), |t| t.0),
+                request.url().path(),
+                extensions.get::<CallTemplate>(),
             ),
             request.method(),
         );

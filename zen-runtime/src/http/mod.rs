@@ -61,7 +61,7 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::tracker::error::BudgetExceeded;
-use crate::tracker::instrument;
+use crate::tracker::instrument::{self, CallTemplate};
 
 #[cfg(feature = "reqwest-middleware")]
 pub use middleware::Middleware;
@@ -183,7 +183,7 @@ pub struct RequestBuilder {
     inner: reqwest::RequestBuilder,
     timeout: Duration,
     deadline: Option<Deadline>,
-    template: Option<&'static str>,
+    template: Option<CallTemplate>,
 }
 
 impl RequestBuilder {
@@ -196,10 +196,11 @@ impl RequestBuilder {
     /// Names the call on its scope's timeline and for repeated calls by the
     /// path template your code knows (`"/users/{name}"`), rather than by
     /// the template zen makes of the path, which keeps a segment of
-    /// lowercase letters (a user's name in the path would stay): every
-    /// `{...}` is `{}` (see [`timeline`](crate::timeline)).
+    /// lowercase letters (a user's name in the path would stay): the
+    /// [`CallTemplate`] that zen's middleware reads from a request's
+    /// extensions.
     pub fn template(mut self, template: &'static str) -> Self {
-        self.template = Some(template);
+        self.template = Some(CallTemplate(template));
         self
     }
 
@@ -231,9 +232,12 @@ impl RequestBuilder {
         let host = request.url().host_str().unwrap_or("").to_owned();
         let requested = request.url().clone();
         let mut call = body::Call::new(
-            instrument::call(&host)
-                .map_err(Error::Budget)?
-                .request(request.method().as_str(), self.template.unwrap_or(request.url().path())),
+            crate::call::named(
+                instrument::call(&host).map_err(Error::Budget)?,
+                request.method().as_str(),
+                request.url().path(),
+                self.template.as_ref(),
+            ),
             request.method(),
         );
         let left = call.time_limit();

@@ -238,11 +238,15 @@ use crate::tracker::timeline::{self, Done, Settled};
 /// (`"/users/{name}"`): put in the request's extensions, it names the call
 /// on the timeline and for repeated calls instead of the template zen makes
 /// of the path, which keeps a segment of lowercase letters (a user's name
-/// would stay). Every `{...}` in it reads `{}`. zen's `http::Middleware`
-/// reads it from `reqwest-middleware`'s extensions
-/// (`.with_extension(CallTemplate("/users/{name}"))`), and
+/// would stay). Its segments are kept as written (up to 16, each up to 32
+/// bytes), and each `{...}` reads `{}` ([`Operation::template`]).
+///
+/// zen's `http::Middleware` reads it from `reqwest-middleware`'s
+/// extensions (`.with_extension(CallTemplate("/users/{name}"))` before
+/// `.send()`; `ClientWithMiddleware::execute` passes none), and
 /// `deadline::DeadlineLayer` from the `http::Request`'s; zen's own client
-/// takes it as `RequestBuilder::template`.
+/// takes the same as `RequestBuilder::template`. A gRPC call is named by
+/// its method's path, which holds no value: a template is not read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallTemplate(pub &'static str);
 
@@ -511,12 +515,23 @@ impl Operation {
     /// host alone): on the timeline and for repeated calls, the path's
     /// template stands for it, never a value (see
     /// [`timeline`](crate::timeline)). Read only while the scope records
-    /// its timeline. Pass the [`CallTemplate`] the caller gave, when it
-    /// gave one, as the path.
-    pub fn request(mut self, method: &str, path: &str) -> Self {
+    /// its timeline. When the caller gave a [`CallTemplate`], name it by
+    /// [`template`](Self::template) instead.
+    pub fn request(self, method: &str, path: &str) -> Self {
+        self.named(method, path, false)
+    }
+
+    /// Names a call by its method and the path template its caller gave:
+    /// the template's segments as written, each `{...}` read `{}`.
+    pub fn template(self, method: &str, template: CallTemplate) -> Self {
+        self.named(method, template.0, true)
+    }
+
+    fn named(mut self, method: &str, path: &str, template: bool) -> Self {
         if let (Some(t), Subject::Host(host)) = (&mut self.timeline, &self.subject) {
+            let subject = timeline::call_subject(method, host, path, template);
             // zen's memory, as the timeline's is: charged to no scope.
-            t.call = Some(crate::tracker::alloc::untracked(|| Arc::from(timeline::call_subject(method, host, path))));
+            t.call = Some(crate::tracker::alloc::untracked(|| Arc::from(subject)));
         }
         self
     }
@@ -529,7 +544,7 @@ impl Operation {
             let call = if path.len() <= 128 {
                 format!("POST {host}{path}")
             } else {
-                timeline::call_subject("POST", host, path)
+                timeline::call_subject("POST", host, path, false)
             };
             t.call = Some(crate::tracker::alloc::untracked(|| Arc::from(call)));
         }

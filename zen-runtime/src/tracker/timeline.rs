@@ -60,7 +60,9 @@
 //! middleware and `DeadlineLayer` a
 //! [`CallTemplate`](crate::instrument::CallTemplate) in the request's
 //! extensions, or name the host alone with
-//! [`instrument::call`](crate::instrument::call), where that matters.)
+//! [`instrument::call`](crate::instrument::call), where that matters. A
+//! template's segments are kept as written, up to 32 bytes each, and each
+//! `{...}` reads `{}`.)
 
 use std::hash::Hasher as _;
 use std::sync::Arc;
@@ -473,8 +475,10 @@ pub(crate) fn values_hash(text: u64, values: &dyn std::fmt::Debug) -> u64 {
 }
 
 /// A call's subject: its method, host and path template, the query dropped
-/// (see the [module](self)).
-pub(crate) fn call_subject(method: &str, host: &str, path: &str) -> String {
+/// (see the [module](self)). `template`: the path is the caller's template
+/// (a [`CallTemplate`](crate::instrument::CallTemplate)), whose segments
+/// are code, each `{...}` read `{}`; else a segment that may be a value is.
+pub(crate) fn call_subject(method: &str, host: &str, path: &str, template: bool) -> String {
     let path = path.split(['?', '#']).next().unwrap_or("");
     let mut subject = String::with_capacity(method.len() + host.len() + path.len() + 1);
     subject.push_str(method);
@@ -482,10 +486,13 @@ pub(crate) fn call_subject(method: &str, host: &str, path: &str) -> String {
     subject.push_str(host);
     for segment in path.split('/').skip(1).take(16) {
         subject.push('/');
-        let word = segment.len() <= 32
-            && !segment.is_empty()
-            && segment.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_');
-        subject.push_str(if word || segment.is_empty() { segment } else { "{}" });
+        let kept = segment.len() <= 32
+            && if template {
+                !segment.starts_with('{')
+            } else {
+                segment.bytes().all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
+            };
+        subject.push_str(if kept { segment } else { "{}" });
     }
     subject
 }
@@ -496,11 +503,20 @@ mod tests {
 
     #[test]
     fn a_path_keeps_its_words_and_hides_what_may_be_a_value() {
-        assert_eq!(call_subject("GET", "api.test", "/users/42/orders?page=2"), "GET api.test/users/{}/orders");
-        assert_eq!(call_subject("GET", "api.test", "/items/Ab-3/x%20y/"), "GET api.test/items/{}/{}/");
-        assert_eq!(call_subject("POST", "h", ""), "POST h");
+        assert_eq!(call_subject("GET", "api.test", "/users/42/orders?page=2", false), "GET api.test/users/{}/orders");
+        assert_eq!(call_subject("GET", "api.test", "/items/Ab-3/x%20y/", false), "GET api.test/items/{}/{}/");
+        assert_eq!(call_subject("POST", "h", "", false), "POST h");
         let long = format!("/{}", "a".repeat(33));
-        assert_eq!(call_subject("GET", "h", &long), "GET h/{}");
+        assert_eq!(call_subject("GET", "h", &long, false), "GET h/{}");
+        assert_eq!(call_subject("GET", "h", &long, true), "GET h/{}");
+    }
+
+    #[test]
+    fn a_template_keeps_its_segments_and_reads_each_parameter_as_one() {
+        let subject = |t| call_subject("GET", "h", t, true);
+        assert_eq!(subject("/v1/Users/{id}/orders.json"), "GET h/v1/Users/{}/orders.json");
+        assert_eq!(subject("/users/{name}/{*rest}?q={q}"), "GET h/users/{}/{}");
+        assert_eq!(subject(&"/a".repeat(20)).matches('/').count(), 16, "at most 16 segments");
     }
 
     #[test]
