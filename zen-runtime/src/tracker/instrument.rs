@@ -288,7 +288,7 @@ struct OnTimeline {
     /// ([`Operation::values`]).
     text: u64,
     values: Option<u64>,
-    /// A call's method, host and path template ([`Operation::request`]).
+    /// A call's method, host and path template ([`Operation::request`], [`Operation::template`]).
     call: Option<Arc<str>>,
     /// Cut by its time limit or `max_rows`.
     cut: bool,
