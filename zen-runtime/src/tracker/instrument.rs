@@ -529,9 +529,9 @@ impl Operation {
 
     fn named(mut self, method: &str, path: &str, template: bool) -> Self {
         if let (Some(t), Subject::Host(host)) = (&mut self.timeline, &self.subject) {
-            let subject = timeline::call_subject(method, host, path, template);
             // zen's memory, as the timeline's is: charged to no scope.
-            t.call = Some(crate::tracker::alloc::untracked(|| Arc::from(subject)));
+            let subject = || Arc::from(timeline::call_subject(method, host, path, template));
+            t.call = Some(crate::tracker::alloc::untracked(subject));
         }
         self
     }
