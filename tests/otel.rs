@@ -23,16 +23,30 @@ use zen_runtime::zen;
 /// runs could leave a callsite of the other cached as disabled (seen once).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Spans exported while the guard lives, on this thread (these tests run on
-/// a current-thread runtime, so every task they start is on it too).
-fn exporting() -> (InMemorySpanExporter, tracing::subscriber::DefaultGuard) {
+/// One test at a time, with a SQLite pool, and spans exported while it
+/// lives, on this thread (these tests run on a current-thread runtime, so
+/// every task they start is on it too). Its fields drop in order: the
+/// subscriber before the lock.
+struct Exporting {
+    pool: SqlitePool,
+    exporter: InMemorySpanExporter,
+    _subscriber: tracing::subscriber::DefaultGuard,
+    _one: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// The pool is made after the lock: sqlx's own events register their
+/// callsites then, never while another test's subscriber is the one in
+/// force.
+async fn exporting() -> Exporting {
+    let one = ONE_AT_A_TIME.lock().await;
+    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     let subscriber =
         tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("zen-test")));
     let guard = tracing::subscriber::set_default(subscriber);
     tracing::callsite::rebuild_interest_cache();
-    (exporter, guard)
+    Exporting { pool, exporter, _subscriber: guard, _one: one }
 }
 
 fn attributes(attributes: &[KeyValue]) -> BTreeMap<String, Value> {
@@ -62,12 +76,8 @@ async fn sync_users(pool: &SqlitePool) -> usize {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_instrumented_span_carries_the_figures_and_the_budget_exceeded_event() {
-    // The pool after the lock: sqlx's own events register their callsites
-    // then, never while another test's subscriber is the one in force.
-    let _one = ONE_AT_A_TIME.lock().await;
-    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
-    let (exporter, _guard) = exporting();
-    assert_eq!(sync_users(&pool).await, 3);
+    let Exporting { pool, exporter, .. } = &exporting().await;
+    assert_eq!(sync_users(pool).await, 3);
 
     let spans = exporter.get_finished_spans().unwrap();
     let span = span(&spans, "sync_users");
@@ -107,17 +117,13 @@ async fn article(State(pool): State<SqlitePool>, Path(id): Path<i64>) -> String 
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_request_span_of_trace_layer_gets_the_route_and_each_query_a_client_span() {
-    // The pool after the lock: sqlx's own events register their callsites
-    // then, never while another test's subscriber is the one in force.
-    let _one = ONE_AT_A_TIME.lock().await;
-    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
-    let (exporter, _guard) = exporting();
+    let Exporting { pool, exporter, .. } = &exporting().await;
     zen_runtime::otel::set_db_spans(true);
     let app = Router::new()
         .route("/o/articles/{id}", get(article))
         .layer(ZenLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(pool);
+        .with_state(pool.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -178,14 +184,10 @@ async fn lookups(pool: &SqlitePool) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn with_timelines_on_each_operation_is_an_event_at_its_start() {
-    // The pool after the lock: sqlx's own events register their callsites
-    // then, never while another test's subscriber is the one in force.
-    let _one = ONE_AT_A_TIME.lock().await;
-    let pool = common::sqlite_pool_at(&common::sqlite_url(), 1).await;
-    let (exporter, _guard) = exporting();
+    let Exporting { pool, exporter, .. } = &exporting().await;
     zen_runtime::otel::set_timelines(true);
     let before = std::time::SystemTime::now();
-    lookups(&pool).await;
+    lookups(pool).await;
     zen_runtime::otel::set_timelines(false);
 
     let spans = exporter.get_finished_spans().unwrap();
