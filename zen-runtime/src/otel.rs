@@ -172,9 +172,10 @@ fn write_attributes(end: &ScopeEnd<'_>) {
     span.set_attribute("zen.n_plus_one", int(end.n_plus_one() as u64));
     // The findings and the budgets exceeded first: a span keeps its first
     // 128 events (the SDK's default), and these matter most.
-    let timeline = end.timeline();
-    if let Some(timeline) = &timeline {
-        finding_events(&span, end, timeline);
+    // The scope's start by the wall clock, read once for every event.
+    let timeline = end.timeline().map(|t| (started(end, &t), t));
+    if let Some((start, timeline)) = &timeline {
+        finding_events(&span, *start, timeline);
     }
     for v in f.violations(end.limits()) {
         span.add_event(
@@ -187,8 +188,8 @@ fn write_attributes(end: &ScopeEnd<'_>) {
             ],
         );
     }
-    if let Some(timeline) = &timeline {
-        operation_events(&span, end, timeline);
+    if let Some((start, timeline)) = &timeline {
+        operation_events(&span, *start, timeline);
     }
 }
 
@@ -205,8 +206,7 @@ const MAX_OPERATION_EVENTS: usize = 100;
 
 /// One event per operation of the scope's timeline, at its start (the
 /// first [`MAX_OPERATION_EVENTS`]).
-fn operation_events(span: &tracing::Span, end: &ScopeEnd<'_>, timeline: &crate::timeline::Timeline) {
-    let start = started(end, timeline);
+fn operation_events(span: &tracing::Span, start: std::time::SystemTime, timeline: &crate::timeline::Timeline) {
     for e in timeline.entries().iter().take(MAX_OPERATION_EVENTS) {
         span.add_event_with_timestamp(
             "zen.operation",
@@ -223,8 +223,7 @@ fn operation_events(span: &tracing::Span, end: &ScopeEnd<'_>, timeline: &crate::
 }
 
 /// One event per pattern found in the scope's timeline, at its end.
-fn finding_events(span: &tracing::Span, end: &ScopeEnd<'_>, timeline: &crate::timeline::Timeline) {
-    let start = started(end, timeline);
+fn finding_events(span: &tracing::Span, start: std::time::SystemTime, timeline: &crate::timeline::Timeline) {
     let ended = start.checked_add(timeline.elapsed()).unwrap_or(start);
     for d in timeline.duplicates() {
         let attributes =
